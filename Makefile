@@ -1,0 +1,82 @@
+# vaed — build, run, test.  `make run` and `make test` are the only commands a fresh
+# Debian machine needs: both install missing packages first (target deps).
+#
+#   make                      build ./vaed
+#   make run                  serve on 127.0.0.1:8080 with ./vaed.db
+#   make test                 the whole suite (unit + end-to-end)
+#   make SANITIZER=address,undefined test    same under ASan+UBSan (build/address,undefined/)
+#   make SANITIZER=thread test               same under TSan
+#   make bench                scripts/bench-train
+
+CC       ?= cc
+SANITIZER ?=
+PKGS     := jansson libmicrohttpd sqlite3 zlib openblas libpng
+
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+ifneq ($(CI),)
+WARN     += -Werror
+endif
+ifneq ($(WERROR),)
+WARN     += -Werror
+endif
+
+OPT      ?= -O2 -march=native -fno-math-errno -ftree-vectorize
+CFLAGS   := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -MMD -MP -I. \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+ifeq ($(SANITIZER),)
+B        := build/plain
+VAED     := ./vaed
+else
+B        := build/$(SANITIZER)
+VAED     := $(B)/vaed
+CFLAGS   += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=$(SANITIZER)
+endif
+
+LIB_SRC  := $(wildcard vae/*.c store/*.c api/*.c) $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
+
+.PHONY: all deps run test unit e2e bench clean
+all: $(VAED)
+
+deps:
+	@sh scripts/deps.sh
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/libvaed.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(VAED): $(B)/daemon/main.o $(B)/libvaed.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(B)/libvaed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(VAED) serve
+
+test: deps
+	@$(MAKE) --no-print-directory $(VAED) $(TEST_BIN)
+	@VAED=$(VAED) B=$(B) SANITIZER=$(SANITIZER) sh tests/run.sh
+
+unit: $(TEST_BIN)
+	@VAED=$(VAED) B=$(B) SANITIZER=$(SANITIZER) ONLY=unit sh tests/run.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	sh scripts/bench-train
+
+clean:
+	rm -rf build vaed
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Runs every unit test binary in $B/tests and every end-to-end script in tests/e2e,
+# prints each one's result and a closing "N passed, N failed" line; exits non-zero on
+# any failure. ONLY=unit or ONLY=e2e narrows it; T=name runs the ones matching name.
+B=${B:-build/plain}
+VAED=${VAED:-./vaed}
+export VAED B SANITIZER
+out=${TEST_OUT:-test-output}
+mkdir -p "$out"
+pass=0
+fail=0
+failed=""
+run_one() { # name, command...
+    name=$1; shift
+    if [ -n "$T" ] && ! echo "$name" | grep -q -- "$T"; then return; fi
+    start=$(date +%s)
+    if "$@" >"$out/$name.log" 2>&1; then
+        pass=$((pass + 1)); res=ok
+    else
+        fail=$((fail + 1)); res=FAIL; failed="$failed $name"
+    fi
+    printf '%-28s %s (%ss)\n' "$name" "$res" $(($(date +%s) - start))
+    if [ $res = FAIL ]; then tail -n 40 "$out/$name.log" | sed 's/^/    | /'; fi
+}
+if [ "$ONLY" != e2e ]; then
+    for t in "$B"/tests/test_*; do
+        [ -x "$t" ] || continue
+        run_one "$(basename "$t")" "$t"
+    done
+fi
+if [ "$ONLY" != unit ]; then
+    for t in tests/e2e/*.sh; do
+        [ -f "$t" ] || continue
+        run_one "e2e_$(basename "$t" .sh)" sh "$t"
+    done
+fi
+echo "logs in $out/"
+[ -n "$failed" ] && echo "failed:$failed"
+echo "tests: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

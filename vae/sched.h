@@ -1,0 +1,101 @@
+/* sched.h — KL weight (beta) schedules: pure functions of training progress.
+ *
+ * A schedule maps progress t to beta. t is in epochs (fractional: step /
+ * steps_per_epoch) unless unit is steps. With granularity "epoch" beta is held at
+ * its value at the start of each epoch (what a Keras epoch callback does). `start`
+ * shifts the whole schedule: t is measured from it. Formulas: README "Schedules".
+ *
+ * The controller kind (ControlVAE's PI controller) has state, kept in sched_state,
+ * which is part of the training checkpoint. Every other kind is stateless.
+ *
+ * A schedule sent by a client may be relative (origin "now", from "current");
+ * sched_resolve turns it into an absolute one at the step where it takes effect, so
+ * a stored schedule is always absolute and evaluating it needs nothing but t. */
+#ifndef VAED_SCHED_H
+#define VAED_SCHED_H
+
+#include <jansson.h>
+
+#include "err.h"
+
+enum sched_kind {
+    SCHED_CONSTANT = 0,
+    SCHED_LINEAR,
+    SCHED_LOGISTIC,
+    SCHED_CYCLICAL,
+    SCHED_PIECEWISE,
+    SCHED_CONTROLLER,
+    SCHED_CAPACITY,
+};
+enum sched_unit { SCHED_EPOCHS = 0, SCHED_STEPS };
+enum sched_gran { SCHED_PER_STEP = 0, SCHED_PER_EPOCH };
+enum sched_shape { SCHED_SHAPE_LINEAR = 0, SCHED_SHAPE_COSINE, SCHED_SHAPE_SIGMOID };
+
+#define SCHED_MAX_POINTS 256
+
+typedef struct sched_spec {
+    enum sched_kind kind;
+    enum sched_unit unit;
+    enum sched_gran granularity;
+    double start;             /* offset of t = 0, in `unit`, absolute once resolved */
+    /* constant */
+    double value;
+    /* linear, logistic, cyclical */
+    double from, to;
+    double duration;          /* linear, capacity: > 0 */
+    double k, midpoint;       /* logistic */
+    double cycles, period;    /* cyclical: exactly one of them > 0 */
+    double ratio;             /* cyclical: in (0, 1] */
+    enum sched_shape shape;   /* cyclical */
+    int n_points;             /* piecewise */
+    double points[SCHED_MAX_POINTS][2];
+    /* controller */
+    double target_kl, kp, ki, min, max;
+    /* capacity: objective xent + gamma * |KL - C(t)|, C rising linearly to c_max */
+    double gamma, c_max;
+    /* relative parts, as sent; cleared by sched_resolve */
+    int origin_now;           /* "origin": "now" */
+    int from_current;         /* "from": "current" */
+} sched_spec;
+
+typedef struct sched_state {
+    double integral;          /* controller: running sum of the error */
+    double beta;              /* controller: last beta it produced */
+    int started;              /* controller: 0 until the first update */
+} sched_state;
+
+/* Parse a schedule document into out. prefix is the dotted path used in error
+ * fields ("schedule" in a job spec, "" for a PUT body). Unknown keys, wrong types,
+ * non-finite numbers and out-of-range values are errors naming the field.
+ * allow_relative: accept "origin": "now" and "from": "current" (PUT bodies).
+ * Returns 0 or VAED_EINVAL with err filled. out is fully written on success. */
+int sched_parse(sched_spec *out, const json_t *doc, const char *prefix, int allow_relative,
+                vaed_err *err);
+
+/* Defaults: a constant schedule of value 1 (no warm-up). */
+void sched_default(sched_spec *out);
+
+/* Turn relative parts into absolute ones. effective_step is the step at which the
+ * schedule takes effect, steps_per_epoch converts to epochs, beta_now is the beta in
+ * force at that moment (used for from = "current"). */
+void sched_resolve(sched_spec *s, long effective_step, long steps_per_epoch, double beta_now);
+
+/* Progress of step `step` in the schedule's unit, after granularity is applied and
+ * before `start` is subtracted. */
+double sched_progress(const sched_spec *s, long step, long steps_per_epoch);
+
+/* beta for the step `step` (0-based) of a run with steps_per_epoch steps per epoch.
+ * For the controller, last_kl is the KL (nats per example) of the previous step and
+ * st is advanced; for the other kinds st and last_kl are ignored. For capacity the
+ * returned value is gamma (the weight of |KL - C|). Always finite. */
+double sched_beta(const sched_spec *s, sched_state *st, long step, long steps_per_epoch,
+                  double last_kl);
+
+/* Capacity C(t) in nats for the capacity kind; 0 for every other kind. */
+double sched_capacity(const sched_spec *s, long step, long steps_per_epoch);
+
+/* The schedule as a JSON object (new reference), every field of its kind written,
+ * absolute (no origin/from-current). Round-trips through sched_parse. */
+json_t *sched_to_json(const sched_spec *s);
+
+#endif
