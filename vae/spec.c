@@ -1,0 +1,764 @@
+/* spec.c — the job spec parser and writer (see spec.h; README "The job spec").
+ *
+ * Strictness is the point: a key this file does not know is an error that names it,
+ * every value is checked for type and range, and options that only make sense for
+ * one format or likelihood are rejected elsewhere instead of being silently ignored,
+ * because an ignored typo would silently change a run.
+ *
+ * Invariants:
+ *  - Every error leaves err->field set to the dotted path of what was wrong
+ *    ("model.encoder[1]", "dataset.path"), and err->msg starts with that path. The
+ *    only errors without a field are "the spec is not an object" and JSON syntax.
+ *  - Integers are JSON integers. A real whose value is exactly integral (5.0) is
+ *    accepted as that integer, because some clients (Python's json.dumps of a
+ *    float, spreadsheets) write whole numbers that way; 5.5 or "5" are errors.
+ *  - vae_spec_to_json writes every field that applies, and parsing its output gives
+ *    back the same spec. Dataset and model fields that do not apply to the chosen
+ *    source, format or likelihood (path for a built-in, max_len for csv, sigma for
+ *    bernoulli) are left out, since parsing them back would be an error. */
+#include "spec.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_LAYER_SIZE 65536
+#define MAX_TEXT_LEN 65536
+#define MAX_KEEP 1000000
+#define INT53 9007199254740992LL /* 2^53: largest integer a double holds exactly */
+
+static const char *const act_names[] = {"relu", "tanh", "elu", NULL};
+static const char *const lik_names[] = {"bernoulli", "categorical", "gaussian", NULL};
+static const char *const kl_names[] = {"analytic", "mc", NULL};
+/* Indexed by enum vae_data_format; VAE_FMT_NONE (a built-in dataset) has no name. */
+static const char *const fmt_names[] = {"", "idx", "npy", "csv", "text", NULL};
+static const char *const bin_names[] = {"none", "static", "dynamic", NULL};
+static const char *const long_names[] = {"reject", "truncate", "skip", NULL};
+static const char *const optim_names[] = {"adam", NULL};
+static const char *const builtin_names[] = {"fashion-mnist", NULL};
+
+/* ---- field paths and small checkers ------------------------------------------ */
+
+/* prefix "" + key "name" -> "name"; prefix "model" + key "latent" -> "model.latent". */
+static void field_path(char *buf, size_t n, const char *prefix, const char *key)
+{
+    if (prefix[0])
+        snprintf(buf, n, "%s.%s", prefix, key);
+    else
+        snprintf(buf, n, "%s", key);
+}
+
+/* "a, b, c" from a NULL-terminated list, for messages. */
+static void join_names(char *buf, size_t n, const char *const *names, const char *quote)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; names[i]; i++) {
+        if (!names[i][0])
+            continue;
+        int w = snprintf(buf + used, n - used, "%s%s%s%s", used ? ", " : "", quote, names[i],
+                         quote);
+        if (w < 0 || (size_t)w >= n - used)
+            return;
+        used += (size_t)w;
+    }
+}
+
+/* Every key of obj must be in known; the first one that is not is the error. */
+static int check_keys(const json_t *obj, const char *prefix, const char *const *known,
+                      vaed_err *err)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)obj, key, val) {
+        int found = 0;
+        for (int i = 0; known[i] && !found; i++)
+            found = strcmp(key, known[i]) == 0;
+        if (!found) {
+            char f[256], list[400];
+            field_path(f, sizeof f, prefix, key);
+            join_names(list, sizeof list, known, "");
+            return vaed_err_set(err, VAED_EINVAL, f, "unknown key (known keys: %s)", list);
+        }
+    }
+    return 0;
+}
+
+/* A section: absent -> *out NULL and 0; present -> must be an object. */
+static int get_section(const json_t *doc, const char *key, const json_t **out, vaed_err *err)
+{
+    *out = json_object_get(doc, key);
+    if (*out && !json_is_object(*out))
+        return vaed_err_set(err, VAED_EINVAL, key, "must be an object");
+    return 0;
+}
+
+/* Whether v is an integer in [lo, hi] by the rule in the file comment; *out gets it.
+ * Returns 0, 1 (not an integer) or 2 (an integer out of range). */
+static int as_int(const json_t *v, long long lo, long long hi, long long *out)
+{
+    if (json_is_integer(v)) {
+        long long x = json_integer_value(v);
+        if (x < lo || x > hi)
+            return 2;
+        *out = x;
+        return 0;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (!isfinite(d) || d != trunc(d))
+            return 1;
+        /* Range-check as a double first: converting an out-of-range double is UB. */
+        if (d < (double)lo || d > (double)hi)
+            return 2;
+        *out = (long long)d;
+        return 0;
+    }
+    return 1;
+}
+
+static int range_err(vaed_err *err, const char *f, long long lo, long long hi)
+{
+    if (hi == INT53)
+        return vaed_err_set(err, VAED_EINVAL, f, "must be an integer >= %lld", lo);
+    return vaed_err_set(err, VAED_EINVAL, f, "must be an integer from %lld to %lld", lo, hi);
+}
+
+/* Optional integer obj[key] in [lo, hi]: absent leaves *out alone. *seen (may be
+ * NULL) is set to whether the key was there. */
+static int get_int(const json_t *obj, const char *prefix, const char *key, long long lo,
+                   long long hi, long long *out, int *seen, vaed_err *err)
+{
+    const json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (seen)
+        *seen = v != NULL;
+    if (!v)
+        return 0;
+    char f[256];
+    field_path(f, sizeof f, prefix, key);
+    switch (as_int(v, lo, hi, out)) {
+    case 0:
+        return 0;
+    case 1:
+        return vaed_err_set(err, VAED_EINVAL, f, "must be an integer");
+    default:
+        return range_err(err, f, lo, hi);
+    }
+}
+
+/* get_int into an int or a long (the ranges given always fit the target). */
+static int get_i(const json_t *obj, const char *prefix, const char *key, long long lo,
+                 long long hi, int *out, int *seen, vaed_err *err)
+{
+    long long x = *out;
+    int rc = get_int(obj, prefix, key, lo, hi, &x, seen, err);
+    if (rc == 0)
+        *out = (int)x;
+    return rc;
+}
+
+static int get_l(const json_t *obj, const char *prefix, const char *key, long long lo,
+                 long long hi, long *out, int *seen, vaed_err *err)
+{
+    long long x = *out;
+    int rc = get_int(obj, prefix, key, lo, hi, &x, seen, err);
+    if (rc == 0)
+        *out = (long)x;
+    return rc;
+}
+
+/* Ranges for real numbers. */
+enum num_range {
+    NUM_ANY,      /* any finite number */
+    NUM_GE0,      /* >= 0 */
+    NUM_GT0,      /* > 0 */
+    NUM_UNIT_OPEN /* [0, 1) */
+};
+
+static int get_num(const json_t *obj, const char *prefix, const char *key, enum num_range r,
+                   double *out, int *seen, vaed_err *err)
+{
+    const json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (seen)
+        *seen = v != NULL;
+    if (!v)
+        return 0;
+    char f[256];
+    field_path(f, sizeof f, prefix, key);
+    if (!json_is_number(v))
+        return vaed_err_set(err, VAED_EINVAL, f, "must be a number");
+    double d = json_number_value(v);
+    if (!isfinite(d))
+        return vaed_err_set(err, VAED_EINVAL, f, "must be a finite number");
+    switch (r) {
+    case NUM_ANY:
+        break;
+    case NUM_GE0:
+        if (!(d >= 0))
+            return vaed_err_set(err, VAED_EINVAL, f, "must be >= 0");
+        break;
+    case NUM_GT0:
+        if (!(d > 0))
+            return vaed_err_set(err, VAED_EINVAL, f, "must be > 0");
+        break;
+    case NUM_UNIT_OPEN:
+        if (!(d >= 0 && d < 1))
+            return vaed_err_set(err, VAED_EINVAL, f, "must be in [0, 1)");
+        break;
+    }
+    *out = d;
+    return 0;
+}
+
+static int get_bool(const json_t *obj, const char *prefix, const char *key, int *out,
+                    int *seen, vaed_err *err)
+{
+    const json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (seen)
+        *seen = v != NULL;
+    if (!v)
+        return 0;
+    if (!json_is_boolean(v)) {
+        char f[256];
+        field_path(f, sizeof f, prefix, key);
+        return vaed_err_set(err, VAED_EINVAL, f, "must be true or false");
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* Optional string obj[key] of 1..cap-1 bytes into dst[cap] (zero-filled past the
+ * end so equal specs compare equal byte for byte). no_ctl rejects control
+ * characters (job names end up in logs and the dashboard). */
+static int get_str(const json_t *obj, const char *prefix, const char *key, char *dst,
+                   size_t cap, int no_ctl, int *seen, vaed_err *err)
+{
+    const json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (seen)
+        *seen = v != NULL;
+    if (!v)
+        return 0;
+    char f[256];
+    field_path(f, sizeof f, prefix, key);
+    if (!json_is_string(v))
+        return vaed_err_set(err, VAED_EINVAL, f, "must be a string");
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n == 0)
+        return vaed_err_set(err, VAED_EINVAL, f, "must not be empty");
+    if (n >= cap)
+        return vaed_err_set(err, VAED_EINVAL, f, "must be at most %zu bytes long", cap - 1);
+    if (strlen(s) != n)
+        return vaed_err_set(err, VAED_EINVAL, f, "must not contain NUL characters");
+    if (no_ctl)
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+                return vaed_err_set(err, VAED_EINVAL, f, "must not contain control characters");
+    memset(dst, 0, cap);
+    memcpy(dst, s, n);
+    return 0;
+}
+
+/* Optional string obj[key] that must be one of names (NULL-terminated; "" entries
+ * are skipped); *out gets its index. */
+static int get_enum(const json_t *obj, const char *prefix, const char *key,
+                    const char *const *names, int *out, int *seen, vaed_err *err)
+{
+    const json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (seen)
+        *seen = v != NULL;
+    if (!v)
+        return 0;
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        for (int i = 0; names[i]; i++)
+            if (names[i][0] && strcmp(s, names[i]) == 0) {
+                *out = i;
+                return 0;
+            }
+    }
+    char f[256], list[256];
+    field_path(f, sizeof f, prefix, key);
+    join_names(list, sizeof list, names, "\"");
+    return vaed_err_set(err, VAED_EINVAL, f, "must be one of %s", list);
+}
+
+/* ---- sections ----------------------------------------------------------------- */
+
+static const char *const top_keys[] = {"name",     "priority",  "dataset", "model",
+                                       "loss",     "schedule",  "optimizer", "train",
+                                       "checkpoint", NULL};
+static const char *const dataset_keys[] = {"name",  "path",   "format",   "test_path",
+                                           "limit", "validation_fraction", "max_len",
+                                           "overlong", "header", "binarize", NULL};
+static const char *const model_keys[] = {"encoder",    "decoder", "latent", "activation",
+                                         "likelihood", "sigma",   NULL};
+static const char *const loss_keys[] = {"kl", "samples", "free_bits", NULL};
+static const char *const optim_keys[] = {"kind", "lr",           "beta1",     "beta2",
+                                         "eps",  "weight_decay", "clip_norm", NULL};
+static const char *const train_keys[] = {"epochs", "batch_size", "seed", "threads", NULL};
+static const char *const ckpt_keys[] = {"every_steps", "every_seconds", "at_epoch_end",
+                                        "keep", "keep_epoch_end", NULL};
+
+/* Which dataset keys were given: some only make sense together. */
+typedef struct dataset_seen {
+    int name, path, format, test_path, max_len, overlong, header;
+} dataset_seen;
+
+static int parse_dataset(vae_data_spec *d, const json_t *o, vaed_err *err)
+{
+    int rc, fmt = d->format, ovl = d->overlong, bin = d->binarize;
+    dataset_seen seen_, *seen = &seen_;
+    memset(seen, 0, sizeof *seen);
+    if (!o)
+        return 0;
+    if ((rc = check_keys(o, "dataset", dataset_keys, err)) ||
+        (rc = get_str(o, "dataset", "name", d->name, sizeof d->name, 0, &seen->name, err)) ||
+        (rc = get_str(o, "dataset", "path", d->path, sizeof d->path, 0, &seen->path, err)) ||
+        (rc = get_enum(o, "dataset", "format", fmt_names, &fmt, &seen->format, err)) ||
+        (rc = get_str(o, "dataset", "test_path", d->test_path, sizeof d->test_path, 0,
+                      &seen->test_path, err)) ||
+        (rc = get_l(o, "dataset", "limit", 0, INT53, &d->limit, NULL, err)) ||
+        (rc = get_num(o, "dataset", "validation_fraction", NUM_UNIT_OPEN,
+                      &d->validation_fraction, NULL, err)) ||
+        (rc = get_i(o, "dataset", "max_len", 0, MAX_TEXT_LEN, &d->max_len, &seen->max_len,
+                    err)) ||
+        (rc = get_enum(o, "dataset", "overlong", long_names, &ovl, &seen->overlong, err)) ||
+        (rc = get_bool(o, "dataset", "header", &d->csv_header, &seen->header, err)) ||
+        (rc = get_enum(o, "dataset", "binarize", bin_names, &bin, NULL, err)))
+        return rc;
+    d->format = (enum vae_data_format)fmt;
+    d->overlong = (enum vae_overlong)ovl;
+    d->binarize = (enum vae_binarize)bin;
+
+    if (seen->name) {
+        int known = 0;
+        for (int i = 0; builtin_names[i] && !known; i++)
+            known = strcmp(d->name, builtin_names[i]) == 0;
+        if (!known) {
+            char list[128];
+            join_names(list, sizeof list, builtin_names, "\"");
+            return vaed_err_set(err, VAED_EINVAL, "dataset.name",
+                                "unknown built-in dataset \"%s\" (built-in: %s; "
+                                "use dataset.path and dataset.format for a file)",
+                                d->name, list);
+        }
+    }
+    if (seen->name && seen->path)
+        return vaed_err_set(err, VAED_EINVAL, "dataset.path",
+                            "give either dataset.name or dataset.path, not both");
+    if (seen->format && !seen->path)
+        return vaed_err_set(err, VAED_EINVAL, "dataset.format",
+                            "only applies with dataset.path");
+    if (seen->path && !seen->format)
+        return vaed_err_set(err, VAED_EINVAL, "dataset.format",
+                            "required with dataset.path (one of \"idx\", \"npy\", \"csv\", "
+                            "\"text\")");
+    if (seen->test_path && !seen->path)
+        return vaed_err_set(err, VAED_EINVAL, "dataset.test_path",
+                            "only applies with dataset.path");
+    if (seen->max_len && d->format != VAE_FMT_TEXT)
+        return vaed_err_set(err, VAED_EINVAL, "dataset.max_len",
+                            "only applies to dataset.format \"text\"");
+    if (seen->overlong && d->format != VAE_FMT_TEXT)
+        return vaed_err_set(err, VAED_EINVAL, "dataset.overlong",
+                            "only applies to dataset.format \"text\"");
+    if (seen->header && d->format != VAE_FMT_CSV)
+        return vaed_err_set(err, VAED_EINVAL, "dataset.header",
+                            "only applies to dataset.format \"csv\"");
+    if (seen->path)
+        memset(d->name, 0, sizeof d->name);
+    return 0;
+}
+
+/* "encoder"/"decoder": a list of 0..VAE_MAX_LAYERS positive sizes. */
+static int parse_layers(const json_t *o, const char *key, int *n, int *sizes, vaed_err *err)
+{
+    const json_t *v = json_object_get(o, key);
+    if (!v)
+        return 0;
+    char f[64];
+    snprintf(f, sizeof f, "model.%s", key);
+    if (!json_is_array(v))
+        return vaed_err_set(err, VAED_EINVAL, f, "must be a list of positive integers");
+    if (json_array_size(v) > VAE_MAX_LAYERS)
+        return vaed_err_set(err, VAED_EINVAL, f, "at most %d layers", VAE_MAX_LAYERS);
+    int count = (int)json_array_size(v);
+    for (int i = 0; i < count; i++) {
+        long long x;
+        snprintf(f, sizeof f, "model.%s[%d]", key, i);
+        int r = as_int(json_array_get(v, (size_t)i), 1, MAX_LAYER_SIZE, &x);
+        if (r == 1)
+            return vaed_err_set(err, VAED_EINVAL, f, "must be a positive integer");
+        if (r == 2)
+            return range_err(err, f, 1, MAX_LAYER_SIZE);
+        sizes[i] = (int)x;
+    }
+    for (int i = count; i < VAE_MAX_LAYERS; i++)
+        sizes[i] = 0;
+    *n = count;
+    return 0;
+}
+
+#define LATENT_MSG "must be a positive integer or a list of positive integers"
+
+static int parse_latent(vae_model_spec *m, const json_t *v, vaed_err *err)
+{
+    int groups[VAE_MAX_GROUPS] = {0};
+    int n = 0;
+    long long x;
+    if (json_is_array(v)) {
+        if (json_array_size(v) == 0)
+            return vaed_err_set(err, VAED_EINVAL, "model.latent", LATENT_MSG);
+        if (json_array_size(v) > VAE_MAX_GROUPS)
+            return vaed_err_set(err, VAED_EINVAL, "model.latent", "at most %d groups",
+                                VAE_MAX_GROUPS);
+        n = (int)json_array_size(v);
+        for (int i = 0; i < n; i++) {
+            int r = as_int(json_array_get(v, (size_t)i), 1, LLONG_MAX, &x);
+            if (r)
+                return vaed_err_set(err, VAED_EINVAL, "model.latent", LATENT_MSG);
+            if (x > MAX_LAYER_SIZE)
+                return vaed_err_set(err, VAED_EINVAL, "model.latent",
+                                    "each group must be at most %d", MAX_LAYER_SIZE);
+            groups[i] = (int)x;
+        }
+    } else {
+        if (as_int(v, 1, LLONG_MAX, &x))
+            return vaed_err_set(err, VAED_EINVAL, "model.latent", LATENT_MSG);
+        if (x > MAX_LAYER_SIZE)
+            return vaed_err_set(err, VAED_EINVAL, "model.latent", "must be at most %d",
+                                MAX_LAYER_SIZE);
+        groups[0] = (int)x;
+        n = 1;
+    }
+    m->n_groups = n;
+    memcpy(m->groups, groups, sizeof groups);
+    return 0;
+}
+
+static int parse_model(vae_model_spec *m, const json_t *o, int *sigma_seen, vaed_err *err)
+{
+    int rc, act = m->activation, lik = m->likelihood;
+    *sigma_seen = 0;
+    if (!o)
+        return 0;
+    const json_t *lat = json_object_get(o, "latent");
+    if ((rc = check_keys(o, "model", model_keys, err)) ||
+        (rc = parse_layers(o, "encoder", &m->n_enc, m->enc, err)) ||
+        (rc = (lat ? parse_latent(m, lat, err) : 0)) ||
+        (rc = parse_layers(o, "decoder", &m->n_dec, m->dec, err)) ||
+        (rc = get_enum(o, "model", "activation", act_names, &act, NULL, err)) ||
+        (rc = get_enum(o, "model", "likelihood", lik_names, &lik, NULL, err)) ||
+        (rc = get_num(o, "model", "sigma", NUM_GT0, &m->sigma, sigma_seen, err)))
+        return rc;
+    m->activation = (enum vae_act)act;
+    m->likelihood = (enum vae_lik)lik;
+    return 0;
+}
+
+static int parse_loss(vae_loss_spec *l, const json_t *o, vaed_err *err)
+{
+    int rc, kl = l->kl;
+    if (!o)
+        return 0;
+    if ((rc = check_keys(o, "loss", loss_keys, err)) ||
+        (rc = get_enum(o, "loss", "kl", kl_names, &kl, NULL, err)) ||
+        (rc = get_i(o, "loss", "samples", 1, 1024, &l->samples, NULL, err)) ||
+        (rc = get_num(o, "loss", "free_bits", NUM_GE0, &l->free_bits, NULL, err)))
+        return rc;
+    l->kl = (enum vae_klkind)kl;
+    return 0;
+}
+
+static int parse_optimizer(vae_optim_spec *p, const json_t *o, vaed_err *err)
+{
+    int rc, kind = 0;
+    if (!o)
+        return 0;
+    if ((rc = check_keys(o, "optimizer", optim_keys, err)) ||
+        (rc = get_enum(o, "optimizer", "kind", optim_names, &kind, NULL, err)) ||
+        (rc = get_num(o, "optimizer", "lr", NUM_GT0, &p->lr, NULL, err)) ||
+        (rc = get_num(o, "optimizer", "beta1", NUM_UNIT_OPEN, &p->beta1, NULL, err)) ||
+        (rc = get_num(o, "optimizer", "beta2", NUM_UNIT_OPEN, &p->beta2, NULL, err)) ||
+        (rc = get_num(o, "optimizer", "eps", NUM_GT0, &p->eps, NULL, err)) ||
+        (rc = get_num(o, "optimizer", "weight_decay", NUM_GE0, &p->weight_decay, NULL, err)) ||
+        (rc = get_num(o, "optimizer", "clip_norm", NUM_GE0, &p->clip_norm, NULL, err)))
+        return rc;
+    return 0;
+}
+
+static int parse_train(vae_train_spec *t, const json_t *o, vaed_err *err)
+{
+    int rc;
+    long long seed = (long long)t->seed;
+    if (!o)
+        return 0;
+    if ((rc = check_keys(o, "train", train_keys, err)) ||
+        (rc = get_i(o, "train", "epochs", 1, 100000, &t->epochs, NULL, err)) ||
+        (rc = get_i(o, "train", "batch_size", 1, 65536, &t->batch_size, NULL, err)) ||
+        (rc = get_int(o, "train", "seed", 0, INT53, &seed, NULL, err)) ||
+        (rc = get_i(o, "train", "threads", 1, 64, &t->threads, NULL, err)))
+        return rc;
+    t->seed = (uint64_t)seed;
+    return 0;
+}
+
+static int parse_checkpoint(vae_ckpt_spec *c, const json_t *o, vaed_err *err)
+{
+    int rc;
+    if (!o)
+        return 0;
+    if ((rc = check_keys(o, "checkpoint", ckpt_keys, err)) ||
+        (rc = get_l(o, "checkpoint", "every_steps", 0, INT53, &c->every_steps, NULL, err)) ||
+        (rc = get_num(o, "checkpoint", "every_seconds", NUM_GE0, &c->every_seconds, NULL,
+                      err)) ||
+        (rc = get_bool(o, "checkpoint", "at_epoch_end", &c->at_epoch_end, NULL, err)) ||
+        (rc = get_i(o, "checkpoint", "keep", 1, MAX_KEEP, &c->keep, NULL, err)) ||
+        (rc = get_bool(o, "checkpoint", "keep_epoch_end", &c->keep_epoch_end, NULL, err)))
+        return rc;
+    return 0;
+}
+
+/* ---- public ------------------------------------------------------------------- */
+
+void vae_spec_default(vae_spec *out)
+{
+    /* Zero everything first, padding and string tails included, so two specs with
+     * the same fields are also equal byte for byte. */
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "job");
+    out->priority = 0;
+
+    vae_data_spec *d = &out->dataset;
+    snprintf(d->name, sizeof d->name, "fashion-mnist");
+    d->format = VAE_FMT_NONE;
+    d->limit = 0;
+    d->validation_fraction = 0;
+    d->max_len = 0;
+    d->overlong = VAE_LONG_REJECT;
+    d->csv_header = 0;
+    d->binarize = VAE_BIN_NONE;
+
+    vae_model_spec *m = &out->model;
+    m->n_enc = 2;
+    m->enc[0] = 512;
+    m->enc[1] = 256;
+    m->n_groups = 1;
+    m->groups[0] = 32;
+    m->n_dec = 2;
+    m->dec[0] = 256;
+    m->dec[1] = 512;
+    m->activation = VAE_ACT_RELU;
+    m->likelihood = VAE_LIK_BERNOULLI;
+    m->sigma = 1.0;
+
+    out->loss.kl = VAE_KL_ANALYTIC;
+    out->loss.samples = 1;
+    out->loss.free_bits = 0;
+
+    sched_default(&out->schedule);
+
+    out->optimizer.lr = 0.001;
+    out->optimizer.beta1 = 0.9;
+    out->optimizer.beta2 = 0.999;
+    out->optimizer.eps = 1e-8;
+    out->optimizer.weight_decay = 0;
+    out->optimizer.clip_norm = 0;
+
+    out->train.epochs = 5;
+    out->train.batch_size = 128;
+    out->train.seed = 0;
+    out->train.threads = 1;
+
+    out->checkpoint.every_steps = 0;
+    out->checkpoint.every_seconds = 60;
+    out->checkpoint.at_epoch_end = 1;
+    out->checkpoint.keep = 3;
+    out->checkpoint.keep_epoch_end = 1;
+}
+
+int vae_spec_parse(vae_spec *out, const json_t *doc, vaed_err *err)
+{
+    int rc;
+    const json_t *ds, *mo, *lo, *sc, *op, *tr, *ck;
+    int sigma_seen;
+
+    vaed_err_clear(err);
+    if (!out || !json_is_object(doc))
+        return vaed_err_set(err, VAED_EINVAL, NULL, "the job spec must be a JSON object");
+    vae_spec_default(out);
+
+    /* Sections are read in document order of the README table, so when several
+     * things are wrong the first one reported is the same every time. */
+    if ((rc = check_keys(doc, "", top_keys, err)) ||
+        (rc = get_str(doc, "", "name", out->name, sizeof out->name, 1, NULL, err)) ||
+        (rc = get_i(doc, "", "priority", -1000, 1000, &out->priority, NULL, err)) ||
+        (rc = get_section(doc, "dataset", &ds, err)) ||
+        (rc = get_section(doc, "model", &mo, err)) ||
+        (rc = get_section(doc, "loss", &lo, err)) ||
+        (rc = get_section(doc, "schedule", &sc, err)) ||
+        (rc = get_section(doc, "optimizer", &op, err)) ||
+        (rc = get_section(doc, "train", &tr, err)) ||
+        (rc = get_section(doc, "checkpoint", &ck, err)) ||
+        (rc = parse_dataset(&out->dataset, ds, err)) ||
+        (rc = parse_model(&out->model, mo, &sigma_seen, err)) ||
+        (rc = parse_loss(&out->loss, lo, err)) ||
+        (rc = (sc ? sched_parse(&out->schedule, sc, "schedule", 0, err) : 0)) ||
+        (rc = parse_optimizer(&out->optimizer, op, err)) ||
+        (rc = parse_train(&out->train, tr, err)) ||
+        (rc = parse_checkpoint(&out->checkpoint, ck, err)))
+        return rc;
+
+    /* Cross-section rules: the likelihood must fit the data. */
+    const vae_data_spec *d = &out->dataset;
+    enum vae_lik lik = out->model.likelihood;
+    int text = d->format == VAE_FMT_TEXT;
+    if (lik == VAE_LIK_CATEGORICAL && !text)
+        return vaed_err_set(err, VAED_EINVAL, "model.likelihood",
+                            "\"categorical\" needs a text dataset (dataset.format \"text\")");
+    if (text && lik != VAE_LIK_CATEGORICAL)
+        return vaed_err_set(err, VAED_EINVAL, "model.likelihood",
+                            "must be \"categorical\" for a text dataset (is \"%s\")",
+                            lik_names[lik]);
+    if (sigma_seen && lik != VAE_LIK_GAUSSIAN)
+        return vaed_err_set(err, VAED_EINVAL, "model.sigma",
+                            "only applies to model.likelihood \"gaussian\"");
+    if (d->binarize != VAE_BIN_NONE && lik != VAE_LIK_BERNOULLI)
+        return vaed_err_set(err, VAED_EINVAL, "dataset.binarize",
+                            "only applies to model.likelihood \"bernoulli\" (is \"%s\")",
+                            lik_names[lik]);
+    return 0;
+}
+
+int vae_spec_parse_text(vae_spec *out, const char *text, size_t len, vaed_err *err)
+{
+    json_error_t je;
+    vaed_err_clear(err);
+    if (!text)
+        return vaed_err_set(err, VAED_EINVAL, NULL, "the job spec is empty");
+    /* Duplicate keys are rejected: with two "lr"s, which one runs is a guess. */
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!doc)
+        return vaed_err_set(err, VAED_EINVAL, NULL, "line %d, column %d: %s", je.line,
+                            je.column, je.text);
+    int rc = vae_spec_parse(out, doc, err);
+    json_decref(doc);
+    return rc;
+}
+
+/* Builders that remember whether any allocation failed, so vae_spec_to_json can
+ * check once at the end instead of after every key. */
+static void put(json_t *o, const char *key, json_t *v, int *bad)
+{
+    /* json_object_set_new steals v even when it fails, and fails on v == NULL. */
+    if (json_object_set_new(o, key, v))
+        *bad = 1;
+}
+
+static json_t *int_list(const int *v, int n, int *bad)
+{
+    json_t *a = json_array();
+    if (!a) {
+        *bad = 1;
+        return NULL;
+    }
+    for (int i = 0; i < n; i++)
+        if (json_array_append_new(a, json_integer(v[i])))
+            *bad = 1;
+    return a;
+}
+
+json_t *vae_spec_to_json(const vae_spec *s)
+{
+    int bad = 0;
+    json_t *root = json_object();
+    if (!root)
+        return NULL;
+    put(root, "name", json_string(s->name), &bad);
+    put(root, "priority", json_integer(s->priority), &bad);
+
+    const vae_data_spec *d = &s->dataset;
+    json_t *ds = json_object();
+    if (d->path[0]) {
+        put(ds, "path", json_string(d->path), &bad);
+        put(ds, "format", json_string(fmt_names[d->format]), &bad);
+        if (d->test_path[0])
+            put(ds, "test_path", json_string(d->test_path), &bad);
+        if (d->format == VAE_FMT_TEXT) {
+            put(ds, "max_len", json_integer(d->max_len), &bad);
+            put(ds, "overlong", json_string(long_names[d->overlong]), &bad);
+        }
+        if (d->format == VAE_FMT_CSV)
+            put(ds, "header", json_boolean(d->csv_header), &bad);
+    } else {
+        put(ds, "name", json_string(d->name), &bad);
+    }
+    put(ds, "limit", json_integer(d->limit), &bad);
+    put(ds, "validation_fraction", json_real(d->validation_fraction), &bad);
+    put(ds, "binarize", json_string(bin_names[d->binarize]), &bad);
+    put(root, "dataset", ds, &bad);
+
+    const vae_model_spec *m = &s->model;
+    json_t *mo = json_object();
+    put(mo, "encoder", int_list(m->enc, m->n_enc, &bad), &bad);
+    put(mo, "latent",
+        m->n_groups == 1 ? json_integer(m->groups[0]) : int_list(m->groups, m->n_groups, &bad),
+        &bad);
+    put(mo, "decoder", int_list(m->dec, m->n_dec, &bad), &bad);
+    put(mo, "activation", json_string(act_names[m->activation]), &bad);
+    put(mo, "likelihood", json_string(lik_names[m->likelihood]), &bad);
+    if (m->likelihood == VAE_LIK_GAUSSIAN)
+        put(mo, "sigma", json_real(m->sigma), &bad);
+    put(root, "model", mo, &bad);
+
+    json_t *lo = json_object();
+    put(lo, "kl", json_string(kl_names[s->loss.kl]), &bad);
+    put(lo, "samples", json_integer(s->loss.samples), &bad);
+    put(lo, "free_bits", json_real(s->loss.free_bits), &bad);
+    put(root, "loss", lo, &bad);
+
+    put(root, "schedule", sched_to_json(&s->schedule), &bad);
+
+    const vae_optim_spec *p = &s->optimizer;
+    json_t *op = json_object();
+    put(op, "kind", json_string("adam"), &bad);
+    put(op, "lr", json_real(p->lr), &bad);
+    put(op, "beta1", json_real(p->beta1), &bad);
+    put(op, "beta2", json_real(p->beta2), &bad);
+    put(op, "eps", json_real(p->eps), &bad);
+    put(op, "weight_decay", json_real(p->weight_decay), &bad);
+    put(op, "clip_norm", json_real(p->clip_norm), &bad);
+    put(root, "optimizer", op, &bad);
+
+    json_t *tr = json_object();
+    put(tr, "epochs", json_integer(s->train.epochs), &bad);
+    put(tr, "batch_size", json_integer(s->train.batch_size), &bad);
+    put(tr, "seed", json_integer((json_int_t)s->train.seed), &bad);
+    put(tr, "threads", json_integer(s->train.threads), &bad);
+    put(root, "train", tr, &bad);
+
+    const vae_ckpt_spec *c = &s->checkpoint;
+    json_t *ck = json_object();
+    put(ck, "every_steps", json_integer(c->every_steps), &bad);
+    put(ck, "every_seconds", json_real(c->every_seconds), &bad);
+    put(ck, "at_epoch_end", json_boolean(c->at_epoch_end), &bad);
+    put(ck, "keep", json_integer(c->keep), &bad);
+    put(ck, "keep_epoch_end", json_boolean(c->keep_epoch_end), &bad);
+    put(root, "checkpoint", ck, &bad);
+
+    if (bad) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+int vae_spec_latent(const vae_spec *s)
+{
+    int total = 0;
+    for (int i = 0; i < s->model.n_groups; i++)
+        total += s->model.groups[i];
+    return total;
+}
