@@ -6,6 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* dst = a + b, cut to fit n bytes (messages may be truncated, never overflowed). */
+static void join(char *dst, size_t n, const char *a, const char *b)
+{
+    size_t la = strnlen(a, n - 1), lb = strnlen(b, n - 1 - la);
+    memmove(dst + la, b, lb);
+    memmove(dst, a, la);
+    dst[la + lb] = '\0';
+}
+
 void vaed_err_clear(vaed_err *e)
 {
     if (e) {
@@ -25,7 +34,9 @@ int vaed_err_set(vaed_err *e, int code, const char *field, const char *fmt, ...)
     va_end(ap);
     if (field && field[0]) {
         snprintf(e->field, sizeof e->field, "%s", field);
-        snprintf(e->msg, sizeof e->msg, "%s: %s", field, body);
+        char pre[sizeof e->field + 2];
+        snprintf(pre, sizeof pre, "%s: ", e->field);
+        join(e->msg, sizeof e->msg, pre, body);
     } else {
         e->field[0] = '\0';
         snprintf(e->msg, sizeof e->msg, "%s", body);
@@ -44,7 +55,7 @@ void vaed_err_prefix(vaed_err *e, const char *fmt, ...)
     va_end(ap);
     char old[sizeof e->msg];
     snprintf(old, sizeof old, "%s", e->msg);
-    snprintf(e->msg, sizeof e->msg, "%s%s", pre, old);
+    join(e->msg, sizeof e->msg, pre, old);
 }
 
 static void *oom(size_t n)

@@ -1,0 +1,37 @@
+/* main.c — the vaed binary: `vaed train SPEC.json` (one job in the foreground) and
+ * `vaed serve` (the daemon). The only place that decides the process's exit status. */
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/cmd.h"
+#include "daemon/version.h"
+
+static int usage(FILE *f)
+{
+    fprintf(f,
+            "vaed %s — trains variational autoencoders on the CPU\n"
+            "usage:\n"
+            "  vaed train SPEC.json [--metrics FILE]   train one job in the foreground\n"
+            "  vaed serve [flags]                      run the daemon (vaed serve --help)\n"
+            "  vaed --version\n",
+            VAED_VERSION);
+    return f == stderr ? 2 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(stderr);
+    if (!strcmp(argv[1], "train"))
+        return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "serve"))
+        return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "--version")) {
+        printf("vaed %s\n", VAED_VERSION);
+        return 0;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))
+        return usage(stdout);
+    fprintf(stderr, "vaed: unknown command '%s'\n", argv[1]);
+    return usage(stderr);
+}

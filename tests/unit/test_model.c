@@ -1,0 +1,311 @@
+/* test_model.c — the numerical core against independent oracles: BLAS kernels against
+ * naive loops, every gradient against central finite differences, analytic KL against
+ * a many-sample Monte-Carlo estimate, Adam against hand-computed numbers. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "t.h"
+#include "vae/kernels.h"
+#include "vae/model.h"
+#include "vae/rng.h"
+
+static void fill(float *a, long n, vae_rng *r, double scale)
+{
+    for (long i = 0; i < n; i++)
+        a[i] = (float)((2.0 * vae_rng_uniform(r) - 1.0) * scale);
+}
+
+static double maxdiff(const float *a, const float *b, long n)
+{
+    double m = 0;
+    for (long i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]) / fmax(1.0, fabs((double)b[i]));
+        if (d > m)
+            m = d;
+    }
+    return m;
+}
+
+static void test_kernels(void)
+{
+    vae_rng r;
+    vae_rng_seed(&r, 42, 0);
+    const int shapes[][3] = {{1, 1, 1}, {3, 7, 5}, {17, 33, 9}, {64, 128, 40}};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        int B = shapes[si][0], IN = shapes[si][1], OUT = shapes[si][2];
+        float *in = malloc(sizeof(float) * B * IN), *W = malloc(sizeof(float) * OUT * IN);
+        float *b = malloc(sizeof(float) * OUT), *o1 = malloc(sizeof(float) * B * OUT);
+        float *o2 = malloc(sizeof(float) * B * OUT), *dout = malloc(sizeof(float) * B * OUT);
+        float *dW1 = malloc(sizeof(float) * OUT * IN), *dW2 = malloc(sizeof(float) * OUT * IN);
+        float *db1 = malloc(sizeof(float) * OUT), *db2 = malloc(sizeof(float) * OUT);
+        float *di1 = malloc(sizeof(float) * B * IN), *di2 = malloc(sizeof(float) * B * IN);
+        fill(in, (long)B * IN, &r, 1);
+        fill(W, (long)OUT * IN, &r, 0.5);
+        fill(b, OUT, &r, 0.5);
+        fill(dout, (long)B * OUT, &r, 1);
+        for (int act = -1; act <= VAE_ACT_ELU; act++) {
+            dense_forward(o1, in, W, b, B, IN, OUT, act);
+            dense_forward_naive(o2, in, W, b, B, IN, OUT, act);
+            double d = maxdiff(o1, o2, (long)B * OUT);
+            CHECK(d < 1e-5, "dense_forward %dx%dx%d act %d maxdiff=%g", B, IN, OUT, act, d);
+        }
+        /* accumulation: start both from the same non-zero gradients */
+        fill(dW1, (long)OUT * IN, &r, 1);
+        memcpy(dW2, dW1, sizeof(float) * OUT * IN);
+        fill(db1, OUT, &r, 1);
+        memcpy(db2, db1, sizeof(float) * OUT);
+        dense_backward(di1, dW1, db1, dout, in, W, B, IN, OUT);
+        dense_backward_naive(di2, dW2, db2, dout, in, W, B, IN, OUT);
+        double d1 = maxdiff(dW1, dW2, (long)OUT * IN), d2 = maxdiff(db1, db2, OUT),
+               d3 = maxdiff(di1, di2, (long)B * IN);
+        CHECK(d1 < 1e-5 && d2 < 1e-5 && d3 < 1e-5, "dense_backward %dx%dx%d maxdiff dW=%g db=%g din=%g",
+              B, IN, OUT, d1, d2, d3);
+        free(in), free(W), free(b), free(o1), free(o2), free(dout);
+        free(dW1), free(dW2), free(db1), free(db2), free(di1), free(di2);
+    }
+    /* act_backward against the derivative by finite differences of the activation */
+    for (int act = VAE_ACT_RELU; act <= VAE_ACT_ELU; act++) {
+        double worst = 0;
+        for (int i = 0; i < 200; i++) {
+            float x = (float)(-3.0 + 6.0 * i / 199.0) + 0.013f, h = 1e-3f;
+            float y, yp, ym, d = 1.0f, one = 1.0f, zero = 0.0f;
+            float xs[3] = {x, x + h, x - h}, ys[3];
+            for (int k = 0; k < 3; k++)
+                dense_forward_naive(&ys[k], &one, &xs[k], &zero, 1, 1, 1, act);
+            y = ys[0], yp = ys[1], ym = ys[2];
+            act_backward(&d, &y, 1, act);
+            double fd = ((double)yp - ym) / (2.0 * h);
+            worst = fmax(worst, fabs(fd - d));
+        }
+        CHECK(worst < 2e-3, "act_backward act %d max abs err %g", act, worst);
+    }
+}
+
+/* A small spec written field by field, independent of the spec parser. */
+static vae_spec tiny_spec(int act, int lik, int kl, int groups, int k, double fb)
+{
+    vae_spec s;
+    memset(&s, 0, sizeof s);
+    s.model.n_enc = 1;
+    s.model.enc[0] = 5;
+    s.model.n_dec = 2;
+    s.model.dec[0] = 4;
+    s.model.dec[1] = 6;
+    s.model.n_groups = groups;
+    for (int g = 0; g < groups; g++)
+        s.model.groups[g] = 2 + g;
+    s.model.activation = act;
+    s.model.likelihood = lik;
+    s.model.sigma = 0.7;
+    s.loss.kl = kl;
+    s.loss.samples = k;
+    s.loss.free_bits = fb;
+    s.train.seed = 7;
+    s.train.batch_size = 3;
+    s.train.epochs = 1;
+    s.train.threads = 1;
+    s.optimizer.lr = 1e-3;
+    s.optimizer.beta1 = 0.9;
+    s.optimizer.beta2 = 0.999;
+    s.optimizer.eps = 1e-8;
+    return s;
+}
+
+static void fill_data(vae_model *m, int B, vae_rng *r)
+{
+    for (long i = 0; i < (long)B * m->D; i++)
+        m->x[i] = (float)vae_rng_uniform(r);
+    if (m->lik == VAE_LIK_CATEGORICAL) /* one-hot per position */
+        for (int i = 0; i < B; i++)
+            for (int t = 0; t < m->D; t += m->vocab) {
+                int hot = (int)vae_rng_below(r, (uint64_t)m->vocab);
+                for (int v = 0; v < m->vocab; v++)
+                    m->x[(long)i * m->D + t + v] = v == hot ? 1.0f : 0.0f;
+            }
+    vae_rng_normal(r, m->eps, (long)B * m->k * m->L);
+}
+
+/* Which ReLU units are on, as a hash: a finite difference across a kink measures
+ * nothing, so such parameters are skipped. */
+static uint64_t relu_pattern(const vae_model *m, int B)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (int i = 0; i < m->n_enc - 1; i++)
+        for (long j = 0; j < (long)B * m->enc[i].out; j++)
+            h = (h ^ (m->enc_out[i][j] > 0.0f)) * 1099511628211ULL;
+    for (int i = 0; i < m->n_dec - 1; i++)
+        for (long j = 0; j < (long)B * m->k * m->dec[i].out; j++)
+            h = (h ^ (m->dec_out[i][j] > 0.0f)) * 1099511628211ULL;
+    return h;
+}
+
+/* Central differences of the loss over a sample of parameters, against the backward
+ * pass. Returns the worst relative error among gradients large enough to measure. */
+static double grad_check(const char *what, vae_spec s, int D, int vocab, const vae_klweight *w)
+{
+    vaed_err err;
+    vae_model *m = NULL;
+    const int B = 3;
+    int rc = vae_model_new(&m, &s, D, vocab, B, &err);
+    CHECK(rc == 0, "%s: model_new: %s", what, err.msg);
+    if (rc)
+        return 1;
+    vae_rng r;
+    vae_rng_seed(&r, 99, 5);
+    fill_data(m, B, &r);
+    vae_terms t;
+    memset(m->grads, 0, sizeof(float) * m->n_params);
+    vae_model_step(m, B, w, 1, &t);
+    float *an = malloc(sizeof(float) * m->n_params);
+    memcpy(an, m->grads, sizeof(float) * m->n_params);
+    double worst = 0;
+    int checked = 0;
+    for (long i = 0; i < m->n_params; i++) {
+        float p0 = m->params[i], h = 1e-2f;
+        m->params[i] = p0 + h;
+        vae_model_step(m, B, w, 0, &t);
+        double lp = t.loss;
+        uint64_t pat = relu_pattern(m, B);
+        m->params[i] = p0 - h;
+        vae_model_step(m, B, w, 0, &t);
+        double lm = t.loss;
+        m->params[i] = p0;
+        if (s.model.activation == VAE_ACT_RELU && relu_pattern(m, B) != pat)
+            continue;
+        double fd = (lp - lm) / (2.0 * ((double)(p0 + h) - p0));
+        double a = an[i], scale = fmax(fabs(fd), fabs(a));
+        if (scale < 1e-2) /* too small to measure in float precision */
+            continue;
+        double rel = fabs(fd - a) / scale;
+        if (rel > worst)
+            worst = rel;
+        checked++;
+    }
+    printf("gradcheck %-40s %5d params checked, max rel err %.2e\n", what, checked, worst);
+    CHECK(checked > m->n_params / 3, "%s: only %d of %ld gradients measurable", what, checked,
+          m->n_params);
+    free(an);
+    vae_model_free(m);
+    return worst;
+}
+
+static void test_gradients(void)
+{
+    const char *acts[] = {"relu", "tanh", "elu"}, *liks[] = {"bernoulli", "categorical", "gaussian"};
+    const vae_klweight w = {.beta = 0.7};
+    char name[128];
+    for (int lik = 0; lik < 3; lik++)
+        for (int act = 0; act < 3; act++)
+            for (int kl = 0; kl < 2; kl++) {
+                vae_spec s = tiny_spec(act, lik, kl, 2, kl ? 3 : 1, 0.0);
+                int vocab = lik == VAE_LIK_CATEGORICAL ? 3 : 0;
+                snprintf(name, sizeof name, "%s/%s/%s", liks[lik], acts[act], kl ? "mc k=3" : "analytic");
+                double e = grad_check(name, s, 6, vocab, &w);
+                CHECK(e < 1e-2, "%s: max rel err %g", name, e);
+            }
+    /* free bits: one group above λ (gradient flows), one below (no KL gradient) */
+    vae_spec s = tiny_spec(VAE_ACT_TANH, VAE_LIK_BERNOULLI, VAE_KL_ANALYTIC, 2, 1, 0.05);
+    double e = grad_check("free bits 0.05 tanh analytic", s, 6, 0, &w);
+    CHECK(e < 1e-2, "free bits: max rel err %g", e);
+    s = tiny_spec(VAE_ACT_TANH, VAE_LIK_BERNOULLI, VAE_KL_MC, 2, 2, 0.05);
+    e = grad_check("free bits 0.05 tanh mc", s, 6, 0, &w);
+    CHECK(e < 1e-2, "free bits mc: max rel err %g", e);
+    s = tiny_spec(VAE_ACT_TANH, VAE_LIK_BERNOULLI, VAE_KL_ANALYTIC, 1, 2, 0.0);
+    const vae_klweight cap = {.beta = 3.0, .capacity = 1, .C = 0.01};
+    e = grad_check("capacity gamma 3 C 0.01", s, 6, 0, &cap);
+    CHECK(e < 1e-2, "capacity: max rel err %g", e);
+}
+
+/* Free bits: a group whose KL is below λ contributes λ and no gradient at all. */
+static void test_free_bits_clamp(void)
+{
+    vae_spec s = tiny_spec(VAE_ACT_TANH, VAE_LIK_BERNOULLI, VAE_KL_ANALYTIC, 1, 1, 1000.0);
+    vae_model *m = NULL;
+    vaed_err err;
+    CHECK(vae_model_new(&m, &s, 6, 0, 3, &err) == 0, "%s", err.msg);
+    vae_rng r;
+    vae_rng_seed(&r, 3, 3);
+    fill_data(m, 3, &r);
+    vae_terms t;
+    const vae_klweight w = {.beta = 1.0};
+    memset(m->grads, 0, sizeof(float) * m->n_params);
+    vae_model_step(m, 3, &w, 1, &t);
+    CHECK_CLOSE(t.klobj, 1000.0, 1e-12, "klobj clamped to lambda");
+    CHECK(t.kl < 1000.0 && t.kl > 0, "raw kl reported: %g", t.kl);
+    CHECK_CLOSE(t.loss, t.xent + 1000.0, 1e-12, "loss = xent + beta*lambda");
+    vae_model_free(m);
+}
+
+/* The analytic KL of a Gaussian against the mean of many Monte-Carlo samples. */
+static void test_kl_estimators(void)
+{
+    vae_spec s = tiny_spec(VAE_ACT_TANH, VAE_LIK_BERNOULLI, VAE_KL_ANALYTIC, 2, 4000, 0.0);
+    vae_spec smc = s;
+    smc.loss.kl = VAE_KL_MC;
+    vae_model *a = NULL, *mc = NULL;
+    vaed_err err;
+    CHECK(vae_model_new(&a, &s, 6, 0, 2, &err) == 0, "%s", err.msg);
+    CHECK(vae_model_new(&mc, &smc, 6, 0, 2, &err) == 0, "%s", err.msg);
+    /* make the posterior far from the prior so the KL is sizeable */
+    for (long i = 0; i < a->n_params; i++)
+        a->params[i] = mc->params[i] = a->params[i] * 3.0f;
+    vae_rng r;
+    vae_rng_seed(&r, 11, 0);
+    fill_data(a, 2, &r);
+    memcpy(mc->x, a->x, sizeof(float) * 2 * a->D);
+    memcpy(mc->eps, a->eps, sizeof(float) * 2 * a->k * a->L);
+    vae_terms ta, tm;
+    const vae_klweight w = {.beta = 1.0};
+    vae_model_step(a, 2, &w, 0, &ta);
+    vae_model_step(mc, 2, &w, 0, &tm);
+    printf("KL analytic %.5f, Monte-Carlo (k=4000) %.5f\n", ta.kl, tm.kl);
+    CHECK(ta.kl > 0.1, "kl sizeable: %g", ta.kl);
+    /* the MC estimator's standard error with 4000 samples of a few-unit latent is ~2%% */
+    CHECK(fabs(ta.kl - tm.kl) < 0.06 * ta.kl + 0.01, "analytic %g vs mc %g", ta.kl, tm.kl);
+    for (int g = 0; g < 2; g++)
+        CHECK(fabs(ta.kl_group[g] - tm.kl_group[g]) < 0.08 * ta.kl_group[g] + 0.02,
+              "group %d analytic %g vs mc %g", g, ta.kl_group[g], tm.kl_group[g]);
+    CHECK_CLOSE(ta.xent, tm.xent, 1e-12, "same xent for the same noise");
+    vae_model_free(a);
+    vae_model_free(mc);
+}
+
+/* Two Adam steps on one parameter, worked by hand:
+ *   lr 0.1, b1 0.9, b2 0.999, eps 1e-8, p0 = 1
+ *   t=1, g = 0.5: m = 0.05, v = 0.00025, m̂ = 0.5, v̂ = 0.25, p = 1 − 0.1·0.5/0.5 = 0.9
+ *   t=2, g = −1:  m = 0.045 − 0.1 = −0.055, v = 0.00024975 + 0.001 = 0.00124975,
+ *                 m̂ = −0.055/0.19 = −0.2894737, v̂ = 0.00124975/0.001999 = 0.6251876,
+ *                 p = 0.9 + 0.1·0.2894737/0.7906880 = 0.9366104 */
+static void test_adam(void)
+{
+    vae_optim_spec o = {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+    float p = 1.0f, g = 0.5f, m = 0.0f, v = 0.0f;
+    vae_adam_update(&p, &g, &m, &v, 1, &o, o.lr, 1.0, 1);
+    CHECK_CLOSE(m, 0.05, 1e-6, "adam m1");
+    CHECK_CLOSE(v, 0.00025, 1e-6, "adam v1");
+    CHECK_CLOSE(p, 0.9, 1e-6, "adam p1");
+    g = -1.0f;
+    vae_adam_update(&p, &g, &m, &v, 1, &o, o.lr, 1.0, 2);
+    CHECK_CLOSE(m, -0.055, 1e-6, "adam m2");
+    CHECK_CLOSE(v, 0.00124975, 1e-6, "adam v2");
+    CHECK_CLOSE(p, 0.9366104, 1e-6, "adam p2");
+    /* clipping halves the gradient; decoupled weight decay 0.5 shrinks p by lr·wd first:
+     * g = 0.25, p = 1·(1 − 0.05) − 0.1·0.25/0.25 = 0.85 */
+    o.weight_decay = 0.5;
+    p = 1.0f, g = 0.5f, m = 0.0f, v = 0.0f;
+    vae_adam_update(&p, &g, &m, &v, 1, &o, o.lr, 0.5, 1);
+    CHECK_CLOSE(m, 0.025, 1e-6, "adam clipped m1");
+    CHECK_CLOSE(p, 0.85, 1e-6, "adam weight decay p1");
+}
+
+int main(void)
+{
+    test_kernels();
+    test_gradients();
+    test_free_bits_clamp();
+    test_kl_estimators();
+    test_adam();
+    return t_done("test_model");
+}
