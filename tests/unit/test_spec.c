@@ -386,6 +386,11 @@ static void test_round_trip(void)
                "false,\"keep\":10,\"keep_epoch_end\":false}}");
     round_trip("text", "{\"dataset\":{\"path\":\"w\",\"format\":\"text\",\"max_len\":20,"
                        "\"overlong\":\"truncate\"},\"model\":{\"likelihood\":\"categorical\"}}");
+    /* Other schedule kinds pass through sched_parse/sched_to_json unchanged. */
+    round_trip("cyclical", "{\"schedule\":{\"kind\":\"cyclical\",\"from\":0,\"to\":1,"
+                           "\"cycles\":4,\"duration\":20,\"ratio\":0.5,\"granularity\":\"epoch\"}}");
+    round_trip("piecewise", "{\"schedule\":{\"kind\":\"piecewise\",\"unit\":\"steps\","
+                            "\"points\":[[0,0],[100,0.5],[1000,1]]}}");
     round_trip("unicode name", "{\"name\":\"b\\u00eata warm-up \\u2192 1\"}");
 }
 
