@@ -169,26 +169,25 @@ double sched_progress(const sched_spec *s, long step, long steps_per_epoch)
 /* One ControlVAE PI update (Shao et al. 2020, Algorithm 1):
  *   e = target_kl - KL,  P = kp / (1 + exp(e)),  I = -ki * sum(e),
  *   beta = clamp(P + I + min, min, max).
- * Anti-windup by conditional integration: when the unclamped beta is past a bound
- * and this step's error would push it further past, the error is not added to the
- * sum (the update is undone), so the integral never grows while beta sits on a
- * bound and beta leaves the bound as soon as the KL crosses the target. (The paper's
- * test "min <= beta(t-1) <= max" is always true after clamping, so it never fires.) */
+ * Anti-windup: while the previous beta sits on a bound, an error that would push
+ * beta further past that bound is not added to the sum (the update is undone), so
+ * the integral stops growing as soon as beta is clamped, and an error of the other
+ * sign unwinds it at once — beta leaves the bound as soon as the KL crosses the
+ * target. (The paper tests "min <= beta(t-1) <= max", which is always true after
+ * clamping, so as written it never fires.) The step that first reaches a bound is
+ * integrated normally, so beta does reach the bound exactly. */
 static double controller_step(const sched_spec *s, sched_state *st, double kl)
 {
     double e = s->target_kl - kl;
     double p = s->kp * sigmoid(-e);          /* kp / (1 + exp(e)), overflow-safe */
-    double sum = st->integral + e;
-    double raw = p - s->ki * sum + s->min;
-    if ((raw > s->max && -s->ki * e > 0) || (raw < s->min && -s->ki * e < 0)) {
-        sum = st->integral;
-        raw = p - s->ki * sum + s->min;
-    }
-    double beta = clamp(raw, s->min, s->max);
+    double push = -s->ki * e;                /* this step's change of the I term */
+    double sum = st->integral;
+    if (!((st->beta >= s->max && push > 0) || (st->beta <= s->min && push < 0)))
+        sum += e;
+    double beta = clamp(p - s->ki * sum + s->min, s->min, s->max);
     if (!isfinite(beta))
-        beta = st->started ? st->beta : s->min;
-    else
-        st->integral = sum;
+        return st->beta;                     /* unreachable with finite inputs */
+    st->integral = sum;
     st->beta = beta;
     return beta;
 }
@@ -551,7 +550,10 @@ int sched_parse(sched_spec *out, const json_t *doc, const char *prefix, int allo
         TRY(get_beta(&c, doc, "to", &s.to));
         TRY(get_positive(&c, doc, "k", &s.k));
         TRY(get_num(&c, doc, "midpoint", &s.midpoint));
-        if (!s.from_current && logistic_at(&s, 0.0) < -1e-12)
+        /* Tolerance relative to the magnitudes: a resolved from-"current" logistic
+         * passes through beta_now >= 0 at start up to rounding. */
+        if (!s.from_current &&
+            logistic_at(&s, 0.0) < -1e-12 * fmax(1.0, fmax(fabs(s.from), fabs(s.to))))
             return vaed_err_set(err, VAED_EINVAL, fld(&c, "from"),
                                 "must be >= 0 (a KL weight)");
         break;
