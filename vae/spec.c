@@ -670,6 +670,18 @@ static json_t *int_list(const int *v, int n, int *bad)
     return a;
 }
 
+/* names[v], or "?" for a value outside the table (a spec built by hand rather than
+ * parsed); "?" then fails to parse back, which is the honest outcome. */
+static const char *enum_name(const char *const *names, int v)
+{
+    int n = 0;
+    while (names[n])
+        n++;
+    return v >= 0 && v < n && names[v][0] ? names[v] : "?";
+}
+
+/* Returns a new reference, or NULL if memory ran out or s held a non-finite number
+ * (never the case for a spec that came from vae_spec_parse). */
 json_t *vae_spec_to_json(const vae_spec *s)
 {
     int bad = 0;
@@ -683,12 +695,12 @@ json_t *vae_spec_to_json(const vae_spec *s)
     json_t *ds = json_object();
     if (d->path[0]) {
         put(ds, "path", json_string(d->path), &bad);
-        put(ds, "format", json_string(fmt_names[d->format]), &bad);
+        put(ds, "format", json_string(enum_name(fmt_names, (int)d->format)), &bad);
         if (d->test_path[0])
             put(ds, "test_path", json_string(d->test_path), &bad);
         if (d->format == VAE_FMT_TEXT) {
             put(ds, "max_len", json_integer(d->max_len), &bad);
-            put(ds, "overlong", json_string(long_names[d->overlong]), &bad);
+            put(ds, "overlong", json_string(enum_name(long_names, (int)d->overlong)), &bad);
         }
         if (d->format == VAE_FMT_CSV)
             put(ds, "header", json_boolean(d->csv_header), &bad);
@@ -697,7 +709,7 @@ json_t *vae_spec_to_json(const vae_spec *s)
     }
     put(ds, "limit", json_integer(d->limit), &bad);
     put(ds, "validation_fraction", json_real(d->validation_fraction), &bad);
-    put(ds, "binarize", json_string(bin_names[d->binarize]), &bad);
+    put(ds, "binarize", json_string(enum_name(bin_names, (int)d->binarize)), &bad);
     put(root, "dataset", ds, &bad);
 
     const vae_model_spec *m = &s->model;
@@ -707,14 +719,14 @@ json_t *vae_spec_to_json(const vae_spec *s)
         m->n_groups == 1 ? json_integer(m->groups[0]) : int_list(m->groups, m->n_groups, &bad),
         &bad);
     put(mo, "decoder", int_list(m->dec, m->n_dec, &bad), &bad);
-    put(mo, "activation", json_string(act_names[m->activation]), &bad);
-    put(mo, "likelihood", json_string(lik_names[m->likelihood]), &bad);
+    put(mo, "activation", json_string(enum_name(act_names, (int)m->activation)), &bad);
+    put(mo, "likelihood", json_string(enum_name(lik_names, (int)m->likelihood)), &bad);
     if (m->likelihood == VAE_LIK_GAUSSIAN)
         put(mo, "sigma", json_real(m->sigma), &bad);
     put(root, "model", mo, &bad);
 
     json_t *lo = json_object();
-    put(lo, "kl", json_string(kl_names[s->loss.kl]), &bad);
+    put(lo, "kl", json_string(enum_name(kl_names, (int)s->loss.kl)), &bad);
     put(lo, "samples", json_integer(s->loss.samples), &bad);
     put(lo, "free_bits", json_real(s->loss.free_bits), &bad);
     put(root, "loss", lo, &bad);

@@ -438,6 +438,16 @@ static void test_to_json_complete(void)
           "to_json: model.latent is not 32");
     json_decref(j);
 
+    /* An out-of-range enum in a hand-built spec is written as "?" (no read past the
+     * name table), and that does not parse back. */
+    vae_spec_default(&s);
+    s.model.activation = (enum vae_act)7;
+    j = vae_spec_to_json(&s);
+    const char *act = json_string_value(json_object_get(json_object_get(j, "model"),
+                                                        "activation"));
+    CHECK(act && strcmp(act, "?") == 0, "bad enum written as '%s'", act ? act : "(null)");
+    json_decref(j);
+
     /* A gaussian model writes sigma; a csv dataset writes header; text writes max_len
      * and overlong. */
     vaed_err err;
