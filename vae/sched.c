@@ -12,7 +12,15 @@
  *   - cyclical has exactly one of period > 0, or cycles > 0 together with duration;
  *   - controller min <= max.
  * A spec still carrying origin_now / from_current is not evaluated meaningfully until
- * sched_resolve has run; the daemon resolves before it stores or evaluates. */
+ * sched_resolve has run; the daemon resolves before it stores or evaluates.
+ *
+ * Decisions worth knowing (README "Schedules" has the user's view):
+ *   - Before `start`, linear/cyclical/piecewise give their first value, logistic its
+ *     value at start, capacity C = 0, the controller `min` without updating.
+ *   - Piecewise times are measured from `start` like every other kind, so resolving
+ *     "origin": "now" shifts `start` only (the points move with it).
+ *   - "from": "current" is accepted only with "origin": "now": only a schedule that
+ *     begins when it takes effect can start at the current beta with no jump. */
 #include "sched.h"
 
 #include <math.h>
@@ -198,6 +206,8 @@ double sched_beta(const sched_spec *s, sched_state *st, long step, long steps_pe
     double t = sched_progress(s, step, steps_per_epoch) - s->start;
     if (s->kind != SCHED_CONTROLLER) {
         double b = eval_at(s, t);
+        /* Non-finite only for a spec built by hand that sched_parse would reject
+         * (duration 0, ...): keep the "always finite" contract. */
         return isfinite(b) ? b : 0.0;
     }
     /* Controller. Before its start it has not begun: beta = min, state untouched. */
