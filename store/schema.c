@@ -1,0 +1,131 @@
+/* schema.c — the schema of vaed's database and its forward migrations.
+ *
+ * PRAGMA user_version holds the schema version. migrations[v] takes a database from
+ * version v-1 to v; store_migrate applies each pending step in its own IMMEDIATE
+ * transaction together with the user_version bump, so a crash mid-migration leaves
+ * the database at a whole version. A migration is never edited once shipped: a
+ * change is a new entry. A version newer than the code is refused, because running
+ * an older binary against a newer schema could write rows the newer one misreads.
+ *
+ * v1: the base tables. v2: per-group KL in metrics, forked-from columns in jobs,
+ *     the queue index on jobs and an index on schedule events' effective step. */
+#include <sqlite3.h>
+#include <stdio.h>
+
+#include "store/store_impl.h"
+
+static const char *const migrations[] = {
+    NULL,
+    /* v1 */
+    "CREATE TABLE jobs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  spec TEXT NOT NULL CHECK (json_valid(spec)),"
+    "  state TEXT NOT NULL CHECK (state IN ('queued','running','paused','interrupted',"
+    "                                        'completed','failed','cancelled')),"
+    "  priority INTEGER NOT NULL DEFAULT 0,"
+    "  queue_seq INTEGER NOT NULL,"
+    "  created_at REAL NOT NULL,"
+    "  started_at REAL,"
+    "  finished_at REAL,"
+    "  updated_at REAL NOT NULL,"
+    "  reason TEXT,"
+    "  step INTEGER NOT NULL DEFAULT 0,"
+    "  epoch REAL NOT NULL DEFAULT 0"
+    ");"
+    "CREATE TABLE metrics ("
+    "  job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  step INTEGER NOT NULL,"
+    "  epoch REAL, beta REAL, loss REAL, xent REAL, kl REAL, elbo REAL,"
+    "  lr REAL, grad_norm REAL, capacity REAL, time REAL,"
+    "  PRIMARY KEY (job, step)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE epochs ("
+    "  job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  epoch INTEGER NOT NULL,"
+    "  split TEXT NOT NULL,"
+    "  step INTEGER NOT NULL,"
+    "  xent REAL, kl REAL, elbo REAL, active_units INTEGER, kl_dims BLOB, time REAL,"
+    "  PRIMARY KEY (job, epoch, split)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE schedule_events ("
+    "  job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL,"
+    "  requested_at REAL NOT NULL,"
+    "  effective_step INTEGER NOT NULL,"
+    "  schedule TEXT NOT NULL CHECK (json_valid(schedule)),"
+    "  source TEXT NOT NULL CHECK (source IN ('submit','override')),"
+    "  superseded INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (job, seq)"
+    ");"
+    "CREATE TABLE checkpoints ("
+    "  job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  step INTEGER NOT NULL,"
+    "  epoch REAL NOT NULL,"
+    "  created_at REAL NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('periodic','epoch','final','manual','pause')),"
+    "  size INTEGER NOT NULL,"
+    "  blob BLOB NOT NULL,"
+    "  PRIMARY KEY (job, step)"
+    ");",
+    /* v2 */
+    "ALTER TABLE metrics ADD COLUMN kl_groups BLOB;"
+    "ALTER TABLE jobs ADD COLUMN parent_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL;"
+    "ALTER TABLE jobs ADD COLUMN parent_step INTEGER;"
+    "CREATE INDEX jobs_queue ON jobs(state, priority DESC, queue_seq);"
+    "CREATE INDEX schedule_events_step ON schedule_events(job, effective_step);",
+};
+
+_Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION + 1,
+               "one migration per schema version");
+
+const char *store_migration_sql(int v)
+{
+    return v >= 1 && v <= STORE_SCHEMA_VERSION ? migrations[v] : NULL;
+}
+
+static int user_version(sqlite3 *db, int *v, vaed_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+        *v = sqlite3_column_int(s, 0);
+        sqlite3_finalize(s);
+        return 0;
+    }
+    sqlite3_finalize(s);
+    return store_dberr(err, db, "reading user_version");
+}
+
+int store_migrate(sqlite3 *db, vaed_err *err)
+{
+    int v = 0;
+    int rc = user_version(db, &v, err);
+    if (rc)
+        return rc;
+    if (v > STORE_SCHEMA_VERSION)
+        return vaed_err_set(err, VAED_EDB, "",
+                            "database schema version %d is newer than this vaed knows "
+                            "(%d): refusing to use it",
+                            v, STORE_SCHEMA_VERSION);
+    for (; v < STORE_SCHEMA_VERSION; v++) {
+        /* PRAGMA takes no bound parameters; the number is ours, not a value from
+         * outside, so formatting it is safe. */
+        char bump[64];
+        snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
+        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+            return store_dberr(err, db, "migration to v%d: begin", v + 1);
+        if (sqlite3_exec(db, migrations[v + 1], NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_exec(db, bump, NULL, NULL, NULL) != SQLITE_OK) {
+            rc = store_dberr(err, db, "migration to v%d", v + 1);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
+        if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+            rc = store_dberr(err, db, "migration to v%d: commit", v + 1);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
+    }
+    return 0;
+}

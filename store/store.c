@@ -1,0 +1,820 @@
+/* store.c — opening and closing the store, and every read (see store.h for the schema,
+ * the writer's batching and the durability promise; writer.c for the write side).
+ *
+ * Connections. The write connection is opened here, put in WAL mode, migrated, then
+ * handed to the writer thread. Reads run on a pool of up to opts.read_conns
+ * connections opened on demand; a caller takes one under st->mu, uses it alone, and
+ * gives it back, so a slow read (a million metric rows) stalls neither the writer
+ * (WAL: readers see the last commit and never block it) nor the other readers beyond
+ * the pool size. Each connection keeps its prepared statements for its whole life.
+ * Read connections are query_only: nothing but the writer ever writes. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/store_impl.h"
+
+double store_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double store_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int store_dberr(vaed_err *err, sqlite3 *db, const char *what, ...)
+{
+    char w[256];
+    va_list ap;
+    va_start(ap, what);
+    vsnprintf(w, sizeof w, what, ap);
+    va_end(ap);
+    return vaed_err_set(err, VAED_EDB, "", "%s: %s", w,
+                        db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+void store_opts_default(store_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->flush_interval = 1.0;
+    o->busy_timeout_ms = 5000;
+    o->read_conns = 4;
+    o->fsync_checkpoints = 1;
+    o->max_pending_bytes = (size_t)512 << 20;
+}
+
+int store_conn_open(sqlite3 **out, const char *path, int busy_ms, int create, vaed_err *err)
+{
+    sqlite3 *db = NULL;
+    /* NOMUTEX: each connection is used by one thread at a time (see the pool). */
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    *out = NULL;
+    if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+        int rc = store_dberr(err, db, "%s: cannot open", path);
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, busy_ms);
+    if (sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL) != SQLITE_OK) {
+        int rc = store_dberr(err, db, "%s: foreign_keys", path);
+        sqlite3_close(db);
+        return rc;
+    }
+    *out = db;
+    return 0;
+}
+
+/* Run a pragma that returns one text row; copy it into buf. */
+static int pragma_text(sqlite3 *db, const char *sql, char *buf, size_t n)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(s, 0);
+        snprintf(buf, n, "%s", t ? (const char *)t : "");
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        buf[0] = '\0';
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_open(store **out, const char *path, const store_opts *opts, vaed_err *err)
+{
+    store *st = NULL;
+    int rc;
+    char mode[32];
+    *out = NULL;
+    st = xcalloc(1, sizeof *st);
+    st->path = xstrdup(path);
+    store_opts_default(&st->opts);
+    if (opts) {
+        st->opts = *opts;
+        store_opts defaults;
+        store_opts_default(&defaults);
+        if (!(st->opts.flush_interval > 0))
+            st->opts.flush_interval = defaults.flush_interval;
+        if (st->opts.busy_timeout_ms <= 0)
+            st->opts.busy_timeout_ms = defaults.busy_timeout_ms;
+        if (st->opts.read_conns <= 0)
+            st->opts.read_conns = defaults.read_conns;
+        if (st->opts.max_pending_bytes == 0)
+            st->opts.max_pending_bytes = defaults.max_pending_bytes;
+    }
+    st->want_max_pages = -1;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* deadlines use store_mono */
+    pthread_cond_init(&st->work_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&st->done_cv, NULL);
+    pthread_cond_init(&st->pool_cv, NULL);
+    st->n_rc = st->opts.read_conns;
+    st->rc = xcalloc((size_t)st->n_rc, sizeof *st->rc);
+
+    if ((rc = store_conn_open(&st->wdb, path, st->opts.busy_timeout_ms, 1, err)))
+        goto fail;
+    /* WAL first: it is persistent in the file, and readers then never block the
+     * writer. An in-memory or otherwise WAL-less database is refused, because the
+     * read connections would not see the writer's data. */
+    if (pragma_text(st->wdb, "PRAGMA journal_mode = WAL", mode, sizeof mode) != SQLITE_OK) {
+        rc = store_dberr(err, st->wdb, "%s: journal_mode", path);
+        goto fail;
+    }
+    if (strcmp(mode, "wal") != 0) {
+        rc = vaed_err_set(err, VAED_EDB, "", "%s: cannot use WAL (journal mode is %s)",
+                          path, mode);
+        goto fail;
+    }
+    /* NORMAL in WAL: commits survive a process crash; checkpoint batches switch to
+     * FULL (writer.c). The size limit keeps the WAL from staying huge after a burst
+     * of checkpoint blobs. */
+    if (sqlite3_exec(st->wdb, "PRAGMA synchronous = NORMAL; "
+                              "PRAGMA journal_size_limit = 67108864",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        rc = store_dberr(err, st->wdb, "%s: pragmas", path);
+        goto fail;
+    }
+    if ((rc = store_migrate(st->wdb, err))) {
+        vaed_err_prefix(err, "%s: ", path);
+        goto fail;
+    }
+    if (st->opts.max_db_bytes > 0)
+        st->want_max_pages = st->opts.max_db_bytes;
+    if ((rc = store_writer_start(st, err)))
+        goto fail;
+    *out = st;
+    return 0;
+fail:
+    store_close(st, NULL);
+    return rc;
+}
+
+int store_close(store *st, vaed_err *err)
+{
+    if (!st)
+        return 0;
+    size_t lost = store_writer_stop(st);
+    for (int i = 0; i < st->n_rc; i++) {
+        for (int k = 0; k < R_NSTMT; k++)
+            sqlite3_finalize(st->rc[i].stmt[k]);
+        sqlite3_close(st->rc[i].db);
+    }
+    /* The last connection to close checkpoints the WAL into the main file. */
+    sqlite3_close(st->wdb);
+    char last[sizeof st->stats.last_error];
+    snprintf(last, sizeof last, "%s", st->stats.last_error);
+    pthread_cond_destroy(&st->work_cv);
+    pthread_cond_destroy(&st->done_cv);
+    pthread_cond_destroy(&st->pool_cv);
+    pthread_mutex_destroy(&st->mu);
+    free(st->rc);
+    free(st->path);
+    free(st);
+    if (lost)
+        return vaed_err_set(err, VAED_EDB, "",
+                            "store closed with %zu operations not written: %s", lost, last);
+    return 0;
+}
+
+/* ---- the read pool ---------------------------------------------------------------- */
+
+#define JOB_COLS "id, name, spec, state, priority, queue_seq, created_at, started_at, " \
+                 "finished_at, updated_at, reason, step, epoch, parent_id, parent_step"
+#define STATE_BIT "CASE state WHEN 'queued' THEN 1 WHEN 'running' THEN 2 " \
+                  "WHEN 'paused' THEN 4 WHEN 'interrupted' THEN 8 WHEN 'completed' THEN 16 " \
+                  "WHEN 'failed' THEN 32 WHEN 'cancelled' THEN 64 ELSE 0 END"
+
+static const char *const rsql[R_NSTMT] = {
+    [R_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
+    [R_JOBS_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE (?1 = 0 OR (?1 & " STATE_BIT ") <> 0) "
+                    "AND (?2 <= 0 OR id < ?2) ORDER BY id DESC LIMIT ?3",
+    [R_JOBS_COUNT] = "SELECT count(*) FROM jobs WHERE (?1 = 0 OR (?1 & " STATE_BIT ") <> 0)",
+    [R_JOBS_RESUMABLE] = "SELECT " JOB_COLS " FROM jobs "
+                         "WHERE state IN ('queued', 'running', 'interrupted') "
+                         "ORDER BY priority DESC, queue_seq ASC",
+    [R_METRICS] = "SELECT step, epoch, beta, loss, xent, kl, elbo, lr, grad_norm, capacity, "
+                  "time, kl_groups FROM metrics WHERE job = ?1 AND step > ?2 AND step <= ?3 "
+                  "ORDER BY step LIMIT ?4",
+    [R_EPOCHS] = "SELECT epoch, split, step, xent, kl, elbo, active_units, kl_dims, time "
+                 "FROM epochs WHERE job = ?1 ORDER BY epoch, split",
+    [R_EVENTS] = "SELECT seq, requested_at, effective_step, schedule, source, superseded "
+                 "FROM schedule_events WHERE job = ?1 ORDER BY seq",
+    [R_CKPTS] = "SELECT step, epoch, created_at, kind, size FROM checkpoints "
+                "WHERE job = ?1 ORDER BY step",
+    [R_CKPT_AT] = "SELECT step, epoch, created_at, kind, size, blob FROM checkpoints "
+                  "WHERE job = ?1 AND step = ?2",
+    [R_CKPT_LATEST] = "SELECT step, epoch, created_at, kind, size, blob FROM checkpoints "
+                      "WHERE job = ?1 ORDER BY step DESC LIMIT 1",
+};
+
+/* Take a read connection, opening one if the pool has room, else waiting for one. */
+static int racquire(store *st, struct rconn **out, vaed_err *err)
+{
+    struct rconn *c = NULL;
+    pthread_mutex_lock(&st->mu);
+    while (!c) {
+        struct rconn *fresh = NULL;
+        for (int i = 0; i < st->n_rc && !c; i++) {
+            if (st->rc[i].busy)
+                continue;
+            if (st->rc[i].db)
+                c = &st->rc[i];
+            else if (!fresh)
+                fresh = &st->rc[i];
+        }
+        if (!c && fresh)
+            c = fresh;
+        if (!c)
+            pthread_cond_wait(&st->pool_cv, &st->mu);
+    }
+    c->busy = 1;
+    pthread_mutex_unlock(&st->mu);
+    if (!c->db) {
+        int rc = store_conn_open(&c->db, st->path, st->opts.busy_timeout_ms, 0, err);
+        if (!rc && sqlite3_exec(c->db, "PRAGMA query_only = ON", NULL, NULL, NULL) != SQLITE_OK)
+            rc = store_dberr(err, c->db, "read connection");
+        if (rc) {
+            sqlite3_close(c->db);
+            c->db = NULL;
+            pthread_mutex_lock(&st->mu);
+            c->busy = 0;
+            pthread_cond_signal(&st->pool_cv);
+            pthread_mutex_unlock(&st->mu);
+            return rc;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+static void rrelease(store *st, struct rconn *c)
+{
+    pthread_mutex_lock(&st->mu);
+    c->busy = 0;
+    pthread_cond_signal(&st->pool_cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+static sqlite3_stmt *rstmt(struct rconn *c, enum rstmt_id id, vaed_err *err)
+{
+    if (!c->stmt[id] &&
+        sqlite3_prepare_v3(c->db, rsql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[id],
+                           NULL) != SQLITE_OK) {
+        store_dberr(err, c->db, "preparing read statement %d", (int)id);
+        return NULL;
+    }
+    return c->stmt[id];
+}
+
+/* Finish a statement: reset it, and turn a step result that is neither a row nor the
+ * end into VAED_EDB with the connection's message. */
+static int rdone(struct rconn *c, sqlite3_stmt *s, int step_rc, const char *what,
+                 vaed_err *err)
+{
+    int rc = 0;
+    if (step_rc != SQLITE_DONE && step_rc != SQLITE_ROW)
+        rc = store_dberr(err, c->db, "%s", what);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
+static char *col_strdup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? xstrdup((const char *)t) : NULL;
+}
+
+static void col_strcpy(sqlite3_stmt *s, int i, char *dst, size_t n)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    snprintf(dst, n, "%s", t ? (const char *)t : "");
+}
+
+/* Copy a blob of doubles into a new array. OUT *n: its length (0 → NULL). */
+static double *col_doubles(sqlite3_stmt *s, int i, int *n)
+{
+    int bytes = sqlite3_column_bytes(s, i);
+    const void *b = sqlite3_column_blob(s, i);
+    *n = b ? bytes / (int)sizeof(double) : 0;
+    if (*n == 0)
+        return NULL;
+    double *d = xmalloc((size_t)*n * sizeof(double));
+    memcpy(d, b, (size_t)*n * sizeof(double));
+    return d;
+}
+
+/* ---- jobs ------------------------------------------------------------------------- */
+
+void store_job_clear(store_job *j)
+{
+    if (!j)
+        return;
+    free(j->name);
+    free(j->spec);
+    free(j->reason);
+    memset(j, 0, sizeof *j);
+}
+
+static void read_job(sqlite3_stmt *s, store_job *j)
+{
+    memset(j, 0, sizeof *j);
+    j->id = sqlite3_column_int64(s, 0);
+    j->name = col_strdup(s, 1);
+    if (!j->name)
+        j->name = xstrdup("");
+    j->spec = col_strdup(s, 2);
+    col_strcpy(s, 3, j->state, sizeof j->state);
+    j->priority = sqlite3_column_int(s, 4);
+    j->queue_seq = sqlite3_column_int64(s, 5);
+    j->created_at = sqlite3_column_double(s, 6);
+    j->started_at = sqlite3_column_double(s, 7);     /* NULL reads as 0 */
+    j->finished_at = sqlite3_column_double(s, 8);
+    j->updated_at = sqlite3_column_double(s, 9);
+    j->reason = col_strdup(s, 10);
+    j->step = sqlite3_column_int64(s, 11);
+    j->epoch = sqlite3_column_double(s, 12);
+    j->parent_id = sqlite3_column_int64(s, 13);
+    j->parent_step = sqlite3_column_int64(s, 14);
+}
+
+int store_job_get(store *st, int64_t id, store_job *j, vaed_err *err)
+{
+    struct rconn *c;
+    memset(j, 0, sizeof *j);
+    int rc = racquire(st, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = rstmt(c, R_JOB_GET, err);
+    if (!s) {
+        rrelease(st, c);
+        return VAED_EDB;
+    }
+    sqlite3_bind_int64(s, 1, id);
+    int sr = sqlite3_step(s);
+    if (sr == SQLITE_ROW)
+        read_job(s, j);
+    rc = rdone(c, s, sr, "reading a job", err);
+    rrelease(st, c);
+    if (!rc && sr == SQLITE_DONE)
+        rc = vaed_err_set(err, VAED_ENOTFOUND, "", "job %lld not found", (long long)id);
+    return rc;
+}
+
+static json_t *time_or_null(double t)
+{
+    return t > 0 ? json_real(t) : json_null();
+}
+
+json_t *store_job_json(const store_job *j)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_t *spec = j->spec ? json_loads(j->spec, JSON_DECODE_ANY, NULL) : NULL;
+    if (!spec)
+        spec = j->spec ? json_string(j->spec) : json_null();
+    json_t *parent = j->parent_id > 0
+                         ? json_pack("{s:I, s:I}", "id", (json_int_t)j->parent_id, "step",
+                                     (json_int_t)j->parent_step)
+                         : json_null();
+    /* The "o" format steals each reference, so nothing leaks if packing fails. */
+    json_t *rest = json_pack("{s:I, s:s, s:o, s:s, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:I, "
+                             "s:f, s:o}",
+                             "id", (json_int_t)j->id, "name", j->name ? j->name : "",
+                             "spec", spec, "state", j->state, "priority", j->priority,
+                             "queue_seq", (json_int_t)j->queue_seq,
+                             "created_at", time_or_null(j->created_at),
+                             "started_at", time_or_null(j->started_at),
+                             "finished_at", time_or_null(j->finished_at),
+                             "updated_at", time_or_null(j->updated_at),
+                             "reason", j->reason ? json_string(j->reason) : json_null(),
+                             "step", (json_int_t)j->step, "epoch", j->epoch,
+                             "parent", parent);
+    if (!rest || json_object_update(o, rest) != 0) {
+        json_decref(rest);
+        json_decref(o);
+        return NULL;
+    }
+    json_decref(rest);
+    return o;
+}
+
+void store_job_list_free(store_job_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        store_job_clear(&l->jobs[i]);
+    free(l->jobs);
+    memset(l, 0, sizeof *l);
+}
+
+/* Append the rows of s to l->jobs, at most max (0 = all); returns the step code. */
+static int collect_jobs(sqlite3_stmt *s, store_job_list *l, size_t max, int *more)
+{
+    int sr;
+    size_t cap = 0;
+    *more = 0;
+    while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
+        if (max && l->n == max) {
+            *more = 1;
+            sr = SQLITE_DONE;
+            break;
+        }
+        if (l->n == cap) {
+            cap = cap ? cap * 2 : 16;
+            l->jobs = realloc(l->jobs, cap * sizeof *l->jobs);
+            if (!l->jobs)
+                abort();   /* bounded by `limit` or by the live jobs: a small allocation */
+        }
+        read_job(s, &l->jobs[l->n++]);
+    }
+    return sr;
+}
+
+int store_jobs_list(store *st, unsigned states, int64_t after, int limit,
+                    store_job_list *out, vaed_err *err)
+{
+    struct rconn *c;
+    memset(out, 0, sizeof *out);
+    if (limit <= 0)
+        limit = 100;
+    int rc = racquire(st, &c, err);
+    if (rc)
+        return rc;
+    /* One read transaction: the page and the total come from the same snapshot. */
+    sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL);
+    sqlite3_stmt *s = rstmt(c, R_JOBS_LIST, err), *n = s ? rstmt(c, R_JOBS_COUNT, err) : NULL;
+    if (!n) {
+        rc = VAED_EDB;
+        goto done;
+    }
+    sqlite3_bind_int64(s, 1, states);
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int64(s, 3, (int64_t)limit + 1);   /* one more tells if a page follows */
+    int more = 0, sr = collect_jobs(s, out, (size_t)limit, &more);
+    if ((rc = rdone(c, s, sr, "listing jobs", err)))
+        goto done;
+    if (more)
+        out->next_after = out->jobs[out->n - 1].id;
+    sqlite3_bind_int64(n, 1, states);
+    sr = sqlite3_step(n);
+    if (sr == SQLITE_ROW)
+        out->total = sqlite3_column_int64(n, 0);
+    rc = rdone(c, n, sr, "counting jobs", err);
+done:
+    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    rrelease(st, c);
+    if (rc)
+        store_job_list_free(out);
+    return rc;
+}
+
+int store_jobs_resumable(store *st, store_job_list *out, vaed_err *err)
+{
+    struct rconn *c;
+    memset(out, 0, sizeof *out);
+    int rc = racquire(st, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = rstmt(c, R_JOBS_RESUMABLE, err);
+    if (!s) {
+        rrelease(st, c);
+        return VAED_EDB;
+    }
+    int more, sr = collect_jobs(s, out, 0, &more);
+    rc = rdone(c, s, sr, "listing resumable jobs", err);
+    rrelease(st, c);
+    if (rc)
+        store_job_list_free(out);
+    return rc;
+}
+
+/* ---- metrics ---------------------------------------------------------------------- */
+
+static const char *const mcol_names[STORE_M_NCOLS] = {
+    "epoch", "beta", "loss", "xent", "kl", "elbo", "lr", "grad_norm", "capacity", "time",
+};
+
+const char *store_mcol_name(int c)
+{
+    return c >= 0 && c < STORE_M_NCOLS ? mcol_names[c] : NULL;
+}
+
+int store_mcol_by_name(const char *name)
+{
+    for (int c = 0; name && c < STORE_M_NCOLS; c++)
+        if (strcmp(name, mcol_names[c]) == 0)
+            return c;
+    return -1;
+}
+
+void store_series_free(store_series *s)
+{
+    if (!s)
+        return;
+    free(s->step);
+    for (int c = 0; c < STORE_M_NCOLS; c++)
+        free(s->col[c]);
+    free(s->kl_groups);
+    memset(s, 0, sizeof *s);
+}
+
+/* realloc that leaves *p alone on failure. */
+static int grow(void *pp, size_t bytes)
+{
+    void **p = pp;
+    void *q = realloc(*p, bytes ? bytes : 1);
+    if (!q)
+        return -1;
+    *p = q;
+    return 0;
+}
+
+/* Widen the kl_groups matrix of s (rows 0..rows-1, capacity cap) to g columns,
+ * filling the new cells with NAN. */
+static int widen_groups(store_series *s, size_t rows, size_t cap, int g)
+{
+    double *m = malloc(cap * (size_t)g * sizeof(double));
+    if (!m)
+        return -1;
+    for (size_t r = 0; r < rows; r++)
+        for (int k = 0; k < g; k++)
+            m[r * g + k] = k < s->n_groups ? s->kl_groups[r * s->n_groups + k] : NAN;
+    free(s->kl_groups);
+    s->kl_groups = m;
+    s->n_groups = g;
+    return 0;
+}
+
+int store_metrics_range(store *st, int64_t job, int64_t since, int64_t until,
+                        unsigned mask, size_t limit, store_series *out, vaed_err *err)
+{
+    struct rconn *c;
+    memset(out, 0, sizeof *out);
+    int rc = racquire(st, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = rstmt(c, R_METRICS, err);
+    if (!s) {
+        rrelease(st, c);
+        return VAED_EDB;
+    }
+    sqlite3_bind_int64(s, 1, job);
+    sqlite3_bind_int64(s, 2, since < 0 ? INT64_MIN : since);
+    sqlite3_bind_int64(s, 3, until < 0 ? INT64_MAX : until);
+    sqlite3_bind_int64(s, 4, limit ? (int64_t)(limit > INT64_MAX ? INT64_MAX : limit) : -1);
+    int want_groups = (mask & STORE_M_KL_GROUPS_BIT) != 0;
+    size_t cap = 0, n = 0;
+    int sr, oom = 0;
+    while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            /* Sizes come from the request's range: checked, fail the request. */
+            size_t nc = cap ? cap * 2 : 1024;
+            oom |= grow(&out->step, nc * sizeof(int64_t));
+            for (int k = 0; k < STORE_M_NCOLS; k++)
+                if (mask & STORE_MCOL(k))
+                    oom |= grow(&out->col[k], nc * sizeof(double));
+            if (!oom && out->n_groups > 0)
+                oom |= grow(&out->kl_groups, nc * (size_t)out->n_groups * sizeof(double));
+            if (oom)
+                break;
+            cap = nc;
+        }
+        out->step[n] = sqlite3_column_int64(s, 0);
+        for (int k = 0; k < STORE_M_NCOLS; k++)
+            if (mask & STORE_MCOL(k))
+                out->col[k][n] = sqlite3_column_double(s, 1 + k);
+        if (want_groups) {
+            const double *g = sqlite3_column_blob(s, 11);
+            int ng = g ? sqlite3_column_bytes(s, 11) / (int)sizeof(double) : 0;
+            if (ng > out->n_groups && widen_groups(out, n, cap, ng) != 0) {
+                oom = 1;
+                break;
+            }
+            for (int k = 0; k < out->n_groups; k++) {
+                double v = NAN;
+                if (k < ng)
+                    memcpy(&v, (const char *)g + (size_t)k * sizeof(double), sizeof v);
+                out->kl_groups[n * (size_t)out->n_groups + k] = v;
+            }
+        }
+        n++;
+    }
+    out->n = n;
+    rc = oom ? 0 : rdone(c, s, sr, "reading metrics", err);
+    if (oom) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        rc = vaed_err_set(err, VAED_ENOMEM, "", "no memory for %zu metric rows", cap * 2);
+    }
+    rrelease(st, c);
+    if (rc)
+        store_series_free(out);
+    return rc;
+}
+
+/* ---- epochs, events, checkpoints ------------------------------------------------ */
+
+/* Run s (already bound) and hand each row to fn, which appends to a growing array of
+ * elements of size esz at *arr; small allocations (one row per epoch or event). */
+static int collect(struct rconn *c, sqlite3_stmt *s, void **arr, size_t *n, size_t esz,
+                   void (*fn)(sqlite3_stmt *, void *), const char *what, vaed_err *err)
+{
+    size_t cap = 0;
+    int sr;
+    *arr = NULL;
+    *n = 0;
+    while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            void *q = realloc(*arr, cap * esz);
+            if (!q)
+                abort();
+            *arr = q;
+        }
+        fn(s, (char *)*arr + *n * esz);
+        (*n)++;
+    }
+    return rdone(c, s, sr, what, err);
+}
+
+static void row_epoch(sqlite3_stmt *s, void *p)
+{
+    store_epoch *e = p;
+    memset(e, 0, sizeof *e);
+    e->epoch = sqlite3_column_int64(s, 0);
+    col_strcpy(s, 1, e->split, sizeof e->split);
+    e->step = sqlite3_column_int64(s, 2);
+    e->xent = sqlite3_column_double(s, 3);
+    e->kl = sqlite3_column_double(s, 4);
+    e->elbo = sqlite3_column_double(s, 5);
+    e->active_units = sqlite3_column_int(s, 6);
+    e->kl_dims = col_doubles(s, 7, &e->n_dims);
+    e->time = sqlite3_column_double(s, 8);
+}
+
+static void row_event(sqlite3_stmt *s, void *p)
+{
+    store_event *e = p;
+    memset(e, 0, sizeof *e);
+    e->seq = sqlite3_column_int64(s, 0);
+    e->requested_at = sqlite3_column_double(s, 1);
+    e->effective_step = sqlite3_column_int64(s, 2);
+    e->schedule = col_strdup(s, 3);
+    col_strcpy(s, 4, e->source, sizeof e->source);
+    e->superseded = sqlite3_column_int(s, 5);
+}
+
+static void row_ckpt(sqlite3_stmt *s, void *p)
+{
+    store_ckpt *k = p;
+    memset(k, 0, sizeof *k);
+    k->step = sqlite3_column_int64(s, 0);
+    k->epoch = sqlite3_column_double(s, 1);
+    k->created_at = sqlite3_column_double(s, 2);
+    col_strcpy(s, 3, k->kind, sizeof k->kind);
+    k->size = sqlite3_column_int64(s, 4);
+}
+
+/* The common shape of the per-job list reads. */
+static int list_by_job(store *st, enum rstmt_id id, int64_t job, void **arr, size_t *n,
+                       size_t esz, void (*fn)(sqlite3_stmt *, void *), const char *what,
+                       vaed_err *err)
+{
+    struct rconn *c;
+    *arr = NULL;
+    *n = 0;
+    int rc = racquire(st, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = rstmt(c, id, err);
+    if (!s) {
+        rrelease(st, c);
+        return VAED_EDB;
+    }
+    sqlite3_bind_int64(s, 1, job);
+    rc = collect(c, s, arr, n, esz, fn, what, err);
+    rrelease(st, c);
+    return rc;
+}
+
+int store_epochs_list(store *st, int64_t job, store_epoch **out, size_t *n, vaed_err *err)
+{
+    int rc = list_by_job(st, R_EPOCHS, job, (void **)out, n, sizeof **out, row_epoch,
+                         "reading epochs", err);
+    if (rc) {
+        store_epochs_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+void store_epochs_free(store_epoch *e, size_t n)
+{
+    for (size_t i = 0; e && i < n; i++)
+        free(e[i].kl_dims);
+    free(e);
+}
+
+int store_events_list(store *st, int64_t job, store_event **out, size_t *n, vaed_err *err)
+{
+    int rc = list_by_job(st, R_EVENTS, job, (void **)out, n, sizeof **out, row_event,
+                         "reading schedule events", err);
+    if (rc) {
+        store_events_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+void store_events_free(store_event *e, size_t n)
+{
+    for (size_t i = 0; e && i < n; i++)
+        free(e[i].schedule);
+    free(e);
+}
+
+int store_checkpoints_list(store *st, int64_t job, store_ckpt **out, size_t *n,
+                           vaed_err *err)
+{
+    int rc = list_by_job(st, R_CKPTS, job, (void **)out, n, sizeof **out, row_ckpt,
+                         "listing checkpoints", err);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int store_checkpoint_get(store *st, int64_t job, int64_t step, store_ckpt *meta,
+                         void **blob, size_t *size, vaed_err *err)
+{
+    struct rconn *c;
+    *blob = NULL;
+    *size = 0;
+    int rc = racquire(st, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = rstmt(c, step < 0 ? R_CKPT_LATEST : R_CKPT_AT, err);
+    if (!s) {
+        rrelease(st, c);
+        return VAED_EDB;
+    }
+    sqlite3_bind_int64(s, 1, job);
+    if (step >= 0)
+        sqlite3_bind_int64(s, 2, step);
+    int sr = sqlite3_step(s);
+    if (sr == SQLITE_ROW) {
+        store_ckpt k;
+        row_ckpt(s, &k);
+        const void *b = sqlite3_column_blob(s, 5);
+        size_t n = (size_t)sqlite3_column_bytes(s, 5);
+        /* A checkpoint is model-sized: a checked malloc, the request fails cleanly. */
+        void *copy = malloc(n ? n : 1);
+        if (!copy) {
+            sqlite3_reset(s);
+            sqlite3_clear_bindings(s);
+            rrelease(st, c);
+            return vaed_err_set(err, VAED_ENOMEM, "", "no memory for a %zu-byte checkpoint", n);
+        }
+        if (n)
+            memcpy(copy, b, n);
+        *blob = copy;
+        *size = n;
+        if (meta)
+            *meta = k;
+    }
+    rc = rdone(c, s, sr, "reading a checkpoint", err);
+    rrelease(st, c);
+    if (rc) {
+        free(*blob);
+        *blob = NULL;
+        *size = 0;
+    } else if (sr == SQLITE_DONE) {
+        rc = step < 0 ? vaed_err_set(err, VAED_ENOTFOUND, "", "job %lld has no checkpoint",
+                                     (long long)job)
+                      : vaed_err_set(err, VAED_ENOTFOUND, "",
+                                     "job %lld has no checkpoint at step %lld",
+                                     (long long)job, (long long)step);
+    }
+    return rc;
+}

@@ -1,0 +1,348 @@
+/* store.h — vaed's SQLite store: jobs, per-step metrics, per-epoch figures, schedule
+ * events and checkpoint blobs. It knows nothing of training or of HTTP.
+ *
+ * Schema (PRAGMA user_version = STORE_SCHEMA_VERSION; see schema.c for the SQL):
+ *   jobs(id PK, name, spec JSON, state, priority, queue_seq, created_at, started_at,
+ *        finished_at, updated_at, reason, step, epoch, parent_id, parent_step)
+ *   metrics(job, step, epoch, beta, loss, xent, kl, elbo, lr, grad_norm, capacity,
+ *           time, kl_groups BLOB)                PK(job, step) WITHOUT ROWID
+ *   epochs(job, epoch, split, step, xent, kl, elbo, active_units, kl_dims BLOB, time)
+ *                                                PK(job, epoch, split) WITHOUT ROWID
+ *   schedule_events(job, seq, requested_at, effective_step, schedule JSON, source,
+ *                   superseded)                  PK(job, seq)
+ *   checkpoints(job, step, epoch, created_at, kind, size, blob)  PK(job, step)
+ * Times are unix seconds (REAL); 0 in a struct means "not set" (NULL in SQL).
+ * BLOB arrays (kl_groups, kl_dims) are native-endian IEEE-754 doubles.
+ *
+ * Threads. One writer thread owns the only write connection. Every write call copies
+ * its arguments into an operation, appends it to a FIFO and returns; the writer takes
+ * everything queued and applies it in ONE transaction, each operation inside its own
+ * savepoint. Operations are applied in the order they were enqueued, so a commit
+ * that contains an operation contains everything enqueued before it. Readers use a
+ * small pool of read connections (WAL lets them run beside the writer).
+ *
+ * Batching. The writer commits when the oldest queued operation is flush_interval old
+ * (default 1 s), at once when an operation is waited on (job writes, store_flush,
+ * `wait` flags) or is a checkpoint, and when the queue holds more than 8 MiB.
+ *
+ * Durability. WAL mode with synchronous=NORMAL: a committed transaction survives a
+ * crash or kill -9 of the process (the WAL is in the OS page cache, which the kernel
+ * keeps); after a power loss the last transactions before the last WAL sync may be
+ * lost, but the file is never corrupt. A batch that contains a checkpoint is committed
+ * with synchronous=FULL (fsync of the WAL), so a checkpoint reported durable and every
+ * metric row enqueued before it survive power loss too. Metrics enqueued after the
+ * last commit are lost by a crash: the daemon recomputes them from the last
+ * checkpoint and INSERT OR REPLACE overwrites whatever rows did survive.
+ *
+ * Write failures. A transient failure (disk full, I/O error, busy, out of memory)
+ * rolls the batch back: waited-on operations fail with VAED_EDB and are dropped
+ * (their caller knows), the rest stay queued in order and are retried with a backoff
+ * (from 100 ms up to 5 s), so nothing is silently lost and writing resumes when the
+ * disk has space again. A permanent failure of one operation (a constraint: unknown
+ * job, bad state) drops that operation only. Both are counted and the last one is
+ * kept in store_stats. Nothing here exits or aborts except on small fixed-size
+ * allocation failure (xmalloc policy).
+ *
+ * Every function returns 0 or a negative VAED_E*; the detail, including
+ * sqlite3_errmsg, goes to the caller's vaed_err (may be NULL). */
+#ifndef VAED_STORE_H
+#define VAED_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vae/err.h"
+
+#define STORE_SCHEMA_VERSION 2
+
+typedef struct store store;
+
+typedef struct store_opts {
+    double flush_interval;      /* seconds between commits at most; <= 0 → 1.0 */
+    int busy_timeout_ms;        /* <= 0 → 5000 */
+    int read_conns;             /* size of the read pool; <= 0 → 4 */
+    int fsync_checkpoints;      /* 1 (default when opts is NULL): FULL for checkpoint
+                                   batches; 0: NORMAL for everything (tests, benches) */
+    size_t max_pending_bytes;   /* enqueue refuses (VAED_ETOOBIG) past this; 0 → 512 MiB */
+    int64_t max_db_bytes;       /* cap on the database size (max_page_count); 0 = none */
+} store_opts;
+
+/* Fill o with the defaults described above. */
+void store_opts_default(store_opts *o);
+
+/* Open (creating if needed) the database at path, set WAL and the pragmas, migrate
+ * the schema forward to STORE_SCHEMA_VERSION (each step one transaction) and start
+ * the writer thread. opts may be NULL (defaults). A database whose user_version is
+ * newer than this code knows is refused (VAED_EDB) and left untouched.
+ * OUT *out: the store, to be closed with store_close; NULL on error. */
+int store_open(store **out, const char *path, const store_opts *opts, vaed_err *err);
+
+/* Commit everything still queued, stop the writer, close every connection and free
+ * st (NULL is a no-op). Returns 0, or VAED_EDB when queued operations could not be
+ * committed (after a few retries) and were lost; err says how many. st is freed in
+ * both cases. No other call on st may run concurrently or after. */
+int store_close(store *st, vaed_err *err);
+
+/* The SQL that migrates a database from version v-1 to v (v in 1..STORE_SCHEMA_VERSION);
+ * NULL outside that range. Static string. Exposed so tests can build old databases. */
+const char *store_migration_sql(int v);
+
+/* ---- writes ---------------------------------------------------------------------- */
+
+/* Block until every operation enqueued (by any thread) before this call is committed.
+ * Returns 0, or VAED_EDB when the batch holding them failed (they stay queued and are
+ * retried unless they were waited on). */
+int store_flush(store *st, vaed_err *err);
+
+/* Job states, as stored. */
+#define STORE_STATE_NAMES "queued", "running", "paused", "interrupted", "completed", \
+                          "failed", "cancelled"
+enum store_state_bit {
+    STORE_QUEUED = 1 << 0, STORE_RUNNING = 1 << 1, STORE_PAUSED = 1 << 2,
+    STORE_INTERRUPTED = 1 << 3, STORE_COMPLETED = 1 << 4, STORE_FAILED = 1 << 5,
+    STORE_CANCELLED = 1 << 6,
+};
+/* The bit of a state name, 0 when it is not one. */
+unsigned store_state_bit(const char *state);
+
+typedef struct store_job_new {
+    const char *name;           /* any text, stored verbatim; NULL → "" */
+    const char *spec;           /* JSON text (must be valid JSON) */
+    int priority;               /* higher runs first */
+    const char *state;          /* NULL → "queued" */
+    int64_t parent_id;          /* forked from this job's checkpoint; 0 = none */
+    int64_t parent_step;        /* that checkpoint's step; ignored without parent_id */
+} store_job_new;
+
+/* Insert a job (synchronous: committed before return, so a read right after sees it).
+ * Its queue_seq is one more than every other job's (FIFO within a priority).
+ * OUT *id: the new job id. Returns VAED_EINVAL for a bad state or spec. */
+int store_job_insert(store *st, const store_job_new *nj, int64_t *id, vaed_err *err);
+
+/* Set a job's state and failure reason (reason NULL clears it); updated_at = now,
+ * started_at = now on the first "running", finished_at = now on completed, failed or
+ * cancelled. Synchronous. VAED_ENOTFOUND when no such job, VAED_EINVAL for a bad state.
+ * No transition rules here: the daemon owns the state machine. */
+int store_job_set_state(store *st, int64_t id, const char *state, const char *reason,
+                        vaed_err *err);
+
+/* Record a job's progress (step, epoch). wait = 0 enqueues and returns at once (the
+ * training thread's call); wait = 1 returns after commit (VAED_ENOTFOUND if no job). */
+int store_job_set_progress(store *st, int64_t id, int64_t step, double epoch, int wait,
+                           vaed_err *err);
+
+/* Put a job at the front of its queue: queue_seq = min(all queue_seq) - 1 (resume).
+ * Synchronous. VAED_ENOTFOUND when no such job. */
+int store_job_requeue_front(store *st, int64_t id, vaed_err *err);
+
+/* Change a job's priority. Synchronous. VAED_ENOTFOUND when no such job. */
+int store_job_set_priority(store *st, int64_t id, int priority, vaed_err *err);
+
+/* One training step's figures. */
+typedef struct store_metric {
+    int64_t step;
+    double epoch, beta, loss, xent, kl, elbo, lr, grad_norm, capacity, time;
+    int n_groups;               /* KL per latent group; 0 = not recorded */
+    const double *kl_groups;    /* n_groups values, borrowed (copied by append) */
+} store_metric;
+
+/* Enqueue n metric rows of job; returns at once (never waits on disk). Rows replace
+ * any existing row with the same (job, step). VAED_ETOOBIG when the queue is over
+ * max_pending_bytes (the disk is failing: see store_stats). Rows of an unknown job
+ * are dropped by the writer and counted. */
+int store_metrics_append(store *st, int64_t job, const store_metric *rows, size_t n,
+                         vaed_err *err);
+
+/* One epoch's figures for one split ("train", "valid", ...). */
+typedef struct store_epoch {
+    int64_t epoch;              /* epoch number, from 1 */
+    char split[16];
+    int64_t step;               /* global step at the end of the epoch */
+    double xent, kl, elbo, time;
+    int active_units;
+    int n_dims;
+    double *kl_dims;            /* KL per latent dimension; put: borrowed, list: owned */
+} store_epoch;
+
+/* Enqueue an epoch row (replaces the same job, epoch, split). Returns at once. */
+int store_epoch_put(store *st, int64_t job, const store_epoch *e, vaed_err *err);
+
+/* A schedule change of a job. */
+typedef struct store_event {
+    int64_t seq;                /* 1, 2, ... per job, assigned by the store */
+    double requested_at;        /* unix seconds */
+    int64_t effective_step;     /* first step that used this schedule */
+    char *schedule;             /* JSON text of the resolved schedule; owned in lists */
+    char source[16];            /* "submit" | "override" */
+    int superseded;             /* 1: a later event took effect at or before this one's
+                                   effective step, so it never governed a step */
+} store_event;
+
+/* Append a schedule event (seq = previous max + 1) and mark the job's earlier events
+ * with effective_step >= this one's as superseded. requested_at 0 → now.
+ * wait = 1: returns after commit with *seq set (seq may be NULL); wait = 0: returns
+ * at once and *seq is not set. */
+int store_event_add(store *st, int64_t job, double requested_at, int64_t effective_step,
+                    const char *schedule_json, const char *source, int wait,
+                    int64_t *seq, vaed_err *err);
+
+/* Called by the writer thread once a checkpoint's fate is known: rc 0 = committed,
+ * else the error (msg is the detail, valid during the call only). Must not block on
+ * the store (no store_* write calls with wait, no store_flush). */
+typedef void (*store_done_fn)(void *arg, int64_t job, int64_t step, int rc,
+                              const char *msg);
+
+typedef struct store_ckpt_put {
+    int64_t job, step;
+    double epoch;
+    const char *kind;           /* "periodic" | "epoch" | "final" | "manual" | "pause" */
+    const void *blob;           /* borrowed: copied before return */
+    size_t size;
+    int keep;                   /* > 0: keep only the newest `keep` periodic, manual and
+                                   pause checkpoints of the job; 0: keep all */
+    int keep_epoch_end;         /* 1: never rotate 'epoch' ones; 0: they rotate too */
+    int wait;                   /* 1: return after commit with its status */
+    store_done_fn done;         /* optional, called on the writer thread */
+    void *done_arg;
+} store_ckpt_put;
+
+/* Enqueue a checkpoint: one transaction, committed with fsync (see Durability), and
+ * no earlier than everything enqueued before it. Retention (keep) runs in that same
+ * transaction; the 'final' checkpoint and the job's newest are never deleted. A
+ * checkpoint at an existing (job, step) replaces it. Returns 0 once queued (wait = 0)
+ * or committed (wait = 1), VAED_ENOMEM if the blob cannot be copied, VAED_EINVAL for a
+ * bad kind, VAED_ETOOBIG over max_pending_bytes, VAED_EDB when wait and it failed. */
+int store_checkpoint_put(store *st, const store_ckpt_put *req, vaed_err *err);
+
+/* Set (or with 0 remove) the cap on the database size, applied by the writer before
+ * its next batch. Writes past it fail like a full disk (SQLITE_FULL). */
+void store_set_max_db_bytes(store *st, int64_t bytes);
+
+/* ---- reads (any thread; each runs on a pooled read connection) -------------------- */
+
+typedef struct store_job {
+    int64_t id;
+    char *name;                 /* owned */
+    char *spec;                 /* owned, JSON text */
+    char state[16];
+    int priority;
+    int64_t queue_seq;
+    double created_at, started_at, finished_at, updated_at;   /* 0 = not yet */
+    char *reason;               /* owned, NULL when none */
+    int64_t step;
+    double epoch;
+    int64_t parent_id, parent_step;   /* 0, 0 when not forked */
+} store_job;
+
+/* Free the strings of j (not j itself); j may be NULL. */
+void store_job_clear(store_job *j);
+
+/* OUT *j: the job (free with store_job_clear). VAED_ENOTFOUND when no such job. */
+int store_job_get(store *st, int64_t id, store_job *j, vaed_err *err);
+
+/* A new JSON object describing j: id, name, spec (parsed; the raw text if it does not
+ * parse), state, priority, queue_seq, created_at... (null when unset), reason, step,
+ * epoch, parent (null or {id, step}). Returns NULL only on allocation failure. */
+json_t *store_job_json(const store_job *j);
+
+typedef struct store_job_list {
+    store_job *jobs;            /* n jobs, owned; free with store_job_list_free */
+    size_t n;
+    int64_t total;              /* jobs matching the state filter, ignoring paging */
+    int64_t next_after;         /* pass as `after` for the next page; 0 = last page */
+} store_job_list;
+
+/* Jobs whose state bit is in `states` (0 = any), newest first (id descending), with
+ * id < after when after > 0, at most limit (<= 0 → 100). */
+int store_jobs_list(store *st, unsigned states, int64_t after, int limit,
+                    store_job_list *out, vaed_err *err);
+
+/* Jobs the daemon must put back in its queue at startup (queued, running,
+ * interrupted), in queue order: priority descending, then queue_seq ascending. */
+int store_jobs_resumable(store *st, store_job_list *out, vaed_err *err);
+
+/* Free the jobs of l and zero it; l may be NULL. */
+void store_job_list_free(store_job_list *l);
+
+/* Metric columns, in storage order. */
+enum store_mcol {
+    STORE_M_EPOCH = 0, STORE_M_BETA, STORE_M_LOSS, STORE_M_XENT, STORE_M_KL,
+    STORE_M_ELBO, STORE_M_LR, STORE_M_GRAD_NORM, STORE_M_CAPACITY, STORE_M_TIME,
+    STORE_M_NCOLS,
+};
+#define STORE_MCOL(c) (1u << (c))
+#define STORE_M_KL_GROUPS_BIT (1u << STORE_M_NCOLS)   /* ask for kl_groups */
+#define STORE_MCOL_ALL ((1u << STORE_M_NCOLS) - 1)
+
+/* Column name ("epoch", "beta", ..., "grad_norm") of c, NULL when out of range. */
+const char *store_mcol_name(int c);
+/* Column index of a name, -1 when unknown ("kl_groups" is not a column: use the bit). */
+int store_mcol_by_name(const char *name);
+
+/* Columnar metric rows. */
+typedef struct store_series {
+    size_t n;
+    int64_t *step;              /* n steps, ascending */
+    double *col[STORE_M_NCOLS]; /* n values each for the asked columns, else NULL */
+    int n_groups;               /* columns of kl_groups: the widest row in range */
+    double *kl_groups;          /* n * n_groups, row-major, NAN where a row has fewer;
+                                   NULL unless asked and present */
+} store_series;
+
+/* Rows of job with since < step <= until (since < 0: from the start; until < 0: to
+ * the end), ascending, at most limit rows (0 = no limit), the columns in mask (step is
+ * always returned). A range scan of the primary key. OUT *out: free with
+ * store_series_free; on error it is left empty. VAED_ENOMEM if it does not fit. */
+int store_metrics_range(store *st, int64_t job, int64_t since, int64_t until,
+                        unsigned mask, size_t limit, store_series *out, vaed_err *err);
+
+/* Free the arrays of s and zero it; s may be NULL. */
+void store_series_free(store_series *s);
+
+/* OUT *out, *n: the job's epoch rows by epoch then split; free with store_epochs_free. */
+int store_epochs_list(store *st, int64_t job, store_epoch **out, size_t *n, vaed_err *err);
+void store_epochs_free(store_epoch *e, size_t n);
+
+/* OUT *out, *n: the job's schedule events by seq; free with store_events_free. */
+int store_events_list(store *st, int64_t job, store_event **out, size_t *n, vaed_err *err);
+void store_events_free(store_event *e, size_t n);
+
+typedef struct store_ckpt {
+    int64_t step;
+    double epoch, created_at;
+    char kind[16];
+    int64_t size;               /* bytes of the blob */
+} store_ckpt;
+
+/* OUT *out, *n: the job's checkpoints by step, without blobs; free with free(). */
+int store_checkpoints_list(store *st, int64_t job, store_ckpt **out, size_t *n,
+                           vaed_err *err);
+
+/* The checkpoint of job at step (step < 0: the newest). OUT *meta (may be NULL),
+ * *blob (malloc'd, caller frees), *size. VAED_ENOTFOUND when there is none,
+ * VAED_ENOMEM when the blob cannot be allocated. */
+int store_checkpoint_get(store *st, int64_t job, int64_t step, store_ckpt *meta,
+                         void **blob, size_t *size, vaed_err *err);
+
+/* ---- health --------------------------------------------------------------------- */
+
+typedef struct store_stats {
+    uint64_t commits;           /* batches committed */
+    uint64_t ops_committed;     /* operations committed */
+    uint64_t rows_committed;    /* metric rows committed */
+    uint64_t write_errors;      /* failed batch attempts and failed operations */
+    uint64_t dropped_ops;       /* operations given up (permanent error, or waited on) */
+    size_t pending_ops, pending_bytes;
+    double lag;                 /* store_write_lag_seconds */
+    int failing;                /* 1 while the last batch attempt failed */
+    char last_error[512];       /* last write error, "" when none yet */
+} store_stats;
+
+/* Fill *out with a consistent snapshot of the writer's counters. */
+void store_get_stats(store *st, store_stats *out);
+
+/* Age in seconds of the oldest enqueued operation not yet committed; 0 when none. */
+double store_write_lag_seconds(store *st);
+
+#endif

@@ -1,0 +1,80 @@
+/* store_impl.h — internals shared by store.c (open, close, reads), writer.c (the
+ * write queue and its thread) and schema.c (migrations). Not for use outside store/.
+ *
+ * Locking: st->mu guards the queue, the counters, the error text and the read pool.
+ * The writer connection is touched only by the writer thread once store_open has
+ * returned; a read connection only by the thread that holds it from the pool. */
+#ifndef VAED_STORE_IMPL_H
+#define VAED_STORE_IMPL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+struct op;
+
+#define STORE_W_NSTMT 20
+
+enum rstmt_id {
+    R_JOB_GET, R_JOBS_LIST, R_JOBS_COUNT, R_JOBS_RESUMABLE, R_METRICS, R_EPOCHS,
+    R_EVENTS, R_CKPTS, R_CKPT_AT, R_CKPT_LATEST, R_NSTMT,
+};
+
+struct rconn {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[R_NSTMT];    /* prepared lazily, kept for the connection's life */
+    int busy;
+};
+
+struct store {
+    char *path;
+    store_opts opts;
+    sqlite3 *wdb;                   /* the write connection: writer thread only */
+    sqlite3_stmt *wstmt[STORE_W_NSTMT];   /* its prepared statements (writer.c) */
+    size_t lost_at_close;           /* ops given up while stopping */
+
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;         /* queue changed, stop, or urgent: wake the writer */
+    pthread_cond_t done_cv;         /* a waited-on operation was resolved */
+    pthread_cond_t pool_cv;         /* a read connection was returned */
+    pthread_t writer;
+    int writer_started;
+
+    /* queue (FIFO), guarded by mu */
+    struct op *head, *tail;
+    size_t pending_ops, pending_bytes;
+    int urgent;                     /* commit now: someone waits or a checkpoint queued */
+    int stop;
+    double inflight_since;          /* enqueue time of the oldest op in the running batch, 0 = none */
+    int64_t want_max_pages;         /* -1: unchanged; 0: no cap; >0: pages */
+
+    /* counters and last error, guarded by mu */
+    store_stats stats;
+
+    /* read pool, guarded by mu */
+    struct rconn *rc;
+    int n_rc;
+};
+
+/* Monotonic seconds, for lag and deadlines. */
+double store_mono(void);
+/* Unix seconds, for stored timestamps. */
+double store_now(void);
+
+/* Set err to VAED_EDB with what, formatted, then sqlite3_errmsg(db); returns VAED_EDB. */
+int store_dberr(vaed_err *err, sqlite3 *db, const char *what, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Open a connection on path with the common pragmas (busy timeout, foreign keys). */
+int store_conn_open(sqlite3 **db, const char *path, int busy_ms, int create, vaed_err *err);
+
+/* schema.c: migrate db forward to STORE_SCHEMA_VERSION (see there). */
+int store_migrate(sqlite3 *db, vaed_err *err);
+
+/* writer.c: start the writer thread / stop it after draining; returns the number of
+ * operations that could not be committed (0 normally). */
+int store_writer_start(store *st, vaed_err *err);
+size_t store_writer_stop(store *st);
+
+#endif
