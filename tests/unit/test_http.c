@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,7 +388,7 @@ static void stream_route(api_req *rq, int idle)
 static void get_stream(api_req *rq) { stream_route(rq, 0); }
 static void get_idle(api_req *rq) { stream_route(rq, 1); }
 
-static volatile int producer_stop;
+static _Atomic int producer_stop;
 
 static void *producer(void *arg)
 {
