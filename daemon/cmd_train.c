@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "daemon/cmd.h"
@@ -147,6 +148,12 @@ int cmd_train(int argc, char **argv)
                     "loss", e->train_loss, "xent", e->train_xent, "kl", e->train_kl, "elbo",
                     e->train_elbo, "beta", c.last.beta, "test",
                     c.last_test ? c.last_test : json_null());
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    json_object_set_new(out, "peak_rss_mb", json_real(ru.ru_maxrss / 1024.0));
+    char blas_info[256];
+    vae_blas_info(blas_info, sizeof blas_info);
+    json_object_set_new(out, "blas", json_string(blas_info));
     json_dumpf(out, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
     fputc('\n', stdout);
     rc = 0;

@@ -24,6 +24,8 @@ int main(int argc, char **argv)
         return usage(stderr);
     if (!strcmp(argv[1], "train"))
         return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench-sgemm"))
+        return cmd_bench_sgemm(argc - 1, argv + 1);
     if (!strcmp(argv[1], "serve"))
         return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(argv[1], "--version")) {

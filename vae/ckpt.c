@@ -181,6 +181,19 @@ long vae_ckpt_step(const void *blob, size_t len)
     return (long)get_u64((const uint8_t *)blob + 24);
 }
 
+int vae_ckpt_peek(const void *blob, size_t len, vae_ckpt_info *out)
+{
+    if (!little_endian() || check_blob(blob, len, NULL))
+        return VAED_EINVAL;
+    const uint8_t *b = blob;
+    out->step = (long)get_u64(b + 24);
+    out->beta = get_f64(b + 96);
+    out->rows = (long)get_u64(b + 48);
+    out->batch = (long)get_u32(b + 56);
+    out->steps_per_epoch = out->batch > 0 ? (out->rows + out->batch - 1) / out->batch : 0;
+    return 0;
+}
+
 int vae_trainer_load(vae_trainer *t, const void *blob, size_t len, vaed_err *err)
 {
     const uint8_t *b = blob;

@@ -22,6 +22,8 @@ enum {
     VAED_ENOTFOUND = -6,
     VAED_EDB = -7,      /* SQLite reported an error */
     VAED_ETOOBIG = -8,  /* over a configured limit */
+    VAED_EPERM = -9,    /* not allowed (a path outside the data directory) */
+    VAED_EBUSY = -10,   /* a queue or pool is full; try later */
 };
 
 typedef struct vaed_err {

@@ -114,6 +114,14 @@ int vae_trainer_load(vae_trainer *t, const void *blob, size_t len, vaed_err *err
 
 /* The step stored in a blob, without a trainer (for listings); -1 if not a valid blob. */
 long vae_ckpt_step(const void *blob, size_t len);
+/* What a blob says about where its run stands, without a trainer. */
+typedef struct vae_ckpt_info {
+    long step;                  /* steps done */
+    double beta;                /* beta of the last step */
+    long rows, batch, steps_per_epoch;
+} vae_ckpt_info;
+/* Returns 0, or VAED_EINVAL when blob is not a valid checkpoint. */
+int vae_ckpt_peek(const void *blob, size_t len, vae_ckpt_info *out);
 
 /* A run in the foreground: steps until finished, calling the hooks. A hook returning
  * non-zero stops the run early (returns 0). */

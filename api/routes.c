@@ -1,0 +1,605 @@
+/* routes.c — the REST routes of vaed v1 on the HTTP layer (http.h): jobs, their
+ * control, schedules, metrics, epochs and checkpoints. Each handler validates its
+ * input (unknown query parameters and bad numbers are 400 naming the parameter),
+ * calls the job manager or the store, and maps their error codes to statuses:
+ *
+ *   VAED_EINVAL 422 invalid     VAED_ENOTFOUND 404 not_found   VAED_ESTATE 409 conflict
+ *   VAED_EPERM  403 forbidden   VAED_ETOOBIG   422 too_large   VAED_EBUSY  503 busy
+ *   anything else 500 internal */
+#include "api/routes.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/version.h"
+#include "vae/sched.h"
+
+static unsigned status_of(int rc, const char **code)
+{
+    switch (rc) {
+    case VAED_EINVAL: *code = "invalid"; return 422;
+    case VAED_ENOTFOUND: *code = "not_found"; return 404;
+    case VAED_ESTATE: *code = "conflict"; return 409;
+    case VAED_EPERM: *code = "forbidden"; return 403;
+    case VAED_ETOOBIG: *code = "too_large"; return 422;
+    case VAED_EBUSY: *code = "busy"; return 503;
+    default: *code = "internal"; return 500;
+    }
+}
+
+static void reply_err(api_req *req, int rc, const vaed_err *e)
+{
+    const char *code;
+    unsigned st = status_of(rc, &code);
+    if (rc == VAED_EBUSY && !strcmp(e->field, "queue"))
+        st = 429, code = "queue_full";
+    api_reply_from_err(req, st, code, e);
+}
+
+static api_ctx *ctx(api_req *req) { return api_req_user(req); }
+
+/* A non-negative integer query parameter; -1 when absent; replies 400 and returns -2
+ * when malformed. */
+static int64_t query_int(api_req *req, const char *key, int64_t max)
+{
+    const char *v = api_query_get(req, key);
+    if (!v)
+        return -1;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || *end || errno || x < 0 || x > max) {
+        api_reply_error(req, 400, "bad_param", key, "%s: must be an integer from 0 to %lld", key,
+                        (long long)max);
+        return -2;
+    }
+    return x;
+}
+
+/* ---- health -------------------------------------------------------------------------- */
+
+static void h_health(api_req *req)
+{
+    store_stats ss;
+    store_get_stats(ctx(req)->st, &ss);
+    api_reply_json(req, ss.failing ? 503 : 200,
+                   json_pack("{s:s, s:s, s:{s:b, s:f, s:I, s:s}}", "status",
+                             ss.failing ? "degraded" : "ok", "version", VAED_VERSION, "store",
+                             "ok", !ss.failing, "write_lag_s", ss.lag, "pending_ops",
+                             (json_int_t)ss.pending_ops, "last_error", ss.last_error));
+}
+
+/* ---- jobs ---------------------------------------------------------------------------- */
+
+/* The job as the API shows it: the store's row with the live figures on top. NULL
+ * after replying with the error. */
+static json_t *job_object(api_req *req, int64_t id)
+{
+    store_job sj;
+    vaed_err err;
+    int rc = store_job_get(ctx(req)->st, id, &sj, &err);
+    if (rc) {
+        if (rc == VAED_ENOTFOUND)
+            vaed_err_set(&err, rc, NULL, "no job %lld", (long long)id);
+        reply_err(req, rc, &err);
+        return NULL;
+    }
+    json_t *o = store_job_json(&sj);
+    store_job_clear(&sj);
+    jobs_decorate(ctx(req)->J, id, o);
+    return o;
+}
+
+static void h_submit(api_req *req)
+{
+    json_t *doc;
+    if (api_body_json(req, &doc))
+        return;
+    int64_t id;
+    vaed_err err;
+    vaed_err_clear(&err);
+    int rc = jobs_submit(ctx(req)->J, doc, &id, &err);
+    json_decref(doc);
+    if (rc) {
+        reply_err(req, rc, &err);
+        return;
+    }
+    json_t *o = job_object(req, id);
+    if (!o)
+        return;
+    char loc[64];
+    snprintf(loc, sizeof loc, "/v1/jobs/%lld", (long long)id);
+    api_set_header(req, "Location", loc);
+    api_reply_json(req, 201, o);
+}
+
+static void h_list(api_req *req)
+{
+    static const char *const allowed[] = {"status", "limit", "after", NULL};
+    if (api_query_only(req, allowed))
+        return;
+    unsigned states = 0;
+    const char *status = api_query_get(req, "status");
+    if (status && *status) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", status);
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            unsigned b = store_state_bit(tok);
+            if (!b) {
+                api_reply_error(req, 400, "bad_param", "status",
+                                "status: '%s' is not a state (queued, running, paused, "
+                                "interrupted, completed, failed, cancelled)", tok);
+                return;
+            }
+            states |= b;
+        }
+    }
+    int64_t limit = query_int(req, "limit", 1000), after = query_int(req, "after", INT64_MAX);
+    if (limit == -2 || after == -2)
+        return;
+    store_job_list l = {0};
+    vaed_err err;
+    int rc = store_jobs_list(ctx(req)->st, states, after > 0 ? after : 0,
+                             limit > 0 ? (int)limit : 100, &l, &err);
+    if (rc) {
+        reply_err(req, rc, &err);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < l.n; i++) {
+        json_t *o = store_job_json(&l.jobs[i]);
+        jobs_decorate(ctx(req)->J, l.jobs[i].id, o);
+        json_array_append_new(arr, o);
+    }
+    json_t *out = json_pack("{s:o, s:I}", "jobs", arr, "total", (json_int_t)l.total);
+    json_object_set_new(out, "next_after",
+                        l.next_after > 0 ? json_integer(l.next_after) : json_null());
+    store_job_list_free(&l);
+    api_reply_json(req, 200, out);
+}
+
+static void h_get(api_req *req)
+{
+    json_t *o = job_object(req, api_param_int(req, "id"));
+    if (o)
+        api_reply_json(req, 200, o);
+}
+
+static void control(api_req *req, int (*fn)(jobs *, int64_t, vaed_err *))
+{
+    int64_t id = api_param_int(req, "id");
+    vaed_err err;
+    vaed_err_clear(&err);
+    int rc = fn(ctx(req)->J, id, &err);
+    if (rc) {
+        reply_err(req, rc, &err);
+        return;
+    }
+    json_t *o = job_object(req, id);
+    if (o)
+        api_reply_json(req, 200, o);
+}
+
+static void h_pause(api_req *req) { control(req, jobs_pause); }
+static void h_resume(api_req *req) { control(req, jobs_resume); }
+static void h_cancel(api_req *req) { control(req, jobs_cancel); }
+
+/* ---- schedule ------------------------------------------------------------------------ */
+
+static void h_schedule_get(api_req *req)
+{
+    int64_t id = api_param_int(req, "id");
+    json_t *job = job_object(req, id);
+    if (!job)
+        return;
+    store_event *ev = NULL;
+    size_t n = 0;
+    vaed_err err;
+    int rc = store_events_list(ctx(req)->st, id, &ev, &n, &err);
+    if (rc) {
+        json_decref(job);
+        reply_err(req, rc, &err);
+        return;
+    }
+    json_int_t step = json_integer_value(json_object_get(job, "step"));
+    json_t *hist = json_array(), *in_force = json_null();
+    for (size_t i = 0; i < n; i++) {
+        json_t *s = json_loads(ev[i].schedule, 0, NULL);
+        json_array_append_new(
+            hist, json_pack("{s:I, s:f, s:I, s:O?, s:s, s:b}", "seq", (json_int_t)ev[i].seq,
+                            "requested_at", ev[i].requested_at, "effective_step",
+                            (json_int_t)ev[i].effective_step, "schedule", s, "source",
+                            ev[i].source, "superseded", ev[i].superseded));
+        if (!ev[i].superseded && ev[i].effective_step <= (step > 0 ? step : 0)) {
+            json_decref(in_force);
+            in_force = json_incref(s);
+        }
+        json_decref(s);
+    }
+    store_events_free(ev, n);
+    json_t *beta = json_object_get(job, "beta");
+    json_t *out = json_pack("{s:I, s:o, s:O, s:I, s:o}", "job", (json_int_t)id, "schedule",
+                            in_force, "beta", beta ? beta : json_null(), "step", step, "history",
+                            hist);
+    json_decref(job);
+    api_reply_json(req, 200, out);
+}
+
+static void h_schedule_put(api_req *req)
+{
+    int64_t id = api_param_int(req, "id");
+    json_t *doc;
+    if (api_body_json(req, &doc))
+        return;
+    sched_spec s, resolved;
+    vaed_err err;
+    vaed_err_clear(&err);
+    int rc = sched_parse(&s, doc, "", 1, &err);
+    json_decref(doc);
+    if (rc) {
+        reply_err(req, rc, &err);
+        return;
+    }
+    int64_t eff = -1;
+    rc = jobs_set_schedule(ctx(req)->J, id, &s, &eff, &resolved, &err);
+    if (rc) {
+        reply_err(req, rc, &err);
+        return;
+    }
+    api_reply_json(req, 200,
+                   json_pack("{s:I, s:I, s:o}", "job", (json_int_t)id, "effective_step",
+                             (json_int_t)eff, "schedule", sched_to_json(&resolved)));
+}
+
+static void h_optimizer_put(api_req *req)
+{
+    int64_t id = api_param_int(req, "id");
+    json_t *doc;
+    if (api_body_json(req, &doc))
+        return;
+    const char *key;
+    json_t *v;
+    double lr = NAN;
+    json_object_foreach(doc, key, v)
+    {
+        if (strcmp(key, "lr")) {
+            api_reply_error(req, 422, "invalid", key, "%s: unknown key (known keys: lr)", key);
+            json_decref(doc);
+            return;
+        }
+        lr = json_is_number(v) ? json_number_value(v) : NAN;
+    }
+    json_decref(doc);
+    if (!(lr > 0) || !isfinite(lr)) {
+        api_reply_error(req, 422, "invalid", "lr", "lr: must be a positive number");
+        return;
+    }
+    int64_t eff;
+    vaed_err err;
+    vaed_err_clear(&err);
+    int rc = jobs_set_lr(ctx(req)->J, id, lr, &eff, &err);
+    if (rc) {
+        reply_err(req, rc, &err);
+        return;
+    }
+    api_reply_json(req, 200, json_pack("{s:I, s:I, s:f}", "job", (json_int_t)id,
+                                       "effective_step", (json_int_t)eff, "lr", lr));
+}
+
+/* ---- metrics and epochs -------------------------------------------------------------- */
+
+/* Does the job exist? Replies 404 when not. */
+static int job_exists(api_req *req, int64_t id)
+{
+    store_job sj;
+    vaed_err err;
+    int rc = store_job_get(ctx(req)->st, id, &sj, &err);
+    if (rc) {
+        if (rc == VAED_ENOTFOUND)
+            vaed_err_set(&err, rc, NULL, "no job %lld", (long long)id);
+        reply_err(req, rc, &err);
+        return 0;
+    }
+    store_job_clear(&sj);
+    return 1;
+}
+
+/* Rows kept when a range is downsampled to at most max rows: the first and the last,
+ * and in each of nb equal buckets the rows holding the minimum and the maximum of each
+ * asked field. Every row shown is a real row, and no spike is sampled away. OUT: keep
+ * flags. Returns the number kept. */
+static size_t downsample(const store_series *s, unsigned mask, size_t max, unsigned char *keep)
+{
+    int nf = 0;
+    for (int c = 0; c < STORE_M_NCOLS; c++)
+        nf += (mask >> c) & 1;
+    if (nf == 0)
+        nf = 1;
+    size_t nb = (max - 2) / (2 * (size_t)nf);
+    if (nb < 1)
+        nb = 1;
+    memset(keep, 0, s->n);
+    keep[0] = keep[s->n - 1] = 1;
+    for (size_t b = 0; b < nb; b++) {
+        size_t lo = s->n * b / nb, hi = s->n * (b + 1) / nb;
+        if (lo >= hi)
+            continue;
+        for (int c = 0; c < STORE_M_NCOLS; c++) {
+            const double *col = s->col[c];
+            if (!col || !((mask >> c) & 1))
+                continue;
+            size_t imin = lo, imax = lo;
+            for (size_t i = lo + 1; i < hi; i++) {
+                if (col[i] < col[imin])
+                    imin = i;
+                if (col[i] > col[imax])
+                    imax = i;
+            }
+            keep[imin] = keep[imax] = 1;
+        }
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++)
+        k += keep[i];
+    return k;
+}
+
+static void h_metrics(api_req *req)
+{
+    static const char *const allowed[] = {"since", "until", "fields", "max_points", "format", NULL};
+    if (api_query_only(req, allowed))
+        return;
+    int64_t id = api_param_int(req, "id");
+    int64_t since = query_int(req, "since", INT64_MAX), until = query_int(req, "until", INT64_MAX),
+            maxp = query_int(req, "max_points", 10000000);
+    if (since == -2 || until == -2 || maxp == -2)
+        return;
+    if (maxp >= 0 && maxp < 2) {
+        api_reply_error(req, 400, "bad_param", "max_points", "max_points: must be at least 2");
+        return;
+    }
+    const char *format = api_query_get(req, "format");
+    int csv = 0;
+    if (format && strcmp(format, "json")) {
+        if (strcmp(format, "csv")) {
+            api_reply_error(req, 400, "bad_param", "format", "format: must be json or csv");
+            return;
+        }
+        csv = 1;
+    }
+    unsigned mask = STORE_MCOL_ALL;
+    const char *fields = api_query_get(req, "fields");
+    if (fields && *fields) {
+        mask = 0;
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s", fields);
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            if (!strcmp(tok, "step"))
+                continue;
+            if (!strcmp(tok, "kl_groups")) {
+                mask |= STORE_M_KL_GROUPS_BIT;
+                continue;
+            }
+            int c = store_mcol_by_name(tok);
+            if (c < 0) {
+                api_reply_error(req, 400, "bad_param", "fields",
+                                "fields: unknown field '%s' (known: step, epoch, beta, loss, "
+                                "xent, kl, elbo, lr, grad_norm, capacity, time, kl_groups)", tok);
+                return;
+            }
+            mask |= STORE_MCOL(c);
+        }
+    }
+    if (!job_exists(req, id))
+        return;
+    store_series s = {0};
+    vaed_err err;
+    int rc = store_metrics_range(ctx(req)->st, id, since >= 0 ? since : -1,
+                                 until >= 0 ? until : -1, mask, 0, &s, &err);
+    if (rc) {
+        reply_err(req, rc, &err);
+        return;
+    }
+    unsigned char *keep = NULL;
+    size_t nkeep = s.n;
+    if (maxp > 0 && s.n > (size_t)maxp) {
+        keep = malloc(s.n);
+        if (!keep) {
+            store_series_free(&s);
+            api_reply_error(req, 503, "busy", NULL, "out of memory");
+            return;
+        }
+        nkeep = downsample(&s, mask & STORE_MCOL_ALL, (size_t)maxp, keep);
+    }
+    int64_t next = s.n ? s.step[s.n - 1] : (since >= 0 ? since : -1);
+    if (csv) {
+        size_t cap = 256 + nkeep * 24 * (STORE_M_NCOLS + 1), len = 0;
+        char *out = malloc(cap);
+        if (!out) {
+            free(keep);
+            store_series_free(&s);
+            api_reply_error(req, 503, "busy", NULL, "out of memory");
+            return;
+        }
+        len += (size_t)snprintf(out + len, cap - len, "step");
+        for (int c = 0; c < STORE_M_NCOLS; c++)
+            if (s.col[c])
+                len += (size_t)snprintf(out + len, cap - len, ",%s", store_mcol_name(c));
+        out[len++] = '\n';
+        for (size_t i = 0; i < s.n; i++) {
+            if (keep && !keep[i])
+                continue;
+            len += (size_t)snprintf(out + len, cap - len, "%lld", (long long)s.step[i]);
+            for (int c = 0; c < STORE_M_NCOLS; c++)
+                if (s.col[c])
+                    len += (size_t)snprintf(out + len, cap - len, ",%.9g", s.col[c][i]);
+            out[len++] = '\n';
+        }
+        api_reply_text(req, 200, "text/csv; charset=utf-8", out, len);
+        free(out);
+    } else {
+        json_t *o = json_object(), *steps = json_array();
+        json_t *cols[STORE_M_NCOLS] = {0};
+        for (int c = 0; c < STORE_M_NCOLS; c++)
+            if (s.col[c])
+                cols[c] = json_array();
+        json_t *groups = (mask & STORE_M_KL_GROUPS_BIT) && s.kl_groups ? json_array() : NULL;
+        for (size_t i = 0; i < s.n; i++) {
+            if (keep && !keep[i])
+                continue;
+            json_array_append_new(steps, json_integer(s.step[i]));
+            for (int c = 0; c < STORE_M_NCOLS; c++)
+                if (cols[c])
+                    json_array_append_new(cols[c], json_real(s.col[c][i]));
+            if (groups) {
+                json_t *row = json_array();
+                for (int g = 0; g < s.n_groups; g++) {
+                    double v = s.kl_groups[i * (size_t)s.n_groups + (size_t)g];
+                    json_array_append_new(row, isnan(v) ? json_null() : json_real(v));
+                }
+                json_array_append_new(groups, row);
+            }
+        }
+        json_object_set_new(o, "job", json_integer(id));
+        json_object_set_new(o, "step", steps);
+        for (int c = 0; c < STORE_M_NCOLS; c++)
+            if (cols[c])
+                json_object_set_new(o, store_mcol_name(c), cols[c]);
+        if (groups)
+            json_object_set_new(o, "kl_groups", groups);
+        json_object_set_new(o, "rows", json_integer((json_int_t)s.n));
+        json_object_set_new(o, "downsampled", json_boolean(keep != NULL));
+        json_object_set_new(o, "next_since", json_integer(next));
+        api_reply_json(req, 200, o);
+    }
+    free(keep);
+    store_series_free(&s);
+}
+
+static void h_epochs(api_req *req)
+{
+    int64_t id = api_param_int(req, "id");
+    if (!job_exists(req, id))
+        return;
+    store_epoch *e = NULL;
+    size_t n = 0;
+    vaed_err err;
+    int rc = store_epochs_list(ctx(req)->st, id, &e, &n, &err);
+    if (rc) {
+        reply_err(req, rc, &err);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_pack("{s:I, s:s, s:I, s:f, s:f, s:f, s:f}", "epoch",
+                              (json_int_t)e[i].epoch, "split", e[i].split, "step",
+                              (json_int_t)e[i].step, "xent", e[i].xent, "kl", e[i].kl, "elbo",
+                              e[i].elbo, "time", e[i].time);
+        if (!strcmp(e[i].split, "test")) {
+            json_object_set_new(o, "active_units", json_integer(e[i].active_units));
+            json_t *d = json_array();
+            for (int j = 0; j < e[i].n_dims; j++)
+                json_array_append_new(d, json_real(e[i].kl_dims[j]));
+            json_object_set_new(o, "kl_per_dim", d);
+        }
+        json_array_append_new(arr, o);
+    }
+    store_epochs_free(e, n);
+    api_reply_json(req, 200, json_pack("{s:I, s:o}", "job", (json_int_t)id, "epochs", arr));
+}
+
+/* ---- checkpoints --------------------------------------------------------------------- */
+
+static void h_ckpt_list(api_req *req)
+{
+    int64_t id = api_param_int(req, "id");
+    if (!job_exists(req, id))
+        return;
+    store_ckpt *c = NULL;
+    size_t n = 0;
+    vaed_err err;
+    int rc = store_checkpoints_list(ctx(req)->st, id, &c, &n, &err);
+    if (rc) {
+        reply_err(req, rc, &err);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:I, s:f, s:f, s:s, s:I}", "step",
+                                             (json_int_t)c[i].step, "epoch", c[i].epoch, "time",
+                                             c[i].created_at, "kind", c[i].kind, "size",
+                                             (json_int_t)c[i].size));
+    free(c);
+    api_reply_json(req, 200, json_pack("{s:I, s:o}", "job", (json_int_t)id, "checkpoints", arr));
+}
+
+static void h_ckpt_take(api_req *req)
+{
+    int64_t id = api_param_int(req, "id"), step;
+    vaed_err err;
+    vaed_err_clear(&err);
+    int rc = jobs_checkpoint_now(ctx(req)->J, id, &step, &err);
+    if (rc) {
+        reply_err(req, rc, &err);
+        return;
+    }
+    api_reply_json(req, 201, json_pack("{s:I, s:I, s:s}", "job", (json_int_t)id, "step",
+                                       (json_int_t)step, "kind", "manual"));
+}
+
+static void h_ckpt_get(api_req *req)
+{
+    static const char *const allowed[] = {"format", NULL};
+    if (api_query_only(req, allowed))
+        return;
+    int64_t id = api_param_int(req, "id"), step = api_param_int(req, "step");
+    const char *format = api_query_get(req, "format");
+    if (format && strcmp(format, "native")) {
+        api_reply_error(req, 400, "bad_param", "format", "format: must be native");
+        return;
+    }
+    void *blob = NULL;
+    size_t len = 0;
+    vaed_err err;
+    int rc = store_checkpoint_get(ctx(req)->st, id, step, NULL, &blob, &len, &err);
+    if (rc) {
+        if (rc == VAED_ENOTFOUND)
+            vaed_err_set(&err, rc, NULL, "job %lld has no checkpoint at step %lld",
+                         (long long)id, (long long)step);
+        reply_err(req, rc, &err);
+        return;
+    }
+    char disp[128];
+    snprintf(disp, sizeof disp, "attachment; filename=\"job%lld-step%lld.vaedckpt\"",
+             (long long)id, (long long)step);
+    api_set_header(req, "Content-Disposition", disp);
+    api_reply_text(req, 200, "application/octet-stream", blob, len);
+    free(blob);
+}
+
+static const api_route routes[] = {
+    {"GET", "/healthz", h_health},
+    {"POST", "/v1/jobs", h_submit},
+    {"GET", "/v1/jobs", h_list},
+    {"GET", "/v1/jobs/{id}", h_get},
+    {"POST", "/v1/jobs/{id}/pause", h_pause},
+    {"POST", "/v1/jobs/{id}/resume", h_resume},
+    {"POST", "/v1/jobs/{id}/cancel", h_cancel},
+    {"GET", "/v1/jobs/{id}/schedule", h_schedule_get},
+    {"PUT", "/v1/jobs/{id}/schedule", h_schedule_put},
+    {"PUT", "/v1/jobs/{id}/optimizer", h_optimizer_put},
+    {"GET", "/v1/jobs/{id}/metrics", h_metrics},
+    {"GET", "/v1/jobs/{id}/epochs", h_epochs},
+    {"GET", "/v1/jobs/{id}/checkpoints", h_ckpt_list},
+    {"POST", "/v1/jobs/{id}/checkpoints", h_ckpt_take},
+    {"GET", "/v1/jobs/{id}/checkpoints/{step:u}", h_ckpt_get},
+};
+
+const api_route *api_routes(size_t *n)
+{
+    *n = sizeof routes / sizeof *routes;
+    return routes;
+}

@@ -1,0 +1,99 @@
+/* jobs.h — the daemon's job manager: the queue, the worker threads that train, and
+ * the control block through which clients steer a running job.
+ *
+ * States and transitions (anything else is VAED_ESTATE, HTTP 409):
+ *     queued → running ⇄ paused → completed | failed | cancelled
+ *     queued | running | paused → cancelled
+ *     running | paused --daemon stops--> interrupted --daemon starts--> queued
+ * The store holds the truth; the manager keeps in memory only the jobs that are not
+ * finished (queued, running, paused), each with a live status snapshot that the
+ * worker publishes every step.
+ *
+ * Clients never touch a model. They post control messages (pause, cancel, checkpoint
+ * now, a new schedule, a new learning rate) into the job's control block; the worker
+ * drains it at the top of every step, so a change applies between two steps, at the
+ * step the reply names. The caller waits (bounded) for the worker to act, so a reply
+ * says what happened, not what was asked.
+ *
+ * Queue order: priority descending, then FIFO (the store's queue_seq). A resumed job
+ * goes to the front. A job whose dataset cannot be loaded, whose model does not fit,
+ * or that diverges fails with its reason; the worker carries on with the next job.
+ *
+ * Recovery: at start, jobs that were running or interrupted are queued again and
+ * resume from their newest checkpoint; the schedule overrides recorded after that
+ * checkpoint are re-applied at their recorded steps, so the steps after it are
+ * computed again identically and their metric rows replaced. */
+#ifndef VAED_JOBS_H
+#define VAED_JOBS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+#include "vae/err.h"
+#include "vae/sched.h"
+
+typedef struct jobs jobs;
+
+typedef struct jobs_config {
+    int workers;                /* jobs trained at once, >= 1 */
+    int threads;                /* BLAS threads per job; 0 = the spec's train.threads */
+    size_t max_job_memory;      /* bytes; a job estimated above it is refused (422) */
+    const char *data_dir;       /* server-side dataset paths must lie inside; NULL =
+                                   none allowed. Borrowed. */
+    int max_queued;             /* queued jobs at most; past it submit is refused */
+    double wait_s;              /* how long a control call waits for the worker */
+} jobs_config;
+
+void jobs_config_default(jobs_config *c);
+
+/* Start the manager: re-queue the store's unfinished jobs (see Recovery), load paused
+ * ones, and start the workers. st is borrowed and must outlive the manager. */
+int jobs_start(jobs **out, store *st, const jobs_config *cfg, vaed_err *err);
+
+/* Stop: no new work is taken; running jobs checkpoint and become interrupted (their
+ * workers finish the step in progress first). Joins the workers and frees j. */
+void jobs_stop(jobs *j);
+
+/* Validate and queue a job spec (borrowed). Errors: VAED_EINVAL (422, err names the
+ * field), VAED_ETOOBIG (422 over --max-job-memory; 429 when the queue is full is
+ * VAED_ESTATE with err.field "queue"), VAED_ENOTFOUND never. OUT *id. */
+int jobs_submit(jobs *j, const json_t *spec, int64_t *id, vaed_err *err);
+
+/* Pause a running job: it checkpoints, frees its worker and becomes paused. Resume
+ * puts a paused job at the front of the queue. Cancel ends a queued, running or
+ * paused job. VAED_ENOTFOUND (404), VAED_ESTATE (409) with the state in err. */
+int jobs_pause(jobs *j, int64_t id, vaed_err *err);
+int jobs_resume(jobs *j, int64_t id, vaed_err *err);
+int jobs_cancel(jobs *j, int64_t id, vaed_err *err);
+
+/* Put a new schedule in force for a job (PUT /v1/jobs/{id}/schedule). Queued: it
+ * replaces the initial schedule (effective step 0). Running: applied by the worker at
+ * the start of its next step. Paused: in force from the resume step. Finished: 409.
+ * OUT: *effective_step, *resolved (absolute; may be NULL). */
+int jobs_set_schedule(jobs *j, int64_t id, const sched_spec *s, int64_t *effective_step,
+                      sched_spec *resolved, vaed_err *err);
+
+/* The learning rate from the next step on, the same way (PUT /v1/jobs/{id}/optimizer). */
+int jobs_set_lr(jobs *j, int64_t id, double lr, int64_t *effective_step, vaed_err *err);
+
+/* Take a checkpoint of a running job now (kind "manual"); OUT *step. 409 unless running. */
+int jobs_checkpoint_now(jobs *j, int64_t id, int64_t *step, vaed_err *err);
+
+/* Live figures of an unfinished job merged into obj (a job object from
+ * store_job_json): state, progress, beta, last losses, samples_per_sec, eta_s. Jobs
+ * not in memory (finished) are left as the store has them. */
+void jobs_decorate(jobs *j, int64_t id, json_t *obj);
+
+/* Per running job, for /metrics: calls fn once per job under no lock of the caller. */
+typedef struct jobs_live {
+    int64_t id;
+    char name[128];
+    char state[16];
+    int64_t step;
+    double epoch, beta, loss, xent, kl, elbo, samples_per_sec;
+} jobs_live;
+size_t jobs_snapshot(jobs *j, jobs_live *out, size_t max);
+
+#endif

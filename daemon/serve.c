@@ -1,0 +1,216 @@
+/* serve.c — `vaed serve`: the daemon. Parses flags (each with an environment
+ * variable), opens the store, starts the job manager and the HTTP server, then waits
+ * for SIGTERM or SIGINT and shuts down in order: stop accepting requests, checkpoint
+ * running jobs and mark them interrupted, commit and close the database, exit 0.
+ *
+ * Signals are blocked in every thread and taken synchronously with sigwait by the
+ * main thread, so no handler runs inside a library call. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/routes.h"
+#include "daemon/cmd.h"
+#include "daemon/jobs.h"
+#include "daemon/log.h"
+#include "daemon/version.h"
+#include "store/store.h"
+#include "vae/train.h"
+
+typedef struct flag {
+    const char *name, *env, *arg, *help;
+    const char *value;          /* the flag, else the environment, else the default */
+} flag;
+
+enum { F_LISTEN, F_DB, F_WORKERS, F_THREADS, F_TOKEN, F_TOKEN_READS, F_DATA_DIR, F_MAXMEM,
+       F_MAXQ, F_CORS, F_HTTP_THREADS, F_ACCESS_LOG, F_PORT_FILE, F_WAIT, F_N };
+
+static flag flags[F_N] = {
+    [F_LISTEN] = {"--listen", "VAED_LISTEN", "HOST:PORT", "address to serve on (port 0: any free port)", "127.0.0.1:8080"},
+    [F_DB] = {"--db", "VAED_DB", "FILE", "SQLite database (created if missing)", "./vaed.db"},
+    [F_WORKERS] = {"--workers", "VAED_WORKERS", "N", "jobs trained at once", "1"},
+    [F_THREADS] = {"--threads", "VAED_THREADS", "N", "BLAS threads per job (0: the spec's train.threads)", "0"},
+    [F_TOKEN] = {"--token", "VAED_TOKEN", "T", "require 'Authorization: Bearer T' on mutating routes", ""},
+    [F_TOKEN_READS] = {"--token-reads", "VAED_TOKEN_READS", "0|1", "require the token on reads too", "0"},
+    [F_DATA_DIR] = {"--data-dir", "VAED_DATA_DIR", "DIR", "the only directory server-side dataset paths may point into", ""},
+    [F_MAXMEM] = {"--max-job-memory", "VAED_MAX_JOB_MEMORY", "MIB", "refuse jobs estimated to need more", "4096"},
+    [F_MAXQ] = {"--max-queued", "VAED_MAX_QUEUED", "N", "refuse submissions past this many queued jobs", "1000"},
+    [F_CORS] = {"--cors", "VAED_CORS", "ORIGINS", "comma-separated allowed CORS origins (none by default)", ""},
+    [F_HTTP_THREADS] = {"--http-threads", "VAED_HTTP_THREADS", "N", "HTTP worker threads", "4"},
+    [F_ACCESS_LOG] = {"--access-log", "VAED_ACCESS_LOG", "0|1", "one log line per request", "1"},
+    [F_PORT_FILE] = {"--port-file", "VAED_PORT_FILE", "FILE", "write the bound port here once listening", ""},
+    [F_WAIT] = {"--control-wait", "VAED_CONTROL_WAIT", "SECONDS", "how long a control request waits for its job", "30"},
+};
+
+static void help(FILE *f)
+{
+    fprintf(f, "usage: vaed serve [flags]\n\nEvery flag can also be set by its environment "
+               "variable; a flag wins over the variable.\n\n");
+    for (int i = 0; i < F_N; i++)
+        fprintf(f, "  %s %-9s %-22s %s%s%s%s\n", flags[i].name, flags[i].arg, flags[i].env,
+                flags[i].help, flags[i].value[0] ? " (default " : "", flags[i].value,
+                flags[i].value[0] ? ")" : "");
+}
+
+static int parse_flags(int argc, char **argv)
+{
+    for (int i = 0; i < F_N; i++) {
+        const char *e = getenv(flags[i].env);
+        if (e)
+            flags[i].value = e;
+    }
+    for (int a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
+            help(stdout);
+            return 1;
+        }
+        int found = 0;
+        for (int i = 0; i < F_N && !found; i++) {
+            size_t n = strlen(flags[i].name);
+            if (!strncmp(argv[a], flags[i].name, n) && argv[a][n] == '=') {
+                flags[i].value = argv[a] + n + 1;
+                found = 1;
+            } else if (!strcmp(argv[a], flags[i].name)) {
+                if (a + 1 >= argc) {
+                    fprintf(stderr, "vaed serve: %s needs a value (%s)\n", flags[i].name,
+                            flags[i].arg);
+                    return 2;
+                }
+                flags[i].value = argv[++a];
+                found = 1;
+            }
+        }
+        if (!found) {
+            fprintf(stderr, "vaed serve: unknown flag '%s' (vaed serve --help)\n", argv[a]);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* A whole number in [lo, hi] from a flag, or -1 after saying what is wrong. */
+static long num_flag(int i, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(flags[i].value, &end, 10);
+    if (!*flags[i].value || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "vaed serve: %s (%s): '%s' is not a whole number from %ld to %ld\n",
+                flags[i].name, flags[i].env, flags[i].value, lo, hi);
+        return -1;
+    }
+    return v;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    int rc = parse_flags(argc, argv);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    long workers = num_flag(F_WORKERS, 1, 64), threads = num_flag(F_THREADS, 0, 64),
+         maxmem = num_flag(F_MAXMEM, 1, 1L << 24), maxq = num_flag(F_MAXQ, 1, 1000000),
+         http_threads = num_flag(F_HTTP_THREADS, 1, 256), token_reads = num_flag(F_TOKEN_READS, 0, 1),
+         access_log = num_flag(F_ACCESS_LOG, 0, 1), wait_s = num_flag(F_WAIT, 1, 3600);
+    if (workers < 0 || threads < 0 || maxmem < 0 || maxq < 0 || http_threads < 0 ||
+        token_reads < 0 || access_log < 0 || wait_s < 0)
+        return 2;
+
+    /* Block the signals we wait for in every thread we are about to start. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    vaed_err err;
+    vaed_err_clear(&err);
+    store *st = NULL;
+    jobs *J = NULL;
+    api_server *srv = NULL;
+    char *cors_buf = NULL;
+    const char **cors = NULL;
+    rc = 1;
+
+    if (store_open(&st, flags[F_DB].value, NULL, &err)) {
+        log_msg(LOG_ERROR, "database %s: %s", flags[F_DB].value, err.msg);
+        goto done;
+    }
+    jobs_config jc;
+    jobs_config_default(&jc);
+    jc.workers = (int)workers;
+    jc.threads = (int)threads;
+    jc.max_job_memory = (size_t)maxmem << 20;
+    jc.max_queued = (int)maxq;
+    jc.wait_s = (double)wait_s;
+    jc.data_dir = flags[F_DATA_DIR].value[0] ? flags[F_DATA_DIR].value : NULL;
+    if (threads > 0)
+        vae_blas_threads((int)threads);
+    char blas[256];
+    vae_blas_info(blas, sizeof blas);
+    if (jobs_start(&J, st, &jc, &err)) {
+        log_msg(LOG_ERROR, "job manager: %s", err.msg);
+        goto done;
+    }
+
+    api_ctx actx = {J, st};
+    api_config cfg;
+    api_config_default(&cfg);
+    cfg.listen = flags[F_LISTEN].value;
+    cfg.threads = (unsigned)http_threads;
+    cfg.token = flags[F_TOKEN].value[0] ? flags[F_TOKEN].value : NULL;
+    cfg.reads_need_token = (int)token_reads;
+    cfg.access_log = (int)access_log;
+    cfg.user = &actx;
+    if (flags[F_CORS].value[0]) {
+        cors_buf = xstrdup(flags[F_CORS].value);
+        size_t n = 1;
+        for (const char *p = cors_buf; *p; p++)
+            n += *p == ',';
+        cors = xcalloc(n + 1, sizeof *cors);
+        size_t k = 0;
+        for (char *tok = strtok(cors_buf, ","); tok; tok = strtok(NULL, ","))
+            cors[k++] = tok;
+        cfg.cors_origins = cors;
+    }
+    size_t nroutes;
+    const api_route *routes = api_routes(&nroutes);
+    if (api_server_start(&cfg, routes, nroutes, &srv, &err)) {
+        log_msg(LOG_ERROR, "%s", err.msg);
+        goto done;
+    }
+    unsigned port = api_server_port(srv);
+    log_msg(LOG_INFO, "vaed %s serving on port %u (listen %s), database %s, %ld worker(s), %s%s",
+            VAED_VERSION, port, flags[F_LISTEN].value, flags[F_DB].value, workers, blas,
+            cfg.token ? ", token required" : "");
+    if (flags[F_PORT_FILE].value[0]) {
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.tmp", flags[F_PORT_FILE].value);
+        FILE *f = fopen(tmp, "w");
+        if (!f || fprintf(f, "%u\n", port) < 0 || fclose(f) ||
+            rename(tmp, flags[F_PORT_FILE].value)) {
+            log_msg(LOG_ERROR, "--port-file %s: %s", flags[F_PORT_FILE].value, strerror(errno));
+            goto done;
+        }
+    }
+
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_msg(LOG_INFO, "%s: stopping (running jobs checkpoint and become interrupted)",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    rc = 0;
+done:
+    api_server_stop(srv);
+    jobs_stop(J);
+    if (st && store_close(st, &err)) {
+        log_msg(LOG_ERROR, "closing the database: %s", err.msg);
+        rc = 1;
+    }
+    free(cors);
+    free(cors_buf);
+    if (rc == 0)
+        log_msg(LOG_INFO, "stopped cleanly");
+    return rc;
+}
