@@ -31,7 +31,9 @@
  *   Accepted: descr '<f4' '<f8' (and '>' big-endian), '|u1' '<u1'; shape (n, d).
  *
  *   CSV: comma-separated numbers, one row per line; see vae_parse_csv.
- *   Text: one sequence of UTF-8 characters per line; see vae_parse_text. */
+ *   Text: one sequence of UTF-8 characters per line; see vae_parse_text.
+ *
+ * Line, row, column and item numbers in messages count from 1. */
 #include "data.h"
 
 #include <errno.h>
@@ -404,7 +406,7 @@ int vae_parse_idx(const void *vbuf, size_t len, const char *name, vae_dataset **
             if (bad) {
                 vae_dataset_free(d);
                 return vaed_err_set(err, VAED_EINVAL, NULL, "%s: item %zu, element %zu %s", name,
-                                    i / dim, i % dim,
+                                    i / dim + 1, i % dim + 1,
                                     bad == 1 ? "is not a finite number" : "is out of float32 range");
             }
         }
@@ -669,7 +671,7 @@ int vae_parse_npy(const void *vbuf, size_t len, const char *name, vae_dataset **
             if (bad) {
                 vae_dataset_free(d);
                 return vaed_err_set(err, VAED_EINVAL, NULL, "%s: row %zu, column %zu %s", name,
-                                    i / dim, i % dim,
+                                    i / dim + 1, i % dim + 1,
                                     bad == 1 ? "is not a finite number" : "is out of float32 range");
             }
         }
@@ -746,6 +748,12 @@ static int csv_number(const char *s, size_t n, float *out)
     return 0;
 }
 
+/* CSV, as vaed reads it: numbers separated by commas, spaces and tabs around them
+ * ignored, '\n' or "\r\n" line ends, a leading UTF-8 byte-order mark ignored. With
+ * header, line 1 is skipped whatever it holds. Blank lines are skipped. Every row has
+ * the columns of the first; an empty field, a token strtod does not consume whole,
+ * NaN, Inf and values past float32's range are errors naming the line and the token.
+ * No quoting: a quoted number is "not a number". Rows become VAE_DATA_F32. */
 int vae_parse_csv(const char *buf, size_t len, int header, const char *name, vae_dataset **out,
                   vaed_err *err)
 {
@@ -793,7 +801,7 @@ int vae_parse_csv(const char *buf, size_t len, int header, const char *name, vae
                     : bad == 2 ? "is not a finite number"
                                : "is out of float32 range",
                     bad == 1 && L.lineno == 1 && !header
-                        ? " (if line 1 is a header, set dataset.csv_header)"
+                        ? " (if line 1 is a header, set dataset.header)"
                         : "");
                 goto fail;
             }
@@ -818,8 +826,8 @@ int vae_parse_csv(const char *buf, size_t len, int header, const char *name, vae
             cols_line = L.lineno;
         } else if (count != cols) {
             rc = vaed_err_set(err, VAED_EINVAL, NULL,
-                              "%s: line %ld: %ld columns, expected %ld (as on line %ld)", name,
-                              L.lineno, count, cols, cols_line);
+                              "%s: line %ld: %ld column%s, expected %ld (as on line %ld)", name,
+                              L.lineno, count, count == 1 ? "" : "s", cols, cols_line);
             goto fail;
         }
         n++;
@@ -959,6 +967,18 @@ static long text_keep(long c, int max_len, enum vae_overlong overlong)
     return overlong == VAE_LONG_TRUNCATE ? max_len : -1;
 }
 
+/* Text, as vaed reads it: one sequence per line, '\n' or "\r\n" line ends, a leading
+ * byte-order mark ignored. Symbols are Unicode characters (code points), decoded
+ * strictly: invalid UTF-8 and NUL are errors naming the line. Empty lines are skipped
+ * (they are not sequences, and files often end in one); every other character,
+ * spaces and tabs included, is a symbol. max_len 0 means the longest line; a longer
+ * line is an error (REJECT), cut to max_len characters (TRUNCATE) or dropped (SKIP).
+ * The vocabulary is id 0 = padding ("") then every character that appears in the
+ * kept data, in code-point order, so the same file always gives the same ids. With
+ * vocab_from, its vocabulary and its max_len are used instead (the max_len argument
+ * is ignored) and a character outside it is an error naming the line.
+ * Two passes over the buffer: the first validates and sizes, the second fills, so
+ * the only data-sized allocation is the exact n * max_len id array. */
 int vae_parse_text(const char *buf, size_t len, int max_len, enum vae_overlong overlong,
                    const vae_dataset *vocab_from, const char *name, vae_dataset **out,
                    vaed_err *err)
@@ -1229,6 +1249,14 @@ static const char *kind_name(enum vae_data_kind k)
     return k == VAE_DATA_U8 ? "uint8" : k == VAE_DATA_F32 ? "float" : "text";
 }
 
+/* Decisions beyond data.h: dataset.format may be left out when the file name says it
+ * (.idx/-ubyte, .npy, .csv, .txt, each optionally .gz). dataset.limit applies first,
+ * then validation_fraction holds out the last round(fraction * n) of the limited rows;
+ * a limit past the file's rows keeps them all. fashion-mnist uses its shipped t10k
+ * test split, so test_path and validation_fraction are errors with it, as are a name
+ * and a path together. A test split must match the training split's kind and width.
+ * Open failures name the spec field (dataset.path, dataset.test_path, dataset.name);
+ * content errors name the file. */
 int vae_data_load(const vae_data_spec *spec, vae_dataset **train, vae_dataset **test,
                   vaed_err *err)
 {

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -360,7 +362,7 @@ static void test_npy(void)
     float nanv[4] = {1, 2, NAN, 4};
     size_t len;
     unsigned char *b = make_npy(1, "<f4", "False", "(2, 2)", nanv, sizeof nanv, &len);
-    expect_err("npy NaN", vae_parse_npy(b, len, "n.npy", &d, &e), VAED_EINVAL, &e, "row 1, column 0",
+    expect_err("npy NaN", vae_parse_npy(b, len, "n.npy", &d, &e), VAED_EINVAL, &e, "row 2, column 1",
                "not a finite number", NULL);
     free(b);
     const char *missing = tpath("missing.npy");
@@ -410,7 +412,7 @@ static void test_csv(void)
     /* The header line read as data names line 1 and hints at csv_header. */
     vae_dataset *d = NULL;
     expect_err("csv header as data", vae_read_csv(with, 0, &d, &e), VAED_EINVAL, &e, with,
-               "line 1: 'a' is not a number", "csv_header");
+               "line 1: 'a' is not a number", "dataset.header");
 
     struct {
         const char *text;
@@ -419,6 +421,8 @@ static void test_csv(void)
     } bad[] = {
         {"1,2,3\n4,5,6\n7,8\n", 0, "line 3: 2 columns, expected 3", "line 1"},
         {"x,y\n1,2\n\n3,4,5\n", 1, "line 4: 3 columns, expected 2", "line 2"},
+        {"1,2\n3\n", 0, "line 2: 1 column, expected 2", NULL},
+        {"1,2\n\"3\",4\n", 0, "line 2: '\"3\"' is not a number", NULL},
         {"1,2\n3,abc\n", 0, "line 2: 'abc' is not a number", NULL},
         {"1,2\n3,4x\n", 0, "line 2: '4x' is not a number", NULL},
         {"1,2\nnan,4\n", 0, "line 2: 'nan' is not a finite number", NULL},
@@ -1008,6 +1012,35 @@ static void test_words(void)
     fclose(f);
 }
 
+/* A data-sized allocation that fails returns VAED_ENOMEM instead of aborting. Run in
+ * a child under a 1 GiB address-space limit, so the outcome does not depend on the
+ * machine's overcommit policy: 10 lines at max_len 10^8 need 4 GB of symbol ids.
+ * Sanitizer runtimes reserve far more address space than that, so they skip it. */
+static void test_enomem(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    printf("test_enomem: skipped under a sanitizer\n");
+#else
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = {(rlim_t)1 << 30, (rlim_t)1 << 30};
+        setrlimit(RLIMIT_AS, &rl);
+        vae_dataset *d = NULL;
+        vaed_err e;
+        const char *txt = "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n";
+        int rc = vae_parse_text(txt, strlen(txt), 100000000, VAE_LONG_REJECT, NULL, "big.txt", &d, &e);
+        if (rc != VAED_ENOMEM || d || !strstr(e.msg, "big.txt"))
+            fprintf(stderr, "enomem child: rc %d msg %s\n", rc, e.msg);
+        _exit(rc == VAED_ENOMEM && !d && strstr(e.msg, "big.txt") ? 0 : 1);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "allocation failure did not give VAED_ENOMEM "
+          "(child status 0x%x)", st);
+#endif
+}
+
 int main(void)
 {
     const char *t = getenv("TMPDIR");
@@ -1024,6 +1057,7 @@ int main(void)
     test_load();
     test_fashion_mnist();
     test_words();
+    test_enomem();
     for (int i = 0; i < n_made; i++) {
         unlink(made[i]);
         free(made[i]);
