@@ -355,7 +355,11 @@ int vae_parse_idx(const void *vbuf, size_t len, const char *name, vae_dataset **
         dims[i] = be32(b + 4 + 4 * i);
     if (dims[0] == 0)
         return vaed_err_set(err, VAED_EINVAL, NULL, "%s: IDX header says 0 items", name);
-    size_t dim = (size_t)dims[1] * dims[2], elems, need; /* u32*u32 fits in 64 bits */
+    size_t dim, elems, need;
+    if (!mul_ok(dims[1], dims[2], &dim))
+        return vaed_err_set(err, VAED_EINVAL, NULL,
+                            "%s: IDX dimensions %u x %u overflow the address space", name,
+                            dims[1], dims[2]);
     if (dim == 0)
         return vaed_err_set(err, VAED_EINVAL, NULL, "%s: IDX items have 0 elements", name);
     if (!mul_ok(dims[0], dim, &elems) || !mul_ok(elems, esz, &need) || elems > LONG_MAX)
