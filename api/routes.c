@@ -90,6 +90,24 @@ static json_t *job_object(api_req *req, int64_t id)
     json_t *o = store_job_json(&sj);
     store_job_clear(&sj);
     jobs_decorate(ctx(req)->J, id, o);
+    if (!json_object_get(o, "last")) {
+        /* not live (finished, or not started since the daemon started): the newest
+         * stored row says where it stands */
+        store_series s = {0};
+        json_int_t step = json_integer_value(json_object_get(o, "step"));
+        if (step > 0 && store_metrics_range(ctx(req)->st, id, step - 2, -1, STORE_MCOL_ALL, 0, &s,
+                                            NULL) == 0 && s.n > 0) {
+            size_t i = s.n - 1;
+            json_object_set_new(o, "beta", json_real(s.col[STORE_M_BETA][i]));
+            json_object_set_new(
+                o, "last",
+                json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "step", (json_int_t)s.step[i],
+                          "loss", s.col[STORE_M_LOSS][i], "xent", s.col[STORE_M_XENT][i], "kl",
+                          s.col[STORE_M_KL][i], "elbo", s.col[STORE_M_ELBO][i], "lr",
+                          s.col[STORE_M_LR][i], "grad_norm", s.col[STORE_M_GRAD_NORM][i]));
+        }
+        store_series_free(&s);
+    }
     return o;
 }
 

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 /* Streams of the job's seed; each use of randomness has its own so that one never
  * shifts another. */
@@ -184,8 +187,20 @@ static const char *first_nonfinite(const vae_terms *tm)
     return NULL;
 }
 
+/* Flush denormals to zero in this thread. As a run converges, Adam's second moments
+ * and small gradients drift into the denormal range, where x86 arithmetic is ~100x
+ * slower: without this, an epoch of the reference model takes twice as long by the
+ * fifth. The effect on results is below float precision of any reported figure. */
+static void flush_denormals(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ | DAZ */
+#endif
+}
+
 int vae_trainer_step(vae_trainer *t, vae_metrics *mt, vaed_err *err)
 {
+    flush_denormals();
     vae_model *m = t->model;
     if (t->diverged)
         return vaed_err_set(err, VAED_EDIVERGED, NULL, "the run diverged; no further steps");
