@@ -55,8 +55,8 @@ struct op {
     size_t n;
     store_metric *rows;              /* OP_METRICS: n rows, kl_groups point into blob */
     store_epoch ep;                  /* OP_EPOCH: kl_dims points into blob */
-    int64_t i1, i2;
-    double d1, d2;
+    int64_t i1, i2, i3;
+    double d1;
     int keep, keep_epoch_end;
     char s_kind[16];                 /* state, checkpoint kind or event source */
     char *s1, *s2;                   /* owned strings */
@@ -277,7 +277,7 @@ static int apply_op(store *st, struct op *o)
         sqlite3_bind_double(s, 5, now);
         if (o->i2 > 0) {
             sqlite3_bind_int64(s, 6, o->i2);
-            sqlite3_bind_int64(s, 7, (int64_t)o->d2);
+            sqlite3_bind_int64(s, 7, o->i3);
         } else {
             sqlite3_bind_null(s, 6);
             sqlite3_bind_null(s, 7);
@@ -478,8 +478,8 @@ static void *writer_main(void *arg)
                 when = 0;
             if (backoff > 0 && !st->urgent && retry_at > when)
                 when = retry_at;
-            if (st->stop)
-                when = backoff > 0 ? retry_at : 0;
+            if (st->stop)   /* at close: at once, then CLOSE_TRIES at a short pace */
+                when = close_tries > 0 ? retry_at : 0;
             if (now >= when)
                 break;
             struct timespec ts;
@@ -688,7 +688,7 @@ int store_job_insert(store *st, const store_job_new *nj, int64_t *id, vaed_err *
     snprintf(o->s_kind, sizeof o->s_kind, "%s", state);
     o->i1 = nj->priority;
     o->i2 = nj->parent_id;
-    o->d2 = (double)nj->parent_step;
+    o->i3 = nj->parent_step;
     return submit(st, o, 1, id, err);
 }
 
@@ -836,9 +836,10 @@ void store_set_max_db_bytes(store *st, int64_t bytes)
 {
     pthread_mutex_lock(&st->mu);
     st->want_max_pages = bytes > 0 ? bytes : 0;
-    st->urgent = 1;        /* apply it now, also to a batch that is waiting to retry */
-    if (!st->head)
-        st->urgent = 0;    /* nothing queued: it is applied before the next batch */
+    /* Apply it now, also to a batch that is waiting to retry after a failure; with
+     * nothing queued it is applied before the next batch. */
+    if (st->head)
+        st->urgent = 1;
     pthread_cond_signal(&st->work_cv);
     pthread_mutex_unlock(&st->mu);
 }

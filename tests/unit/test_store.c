@@ -1029,18 +1029,38 @@ static void test_disk_full(void)
     rc = store_job_set_progress(st, job, 1, 1, 1, &e);
     CHECK(rc == VAED_EDB && now_s() - t0 < 10, "sync write while full: rc %d", rc);
     CHECK(raw_int(raw, "SELECT count(*) FROM metrics") == 100, "partial batch committed");
-    /* Space again: the kept rows land, all of them. */
+    /* Rows enqueued while failing are applied after the kept ones: these replace. */
+    append_range(st, job, 20000, 20010, 4.0, 10, 0);
+    /* Space again: the kept rows land, all of them, in order. */
     store_set_max_db_bytes(st, 0);
     rc = store_flush(st, &e);
     store_get_stats(st, &ss);
     CHECK(rc == 0 && !ss.failing && ss.pending_ops == 0, "after space: rc %d %s", rc, e.msg);
     store_series s;
-    rc = store_metrics_range(st, job, -1, -1, STORE_MCOL_ALL, 0, &s, &e);
-    CHECK(rc == 0 && check_series(&s, 0, 20100, 0.0, STORE_MCOL_ALL) == 0, "rows after recovery %zu",
+    rc = store_metrics_range(st, job, -1, 19999, STORE_MCOL_ALL, 0, &s, &e);
+    CHECK(rc == 0 && check_series(&s, 0, 20000, 0.0, STORE_MCOL_ALL) == 0, "rows after recovery %zu",
           s.n);
+    store_series_free(&s);
+    rc = store_metrics_range(st, job, 19999, 20009, STORE_MCOL_ALL, 0, &s, &e);
+    CHECK(rc == 0 && check_series(&s, 20000, 20010, 4.0, STORE_MCOL_ALL) == 0,
+          "newer rows lost to retried ones (%zu)", s.n);
+    store_series_free(&s);
+    rc = store_metrics_range(st, job, 20009, -1, STORE_MCOL_ALL, 0, &s, &e);
+    CHECK(rc == 0 && check_series(&s, 20010, 20100, 0.0, STORE_MCOL_ALL) == 0, "tail %zu", s.n);
     store_series_free(&s);
     sqlite3_close(raw);
     close_ok(st);
+
+    /* Closing while the disk stays full gives up after a few tries and says so. */
+    st = open_or_die("lost.db", &o);
+    if (!st)
+        return;
+    job = new_job(st, "lost", 0);
+    store_set_max_db_bytes(st, 4096);
+    append_range(st, job, 0, 5000, 0.0, 100, 0);
+    rc = store_close(st, &e);
+    CHECK(rc == VAED_EDB && strstr(e.msg, "50 operations not written"),
+          "close with a full disk: rc %d %s", rc, e.msg);
 
     /* The queue cap: enqueue refuses instead of growing without bound. */
     o.flush_interval = 3600;
@@ -1160,7 +1180,7 @@ static void test_integrity_all(void)
 {
     static const char *const files[] = {"a.db", "v1.db", "jobs.db", "metrics.db", "ckpt.db",
                                         "dur.db", "meta.db", "conc.db", "full.db", "cap.db",
-                                        "kill.db"};
+                                        "kill.db", "lost.db"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char p[512], ok[64];
         path_of(p, sizeof p, files[i]);
