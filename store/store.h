@@ -18,8 +18,11 @@
  * its arguments into an operation, appends it to a FIFO and returns; the writer takes
  * everything queued and applies it in ONE transaction, each operation inside its own
  * savepoint. Operations are applied in the order they were enqueued, so a commit
- * that contains an operation contains everything enqueued before it. Readers use a
- * small pool of read connections (WAL lets them run beside the writer).
+ * that contains an operation contains everything enqueued before it. Job writes
+ * (insert, state, priority, requeue) go through the same queue and wait for their
+ * commit: the API reads its own writes, and since only one connection ever writes,
+ * our own connections never meet SQLITE_BUSY (busy_timeout covers other processes).
+ * Readers use a small pool of read connections (WAL lets them run beside the writer).
  *
  * Batching. The writer commits when the oldest queued operation is flush_interval old
  * (default 1 s), at once when an operation is waited on (job writes, store_flush,
