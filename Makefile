@@ -41,6 +41,7 @@ TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
 
 .PHONY: all deps run test unit e2e bench clean
+.SECONDARY:
 all: $(VAED)
 
 deps:

@@ -1,0 +1,41 @@
+# train_cli.sh — `vaed train` as a user runs it: the JSON summary on stdout with every
+# documented field, one --metrics line per step, and errors that name the field or file.
+. tests/e2e/lib.sh
+e2e_init
+cat >"$T/spec.json" <<'J'
+{"name": "cli", "dataset": {"name": "fashion-mnist", "limit": 600},
+ "model": {"encoder": [32], "latent": [3, 2], "decoder": [32]},
+ "schedule": {"kind": "linear", "from": 0, "to": 1, "duration": 2, "granularity": "epoch"},
+ "train": {"epochs": 3, "batch_size": 100, "seed": 9, "threads": 1}}
+J
+if "$VAED" train "$T/spec.json" --metrics "$T/m.jsonl" >"$T/out.json" 2>"$T/err.txt"; then ok; else fail "vaed train exited non-zero: $(cat "$T/err.txt")"; fi
+check "summary has every field" jq -e '(.spec.name == "cli") and .steps == 18 and .epochs == 3 and
+    (.wall_s > 0) and (.samples_per_sec > 0) and (.train | has("loss") and has("xent") and has("kl") and has("elbo") and has("beta")) and
+    (.test | has("xent") and has("kl") and has("elbo") and has("active_units"))' "$T/out.json"
+check "one metrics line per step" [ "$(wc -l <"$T/m.jsonl")" -eq 18 ]
+check "steps numbered 0..17" [ "$(jq -s '[.[].step] == [range(0;18)]' "$T/m.jsonl")" = true ]
+# epoch granularity: beta 0 in epoch 0, 0.5 in epoch 1, 1 in epoch 2 (linear over 2 epochs)
+check "seed warm-up per epoch" [ "$(jq -s '[.[].beta] == ([range(6)|0] + [range(6)|0.5] + [range(6)|1])' "$T/m.jsonl")" = true ]
+check "two latent groups reported" [ "$(jq -s 'all(.[]; (.kl_groups|length) == 2)' "$T/m.jsonl")" = true ]
+check "progress line per epoch" [ "$(grep -c '^epoch ' "$T/err.txt")" -eq 3 ]
+check "spec written back with defaults" jq -e '.spec.optimizer.lr == 0.001 and .spec.loss.kl == "analytic"' "$T/out.json"
+# the same spec again: bit-identical metrics (time aside)
+"$VAED" train "$T/spec.json" --metrics "$T/m2.jsonl" --quiet >/dev/null 2>&1
+check "deterministic rerun" [ "$(jq -c 'del(.time)' "$T/m.jsonl" | md5sum)" = "$(jq -c 'del(.time)' "$T/m2.jsonl" | md5sum)" ]
+
+echo '{"model": {"latent": 0}}' >"$T/bad.json"
+"$VAED" train "$T/bad.json" >/dev/null 2>"$T/e1" && fail "bad spec accepted" || ok
+check "error names the field" grep -q 'model.latent: must be a positive integer or a list of positive integers' "$T/e1"
+echo '{"modle": {}}' >"$T/typo.json"
+"$VAED" train "$T/typo.json" >/dev/null 2>"$T/e2" && fail "typo accepted" || ok
+check "unknown key is an error" grep -q 'modle' "$T/e2"
+printf '{"name": "x",\n "train": {"epochs": }}' >"$T/syntax.json"
+"$VAED" train "$T/syntax.json" >/dev/null 2>"$T/e3" && fail "syntax error accepted" || ok
+check "syntax error gives line and column" grep -q 'line 2, column' "$T/e3"
+"$VAED" train "$T/missing.json" >/dev/null 2>"$T/e4" && fail "missing file accepted" || ok
+check "missing file named" grep -q 'missing.json' "$T/e4"
+printf '1,2\n3,x\n' >"$T/d.csv"
+echo "{\"dataset\": {\"path\": \"$T/d.csv\", \"format\": \"csv\"}, \"model\": {\"likelihood\": \"gaussian\"}}" >"$T/csv.json"
+"$VAED" train "$T/csv.json" >/dev/null 2>"$T/e5" && fail "bad csv accepted" || ok
+check "bad data names file and line" grep -q "d.csv: line 2: 'x' is not a number" "$T/e5"
+finish
