@@ -66,12 +66,14 @@ void dense_forward_naive(float *out, const float *in, const float *W, const floa
 }
 
 void dense_backward(float *din, float *dW, float *db, const float *dout, const float *in,
-                    const float *W, int B, int IN, int OUT)
+                    const float *W, int B, int IN, int OUT, int accumulate)
 {
-    /* dW += dout^T · in */
+    /* dW (+)= dout^T · in */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, B, 1.0f, dout, OUT, in, IN,
-                1.0f, dW, IN);
-    /* db += sum over the batch of dout */
+                accumulate ? 1.0f : 0.0f, dW, IN);
+    /* db (+)= sum over the batch of dout */
+    if (!accumulate)
+        memset(db, 0, sizeof(float) * (size_t)OUT);
     for (int i = 0; i < B; i++) {
         const float *d = dout + (long)i * OUT;
         for (int o = 0; o < OUT; o++)
@@ -126,4 +128,44 @@ void act_backward(float *d, const float *y, long n, int act)
     default:
         break;
     }
+}
+
+double sum_squares(const float *x, long n)
+{
+    double total = 0.0;
+    for (long b = 0; b < n; b += 4096) {
+        long e = b + 4096 < n ? b + 4096 : n;
+        float acc[16] = {0};
+        long i = b;
+        for (; i + 16 <= e; i += 16)
+            for (int k = 0; k < 16; k++)
+                acc[k] += x[i + k] * x[i + k];
+        for (; i < e; i++)
+            acc[0] += x[i] * x[i];
+        double part = 0.0;
+        for (int k = 0; k < 16; k++)
+            part += acc[k];
+        total += part;
+    }
+    return total;
+}
+
+double sum_floats(const float *x, long n)
+{
+    double total = 0.0;
+    for (long b = 0; b < n; b += 4096) {
+        long e = b + 4096 < n ? b + 4096 : n;
+        float acc[16] = {0};
+        long i = b;
+        for (; i + 16 <= e; i += 16)
+            for (int k = 0; k < 16; k++)
+                acc[k] += x[i + k];
+        for (; i < e; i++)
+            acc[0] += x[i];
+        double part = 0.0;
+        for (int k = 0; k < 16; k++)
+            part += acc[k];
+        total += part;
+    }
+    return total;
 }

@@ -64,7 +64,7 @@ static size_t workspace_floats(const vae_model *m, int max_batch)
     for (int i = 0; i < m->n_dec; i++)
         n += R * (size_t)m->dec[i].out;
     n += 3 * R * (size_t)m->L + B * 2 * (size_t)m->L + 2 * R * (size_t)widest(m) +
-         B * (size_t)m->D;
+         B * (size_t)m->D + (size_t)m->D;
     return n;
 }
 
@@ -139,7 +139,8 @@ int vae_model_new(vae_model **out, const vae_spec *spec, int D, int vocab, int m
     m->dhead = p, p += B * 2 * (size_t)m->L;
     m->scratch[0] = p, p += R * (size_t)widest(m);
     m->scratch[1] = p, p += R * (size_t)widest(m);
-    m->x = p;
+    m->x = p, p += B * (size_t)m->D;
+    m->rowtmp = p;
 
     /* PyTorch's nn.Linear default: kaiming_uniform(a = sqrt 5) gives W and b uniform in
      * ±1/sqrt(fan_in); using it makes our runs comparable to a PyTorch reference. */
@@ -180,19 +181,22 @@ static double likelihood(const vae_model *m, float *out, int R, float *g, float 
         float *y = out + (long)r * D, *gy = g ? g + (long)r * D : NULL;
         double row = 0.0;
         switch (m->lik) {
-        case VAE_LIK_BERNOULLI:
+        case VAE_LIK_BERNOULLI: {
             /* −log p = softplus(y) − x·y, written stably as max(y,0) − x·y + log1p(e^−|y|);
-             * d/dy = sigmoid(y) − x */
+             * d/dy = sigmoid(y) − x. Per-unit terms go to a scratch row so this loop has no
+             * double-precision reduction and vectorises. */
+            float *tmp = m->rowtmp;
             for (int d = 0; d < D; d++) {
-                float yy = y[d], e = expf(-fabsf(yy));
-                float sp = (yy > 0.0f ? yy : 0.0f) + log1pf(e);
-                row += sp - x[d] * yy;
+                float yy = y[d], e = exp_nonpos(-fabsf(yy));
+                tmp[d] = (yy > 0.0f ? yy : 0.0f) + log1p_unit(e) - x[d] * yy;
                 if (gy) {
-                    float sg = yy >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-                    gy[d] = scale * (sg - x[d]);
+                    float inv = 1.0f / (1.0f + e);
+                    gy[d] = scale * ((yy >= 0.0f ? inv : e * inv) - x[d]);
                 }
             }
+            row = sum_floats(tmp, D);
             break;
+        }
         case VAE_LIK_CATEGORICAL: {
             /* per position: −Σ_v x_v log softmax(y)_v; d/dy = softmax(y)·Σx − x */
             const int V = m->vocab;
@@ -320,7 +324,7 @@ void vae_model_step(vae_model *m, int B, const vae_klweight *w, int backward, va
         const float *lin = i > 0 ? m->dec_out[i - 1] : m->z;
         float *din = i > 0 ? m->scratch[i & 1] : m->dz;
         dense_backward(din, m->grads + l->w, m->grads + l->b, dcur, lin, m->params + l->w, R,
-                       l->in, l->out);
+                       l->in, l->out, 1);
         if (i > 0)
             act_backward(din, m->dec_out[i - 1], (long)R * l->in, m->dec[i - 1].act);
         dcur = din;
@@ -363,7 +367,7 @@ void vae_model_step(vae_model *m, int B, const vae_klweight *w, int backward, va
         const float *lin = i > 0 ? m->enc_out[i - 1] : m->x;
         float *din = i > 0 ? m->scratch[i & 1] : NULL;
         dense_backward(din, m->grads + l->w, m->grads + l->b, dcur, lin, m->params + l->w, B,
-                       l->in, l->out);
+                       l->in, l->out, 1);
         if (i > 0)
             act_backward(din, m->enc_out[i - 1], (long)B * l->in, m->enc[i - 1].act);
         dcur = din;
@@ -382,7 +386,7 @@ void vae_model_kl_dims(const vae_model *m, int B, double *out)
     }
 }
 
-void vae_adam_update(float *restrict p, const float *restrict g, float *restrict m,
+void vae_adam_update(float *restrict p, float *restrict g, float *restrict m,
                      float *restrict v, long n, const vae_optim_spec *o, double lr, double clip,
                      long t)
 {
@@ -392,6 +396,7 @@ void vae_adam_update(float *restrict p, const float *restrict g, float *restrict
     const float decay = (float)(1.0 - lr * o->weight_decay), c = (float)clip;
     for (long i = 0; i < n; i++) {
         float gi = g[i] * c;
+        g[i] = 0.0f; /* cleared here, while in cache, for the next step's accumulation */
         m[i] = b1 * m[i] + (1.0f - b1) * gi;
         v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
         p[i] = p[i] * decay - step_size * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);

@@ -47,6 +47,7 @@ typedef struct vae_model {
     float *dhead;               /* (B, 2L) gradient of [mu | logvar] */
     float *scratch[2];          /* backward ping-pong, (B*k, widest layer) */
     float *x;                   /* the batch, (B, D) */
+    float *rowtmp;              /* (D) per-unit loss terms of one output row */
 } vae_model;
 
 /* What one batch gives; every figure is per example (averaged over the batch). */
@@ -75,7 +76,8 @@ size_t vae_model_bytes(const vae_spec *spec, int D, int max_batch);
 
 /* One batch: m->x holds B rows, m->eps holds B*k*L standard normal draws (row i*k+s is
  * sample s of input i). Runs the forward pass and fills *t; with backward set it also
- * accumulates the gradient of t->loss into m->grads (the caller zeroes them first).
+ * adds the gradient of t->loss into m->grads, which must be zero (they start zeroed and
+ * vae_adam_update clears them as it consumes them).
  * The KL estimator, free bits and likelihood come from the spec. */
 void vae_model_step(vae_model *m, int B, const vae_klweight *w, int backward, vae_terms *t);
 
@@ -87,8 +89,8 @@ void vae_model_kl_dims(const vae_model *m, int B, double *out);
  *   m = b1 m + (1 − b1) g,  v = b2 v + (1 − b2) g²,  g = clip · grad
  *   p = p · (1 − lr · wd) − (lr / (1 − b1^t)) · m / (sqrt(v / (1 − b2^t)) + eps)
  * with decoupled weight decay wd (AdamW) and t the 1-based update count. One flat loop
- * that the compiler vectorises. */
-void vae_adam_update(float *restrict p, const float *restrict g, float *restrict m,
+ * that the compiler vectorises; it also zeroes g, ready for the next step. */
+void vae_adam_update(float *restrict p, float *restrict g, float *restrict m,
                      float *restrict v, long n, const vae_optim_spec *o, double lr, double clip,
                      long t);
 

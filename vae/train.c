@@ -1,6 +1,8 @@
 /* train.c — see train.h. */
 #include "train_impl.h"
 
+#include "kernels.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -224,14 +226,11 @@ int vae_trainer_step(vae_trainer *t, vae_metrics *mt, vaed_err *err)
     w.capacity = t->sched.kind == SCHED_CAPACITY;
     w.C = sched_capacity(&t->sched, t->step, t->S);
 
-    memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
     vae_terms tm;
     vae_model_step(m, B, &w, 1, &tm);
 
     const long n = m->n_params;
-    double gn2 = 0.0;
-    for (long i = 0; i < n; i++)
-        gn2 += (double)m->grads[i] * m->grads[i];
+    const double gn2 = sum_squares(m->grads, n);
     const char *bad = first_nonfinite(&tm);
     if (!bad && !isfinite(gn2))
         bad = "grad_norm";
@@ -298,6 +297,8 @@ int vae_trainer_evaluate(vae_trainer *t, vae_epoch_metrics *e, vaed_err *err)
         return 0;
 
     /* The held-out split at beta = 1, with noise from a stream of its own. */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     vae_rng r;
     vae_rng_seed(&r, t->spec.train.seed, STREAM_EVAL + (uint64_t)e->epoch);
     const vae_klweight w = {.beta = 1.0};
@@ -349,6 +350,8 @@ int vae_trainer_evaluate(vae_trainer *t, vae_epoch_metrics *e, vaed_err *err)
             t->mu_var[j] = 0;
         e->active_units += t->mu_var[j] > 0.01;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    e->eval_s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
     if (!isfinite(e->elbo))
         return vaed_err_set(err, VAED_EDIVERGED, NULL,
                             "diverged at step %ld: test elbo is %g", t->step, e->elbo);

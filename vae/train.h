@@ -54,6 +54,7 @@ typedef struct vae_epoch_metrics {
     int n_latent;
     const double *kl_dim;       /* n_latent, mean KL per dimension; borrowed */
     const double *mu_var;       /* n_latent, variance of the posterior mean; borrowed */
+    double eval_s;              /* seconds the held-out evaluation took */
 } vae_epoch_metrics;
 
 typedef struct vae_trainer vae_trainer;

@@ -56,7 +56,7 @@ static void test_kernels(void)
         memcpy(dW2, dW1, sizeof(float) * OUT * IN);
         fill(db1, OUT, &r, 1);
         memcpy(db2, db1, sizeof(float) * OUT);
-        dense_backward(di1, dW1, db1, dout, in, W, B, IN, OUT);
+        dense_backward(di1, dW1, db1, dout, in, W, B, IN, OUT, 1);
         dense_backward_naive(di2, dW2, db2, dout, in, W, B, IN, OUT);
         double d1 = maxdiff(dW1, dW2, (long)OUT * IN), d2 = maxdiff(db1, db2, OUT),
                d3 = maxdiff(di1, di2, (long)B * IN);
@@ -283,6 +283,7 @@ static void test_adam(void)
     vae_optim_spec o = {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
     float p = 1.0f, g = 0.5f, m = 0.0f, v = 0.0f;
     vae_adam_update(&p, &g, &m, &v, 1, &o, o.lr, 1.0, 1);
+    CHECK(g == 0.0f, "adam clears the gradient it consumed");
     CHECK_CLOSE(m, 0.05, 1e-6, "adam m1");
     CHECK_CLOSE(v, 0.00025, 1e-6, "adam v1");
     CHECK_CLOSE(p, 0.9, 1e-6, "adam p1");
