@@ -171,12 +171,14 @@ void vae_model_free(vae_model *m)
 }
 
 /* −log p(x|out) summed over the rows [r0, r1) of the decoder output, and, when g is not
- * NULL, its gradient w.r.t. out times `scale` written over g (which may alias out). */
-static double likelihood(const vae_model *m, float *out, int R, float *g, float scale)
+ * NULL, its gradient w.r.t. out times `scale` written over g (which may alias out).
+ * tmp is a scratch row of D floats. */
+static double likelihood(const vae_model *m, float *out, int r0, int r1, float *g, float scale,
+                         float *tmp)
 {
     const int D = m->D, k = m->k;
     double total = 0.0;
-    for (int r = 0; r < R; r++) {
+    for (int r = r0; r < r1; r++) {
         const float *x = m->x + (long)(r / k) * D;
         float *y = out + (long)r * D, *gy = g ? g + (long)r * D : NULL;
         double row = 0.0;
@@ -185,7 +187,6 @@ static double likelihood(const vae_model *m, float *out, int R, float *g, float 
             /* −log p = softplus(y) − x·y, written stably as max(y,0) − x·y + log1p(e^−|y|);
              * d/dy = sigmoid(y) − x. Per-unit terms go to a scratch row so this loop has no
              * double-precision reduction and vectorises. */
-            float *tmp = m->rowtmp;
             for (int d = 0; d < D; d++) {
                 float yy = y[d], e = exp_nonpos(-fabsf(yy));
                 tmp[d] = (yy > 0.0f ? yy : 0.0f) + log1p_unit(e) - x[d] * yy;
@@ -274,8 +275,7 @@ void vae_model_step(vae_model *m, int B, const vae_klweight *w, int backward, va
 
     /* Reconstruction: the objective is the batch mean of (1/k) Σ_s −log p(x|z_s), so each
      * output row's gradient carries 1/(B·k). The gradient overwrites the output. */
-    const float gscale = 1.0f / (float)R;
-    t->xent = likelihood(m, out, R, backward ? out : NULL, gscale) / R;
+    t->xent = likelihood(m, out, 0, R, backward ? out : NULL, 1.0f / (float)R, m->rowtmp) / R;
 
     /* KL per group, batch mean.
      * analytic: ½ Σ_j (mu² + e^lv − 1 − lv)
@@ -386,19 +386,43 @@ void vae_model_kl_dims(const vae_model *m, int B, double *out)
     }
 }
 
-void vae_adam_update(float *restrict p, float *restrict g, float *restrict m,
-                     float *restrict v, long n, const vae_optim_spec *o, double lr, double clip,
-                     long t)
+double vae_adam_update(float *restrict p, float *restrict g, float *restrict m,
+                       float *restrict v, long n, const vae_optim_spec *o, double lr, double clip,
+                       long t)
 {
     const double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
     const float b1 = (float)o->beta1, b2 = (float)o->beta2, eps = (float)o->eps;
     const float step_size = (float)(lr / bc1), inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
     const float decay = (float)(1.0 - lr * o->weight_decay), c = (float)clip;
-    for (long i = 0; i < n; i++) {
-        float gi = g[i] * c;
-        g[i] = 0.0f; /* cleared here, while in cache, for the next step's accumulation */
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        p[i] = p[i] * decay - step_size * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
+    /* Blocks of 4096 with 16 float partial sums of g² each, folded into a double, as in
+     * sum_squares: the inner loop stays one vectorised pass over the four buffers. */
+    double total = 0.0;
+    for (long b0 = 0; b0 < n; b0 += 4096) {
+        const long e = b0 + 4096 < n ? b0 + 4096 : n;
+        float acc[16] = {0};
+        long i = b0;
+        for (; i + 16 <= e; i += 16)
+            for (int k = 0; k < 16; k++) {
+                const long j = i + k;
+                const float gr = g[j], gi = gr * c;
+                acc[k] += gr * gr;
+                g[j] = 0.0f; /* cleared here, while in cache, for the next step */
+                m[j] = b1 * m[j] + (1.0f - b1) * gi;
+                v[j] = b2 * v[j] + (1.0f - b2) * gi * gi;
+                p[j] = p[j] * decay - step_size * m[j] / (sqrtf(v[j]) * inv_sqrt_bc2 + eps);
+            }
+        for (; i < e; i++) {
+            const float gr = g[i], gi = gr * c;
+            acc[0] += gr * gr;
+            g[i] = 0.0f;
+            m[i] = b1 * m[i] + (1.0f - b1) * gi;
+            v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+            p[i] = p[i] * decay - step_size * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
+        }
+        double part = 0.0;
+        for (int k = 0; k < 16; k++)
+            part += acc[k];
+        total += part;
     }
+    return total;
 }

@@ -89,9 +89,10 @@ void vae_model_kl_dims(const vae_model *m, int B, double *out);
  *   m = b1 m + (1 − b1) g,  v = b2 v + (1 − b2) g²,  g = clip · grad
  *   p = p · (1 − lr · wd) − (lr / (1 − b1^t)) · m / (sqrt(v / (1 − b2^t)) + eps)
  * with decoupled weight decay wd (AdamW) and t the 1-based update count. One flat loop
- * that the compiler vectorises; it also zeroes g, ready for the next step. */
-void vae_adam_update(float *restrict p, float *restrict g, float *restrict m,
-                     float *restrict v, long n, const vae_optim_spec *o, double lr, double clip,
-                     long t);
+ * that the compiler vectorises; it also zeroes g, ready for the next step, and returns
+ * Σ grad² (before clipping), so a step without clipping reads the gradient once. */
+double vae_adam_update(float *restrict p, float *restrict g, float *restrict m,
+                       float *restrict v, long n, const vae_optim_spec *o, double lr,
+                       double clip, long t);
 
 #endif

@@ -3,6 +3,7 @@
 #ifndef VAED_TRAIN_IMPL_H
 #define VAED_TRAIN_IMPL_H
 
+#include "par.h"
 #include "train.h"
 
 struct vae_trainer {
@@ -23,6 +24,7 @@ struct vae_trainer {
      * the same means */
     double acc_loss, acc_xent, acc_kl, acc_beta;
     long acc_n;
+    vae_par *par;               /* helper thread for the elementwise loops (NULL: none) */
     /* evaluation buffers, sized once */
     double *kl_dim, *mu_var, *mu_sum, *mu_sq, *kl_tmp;
 };
