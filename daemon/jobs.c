@@ -218,10 +218,9 @@ static int checkpoint(run *r, const char *kind, int wait, vaed_err *err)
         .job = r->jb->id, .step = step,
         .epoch = (double)step / (double)vae_trainer_steps_per_epoch(r->t),
         .kind = kind, .blob = blob, .size = len, .keep = s->checkpoint.keep,
-        .keep_epoch_end = s->checkpoint.keep_epoch_end, .wait = wait,
+        .keep_epoch_end = s->checkpoint.keep_epoch_end, .wait = wait, .give = 1,
     };
-    rc = store_checkpoint_put(r->J->st, &req, err);
-    free(blob);
+    rc = store_checkpoint_put(r->J->st, &req, err); /* the blob is the store's now */
     if (rc == 0) {
         r->last_ckpt_step = step;
         r->last_ckpt_time = mono();

@@ -200,8 +200,10 @@ typedef struct store_ckpt_put {
     int64_t job, step;
     double epoch;
     const char *kind;           /* "periodic" | "epoch" | "final" | "manual" | "pause" */
-    const void *blob;           /* borrowed: copied before return */
+    const void *blob;           /* borrowed: copied before return, unless give */
     size_t size;
+    int give;                   /* 1: blob is malloc'd and passes to the store, which
+                                   frees it (also on error): saves copying a large blob */
     int keep;                   /* > 0: keep only the newest `keep` periodic, manual and
                                    pause checkpoints of the job; 0: keep all */
     int keep_epoch_end;         /* 1: never rotate 'epoch' ones; 0: they rotate too */

@@ -807,9 +807,12 @@ int store_checkpoint_put(store *st, const store_ckpt_put *req, vaed_err *err)
     int known = 0;
     for (size_t i = 0; req->kind && i < sizeof kinds / sizeof kinds[0]; i++)
         known |= strcmp(req->kind, kinds[i]) == 0;
-    if (!known)
+    if (!known) {
+        if (req->give)
+            free((void *)req->blob);
         return vaed_err_set(err, VAED_EINVAL, "kind", "unknown checkpoint kind \"%s\"",
                             req->kind ? req->kind : "(null)");
+    }
     struct op *o = op_new(OP_CKPT, req->job);
     o->i1 = req->step;
     o->d1 = req->epoch;
@@ -818,7 +821,11 @@ int store_checkpoint_put(store *st, const store_ckpt_put *req, vaed_err *err)
     o->keep_epoch_end = req->keep_epoch_end;
     o->done = req->done;
     o->done_arg = req->done_arg;
-    if (req->size > 0) {
+    if (req->size > 0 && req->give) {
+        o->blob = (void *)req->blob;
+        o->size = req->size;
+        o->bytes += req->size;
+    } else if (req->size > 0) {
         o->blob = malloc(req->size);
         if (!o->blob) {
             op_free(o);
