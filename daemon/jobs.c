@@ -441,6 +441,11 @@ static enum outcome run_job(jobs *J, job *jb, char *reason, size_t reason_len)
             } else if (m->kind == CTL_SCHED) {
                 mrc = apply_schedule(&r, &m->s, m->requested_at, 1, &m->effective_step,
                                      &m->resolved, &e2);
+                /* A live change supersedes every recorded one still waiting to be
+                 * replayed (they take effect at this step or later; the store has just
+                 * marked them superseded too). */
+                if (mrc == 0)
+                    r.next_event = r.n_events;
             } else {
                 vae_trainer_set_lr(r.t, m->lr);
                 m->effective_step = vae_trainer_step_index(r.t);
@@ -1010,6 +1015,7 @@ int jobs_set_schedule(jobs *J, int64_t id, const sched_spec *s, int64_t *eff,
      * in the table while we work (a reference), but its state can change: a worker may
      * pick up a queued job meanwhile, so re-check after the store calls. */
     enum jstate st = jb->state;
+    const sched_spec initial = jb->spec.schedule; /* read under the lock */
     jb->refs++;
     pthread_mutex_unlock(&J->mu);
     int64_t step = 0;
@@ -1021,7 +1027,7 @@ int jobs_set_schedule(jobs *J, int64_t id, const sched_spec *s, int64_t *eff,
         rc = paused_point(J, id, &step, &beta_now, &spe, err);
     } else {
         sched_state z = {0};
-        beta_now = sched_beta(&jb->spec.schedule, &z, 0, 1, 0.0);
+        beta_now = sched_beta(&initial, &z, 0, 1, 0.0);
     }
     if (rc == 0) {
         sched_resolve(&n, step, spe, beta_now);
