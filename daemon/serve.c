@@ -3,13 +3,16 @@
  * for SIGTERM or SIGINT and shuts down in order: stop accepting requests, checkpoint
  * running jobs and mark them interrupted, commit and close the database, exit 0.
  *
- * Signals are blocked in every thread and taken synchronously with sigwait by the
- * main thread, so no handler runs inside a library call. */
+ * Signals: OpenBLAS starts its threads when the library loads, before main, so a
+ * signal mask set here cannot cover every thread and the kernel may deliver SIGTERM to
+ * one of theirs. So SIGTERM and SIGINT get a handler (in every thread alike) that only
+ * writes a byte to a pipe (async-signal-safe); the main thread sleeps reading it. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/routes.h"
 #include "daemon/cmd.h"
@@ -43,6 +46,17 @@ static flag flags[F_N] = {
     [F_PORT_FILE] = {"--port-file", "VAED_PORT_FILE", "FILE", "write the bound port here once listening", ""},
     [F_WAIT] = {"--control-wait", "VAED_CONTROL_WAIT", "SECONDS", "how long a control request waits for its job", "30"},
 };
+
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    unsigned char b = (unsigned char)sig;
+    int saved = errno;
+    ssize_t w = write(sig_pipe[1], &b, 1);
+    (void)w;
+    errno = saved;
+}
 
 static void help(FILE *f)
 {
@@ -117,12 +131,17 @@ int cmd_serve(int argc, char **argv)
         token_reads < 0 || access_log < 0 || wait_s < 0)
         return 2;
 
-    /* Block the signals we wait for in every thread we are about to start. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (pipe(sig_pipe) != 0) {
+        fprintf(stderr, "vaed serve: pipe: %s\n", strerror(errno));
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     vaed_err err;
@@ -196,8 +215,9 @@ int cmd_serve(int argc, char **argv)
         }
     }
 
-    int sig = 0;
-    sigwait(&set, &sig);
+    unsigned char sig = 0;
+    while (read(sig_pipe[0], &sig, 1) < 0 && errno == EINTR)
+        ;
     log_msg(LOG_INFO, "%s: stopping (running jobs checkpoint and become interrupted)",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     rc = 0;
