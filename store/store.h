@@ -263,6 +263,12 @@ typedef struct store_job_list {
 int store_jobs_list(store *st, unsigned states, int64_t after, int limit,
                     store_job_list *out, vaed_err *err);
 
+/* Number of jobs in each state, from one snapshot: counts[i] is the count of the
+ * state whose bit is 1 << i (the order of STORE_STATE_NAMES). Every entry is written:
+ * 0 for a state no job is in, and all 0 on error (VAED_EDB). */
+#define STORE_NSTATES 7
+int store_jobs_count_by_state(store *st, int64_t counts[STORE_NSTATES], vaed_err *err);
+
 /* Jobs the daemon must put back in its queue at startup (queued, running,
  * interrupted), in queue order: priority descending, then queue_seq ascending. */
 int store_jobs_resumable(store *st, store_job_list *out, vaed_err *err);
