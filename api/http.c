@@ -499,6 +499,7 @@ int api_reply_from_err(api_req *req, unsigned status, const char *code, const va
 const char *api_req_method(const api_req *req) { return req->method; }
 const char *api_req_path(const api_req *req) { return req->path; }
 void *api_req_user(const api_req *req) { return req->srv->cfg.user; }
+api_server *api_req_server(const api_req *req) { return req->srv; }
 
 const char *api_req_pattern(const api_req *req)
 {

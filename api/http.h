@@ -101,6 +101,7 @@ const char *api_req_method(const api_req *req); /* "GET"; HEAD shows as "HEAD" *
 const char *api_req_path(const api_req *req);   /* URL-decoded path, no query */
 const char *api_req_pattern(const api_req *req);/* the matched route's pattern */
 void *api_req_user(const api_req *req);         /* api_config.user */
+api_server *api_req_server(const api_req *req); /* the server answering (for stats) */
 
 /* A path parameter by name ("id" for {id}): its text, or NULL if the route has no
  * such parameter. */
