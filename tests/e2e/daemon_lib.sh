@@ -1,0 +1,125 @@
+# daemon_lib.sh — helpers for the daemon's end-to-end tests, on top of lib.sh.
+#   . tests/e2e/daemon_lib.sh     (from the repo root; sources lib.sh)
+#   tiny_spec NAME EPOCHS [JSON]  prints a tiny job spec; JSON is deep-merged over it
+#   submit SPEC                   POST /v1/jobs, expects 201, sets JOB (returns 1 on error)
+#   train_ref NAME SPEC           `vaed train` of SPEC: $T/NAME.jsonl, $T/NAME.summary.json
+#   same_as_ref ID NAME WHAT      the job's per-step metrics and last test ELBO equal the
+#                                 reference NAME bit for bit (counts one check)
+#   integrity_ok WHAT             PRAGMA integrity_check of $DB says ok (one check)
+#   db_state ID                   the job's state read straight from $DB (sqlite3 CLI)
+#   term_daemon SECS              SIGTERM; asserts exit 0 within SECS seconds
+#   jqt EXPR                      jq -e EXPR on $BODY, quiet; on failure shows the body
+#   rand_below N                  a random whole number in [0, N)
+#   sleep_ms MS                   sleep MS milliseconds
+# Every helper keeps its variables under the d_ prefix: lib.sh's helpers use short
+# global names (s, id, want, start...), and sh has no locals.
+. tests/e2e/lib.sh
+
+D_CHECK="tests/e2e/daemon_check.py"
+
+tiny_spec() {
+    d_extra=${3:-}
+    [ -n "$d_extra" ] || d_extra='{}'
+    jq -cn --arg name "$1" --argjson epochs "$2" --argjson extra "$d_extra" '
+        {name: $name,
+         dataset: {name: "fashion-mnist", limit: 1000},
+         model: {encoder: [32], latent: 4, decoder: [32]},
+         train: {epochs: $epochs, batch_size: 50, seed: 11, threads: 1}} * $extra'
+}
+
+submit() {
+    api POST /v1/jobs "$1"
+    if [ "$STATUS" != 201 ]; then
+        fail "submit: expected HTTP 201, got $STATUS: $BODY"
+        JOB=""
+        return 1
+    fi
+    JOB=$(jqb .id)
+    ok
+}
+
+train_ref() {
+    printf '%s\n' "$2" >"$T/$1.spec.json"
+    if "$VAED" train "$T/$1.spec.json" --metrics "$T/$1.jsonl" >"$T/$1.summary.json" \
+        2>"$T/$1.err"; then
+        ok
+    else
+        fail "vaed train $1 failed: $(cat "$T/$1.err")"
+        return 1
+    fi
+}
+
+# The metrics as the daemon serves them, every column the reference can have.
+get_metrics() { # ID FILE
+    api GET "/v1/jobs/$1/metrics?fields=epoch,beta,loss,xent,kl,elbo,lr,grad_norm,capacity,kl_groups"
+    [ "$STATUS" = 200 ] || { fail "metrics of job $1: HTTP $STATUS: $BODY"; return 1; }
+    printf '%s\n' "$BODY" >"$2"
+}
+
+same_as_ref() { # ID NAME WHAT
+    get_metrics "$1" "$T/job$1.metrics.json" || return 1
+    api GET "/v1/jobs/$1/epochs"
+    [ "$STATUS" = 200 ] || { fail "epochs of job $1: HTTP $STATUS: $BODY"; return 1; }
+    printf '%s\n' "$BODY" >"$T/job$1.epochs.json"
+    d_epochs=$(jq '.spec.train.epochs' "$T/$2.summary.json")
+    if d_out=$(python3 "$D_CHECK" metrics "$T/$2.jsonl" "$T/job$1.metrics.json" 2>&1) &&
+        d_out2=$(python3 "$D_CHECK" test-elbo "$T/$2.summary.json" "$T/job$1.epochs.json" \
+            "$d_epochs" 2>&1); then
+        ok
+    else
+        fail "$3: job $1 differs from vaed train:
+$d_out ${d_out2:-}"
+        return 1
+    fi
+}
+
+integrity_ok() {
+    d_ic=$(sqlite3 "$DB" 'PRAGMA integrity_check' 2>&1)
+    if [ "$d_ic" = ok ]; then ok; else fail "$1: PRAGMA integrity_check: $d_ic"; fi
+}
+
+db_state() {
+    sqlite3 "$DB" "SELECT state FROM jobs WHERE id = $1" 2>&1
+}
+
+# Is the process gone (or a zombie waiting for us to reap it)?
+d_gone() {
+    [ -r "/proc/$1/stat" ] || return 0
+    d_st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+    [ -z "$d_st" ] || [ "$d_st" = Z ] || [ "$d_st" = X ]
+}
+
+term_daemon() { # SECS
+    d_t0=$(date +%s%N)
+    kill -TERM "$DPID"
+    d_n=0
+    while ! d_gone "$DPID"; do
+        d_n=$((d_n + 1))
+        if [ $d_n -gt $(($1 * 20)) ]; then
+            fail "daemon still running ${1}s after SIGTERM; killing it"
+            kill -KILL "$DPID"
+            break
+        fi
+        sleep 0.05
+    done
+    wait "$DPID"
+    d_rc=$?
+    D_TERM_MS=$((($(date +%s%N) - d_t0) / 1000000))
+    DPID=""
+    if [ $d_rc -eq 0 ]; then ok; else fail "daemon exited with $d_rc after SIGTERM"; fi
+}
+
+jqt() {
+    if printf '%s' "$BODY" | jq -e "$@" >/dev/null 2>&1; then return 0; fi
+    echo "  jq -e $* is not true for: $(printf '%s' "$BODY" | cut -c 1-600)" >&2
+    return 1
+}
+
+rand_below() {
+    d_r=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+    echo $((d_r % $1))
+}
+
+sleep_ms() {
+    sleep "$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"
+}
