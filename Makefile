@@ -51,6 +51,9 @@ $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# api/openapi.c pulls api/openapi.json in with .incbin, which -MMD does not see.
+$(B)/api/openapi.o: api/openapi.json
+
 $(B)/libvaed.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/extra.h"
 #include "daemon/version.h"
 #include "vae/sched.h"
 
@@ -614,6 +615,8 @@ static const api_route routes[] = {
     {"GET", "/v1/jobs/{id}/checkpoints", h_ckpt_list},
     {"POST", "/v1/jobs/{id}/checkpoints", h_ckpt_take},
     {"GET", "/v1/jobs/{id}/checkpoints/{step:u}", h_ckpt_get},
+    {"GET", "/metrics", api_h_prom},
+    {"GET", "/v1/openapi.json", api_h_openapi},
 };
 
 const api_route *api_routes(size_t *n)
