@@ -32,6 +32,11 @@ static const char *fmt_num(char *buf, size_t n, double x)
         return "NaN";
     if (isinf(x))
         return x > 0 ? "+Inf" : "-Inf";
+    /* whole numbers as such: the shortest %g of 5000 would be "5e+03" */
+    if (x == floor(x) && fabs(x) < 1e15) {
+        snprintf(buf, n, "%.0f", x);
+        return buf;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, n, "%.*g", prec, x);
         if (strtod(buf, NULL) == x)
