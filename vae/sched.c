@@ -229,6 +229,29 @@ double sched_beta(const sched_spec *s, sched_state *st, long step, long steps_pe
     return controller_step(s, st, last_kl);
 }
 
+/* The controller's next beta is clamp(P + min - ki * (integral + e), min, max) with
+ * P = kp * sigmoid(KL - target) in (0, kp). The error e of the next update is not
+ * known here, so the integral is chosen for e = 0, where P = kp / 2:
+ *     beta_now = kp/2 + min - ki * integral  =>  integral = -(beta_now - min - kp/2) / ki.
+ * For e != 0 the first beta then differs from beta_now by (P - kp/2) - ki e, at most
+ * kp/2 + ki |e| — half of what leaving P out would give, and the same step a running
+ * controller would take from beta_now with that error. */
+void sched_state_init(const sched_spec *s, sched_state *st, double beta_now)
+{
+    memset(st, 0, sizeof *st);
+    if (s->kind != SCHED_CONTROLLER || !isfinite(beta_now))
+        return;
+    /* The controller never produces a beta outside its bounds; its state must not
+     * either, or anti-windup would read a bound as crossed. */
+    double b = clamp(beta_now, s->min, s->max);
+    st->started = 1;
+    st->beta = b;
+    if (s->ki > 0) {
+        double integral = -(b - s->min - 0.5 * s->kp) / s->ki;
+        st->integral = isfinite(integral) ? integral : 0.0;
+    }
+}
+
 double sched_capacity(const sched_spec *s, long step, long steps_per_epoch)
 {
     if (s->kind != SCHED_CAPACITY)

@@ -91,6 +91,15 @@ double sched_progress(const sched_spec *s, long step, long steps_per_epoch);
 double sched_beta(const sched_spec *s, sched_state *st, long step, long steps_per_epoch,
                   double last_kl);
 
+/* Seed st for s taking over from a run whose last beta was beta_now, so that a
+ * controller switched on mid-run continues from beta_now instead of dropping to min:
+ * started = 1, beta = beta_now clamped to [min, max], and the integral set so that the
+ * next update, with KL on target, gives that beta again (the P term's mid-value kp/2 is
+ * taken out; with ki = 0 only P is left and the first beta is min + P). A non-finite
+ * beta_now (NAN: no step has run) and every kind but the controller give the zero
+ * state, as for a new run. st is fully written. */
+void sched_state_init(const sched_spec *s, sched_state *st, double beta_now);
+
 /* Capacity C(t) in nats for the capacity kind; 0 for every other kind. */
 double sched_capacity(const sched_spec *s, long step, long steps_per_epoch);
 

@@ -711,6 +711,98 @@ static void test_invalid(void)
     json_decref(doc);
 }
 
+/* sched_state_init: a controller that takes over mid-run starts from the beta in force
+ * (the jump the zero state would give is beta_now - min). Oracle: the PI formula by
+ * hand, P = kp / (1 + exp(target - KL)), beta = P + min - ki * (integral + e). */
+static void test_state_init(void)
+{
+    sched_spec s = must_parse("{\"kind\":\"controller\",\"target_kl\":15,\"kp\":0.01,"
+                              "\"ki\":0.0001,\"min\":0.05,\"max\":0.9}", 0);
+    sched_state st;
+    /* KL on target at the next update: exactly beta_now again (up to rounding) */
+    sched_state_init(&s, &st, 0.4);
+    CHECK(st.started == 1 && st.beta == 0.4, "seeded: started %d beta %g", st.started, st.beta);
+    CHECK_CLOSE(st.integral, -(0.4 - 0.05 - 0.005) / 0.0001, 1e-12, "seeded integral");
+    double b = sched_beta(&s, &st, 1000, 100, 15.0);
+    CHECK(fabs(b - 0.4) <= 1e-12, "KL on target: first controller beta %.17g, wanted 0.4", b);
+
+    /* KL off target by e: the step is the PI step from 0.4, bounded by kp/2 + ki|e| */
+    const double kls[] = {0.0, 5.0, 14.0, 16.0, 40.0, 1e6};
+    for (size_t i = 0; i < sizeof kls / sizeof kls[0]; i++) {
+        sched_state_init(&s, &st, 0.4);
+        double e = 15.0 - kls[i];
+        double want = 0.01 / (1.0 + exp(e)) + 0.05 - 0.0001 * (st.integral + e);
+        want = want < 0.05 ? 0.05 : want > 0.9 ? 0.9 : want;
+        b = sched_beta(&s, &st, 1000, 100, kls[i]);
+        CHECK(fabs(b - want) <= 1e-12, "KL %g: beta %.17g, formula %.17g", kls[i], b, want);
+        CHECK(fabs(b - 0.4) <= 0.005 + 0.0001 * fabs(e) + 1e-12,
+              "KL %g: jump %g over kp/2 + ki|e| = %g", kls[i], b - 0.4, 0.005 + 0.0001 * fabs(e));
+    }
+    /* the zero state (what set_schedule did before) drops to min: the jump this removes */
+    sched_state z = {0};
+    b = sched_beta(&s, &z, 1000, 100, 15.0);
+    CHECK(b == 0.05, "zero state starts at min: %g", b);
+
+    /* beta_now outside [min, max] is clamped: the controller cannot hold it */
+    sched_state_init(&s, &st, 3.0);
+    CHECK(st.beta == 0.9, "above max: state beta %g", st.beta);
+    b = sched_beta(&s, &st, 1000, 100, 15.0);
+    CHECK(fabs(b - 0.9) <= 1e-12, "above max: first beta %.17g", b);
+    sched_state_init(&s, &st, 0.0);
+    b = sched_beta(&s, &st, 1000, 100, 15.0);
+    CHECK(st.started == 1 && fabs(b - 0.05) <= 1e-12, "below min: first beta %.17g", b);
+
+    /* NAN (no step has run) and other kinds: the zero state of a new run */
+    memset(&st, 0x5a, sizeof st);
+    sched_state_init(&s, &st, NAN);
+    CHECK(st.started == 0 && st.beta == 0 && st.integral == 0, "NAN: %d %g %g", st.started,
+          st.beta, st.integral);
+    sched_spec lin = must_parse("{\"kind\":\"linear\"}", 0);
+    memset(&st, 0x5a, sizeof st);
+    sched_state_init(&lin, &st, 0.3);
+    CHECK(st.started == 0 && st.beta == 0 && st.integral == 0, "linear: %d %g %g", st.started,
+          st.beta, st.integral);
+
+    /* ki = 0: a P-only controller has no integral to seed */
+    sched_spec p = s;
+    p.ki = 0;
+    sched_state_init(&p, &st, 0.4);
+    CHECK(st.started == 1 && st.integral == 0 && st.beta == 0.4, "ki 0: %d %g %g", st.started,
+          st.integral, st.beta);
+    b = sched_beta(&p, &st, 1000, 100, 15.0);
+    CHECK_CLOSE(b, 0.05 + 0.005, 1e-15, "ki 0: min + kp/2");
+
+    /* granularity epoch: the rest of the epoch holds beta_now exactly */
+    sched_spec ep = s;
+    ep.granularity = SCHED_PER_EPOCH;
+    sched_state_init(&ep, &st, 0.4);
+    int held = 1;
+    for (long n = 1001; n < 1100; n++)
+        held &= sched_beta(&ep, &st, n, 100, 3.0) == 0.4;
+    CHECK(held, "epoch granularity: beta_now not held until the epoch ends");
+
+    /* A run on the toy plant: a linear ramp to beta 0.3, then the controller takes over
+     * with origin now. Seeded, no step moves beta by more than one PI step
+     * (kp + ki |e|); it still settles at the target. */
+    sched_spec c = must_parse("{\"kind\":\"controller\",\"target_kl\":15}", 0);
+    double beta = 0.3, kl = plant(beta), worst_jump = 0, worst_err = 0, prev = beta;
+    sched_state_init(&c, &st, beta);
+    for (long n = 0; n < 30000; n++) {
+        beta = sched_beta(&c, &st, n, 100, kl);
+        if (n < 100)
+            worst_jump = fmax(worst_jump, fabs(beta - prev));
+        prev = beta;
+        kl = plant(beta);
+        if (n >= 29000)
+            worst_err = fmax(worst_err, fabs(kl - 15.0) / 15.0);
+    }
+    double bound = 0.01 + 0.0001 * fabs(15.0 - plant(0.3));
+    CHECK(worst_jump <= bound, "seeded takeover: step of %g > one PI step %g", worst_jump,
+          bound);
+    CHECK(worst_err <= 0.10, "seeded controller did not settle: worst relative KL error %g",
+          worst_err);
+}
+
 int main(void)
 {
     test_constant_and_default();
@@ -724,6 +816,7 @@ int main(void)
     test_sweep();
     test_controller_by_hand();
     test_controller_plant();
+    test_state_init();
     test_resolve();
     test_round_trip();
     test_invalid();
