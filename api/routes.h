@@ -12,6 +12,7 @@
 typedef struct api_ctx {
     jobs *J;
     store *st;
+    struct bus *bus;            /* live events for /v1/jobs/{id}/events; NULL = off */
 } api_ctx;
 
 /* The route table (static). OUT *n: its length. */

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "daemon/bus.h"
 #include "daemon/log.h"
 #include "vae/report.h"
 #include "vae/spec.h"
@@ -224,6 +225,7 @@ static int checkpoint(run *r, const char *kind, int wait, vaed_err *err)
     if (rc == 0) {
         r->last_ckpt_step = step;
         r->last_ckpt_time = mono();
+        bus_publish_checkpoint(r->J->cfg.bus, r->jb->id, step, kind);
     }
     return rc;
 }
@@ -247,6 +249,8 @@ static int apply_schedule(run *r, const sched_spec *s, double requested_at, int 
     json_decref(sj);
     int rc = store_event_add(r->J->st, r->jb->id, requested_at, e, text, "override", 1, NULL,
                              err);
+    if (rc == 0)
+        bus_publish_schedule(r->J->cfg.bus, r->jb->id, e, text);
     free(text);
     return rc;
 }
@@ -334,6 +338,7 @@ static void set_state(jobs *J, int64_t id, const char *state, const char *reason
     if (store_job_set_state(J->st, id, state, reason, &err))
         log_msg(LOG_ERROR, "job %lld: could not record state %s: %s", (long long)id, state,
                 err.msg);
+    bus_publish_state(J->cfg.bus, id, state, reason);
     if (reason)
         log_msg(LOG_INFO, "job %lld %s: %s", (long long)id, state, reason);
     else
@@ -503,7 +508,15 @@ static enum outcome run_job(jobs *J, job *jb, char *reason, size_t reason_len)
         store_step(&r, &m);
         pthread_mutex_lock(&J->mu);
         publish(&r, &m);
+        double sps = jb->sps;
         pthread_mutex_unlock(&J->mu);
+        if (J->cfg.bus) { /* O(1), throttled by the bus; never waits for a client */
+            bus_step bs = {.step = m.step, .epoch = m.epoch, .beta = m.beta,
+                           .capacity = m.capacity, .loss = m.loss, .xent = m.xent, .kl = m.kl,
+                           .elbo = m.elbo, .lr = m.lr, .grad_norm = m.grad_norm,
+                           .time = m.time, .samples_per_sec = sps};
+            bus_publish_step(J->cfg.bus, jb->id, &bs);
+        }
 
         long step = vae_trainer_step_index(r.t);
         if (vae_trainer_epoch_done(r.t)) {
@@ -511,6 +524,15 @@ static enum outcome run_job(jobs *J, job *jb, char *reason, size_t reason_len)
             if (vae_trainer_evaluate(r.t, &em, &err))
                 goto failed;
             store_epoch_rows(&r, &em);
+            if (J->cfg.bus) {
+                bus_epoch be = {.epoch = em.epoch, .step = em.step, .train_loss = em.train_loss,
+                                .train_xent = em.train_xent, .train_kl = em.train_kl,
+                                .train_elbo = em.train_elbo, .train_beta = em.train_beta,
+                                .has_test = em.has_test, .xent = em.xent, .kl = em.kl,
+                                .elbo = em.elbo, .active_units = em.active_units,
+                                .eval_s = em.eval_s};
+                bus_publish_epoch(J->cfg.bus, jb->id, &be);
+            }
             log_msg(LOG_INFO, "job %lld epoch %d: train loss %.3f%s%.3f", (long long)jb->id,
                     em.epoch, em.train_loss, em.has_test ? ", test elbo " : ", train elbo ",
                     em.has_test ? em.elbo : em.train_elbo);
@@ -794,6 +816,7 @@ int jobs_submit(jobs *J, const json_t *doc, int64_t *id, vaed_err *err)
         seq = sjb.queue_seq;
         store_job_clear(&sjb);
     }
+    bus_publish_state(J->cfg.bus, *id, "queued", NULL); /* before a worker can start it */
     pthread_mutex_lock(&J->mu);
     table_add(J, job_new(*id, &spec, seq, J_QUEUED));
     pthread_cond_signal(&J->work);
@@ -893,6 +916,7 @@ int jobs_resume(jobs *J, int64_t id, vaed_err *err)
     }
     pthread_mutex_lock(&J->mu);
     if (rc == 0 && jb == find(J, id) && jb->state == J_PAUSED) {
+        bus_publish_state(J->cfg.bus, id, "queued", NULL); /* before a worker can start it */
         jb->queue_seq = seq;
         jb->state = J_QUEUED;
         pthread_cond_signal(&J->work);
@@ -1035,6 +1059,8 @@ int jobs_set_schedule(jobs *J, int64_t id, const sched_spec *s, int64_t *eff,
         char *text = json_dumps(sj, JSON_COMPACT);
         json_decref(sj);
         rc = store_event_add(J->st, id, 0, step, text, "override", 1, NULL, err);
+        if (rc == 0)
+            bus_publish_schedule(J->cfg.bus, id, step, text);
         free(text);
     }
     pthread_mutex_lock(&J->mu);

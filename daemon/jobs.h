@@ -44,6 +44,8 @@ typedef struct jobs_config {
                                    none allowed. Borrowed. */
     int max_queued;             /* queued jobs at most; past it submit is refused */
     double wait_s;              /* how long a control call waits for the worker */
+    struct bus *bus;            /* live events (daemon/bus.h); NULL = none. Borrowed,
+                                   must outlive the manager. */
 } jobs_config;
 
 void jobs_config_default(jobs_config *c);

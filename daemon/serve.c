@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "api/routes.h"
+#include "daemon/bus.h"
 #include "daemon/cmd.h"
 #include "daemon/jobs.h"
 #include "daemon/log.h"
@@ -148,6 +149,7 @@ int cmd_serve(int argc, char **argv)
     vaed_err_clear(&err);
     store *st = NULL;
     jobs *J = NULL;
+    bus *events = NULL;
     api_server *srv = NULL;
     char *cors_buf = NULL;
     const char **cors = NULL;
@@ -165,6 +167,12 @@ int cmd_serve(int argc, char **argv)
     jc.max_queued = (int)maxq;
     jc.wait_s = (double)wait_s;
     jc.data_dir = flags[F_DATA_DIR].value[0] ? flags[F_DATA_DIR].value : NULL;
+    /* The event bus comes before the job manager (which publishes into it) and goes
+     * after it and the HTTP server (whose streams read from it). */
+    bus_config bc;
+    bus_config_default(&bc);
+    events = bus_new(&bc);
+    jc.bus = events;
     if (threads > 0)
         vae_blas_threads((int)threads);
     char blas[256];
@@ -174,7 +182,7 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
 
-    api_ctx actx = {J, st};
+    api_ctx actx = {J, st, events};
     api_config cfg;
     api_config_default(&cfg);
     cfg.listen = flags[F_LISTEN].value;
@@ -224,6 +232,7 @@ int cmd_serve(int argc, char **argv)
 done:
     api_server_stop(srv);
     jobs_stop(J);
+    bus_free(events);
     if (st && store_close(st, &err)) {
         log_msg(LOG_ERROR, "closing the database: %s", err.msg);
         rc = 1;

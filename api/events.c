@@ -1,0 +1,286 @@
+/* events.c — GET /v1/jobs/{id}/events, see events.h and daemon/bus.h.
+ *
+ * Each connection owns a bus cursor and one formatted message in progress. The
+ * reader (an MHD pool thread) takes events from the cursor, formats them here, off
+ * the bus's lock, and copies as much as fits into MHD's buffer; what does not fit
+ * waits for the next call, so an event of any size (a 256-point schedule) goes out
+ * whole. With nothing new the reader returns 0 and the HTTP layer suspends the
+ * connection until the bus wakes it: an idle client costs no thread and no polling.
+ * After a final state (completed, failed, cancelled) the stream ends cleanly. */
+#include "api/events.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/routes.h"
+#include "store/store.h"
+
+/* ---- formatting ----------------------------------------------------------------------- */
+
+typedef struct sb {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sb;
+
+static void sb_add(sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(sb *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t nc = b->cap ? b->cap : 256;
+        while (nc <= b->len + (size_t)n)
+            nc *= 2;
+        char *q = realloc(b->p, nc);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = nc;
+    }
+}
+
+/* A number, or null when it is not finite (JSON has no NaN). %.17g: the same
+ * digits as /metrics (jansson), so an event and its metrics row compare equal. */
+static void val(sb *b, double v)
+{
+    if (isfinite(v))
+        sb_add(b, "%.17g", v);
+    else
+        sb_add(b, "null");
+}
+
+/* ,"key":number */
+static void num(sb *b, const char *key, double v)
+{
+    sb_add(b, ",\"%s\":", key);
+    val(b, v);
+}
+
+/* A JSON string with the escapes JSON requires; bytes >= 0x80 pass through (the
+ * texts come from our own JSON or messages, which are UTF-8). */
+static void str(sb *b, const char *s)
+{
+    sb_add(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            sb_add(b, "\\%c", *p);
+        else if (*p == '\n')
+            sb_add(b, "\\n");
+        else if (*p < 0x20)
+            sb_add(b, "\\u%04x", *p);
+        else
+            sb_add(b, "%c", *p);
+    }
+    sb_add(b, "\"");
+}
+
+char *api_sse_format(const bus_event *ev, size_t *len)
+{
+    sb b = {0};
+    if (ev->type != BUS_RESET)
+        sb_add(&b, "id: %llu\n", (unsigned long long)ev->id);
+    sb_add(&b, "event: %s\ndata: {\"job\":%lld", bus_type_name(ev->type), (long long)ev->job);
+    switch (ev->type) {
+    case BUS_STEP: {
+        const bus_step *s = &ev->u.step;
+        sb_add(&b, ",\"step\":%lld", (long long)s->step);
+        num(&b, "epoch", s->epoch);
+        num(&b, "beta", s->beta);
+        num(&b, "capacity", s->capacity);
+        num(&b, "loss", s->loss);
+        num(&b, "xent", s->xent);
+        num(&b, "kl", s->kl);
+        num(&b, "elbo", s->elbo);
+        num(&b, "lr", s->lr);
+        num(&b, "grad_norm", s->grad_norm);
+        num(&b, "time", s->time);
+        num(&b, "samples_per_sec", s->samples_per_sec);
+        break;
+    }
+    case BUS_EPOCH: {
+        const bus_epoch *e = &ev->u.epoch;
+        sb_add(&b, ",\"epoch\":%d,\"step\":%lld,\"train\":{", e->epoch, (long long)e->step);
+        sb_add(&b, "\"loss\":");
+        val(&b, e->train_loss);
+        num(&b, "xent", e->train_xent);
+        num(&b, "kl", e->train_kl);
+        num(&b, "elbo", e->train_elbo);
+        num(&b, "beta", e->train_beta);
+        sb_add(&b, "}");
+        if (e->has_test) {
+            sb_add(&b, ",\"test\":{\"active_units\":%d", e->active_units);
+            num(&b, "xent", e->xent);
+            num(&b, "kl", e->kl);
+            num(&b, "elbo", e->elbo);
+            sb_add(&b, "}");
+        } else {
+            sb_add(&b, ",\"test\":null");
+        }
+        num(&b, "eval_s", e->eval_s);
+        break;
+    }
+    case BUS_SCHEDULE:
+        sb_add(&b, ",\"effective_step\":%lld,\"schedule\":%s",
+               (long long)ev->u.schedule.effective_step, ev->text ? ev->text : "null");
+        break;
+    case BUS_STATE:
+        sb_add(&b, ",\"state\":");
+        str(&b, ev->u.state.state);
+        if (ev->u.state.step >= 0)
+            sb_add(&b, ",\"step\":%lld", (long long)ev->u.state.step);
+        else
+            sb_add(&b, ",\"step\":null");
+        sb_add(&b, ",\"reason\":");
+        if (ev->text)
+            str(&b, ev->text);
+        else
+            sb_add(&b, "null");
+        break;
+    case BUS_CHECKPOINT:
+        sb_add(&b, ",\"step\":%lld,\"kind\":", (long long)ev->u.checkpoint.step);
+        str(&b, ev->u.checkpoint.kind);
+        break;
+    case BUS_RESET: {
+        const char *why = ev->u.reset.after > ev->u.reset.latest ? "unknown_id" : "gap";
+        sb_add(&b, ",\"reason\":\"%s\",\"last_event_id\":%llu,\"first_available\":%llu,"
+                   "\"latest\":%llu",
+               why, (unsigned long long)ev->u.reset.after,
+               (unsigned long long)ev->u.reset.first, (unsigned long long)ev->u.reset.latest);
+        break;
+    }
+    default:
+        break;
+    }
+    sb_add(&b, "}\n\n");
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    *len = b.len;
+    return b.p;
+}
+
+/* ---- the stream ----------------------------------------------------------------------- */
+
+typedef struct ev_stream {
+    bus_sub *sub;
+    char *out;                  /* the message being written, NULL when none */
+    size_t len, off;
+    int ending;                 /* the final state is in out: end once it is written */
+} ev_stream;
+
+static ssize_t ev_read(void *cls, char *buf, size_t max)
+{
+    ev_stream *es = cls;
+    size_t n = 0;
+    for (;;) {
+        if (es->out && es->off < es->len) {
+            size_t k = es->len - es->off;
+            if (k > max - n)
+                k = max - n;
+            memcpy(buf + n, es->out + es->off, k);
+            n += k;
+            es->off += k;
+            if (n == max)
+                return (ssize_t)n;
+            continue;
+        }
+        free(es->out);
+        es->out = NULL;
+        es->len = es->off = 0;
+        if (es->ending)
+            return n ? (ssize_t)n : API_STREAM_END;
+        bus_event ev;
+        if (!bus_next(es->sub, &ev))
+            return (ssize_t)n; /* 0: suspend until the bus wakes us */
+        es->out = api_sse_format(&ev, &es->len);
+        if (!es->out)
+            return n ? (ssize_t)n : API_STREAM_ERROR;
+        if (ev.type == BUS_STATE && bus_state_final(ev.u.state.state))
+            es->ending = 1;
+    }
+}
+
+static void ev_free(void *cls)
+{
+    ev_stream *es = cls;
+    bus_unsubscribe(es->sub); /* drops the stream handle under the channel's lock */
+    free(es->out);
+    free(es);
+}
+
+/* A Last-Event-ID value: a decimal id, or -1 when absent or not one of ours. */
+static int64_t parse_id(const char *v)
+{
+    if (!v || !*v)
+        return -1;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (*end || errno || x < 0 || v[0] == '-' || v[0] == '+' || v[0] == ' ')
+        return -1;
+    return x;
+}
+
+void api_h_events(api_req *req)
+{
+    static const char *const allowed[] = {"last_event_id", NULL};
+    if (api_query_only(req, allowed))
+        return;
+    api_ctx *c = api_req_user(req);
+    int64_t id = api_param_int(req, "id");
+    const char *q = api_query_get(req, "last_event_id");
+    int64_t last = -1;
+    if (q && (last = parse_id(q)) < 0) {
+        api_reply_error(req, 400, "bad_param", "last_event_id",
+                        "last_event_id: must be an event id (a non-negative integer)");
+        return;
+    }
+    /* The header wins: a browser's EventSource sends it on every reconnect, with the
+     * id it saw last, which is newer than the one in the URL it was opened with. A
+     * header that is not one of our ids is ignored (a fresh start). */
+    const char *h = api_header(req, "Last-Event-ID");
+    if (h)
+        last = parse_id(h);
+    if (!c || !c->bus) {
+        api_reply_error(req, 503, "unavailable", NULL, "live events are off in this daemon");
+        return;
+    }
+    store_job sj;
+    vaed_err err;
+    vaed_err_clear(&err);
+    int rc = store_job_get(c->st, id, &sj, &err);
+    if (rc == VAED_ENOTFOUND) {
+        api_reply_error(req, 404, "not_found", NULL, "no job %lld", (long long)id);
+        return;
+    }
+    if (rc) {
+        api_reply_from_err(req, 500, "internal", &err);
+        return;
+    }
+    ev_stream *es = xcalloc(1, sizeof *es);
+    es->sub = bus_subscribe(c->bus, id, last, sj.state, sj.step, sj.reason);
+    store_job_clear(&sj);
+    api_stream *st = api_reply_stream(req, "text/event-stream", ev_read, ev_free, es);
+    if (st) /* on failure ev_free has run already */
+        bus_sub_attach(es->sub, st);
+}
