@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/events.h"
 #include "api/extra.h"
 #include "daemon/version.h"
 #include "vae/sched.h"
@@ -612,6 +613,7 @@ static const api_route routes[] = {
     {"PUT", "/v1/jobs/{id}/optimizer", h_optimizer_put},
     {"GET", "/v1/jobs/{id}/metrics", h_metrics},
     {"GET", "/v1/jobs/{id}/epochs", h_epochs},
+    {"GET", "/v1/jobs/{id}/events", api_h_events},
     {"GET", "/v1/jobs/{id}/checkpoints", h_ckpt_list},
     {"POST", "/v1/jobs/{id}/checkpoints", h_ckpt_take},
     {"GET", "/v1/jobs/{id}/checkpoints/{step:u}", h_ckpt_get},
