@@ -23,8 +23,12 @@
 /* Described in the document, answered by handlers other engineers are adding. Once a
  * route is in the table this list is not consulted for it. */
 static const char *const coming[][2] = {
-    {"get", "/"},                       /* the dashboard page */
+    {"get", "/"},                       /* the dashboard (api/web.c) */
     {"get", "/v1/jobs/{id}/events"},    /* server-sent events */
+    {"get", "/web/{name}"},             /* the dashboard's files */
+    {"get", "/static/{name}"},          /* the charting library */
+    {"get", "/v1/jobs/{id}/images/reconstructions.png"},
+    {"get", "/v1/jobs/{id}/images/samples.png"},
 };
 
 static json_t *doc;
