@@ -7,6 +7,7 @@
  *   VAED_EPERM  403 forbidden   VAED_ETOOBIG   422 too_large   VAED_EBUSY  503 busy
  *   anything else 500 internal */
 #include "api/routes.h"
+#include "api/web.h"
 
 #include <errno.h>
 #include <math.h>
@@ -617,6 +618,11 @@ static const api_route routes[] = {
     {"GET", "/v1/jobs/{id}/checkpoints", h_ckpt_list},
     {"POST", "/v1/jobs/{id}/checkpoints", h_ckpt_take},
     {"GET", "/v1/jobs/{id}/checkpoints/{step:u}", h_ckpt_get},
+    {"GET", "/", api_h_web_index},
+    {"GET", "/web/{name:s}", api_h_web_asset},
+    {"GET", "/static/{name:s}", api_h_web_static},
+    {"GET", "/v1/jobs/{id}/images/reconstructions.png", api_h_web_recon},
+    {"GET", "/v1/jobs/{id}/images/samples.png", api_h_web_samples},
     {"GET", "/metrics", api_h_prom},
     {"GET", "/v1/openapi.json", api_h_openapi},
 };

@@ -45,6 +45,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "infer.h"
 #include "train_impl.h"
 
 #define CKPT_MAGIC "VAEDCKPT"
@@ -191,6 +192,18 @@ int vae_ckpt_peek(const void *blob, size_t len, vae_ckpt_info *out)
     out->rows = (long)get_u64(b + 48);
     out->batch = (long)get_u32(b + 56);
     out->steps_per_epoch = out->batch > 0 ? (out->rows + out->batch - 1) / out->batch : 0;
+    return 0;
+}
+
+/* Declared in infer.h: the parameter section, in place, for inference without a
+ * trainer. */
+int vae_ckpt_params(const void *blob, size_t len, const float **params, long *n)
+{
+    if (!little_endian() || check_blob(blob, len, NULL))
+        return VAED_EINVAL;
+    const uint8_t *b = blob;
+    *n = (long)get_u64(b + 32);
+    *params = (const float *)(const void *)(b + CKPT_HEADER + get_u32(b + 60));
     return 0;
 }
 
