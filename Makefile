@@ -53,6 +53,8 @@ $(B)/%.o: %.c
 
 # api/openapi.c pulls api/openapi.json in with .incbin, which -MMD does not see.
 $(B)/api/openapi.o: api/openapi.json
+# api/web.c pulls the dashboard page, web/*, in the same way.
+$(B)/api/web.o: $(wildcard web/*)
 
 $(B)/libvaed.a: $(LIB_OBJ)
 	@rm -f $@
