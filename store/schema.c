@@ -8,10 +8,14 @@
  * an older binary against a newer schema could write rows the newer one misreads.
  *
  * v1: the base tables. v2: per-group KL in metrics, forked-from columns in jobs,
- *     the queue index on jobs and an index on schedule events' effective step. */
+ *     the queue index on jobs and an index on schedule events' effective step.
+ * v3: metrics_sum, the min/max pyramid of the metrics (store/pyramid.h), built in
+ *     the same transaction for the rows already there: SQL cannot say "the earliest
+ *     step holding the minimum" cheaply, so that step is C (migration_fn). */
 #include <sqlite3.h>
 #include <stdio.h>
 
+#include "store/pyramid.h"
 #include "store/store_impl.h"
 
 static const char *const migrations[] = {
@@ -74,10 +78,27 @@ static const char *const migrations[] = {
     "ALTER TABLE jobs ADD COLUMN parent_step INTEGER;"
     "CREATE INDEX jobs_queue ON jobs(state, priority DESC, queue_seq);"
     "CREATE INDEX schedule_events_step ON schedule_events(job, effective_step);",
+    /* v3 */
+    "CREATE TABLE metrics_sum ("
+    "  job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  lvl INTEGER NOT NULL,"
+    "  bucket INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  agg BLOB NOT NULL,"
+    "  PRIMARY KEY (job, lvl, bucket)"
+    ") WITHOUT ROWID;",
+};
+
+/* A C step run after migrations[v]'s SQL, in the same transaction; NULL = none. */
+static int (*const migration_fn[])(sqlite3 *, vaed_err *) = {
+    NULL, NULL, NULL,
+    sum_build_all,   /* v3 */
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION + 1,
                "one migration per schema version");
+_Static_assert(sizeof migration_fn / sizeof migration_fn[0] == STORE_SCHEMA_VERSION + 1,
+               "one migration step per schema version");
 
 const char *store_migration_sql(int v)
 {
@@ -118,6 +139,11 @@ int store_migrate(sqlite3 *db, vaed_err *err)
         if (sqlite3_exec(db, migrations[v + 1], NULL, NULL, NULL) != SQLITE_OK ||
             sqlite3_exec(db, bump, NULL, NULL, NULL) != SQLITE_OK) {
             rc = store_dberr(err, db, "migration to v%d", v + 1);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
+        if (migration_fn[v + 1] && (rc = migration_fn[v + 1](db, err)) != 0) {
+            vaed_err_prefix(err, "migration to v%d: ", v + 1);
             sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
             return rc;
         }

@@ -11,6 +11,11 @@
  *   schedule_events(job, seq, requested_at, effective_step, schedule JSON, source,
  *                   superseded)                  PK(job, seq)
  *   checkpoints(job, step, epoch, created_at, kind, size, blob)  PK(job, step)
+ *   metrics_sum(job, lvl, bucket, n, agg BLOB)   PK(job, lvl, bucket) WITHOUT ROWID
+ *       the min/max pyramid of the metrics (v3; layout in store/pyramid.h): per level
+ *       lvl, per bucket of STORE_SUM_WIDTH(lvl) steps, the row count and, for each
+ *       metric column, the min and the max and the steps holding them. The writer
+ *       keeps it in the transaction that writes the rows it summarises.
  * Times are unix seconds (REAL); 0 in a struct means "not set" (NULL in SQL).
  * BLOB arrays (kl_groups, kl_dims) are native-endian IEEE-754 doubles.
  *
@@ -57,7 +62,7 @@
 
 #include "vae/err.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct store store;
 
@@ -299,6 +304,8 @@ typedef struct store_series {
     int n_groups;               /* columns of kl_groups: the widest row in range */
     double *kl_groups;          /* n * n_groups, row-major, NAN where a row has fewer;
                                    NULL unless asked and present */
+    size_t total;               /* rows in the asked range: n, or more when the rows
+                                   were downsampled (store_metrics_downsample) */
 } store_series;
 
 /* Rows of job with since < step <= until (since < 0: from the start; until < 0: to
@@ -307,6 +314,44 @@ typedef struct store_series {
  * store_series_free; on error it is left empty. VAED_ENOMEM if it does not fit. */
 int store_metrics_range(store *st, int64_t job, int64_t since, int64_t until,
                         unsigned mask, size_t limit, store_series *out, vaed_err *err);
+
+/* Levels of the min/max pyramid: bucket widths 256, 4096 and 65536 steps. */
+#define STORE_SUM_LEVELS 3
+#define STORE_SUM_WIDTH(l) ((int64_t)256 << (4 * (l)))
+/* Level choice of store_metrics_downsample (see there). */
+#define STORE_DS_QUALITY 4
+#define STORE_DS_MIN_BUCKETS 64
+
+/* Downsample the rows of job with since < step <= until (negative: unbounded, as in
+ * store_metrics_range) to at most max_points (>= 2) rows, for plotting: no spike is
+ * lost. Returned: the first and the last row of the range, and in each of G buckets
+ * the rows holding the minimum and the maximum of each asked column (mask as in
+ * store_metrics_range; kl_groups rides along, it is not bucketed); ties go to the
+ * earliest step. Every returned row is a real, whole row; steps ascend with no
+ * duplicates; at most max_points rows, except that a max_points below 2 + 2 nf still
+ * keeps every asked column's extremes (one bucket: up to 2 + 2 nf rows) rather than
+ * drop columns. out->total = the number of rows in the range.
+ *
+ * The buckets. nf = asked columns (of STORE_MCOL_ALL), nb = (max_points - 2) /
+ * (2 nf) (at least 1). With s0, s1 the first and last step of the range and, per
+ * level l, c_l = the number of whole level-l buckets (STORE_SUM_WIDTH(l) steps)
+ * inside [s0, s1] from lo_l = ceil(s0 / W_l):
+ *   - the range has <= max_points rows: all of them, as store_metrics_range;
+ *   - nf = 0: the first and the last row only;
+ *   - else level l = the coarsest with c_l >= STORE_DS_QUALITY * nb, or 0 when
+ *     c_0 >= min(nb, STORE_DS_MIN_BUCKETS): G = min(nb, c_l) buckets, bucket g
+ *     spanning the level buckets [lo + c g / G, lo + c (g+1) / G); the first also
+ *     takes the steps from s0, the last those up to s1. Computed from metrics_sum,
+ *     with raw rows read only at the two unaligned edges (< 256 steps each), then
+ *     one point lookup per returned row: about a millisecond for a million rows;
+ *   - else (a range of fewer than ~16k steps) from the raw rows: nb buckets of equal
+ *     row counts, bucket g = rows [n g / nb, n (g+1) / nb).
+ * Everything is read in one read transaction (one snapshot). OUT *out: free with
+ * store_series_free; left empty on error. VAED_EINVAL when max_points < 2,
+ * VAED_ENOMEM, VAED_EDB. */
+int store_metrics_downsample(store *st, int64_t job, int64_t since, int64_t until,
+                             unsigned mask, size_t max_points, store_series *out,
+                             vaed_err *err);
 
 /* Free the arrays of s and zero it; s may be NULL. */
 void store_series_free(store_series *s);

@@ -5,7 +5,9 @@
  * writer process, and integrity_check at the end. Everything lives in a mkdtemp
  * directory. Oracles: the value functions the rows were written from, and naive
  * re-implementations of the retention and supersede rules.
- * VAED_STORE_BENCH=1 also times a one-million-row range read. */
+ * The min/max pyramid: downsampling against a naive oracle of the documented plan over
+ * many ranges, planted spikes, replaced and late rows, and the v2 → v3 migration.
+ * VAED_STORE_BENCH=1 also times a one-million-row range read and its downsample. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -539,6 +541,8 @@ static void test_metrics(void)
     close_ok(st);
 }
 
+static void bench_downsample(store *st, int64_t job, int64_t N);
+
 static void bench_million(void)
 {
     store_opts o;
@@ -562,7 +566,451 @@ static void bench_million(void)
     CHECK(rc == 0 && s.n == (size_t)N, "bench read %zu", s.n);
     CHECK(tr < 1.0, "a million rows took %.3f s to read", tr);
     store_series_free(&s);
+    bench_downsample(st, job, N);
     close_ok(st);
+}
+
+/* ---- downsampling from the min/max pyramid ----------------------------------------- */
+
+/* The rows the test wrote, as the database should hold them: step ascending. */
+struct orow {
+    int64_t step;
+    double v[STORE_M_NCOLS];
+    double g0;                  /* kl_groups[0]; every row has 2 groups */
+};
+
+static uint64_t lcg_state = 88172645463325252ULL;
+static uint64_t lcg(void)
+{
+    lcg_state = lcg_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return lcg_state >> 33;
+}
+
+#define NSPIKE 24
+
+/* Steps: dense 0..2999, then every 97 steps to ~580000, then a gap, then a dense tail
+ * at 700000: every level of the pyramid, empty buckets and unaligned edges occur.
+ * Columns: smooth curves with noise, lr constant and beta saturating (ties), and
+ * NSPIKE planted spikes per sign, spread evenly over the steps, in loss and kl. */
+static size_t ds_rows_make(struct orow *r, int64_t *spike_hi, int64_t *spike_lo)
+{
+    size_t n = 0;
+    for (int64_t s = 0; s < 3000; s++)
+        r[n++].step = s;
+    for (int64_t s = 3000; s < 580000; s += 97)
+        r[n++].step = s;
+    for (int64_t s = 700000; s < 701500; s++)
+        r[n++].step = s;
+    for (size_t i = 0; i < n; i++) {
+        double x = (double)r[i].step;
+        for (int k = 0; k < STORE_M_NCOLS; k++)
+            r[i].v[k] = sin(x * 1e-4 * (k + 1)) + (double)(lcg() % 1000) * 1e-4;
+        r[i].v[STORE_M_LR] = 0.001;
+        r[i].v[STORE_M_BETA] = x < 1000 ? x / 1000 : 1.0;
+        r[i].v[STORE_M_EPOCH] = x / 600.0;
+        r[i].v[STORE_M_TIME] = 1.7e9 + x * 0.01;
+        r[i].g0 = (double)(lcg() % 100);
+    }
+    /* Spikes 24k steps apart in the sparse stretch: more than a bucket's width in every
+     * whole-range downsample ds_spikes asks for, so no bucket holds two. */
+    for (int i = 0; i < NSPIKE; i++) {
+        int64_t target = 3000 + (int64_t)577000 * (2 * i + 1) / (2 * NSPIKE);
+        size_t a = 0;
+        while (r[a].step < target)
+            a++;
+        size_t b = a + 3;
+        r[a].v[STORE_M_LOSS] = 50.0 + i;
+        r[b].v[STORE_M_KL] = -50.0 - i;
+        spike_hi[i] = r[a].step;
+        spike_lo[i] = r[b].step;
+    }
+    return n;
+}
+
+static store_metric orow_metric(const struct orow *o, double *g)
+{
+    store_metric m;
+    memset(&m, 0, sizeof m);
+    m.step = o->step;
+    double *f[STORE_M_NCOLS] = {&m.epoch, &m.beta, &m.loss, &m.xent, &m.kl,
+                                &m.elbo, &m.lr, &m.grad_norm, &m.capacity, &m.time};
+    for (int k = 0; k < STORE_M_NCOLS; k++)
+        *f[k] = o->v[k];
+    g[0] = o->g0;
+    g[1] = 1.0;
+    m.n_groups = 2;
+    m.kl_groups = g;
+    return m;
+}
+
+static int64_t floor_div(int64_t a, int64_t w) { return a >= 0 ? a / w : -((-a + w - 1) / w); }
+static int64_t ceil_div(int64_t a, int64_t w) { return -floor_div(-a, w); }
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_step(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int plan_seen[STORE_SUM_LEVELS + 1];   /* raw, level 0, 1, 2: sweep coverage */
+
+/* The plan documented for store_metrics_downsample, from the raw rows, naively.
+ * OUT pick (room for n + 2): the steps expected, ascending; *total. */
+static size_t oracle_ds(const struct orow *r, size_t n, int64_t since, int64_t until,
+                        unsigned mask, size_t mp, int64_t *pick, size_t *total)
+{
+    size_t a = 0, b = n, np = 0;
+    while (a < n && since >= 0 && r[a].step <= since)
+        a++;
+    while (b > a && until >= 0 && r[b - 1].step > until)
+        b--;
+    size_t m = b - a;
+    *total = m;
+    if (m <= mp) {
+        for (size_t i = a; i < b; i++)
+            pick[np++] = r[i].step;
+        return np;
+    }
+    int nf = 0;
+    for (int k = 0; k < STORE_M_NCOLS; k++)
+        nf += (mask >> k) & 1;
+    size_t nb = (mp - 2) / (2 * (size_t)(nf ? nf : 1));
+    if (nb < 1)
+        nb = 1;
+    int64_t s0 = r[a].step, s1 = r[b - 1].step;
+    pick[np++] = s0;
+    pick[np++] = s1;
+    if (nf == 0)
+        return np;
+    int lvl = -1;
+    int64_t lo = 0, c = 0;
+    for (int l = STORE_SUM_LEVELS - 1; l >= 0 && lvl < 0; l--) {
+        int64_t w = STORE_SUM_WIDTH(l);
+        int64_t cl = floor_div(s1 + 1, w) - ceil_div(s0, w);
+        int64_t minb = (int64_t)nb < STORE_DS_MIN_BUCKETS ? (int64_t)nb : STORE_DS_MIN_BUCKETS;
+        if (cl >= STORE_DS_QUALITY * (int64_t)nb || (l == 0 && cl >= minb))
+            lvl = l, lo = ceil_div(s0, w), c = cl;
+    }
+    plan_seen[lvl + 1]++;
+    /* Group of each row: by row index (raw) or by pyramid bucket. */
+    size_t G = lvl < 0 ? nb : ((size_t)c < nb ? (size_t)c : nb);
+    size_t *grp = malloc(m * sizeof *grp);
+    for (size_t i = 0; i < m; i++) {
+        if (lvl < 0) {
+            size_t g = 0;
+            while (g + 1 < G && m * (g + 1) / G <= i)
+                g++;
+            grp[i] = g;
+            continue;
+        }
+        int64_t bk = floor_div(r[a + i].step, STORE_SUM_WIDTH(lvl));
+        size_t g = 0;
+        while (g + 1 < G && bk >= lo + (int64_t)((uint64_t)c * (g + 1) / G))
+            g++;
+        grp[i] = g;
+    }
+    for (size_t i0 = 0; i0 < m;) {
+        size_t i1 = i0;
+        while (i1 < m && grp[i1] == grp[i0])
+            i1++;
+        for (int k = 0; k < STORE_M_NCOLS; k++) {
+            if (!((mask >> k) & 1))
+                continue;
+            size_t imin = i0, imax = i0;
+            for (size_t i = i0 + 1; i < i1; i++) {
+                if (r[a + i].v[k] < r[a + imin].v[k])
+                    imin = i;
+                if (r[a + i].v[k] > r[a + imax].v[k])
+                    imax = i;
+            }
+            pick[np++] = r[a + imin].step;
+            pick[np++] = r[a + imax].step;
+        }
+        i0 = i1;
+    }
+    free(grp);
+    qsort(pick, np, sizeof *pick, cmp_step);
+    size_t u = 0;
+    for (size_t i = 0; i < np; i++)
+        if (u == 0 || pick[i] != pick[u - 1])
+            pick[u++] = pick[i];
+    return u;
+}
+
+static const struct orow *orow_find(const struct orow *r, size_t n, int64_t step)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (r[mid].step < step)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && r[lo].step == step ? &r[lo] : NULL;
+}
+
+/* Downsample and compare with the oracle: the same steps, whole real rows, the
+ * range's row count. Returns 1 when they agree. */
+static int ds_check(store *st, int64_t job, const struct orow *r, size_t n, int64_t since,
+                    int64_t until, unsigned mask, size_t mp, int64_t *pick)
+{
+    store_series s;
+    vaed_err e;
+    size_t total = 0, np = oracle_ds(r, n, since, until, mask & STORE_MCOL_ALL, mp, pick, &total);
+    int rc = store_metrics_downsample(st, job, since, until, mask, mp, &s, &e);
+    int nf = 0;
+    for (int k = 0; k < STORE_M_NCOLS; k++)
+        nf += (mask >> k) & 1;
+    size_t cap = mp > 2 + 2 * (size_t)nf ? mp : 2 + 2 * (size_t)nf;   /* see store.h */
+    int ok = rc == 0 && s.n == np && s.total == total && s.n <= cap;
+    for (size_t i = 0; ok && i < s.n; i++) {
+        const struct orow *o = orow_find(r, n, s.step[i]);
+        ok = s.step[i] == pick[i] && o;
+        for (int k = 0; ok && k < STORE_M_NCOLS; k++)
+            ok = (mask & STORE_MCOL(k)) ? s.col[k] && s.col[k][i] == o->v[k] : !s.col[k];
+        if (ok && (mask & STORE_M_KL_GROUPS_BIT))
+            ok = s.n_groups == 2 && s.kl_groups[2 * i] == o->g0;
+    }
+    if (!ok) {
+        fprintf(stderr, "downsample since %lld until %lld mask %#x max %zu: rc %d (%s) got %zu "
+                "rows (total %zu), want %zu (total %zu)\n", (long long)since, (long long)until,
+                mask, mp, rc, rc ? e.msg : "", rc ? 0 : s.n, rc ? 0 : s.total, np, total);
+        for (size_t i = 0; !rc && i < s.n && i < np; i++)
+            if (s.step[i] != pick[i]) {
+                fprintf(stderr, "  first difference at %zu: step %lld want %lld\n", i,
+                        (long long)s.step[i], (long long)pick[i]);
+                break;
+            }
+    }
+    store_series_free(&s);
+    return ok;
+}
+
+/* Many (since, until, max_points, mask) against the oracle; returns failures. */
+static int ds_sweep(store *st, int64_t job, const struct orow *r, size_t n)
+{
+    static const size_t mps[] = {2, 3, 5, 9, 22, 50, 101, 300, 1000, 4000, 20000};
+    const unsigned masks[] = {STORE_MCOL_ALL, STORE_MCOL(STORE_M_LOSS),
+                              STORE_MCOL(STORE_M_KL) | STORE_MCOL(STORE_M_LR) |
+                                  STORE_M_KL_GROUPS_BIT,
+                              STORE_MCOL(STORE_M_BETA) | STORE_MCOL(STORE_M_TIME), 0,
+                              STORE_M_KL_GROUPS_BIT};
+    int64_t *pick = malloc((n + 2) * sizeof *pick);
+    int bad = 0, runs = 0;
+    for (int t = 0; t < 400; t++) {
+        int64_t since = -1, until = -1;
+        if (t % 4 != 0)
+            since = (int64_t)(lcg() % 720000) - 5000;
+        if (t % 3 != 0)
+            until = since + (int64_t)(lcg() % 720000);
+        if (t % 7 == 5 && since >= 0)   /* short ranges, the poll's shape */
+            until = since + (int64_t)(lcg() % 3000);
+        if (since < -1)
+            since = -1;
+        size_t mp = mps[lcg() % (sizeof mps / sizeof mps[0])];
+        unsigned mask = masks[lcg() % (sizeof masks / sizeof masks[0])];
+        bad += !ds_check(st, job, r, n, since, until, mask, mp, pick);
+        runs++;
+    }
+    free(pick);
+    CHECK(bad == 0, "%d of %d downsampled ranges differ from the oracle", bad, runs);
+    for (int l = 0; l <= STORE_SUM_LEVELS; l++)
+        CHECK(plan_seen[l] > 0, "the sweep never used plan %d (0 = raw rows)", l);
+    printf("downsample sweep: plans raw %d, level 0 %d, level 1 %d, level 2 %d\n",
+           plan_seen[0], plan_seen[1], plan_seen[2], plan_seen[3]);
+    return bad;
+}
+
+/* Every planted spike of the asked column is in a whole-range downsample, when there
+ * are more buckets than spikes (checked against the spike list, not the oracle). */
+static void ds_spikes(store *st, int64_t job, const int64_t *hi, const int64_t *lo)
+{
+    static const size_t mps[] = {1000, 300, 2000};
+    for (size_t t = 0; t < sizeof mps / sizeof mps[0]; t++) {
+        store_series s;
+        vaed_err e;
+        unsigned mask = t == 1 ? STORE_MCOL(STORE_M_LOSS) | STORE_MCOL(STORE_M_KL)
+                               : STORE_MCOL_ALL;
+        int rc = store_metrics_downsample(st, job, -1, -1, mask, mps[t], &s, &e);
+        CHECK(rc == 0 && s.n <= mps[t] && s.n > 2, "spikes: rc %d n %zu", rc, s.n);
+        int missing = 0;
+        for (int i = 0; rc == 0 && i < NSPIKE; i++) {
+            int fh = 0, fl = 0;
+            for (size_t j = 0; j < s.n; j++) {
+                fh |= s.step[j] == hi[i] && s.col[STORE_M_LOSS][j] == 50.0 + i;
+                fl |= s.step[j] == lo[i] && s.col[STORE_M_KL][j] == -50.0 - i;
+            }
+            if (!fh || !fl) {
+                if (missing++ < 3)
+                    fprintf(stderr, "max_points %zu: spike %d (steps %lld / %lld) missing\n",
+                            mps[t], i, (long long)hi[i], (long long)lo[i]);
+            }
+        }
+        CHECK(missing == 0, "max_points %zu: %d spikes lost", mps[t], missing);
+        for (size_t j = 1; rc == 0 && j < s.n; j++)
+            CHECK(s.step[j] > s.step[j - 1], "steps not ascending at %zu", j);
+        store_series_free(&s);
+    }
+}
+
+static int append_orows(store *st, int64_t job, const struct orow *r, size_t n)
+{
+    store_metric m[300];
+    double g[300][2];
+    for (size_t i = 0; i < n;) {
+        size_t k = 0, want = 1 + lcg() % 300;
+        for (; k < want && i < n; k++, i++)
+            m[k] = orow_metric(&r[i], g[k]);
+        int rc = store_metrics_append(st, job, m, k, NULL);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Writes through the writer: appends in uneven batches, a batch held back and written
+ * late (out of order), rows first written with a bogus spike then replaced (the
+ * stale extreme must go), a replay of identical rows (crash recovery), and the same
+ * step twice in one batch. Then the oracle sweep and the spikes. */
+static void test_downsample(void)
+{
+    static struct orow r[12000];
+    int64_t hi[NSPIKE], lo[NSPIKE];
+    size_t n = ds_rows_make(r, hi, lo);
+    store *st = open_or_die("ds.db", NULL);
+    if (!st)
+        return;
+    int64_t job = new_job(st, "downsample", 0);
+    vaed_err e;
+    /* Bogus first versions of some rows, in both directions and several levels. */
+    struct orow bogus[40];
+    for (int i = 0; i < 40; i++) {
+        bogus[i] = r[(size_t)(lcg() % n)];
+        bogus[i].v[lcg() % STORE_M_NCOLS] = (i & 1) ? 1e6 + i : -1e6 - i;
+    }
+    size_t held_at = n / 3, held_n = 700;
+    int rc = append_orows(st, job, r, held_at);
+    rc |= append_orows(st, job, bogus, 20);
+    CHECK(store_flush(st, &e) == 0, "flush: %s", e.msg);
+    rc |= append_orows(st, job, r + held_at + held_n, n - held_at - held_n);
+    rc |= append_orows(st, job, bogus + 20, 20);
+    CHECK(store_flush(st, &e) == 0, "flush: %s", e.msg);
+    rc |= append_orows(st, job, r + held_at, held_n);   /* late: before rows already there */
+    /* The final versions of the bogus rows, once with the bogus value in the same
+     * batch just before (the later row wins). */
+    for (int i = 0; i < 40; i++) {
+        store_metric m[2];
+        double g[2][2];
+        const struct orow *o = orow_find(r, n, bogus[i].step);
+        m[0] = orow_metric(&bogus[i], g[0]);
+        m[1] = orow_metric(o, g[1]);
+        rc |= store_metrics_append(st, job, (i % 3 == 0) ? m : m + 1, (i % 3 == 0) ? 2 : 1, NULL);
+    }
+    /* A replay of identical rows over a stretch, as after a crash. */
+    rc |= append_orows(st, job, r + n / 2, 900);
+    CHECK(rc == 0, "appends failed");
+    CHECK(store_flush(st, &e) == 0, "flush: %s", e.msg);
+    ds_sweep(st, job, r, n);
+    ds_spikes(st, job, hi, lo);
+    /* Reopening (no migration) changes nothing; then the v2 → v3 migration test
+     * checks the rebuild from raw rows gives the same answers. */
+    close_ok(st);
+    printf("downsample: %zu rows, oracle sweep done\n", n);
+}
+
+/* A v2 database with metric rows and no summaries: opening it migrates to v3 and
+ * builds the pyramid for the rows already there; the downsample then matches the
+ * oracle, and later appends keep it right. */
+static void test_migration_v2_v3(void)
+{
+    static struct orow r[12000];
+    int64_t hi[NSPIKE], lo[NSPIKE];
+    size_t n = ds_rows_make(r, hi, lo);
+    char p[512];
+    path_of(p, sizeof p, "v2.db");
+    sqlite3 *db = raw_open(p);
+    int rc = sqlite3_exec(db, store_migration_sql(1), NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, store_migration_sql(2), NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "PRAGMA user_version = 2;"
+                              "INSERT INTO jobs(id, name, spec, state, priority, queue_seq,"
+                              " created_at, updated_at) VALUES (3, 'v2', '{}', 'completed', 0, 1,"
+                              " 1, 1);", NULL, NULL, NULL);
+    CHECK(rc == SQLITE_OK, "v2 database: %s", sqlite3_errmsg(db));
+    sqlite3_stmt *ins = NULL;
+    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    sqlite3_prepare_v2(db, "INSERT INTO metrics(job, step, epoch, beta, loss, xent, kl, elbo,"
+                           " lr, grad_norm, capacity, time, kl_groups) VALUES (3, ?1, ?2, ?3,"
+                           " ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)", -1, &ins, NULL);
+    for (size_t i = 0; ins && i < n; i++) {
+        double g[2] = {r[i].g0, 1.0};
+        sqlite3_bind_int64(ins, 1, r[i].step);
+        for (int k = 0; k < STORE_M_NCOLS; k++)
+            sqlite3_bind_double(ins, 2 + k, r[i].v[k]);
+        sqlite3_bind_blob(ins, 12, g, sizeof g, SQLITE_TRANSIENT);
+        if (sqlite3_step(ins) != SQLITE_DONE)
+            CHECK(0, "v2 row: %s", sqlite3_errmsg(db));
+        sqlite3_reset(ins);
+    }
+    sqlite3_finalize(ins);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(db);
+
+    store *st = open_or_die("v2.db", NULL);
+    if (!st)
+        return;
+    db = raw_open(p);
+    CHECK(raw_int(db, "PRAGMA user_version") == 3, "not at v3: %lld",
+          (long long)raw_int(db, "PRAGMA user_version"));
+    int64_t l0 = raw_int(db, "SELECT count(*) FROM metrics_sum WHERE job = 3 AND lvl = 0");
+    int64_t want0 = raw_int(db, "SELECT count(DISTINCT step >> 8) FROM metrics WHERE job = 3");
+    CHECK(l0 == want0 && l0 > 0, "level-0 summaries after migration: %lld want %lld",
+          (long long)l0, (long long)want0);
+    CHECK(raw_int(db, "SELECT sum(n) FROM metrics_sum WHERE job = 3 AND lvl = 2") == (int64_t)n,
+          "level-2 row count %lld want %zu",
+          (long long)raw_int(db, "SELECT sum(n) FROM metrics_sum WHERE job = 3 AND lvl = 2"), n);
+    sqlite3_close(db);
+    ds_sweep(st, 3, r, n);
+    ds_spikes(st, 3, hi, lo);
+    close_ok(st);
+}
+
+static void bench_downsample(store *st, int64_t job, int64_t N)
+{
+    double t[21];
+    store_series s;
+    vaed_err e;
+    int rc = 0;
+    for (int i = 0; i < 21; i++) {
+        double t0 = now_s();
+        rc |= store_metrics_downsample(st, job, -1, -1, STORE_MCOL_ALL, 1000, &s, &e);
+        t[i] = now_s() - t0;
+        if (i == 0)
+            CHECK(rc == 0 && s.n <= 1000 && s.total == (size_t)N, "bench downsample n %zu total %zu",
+                  s.n, s.total);
+        store_series_free(&s);
+    }
+    qsort(t, 21, sizeof t[0], cmp_double);
+    double p[200];
+    for (int i = 0; i < 200; i++) {
+        double t0 = now_s();
+        rc |= store_metrics_downsample(st, job, N - 10, -1, STORE_MCOL_ALL, 1000, &s, &e);
+        p[i] = now_s() - t0;
+        store_series_free(&s);
+    }
+    qsort(p, 200, sizeof p[0], cmp_double);
+    printf("bench: downsample of %lld rows to 1000 points: median %.2f ms (max %.2f ms); "
+           "since-poll of the newest 10 rows: median %.3f ms, p99 %.3f ms\n",
+           (long long)N, t[10] * 1e3, t[20] * 1e3, p[100] * 1e3, p[197] * 1e3);
+    CHECK(rc == 0, "bench downsample failed");
 }
 
 /* ---- checkpoints ------------------------------------------------------------------ */
@@ -1180,7 +1628,7 @@ static void test_integrity_all(void)
 {
     static const char *const files[] = {"a.db", "v1.db", "jobs.db", "metrics.db", "ckpt.db",
                                         "dur.db", "meta.db", "conc.db", "full.db", "cap.db",
-                                        "kill.db", "lost.db"};
+                                        "kill.db", "lost.db", "ds.db", "v2.db"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char p[512], ok[64];
         path_of(p, sizeof p, files[i]);
@@ -1208,6 +1656,8 @@ int main(void)
     test_newer_refused();
     test_jobs();
     test_metrics();
+    test_downsample();
+    test_migration_v2_v3();
     test_checkpoints();
     test_checkpoint_durability();
     test_verbatim_epochs_events();
