@@ -152,12 +152,18 @@
 
   function emptyRows() { return { step: [], beta: [], kl: [], xent: [], elbo: [] }; }
 
+  /* Drop the selected job's charts (not the comparison's); redraw() builds them again. */
+  function resetCharts() {
+    if (st.sync) { st.sync.detach(); st.sync = null; }
+    Object.keys(st.charts).forEach(function (k) {
+      if (k.indexOf('cmp') !== 0 && k !== 'au') { st.charts[k].destroy(); delete st.charts[k]; }
+    });
+  }
+
   function select(id) {
     if (st.es) { st.es.close(); st.es = null; }
-    Object.keys(st.charts).forEach(function (k) {
-      if (k.indexOf('cmp') !== 0) { st.charts[k].destroy(); delete st.charts[k]; }
-    });
-    if (st.sync) { st.sync.detach(); st.sync = null; }
+    resetCharts();
+    if (st.charts.au) { st.charts.au.destroy(); delete st.charts.au; }
     st.sel = id; st.job = null; st.rows = emptyRows(); st.nextSince = -1;
     st.epochs = []; st.history = []; st.ckpts = []; st.imgStep = -1; st.preview = null;
     $('nojob').hidden = true;
@@ -382,19 +388,22 @@
     var c = st.charts;
     if (!c.beta) {
       c.beta = new Dygraph($('chart-beta'), betaData, chartOpts({
-        labels: ['step', 'beta', 'preview'], ylabel: 'beta', logscale: log,
+        labels: ['step', 'beta', 'preview'], ylabel: 'beta', axes: { y: { logscale: log, axisLabelWidth: 60 } },
         colors: ['#1565c0', '#e65100'], series: { preview: { strokePattern: [6, 3] } } }));
       c.loss = new Dygraph($('chart-loss'), lossData, chartOpts({
-        labels: ['step', 'KL', 'xent'], ylabel: 'KL (nats)', y2label: 'xent (nats)', logscale: log,
-        colors: ['#6a1b9a', '#2e7d32'], series: { xent: { axis: 'y2' } } }));
+        /* on a log scale KL and xent share one axis (dygraphs' second axis does not
+         * take a log scale well); on a linear one xent gets its own */
+        labels: ['step', 'KL', 'xent'], ylabel: log ? 'KL, xent (nats)' : 'KL (nats)',
+        y2label: log ? undefined : 'xent (nats)', logscale: log,
+        colors: ['#6a1b9a', '#2e7d32'], series: log ? {} : { xent: { axis: 'y2' } } }));
       c.elbo = new Dygraph($('chart-elbo'), elboData, chartOpts({
         labels: ['step', 'ELBO', 'test ELBO'], ylabel: 'ELBO (nats)', colors: ['#37474f', '#d81b60'],
         series: { 'test ELBO': { drawPoints: true, pointSize: 4, strokeWidth: 0 } } }));
       if (Dygraph.synchronize) st.sync = Dygraph.synchronize([c.beta, c.loss, c.elbo],
         { selection: true, zoom: true, range: false });
     } else {
-      c.beta.updateOptions({ file: betaData, logscale: log });
-      c.loss.updateOptions({ file: lossData, logscale: log });
+      c.beta.updateOptions({ file: betaData, axes: { y: { logscale: log } } });
+      c.loss.updateOptions({ file: lossData });
       c.elbo.updateOptions({ file: elboData });
     }
   }
@@ -533,6 +542,7 @@
     var id = st.sel;
     api('PUT', '/v1/jobs/' + id + '/schedule', s).then(function (r) {
       status('schedule applied at step ' + r.effective_step);
+      st.lastApply = r;
       st.preview = null;
       return Promise.all([refreshSchedule(), refreshJob()]);
     }).then(function () { redrawSoon(); }).catch(fail);
@@ -595,7 +605,11 @@
     document.querySelectorAll('.controls button').forEach(function (b) {
       b.addEventListener('click', function () { control(b.getAttribute('data-act')); });
     });
-    $('logscale').addEventListener('change', function () { redraw(); if (st.cmp) drawCompare().catch(fail); });
+    $('logscale').addEventListener('change', function () {
+      resetCharts();   /* the axes change: build the charts again */
+      redraw();
+      if (st.cmp) drawCompare().catch(fail);
+    });
     $('smooth').addEventListener('input', function () { $('smooth-val').textContent = $('smooth').value; redrawSoon(); });
     var f = $('sched-form');
     S.KINDS.forEach(function (k) { f.kind.appendChild(el('option', {}, k)); });

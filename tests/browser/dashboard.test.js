@@ -1,0 +1,176 @@
+/* dashboard.test.js — the vaed dashboard in headless Chromium, driven by Playwright.
+ * Run by tests/e2e/dashboard.sh, which starts the daemon and two jobs and sets:
+ *   VAED_URL     http://127.0.0.1:PORT
+ *   JOB_RUNNING  a job that is training (long enough to outlive this test)
+ *   JOB_DONE     a finished job (for the comparison overlay)
+ *   SHOT         where to save the screenshot
+ *   CHROMIUM     the browser binary (default /usr/bin/chromium)
+ * Checks, each failing loudly with what it saw:
+ *   - the page loads with no console errors and no uncaught exceptions;
+ *   - the running job's curves grow (rows in the chart increase);
+ *   - a schedule applied from the form comes back with its effective step, the marker
+ *     appears there, and the betas the daemon reports from that step on are the ones
+ *     web/sched.js computes for the schedule the server resolved (so the preview's
+ *     formulas agree with vae/sched.c), and the beta chart shows them;
+ *   - the reconstruction and sample images load (naturalWidth > 0);
+ *   - the comparison overlay draws both jobs' beta curves. */
+'use strict';
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { chromium } = require('playwright-core');
+
+const URL = process.env.VAED_URL;
+const RUNNING = +process.env.JOB_RUNNING;
+const DONE = +process.env.JOB_DONE;
+const SHOT = process.env.SHOT || 'test-output/dashboard.png';
+const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
+
+let failures = 0;
+function check(ok, what) {
+  if (ok) console.log('ok   ' + what);
+  else { failures++; console.log('FAIL ' + what); }
+}
+
+async function main() {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vaed-chromium-'));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: EXE,
+    headless: true,
+    viewport: { width: 1500, height: 1900 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const errors = [];
+  try {
+    const page = ctx.pages()[0] || await ctx.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push('console: ' + m.text() + ' @ ' + (m.location().url || ''));
+    });
+    page.on('pageerror', (e) => errors.push('exception: ' + e.message));
+    page.setDefaultTimeout(30000);
+
+    await page.goto(URL + '/#job=' + RUNNING);
+    check(await page.title() === 'vaed', 'page title is vaed');
+    await page.waitForFunction(() => window.Dygraph && window.vaed && window.vaed.charts.loss &&
+                                     window.vaed.charts.loss.numRows() > 0);
+    check(true, 'charts drawn for job ' + RUNNING);
+    const listed = await page.$$eval('#jobs tbody tr', (rs) => rs.length);
+    check(listed >= 2, `job list shows the jobs (${listed} rows)`);
+
+    // the curves grow
+    const n0 = await page.evaluate(() => window.vaed.charts.loss.numRows());
+    await page.waitForFunction((n) => window.vaed.charts.loss.numRows() > n + 20, n0)
+      .catch(() => {});
+    const n1 = await page.evaluate(() => window.vaed.charts.loss.numRows());
+    check(n1 > n0 + 20, `curves grow: ${n0} rows, then ${n1}`);
+    const live = await page.textContent('#live');
+    console.log('     live updates: ' + live);
+
+    // a schedule from the form: linear from the current beta to 0.9 over 400 steps
+    await page.selectOption('#sched-form select[name=kind]', 'linear');
+    await page.fill('#sched-form input[name=from]', 'current');
+    await page.fill('#sched-form input[name=to]', '0.9');
+    await page.fill('#sched-form input[name=duration]', '400');
+    await page.selectOption('#sched-form select[name=unit]', 'steps');
+    await page.selectOption('#sched-form select[name=origin]', 'now');
+    await page.waitForFunction(() => window.vaed.preview && window.vaed.preview.length > 10);
+    check(true, 'the form draws a preview');
+    await page.click('#sched-form button[type=submit]');
+    await page.waitForFunction(() => window.vaed.lastApply);
+    const applied = await page.evaluate(() => window.vaed.lastApply);
+    const eff = applied.effective_step;
+    check(/schedule applied at step \d+/.test(await page.textContent('#status')),
+          'status says where the schedule took effect: ' + await page.textContent('#status'));
+    await page.waitForFunction((e) => (window.vaed.markers || { sched: [] }).sched.indexOf(e) >= 0, eff)
+      .catch(() => {});
+    const marks = await page.getAttribute('#markers', 'data-sched');
+    check(marks.split(',').map(Number).indexOf(eff) >= 0,
+          `a schedule marker at the effective step ${eff} (markers: ${marks})`);
+    await page.waitForFunction((e) => {
+      const r = window.vaed.rows;
+      return r.step.length && r.step[r.step.length - 1] >= e + 50;
+    }, eff);
+    // the chart redraws a moment after rows arrive: wait for its beta column to reach them
+    await page.waitForFunction((e) => {
+      const g = window.vaed.charts.beta;
+      return g.getValue(g.numRows() - 1, 0) >= e + 50;
+    }, eff).catch(() => {});
+    const cmp = await page.evaluate((a) => {
+      const S = window.VaedSched, r = window.vaed.rows, spe = window.vaed.job.progress.steps_per_epoch;
+      let n = 0, maxdiff = 0, first = null;
+      for (let i = 0; i < r.step.length; i++) {
+        if (r.step[i] < a.effective_step) continue;
+        const want = S.beta(a.schedule, r.step[i], spe);
+        const d = Math.abs(want - r.beta[i]);
+        if (d > maxdiff) { maxdiff = d; first = [r.step[i], r.beta[i], want]; }
+        n++;
+      }
+      // and the chart's own beta column holds those rows
+      const g = window.vaed.charts.beta;
+      let shown = 0;
+      for (let i = 0; i < g.numRows(); i++) {
+        const x = g.getValue(i, 0), b = g.getValue(i, 1);
+        if (x >= a.effective_step && b !== null && Math.abs(b - S.beta(a.schedule, x, spe)) < 1e-9) shown++;
+      }
+      return { n, maxdiff, first, shown };
+    }, applied);
+    check(cmp.n >= 50 && cmp.maxdiff < 1e-9,
+          `daemon's beta after the change = sched.js on the resolved schedule over ${cmp.n} steps ` +
+          `(maxdiff=${cmp.maxdiff}` + (cmp.first ? `, worst step ${cmp.first[0]}: daemon ${cmp.first[1]}, js ${cmp.first[2]}` : '') + ')');
+    check(cmp.shown >= 50, `the beta chart shows the new betas (${cmp.shown} rows)`);
+    check(applied.schedule.kind === 'linear' && applied.schedule.to === 0.9 &&
+          applied.schedule.unit === 'steps', 'the server resolved the form\'s schedule: ' +
+          JSON.stringify(applied.schedule));
+
+    // images (the job checkpoints every 2 s)
+    await page.waitForFunction(() => {
+      const a = document.getElementById('img-recon'), b = document.getElementById('img-samples');
+      return a.complete && b.complete && a.naturalWidth > 0 && b.naturalWidth > 0;
+    }).catch(() => {});
+    const dims = await page.evaluate(() => ['img-recon', 'img-samples'].map((id) => {
+      const i = document.getElementById(id);
+      return [i.naturalWidth, i.naturalHeight];
+    }));
+    check(dims[0][0] > 0 && dims[1][0] > 0, 'images load: ' + JSON.stringify(dims));
+    check(dims[0][1] > dims[1][1], 'reconstructions have two rows, samples one');
+
+    // posterior collapse widgets
+    await page.waitForFunction(() => document.querySelectorAll('#kl-bars > div').length > 0)
+      .catch(() => {});
+    const bars = await page.$$eval('#kl-bars > div', (b) => b.length);
+    check(bars === 8, `KL bars, one per latent dimension (${bars})`);
+
+    // overlay of two jobs
+    await page.check(`#jobs tr[data-id="${RUNNING}"] input.cmp`);
+    await page.check(`#jobs tr[data-id="${DONE}"] input.cmp`);
+    await page.click('#compare-btn');
+    await page.waitForFunction(() => window.vaed.charts.cmpBeta).catch(() => {});
+    const labels = await page.evaluate(() => window.vaed.charts.cmpBeta &&
+                                       window.vaed.charts.cmpBeta.getLabels());
+    check(labels && labels.length === 3, 'comparison overlays both jobs: ' + JSON.stringify(labels));
+
+    // log scale and smoothing do not break the charts
+    await page.check('#logscale');
+    await page.fill('#smooth', '0.9');
+    await page.dispatchEvent('#smooth', 'input');
+    await page.waitForTimeout(600);
+    check(await page.evaluate(() => window.vaed.charts.loss && window.vaed.charts.loss.getOption('logscale') === true),
+          'log scale applies');
+
+    fs.mkdirSync(path.dirname(SHOT), { recursive: true });
+    await page.screenshot({ path: SHOT, fullPage: true });
+    console.log('     screenshot: ' + SHOT);
+  } finally {
+    await ctx.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+  check(errors.length === 0, 'no console errors' + (errors.length ? ':\n  ' + errors.join('\n  ') : ''));
+  console.log(`dashboard: ${failures ? 'FAILED' : 'passed'} (${failures} failure(s))`);
+  process.exit(failures ? 1 : 0);
+}
+
+main().catch((e) => {
+  console.log('FAIL the browser test could not run: ' + (e && e.stack || e));
+  process.exit(1);
+});

@@ -1,0 +1,66 @@
+#!/bin/sh
+# dashboard.sh — the dashboard (GET /) in a real browser: Debian's headless Chromium
+# driven by Playwright (tests/browser/dashboard.test.js says what it checks). This
+# script checks the tools are there, installs playwright-core from the committed lock
+# file into tests/browser/node_modules when it is missing, starts the daemon with a
+# finished job and a running one, and runs the browser test. A missing browser, node
+# or npm package is a loud failure, never a skip.
+. tests/e2e/lib.sh
+
+loud() {
+    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+    echo "!!! dashboard test cannot run: $*" >&2
+    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+    exit 1
+}
+
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+[ -x "$CHROMIUM" ] || loud "$CHROMIUM not found (Debian package chromium; scripts/deps.sh installs it)"
+command -v node >/dev/null 2>&1 || loud "node not found (Debian packages nodejs and npm)"
+command -v npm >/dev/null 2>&1 || loud "npm not found (Debian package npm)"
+DYG=${VAED_DYGRAPHS_DIR:-/usr/share/javascript/dygraphs}
+[ -f "$DYG/dygraph.min.js" ] || loud "$DYG/dygraph.min.js not found (Debian package libjs-dygraphs)"
+
+want=$(jq -r '.packages["node_modules/playwright-core"].version' tests/browser/package-lock.json)
+have=$(jq -r .version tests/browser/node_modules/playwright-core/package.json 2>/dev/null)
+if [ "$have" != "$want" ]; then
+    echo "installing playwright-core $want into tests/browser/node_modules (npm ci)"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) ||
+        loud "npm ci failed in tests/browser (no network? npm registry unreachable?)"
+fi
+
+e2e_init
+start_daemon --workers 1
+
+# A short job that finishes, for the comparison overlay.
+api POST /v1/jobs '{"name": "short", "dataset": {"name": "fashion-mnist", "limit": 2000},
+  "model": {"encoder": [32], "latent": 8, "decoder": [32]},
+  "schedule": {"kind": "linear", "from": 0, "to": 1, "duration": 1},
+  "train": {"epochs": 2, "batch_size": 64}, "checkpoint": {"every_seconds": 0}}'
+expect_status 201
+DONE=$(jqb .id)
+check "short job completes" wait_state "$DONE" completed 60
+
+# A long job that trains through the whole browser test (cancelled at the end);
+# periodic checkpoints only, so the image grids have one to use within 2 s.
+api POST /v1/jobs '{"name": "long", "dataset": {"name": "fashion-mnist", "limit": 20000},
+  "model": {"encoder": [128], "latent": 8, "decoder": [128]},
+  "schedule": {"kind": "linear", "from": 0, "to": 1, "duration": 20},
+  "train": {"epochs": 1000, "batch_size": 64},
+  "checkpoint": {"every_seconds": 2, "at_epoch_end": false, "keep": 2, "keep_epoch_end": false}}'
+expect_status 201
+RUN=$(jqb .id)
+check "long job runs" wait_step "$RUN" 20 60
+
+mkdir -p "${TEST_OUT:-test-output}"
+if VAED_URL="$URL" JOB_RUNNING="$RUN" JOB_DONE="$DONE" CHROMIUM="$CHROMIUM" \
+    SHOT="${TEST_OUT:-test-output}/dashboard.png" node tests/browser/dashboard.test.js; then
+    ok
+else
+    fail "browser test (output above)"
+fi
+
+api POST "/v1/jobs/$RUN/cancel"
+expect_status 200
+stop_daemon
+finish
