@@ -328,46 +328,6 @@ static int job_exists(api_req *req, int64_t id)
     return 1;
 }
 
-/* Rows kept when a range is downsampled to at most max rows: the first and the last,
- * and in each of nb equal buckets the rows holding the minimum and the maximum of each
- * asked field. Every row shown is a real row, and no spike is sampled away. OUT: keep
- * flags. Returns the number kept. */
-static size_t downsample(const store_series *s, unsigned mask, size_t max, unsigned char *keep)
-{
-    int nf = 0;
-    for (int c = 0; c < STORE_M_NCOLS; c++)
-        nf += (mask >> c) & 1;
-    if (nf == 0)
-        nf = 1;
-    size_t nb = (max - 2) / (2 * (size_t)nf);
-    if (nb < 1)
-        nb = 1;
-    memset(keep, 0, s->n);
-    keep[0] = keep[s->n - 1] = 1;
-    for (size_t b = 0; b < nb; b++) {
-        size_t lo = s->n * b / nb, hi = s->n * (b + 1) / nb;
-        if (lo >= hi)
-            continue;
-        for (int c = 0; c < STORE_M_NCOLS; c++) {
-            const double *col = s->col[c];
-            if (!col || !((mask >> c) & 1))
-                continue;
-            size_t imin = lo, imax = lo;
-            for (size_t i = lo + 1; i < hi; i++) {
-                if (col[i] < col[imin])
-                    imin = i;
-                if (col[i] > col[imax])
-                    imax = i;
-            }
-            keep[imin] = keep[imax] = 1;
-        }
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < s->n; i++)
-        k += keep[i];
-    return k;
-}
-
 static void h_metrics(api_req *req)
 {
     static const char *const allowed[] = {"since", "until", "fields", "max_points", "format", NULL};
@@ -418,29 +378,25 @@ static void h_metrics(api_req *req)
         return;
     store_series s = {0};
     vaed_err err;
-    int rc = store_metrics_range(ctx(req)->st, id, since >= 0 ? since : -1,
-                                 until >= 0 ? until : -1, mask, 0, &s, &err);
+    /* With max_points the store downsamples from its min/max pyramid, never reading the
+     * whole range (store.h: store_metrics_downsample); a range that fits comes back
+     * whole. s.total is the range's row count either way. */
+    int rc = maxp > 0 ? store_metrics_downsample(ctx(req)->st, id, since >= 0 ? since : -1,
+                                                 until >= 0 ? until : -1, mask, (size_t)maxp,
+                                                 &s, &err)
+                      : store_metrics_range(ctx(req)->st, id, since >= 0 ? since : -1,
+                                            until >= 0 ? until : -1, mask, 0, &s, &err);
     if (rc) {
         reply_err(req, rc, &err);
         return;
     }
-    unsigned char *keep = NULL;
+    int downsampled = maxp > 0 && s.total > (size_t)maxp;
     size_t nkeep = s.n;
-    if (maxp > 0 && s.n > (size_t)maxp) {
-        keep = malloc(s.n);
-        if (!keep) {
-            store_series_free(&s);
-            api_reply_error(req, 503, "busy", NULL, "out of memory");
-            return;
-        }
-        nkeep = downsample(&s, mask & STORE_MCOL_ALL, (size_t)maxp, keep);
-    }
     int64_t next = s.n ? s.step[s.n - 1] : (since >= 0 ? since : -1);
     if (csv) {
         size_t cap = 256 + nkeep * 24 * (STORE_M_NCOLS + 1), len = 0;
         char *out = malloc(cap);
         if (!out) {
-            free(keep);
             store_series_free(&s);
             api_reply_error(req, 503, "busy", NULL, "out of memory");
             return;
@@ -451,8 +407,6 @@ static void h_metrics(api_req *req)
                 len += (size_t)snprintf(out + len, cap - len, ",%s", store_mcol_name(c));
         out[len++] = '\n';
         for (size_t i = 0; i < s.n; i++) {
-            if (keep && !keep[i])
-                continue;
             len += (size_t)snprintf(out + len, cap - len, "%lld", (long long)s.step[i]);
             for (int c = 0; c < STORE_M_NCOLS; c++)
                 if (s.col[c])
@@ -469,8 +423,6 @@ static void h_metrics(api_req *req)
                 cols[c] = json_array();
         json_t *groups = (mask & STORE_M_KL_GROUPS_BIT) && s.kl_groups ? json_array() : NULL;
         for (size_t i = 0; i < s.n; i++) {
-            if (keep && !keep[i])
-                continue;
             json_array_append_new(steps, json_integer(s.step[i]));
             for (int c = 0; c < STORE_M_NCOLS; c++)
                 if (cols[c])
@@ -491,12 +443,11 @@ static void h_metrics(api_req *req)
                 json_object_set_new(o, store_mcol_name(c), cols[c]);
         if (groups)
             json_object_set_new(o, "kl_groups", groups);
-        json_object_set_new(o, "rows", json_integer((json_int_t)s.n));
-        json_object_set_new(o, "downsampled", json_boolean(keep != NULL));
+        json_object_set_new(o, "rows", json_integer((json_int_t)s.total));
+        json_object_set_new(o, "downsampled", json_boolean(downsampled));
         json_object_set_new(o, "next_since", json_integer(next));
         api_reply_json(req, 200, o);
     }
-    free(keep);
     store_series_free(&s);
 }
 
