@@ -55,44 +55,68 @@ integrity_ok "after the SIGTERM run"
 # ---- 6. SIGKILL at random moments --------------------------------------------------------
 # A checkpoint every step keeps the store writing checkpoint blobs (and syncing them)
 # nearly all the time, so the kills land during checkpoint writes as well as between.
-# Monte Carlo KL with 4 samples draws many random numbers per step: a resume that
+# Monte Carlo KL with 2 samples draws many random numbers per step: a resume that
 # restored the generator at the wrong point would show at once.
-KSPEC=$(tiny_spec kill 6 '{"dataset": {"limit": 10000}, "train": {"batch_size": 100},
-    "model": {"latent": [3, 2]}, "loss": {"kl": "mc", "samples": 4},
-    "checkpoint": {"every_steps": 1, "keep": 2},
-    "schedule": {"kind": "linear", "from": 0, "to": 1, "duration": 300, "unit": "steps"}}')
+kspec() { # EPOCHS
+    tiny_spec kill "$1" '{"dataset": {"limit": 10000}, "train": {"batch_size": 100},
+        "model": {"latent": [3, 2]}, "loss": {"kl": "mc", "samples": 2},
+        "checkpoint": {"every_steps": 1, "keep": 2},
+        "schedule": {"kind": "linear", "from": 0, "to": 1, "duration": 250, "unit": "steps"}}'
+}
+# The run must last long enough for five kills whatever this machine's speed (a
+# sanitizer build is several times slower, a loaded machine reacts late): time one
+# epoch of it with vaed train, then take enough epochs (100 steps each) for about 4 s
+# of training in the daemon (a step plus about 3 ms to write its checkpoint).
+train_ref cal "$(kspec 1)"
+STEP_US=$(jq -s '((.[-1].time - .[0].time) / (length - 1)) * 1e6 | floor' "$T/cal.jsonl")
+EPOCHS=$((4000000 / ((STEP_US + 3000) * 100) + 1))
+[ $EPOCHS -ge 3 ] || EPOCHS=3
+[ $EPOCHS -le 12 ] || EPOCHS=12
+echo "a step takes ${STEP_US} us in vaed train: $EPOCHS epochs"
+KSPEC=$(kspec $EPOCHS)
 train_ref kill "$KSPEC"
 TOTAL=$(wc -l <"$T/kill.jsonl")
 rm -f "$DB" "$DB-wal" "$DB-shm"
 start_daemon --threads 1
 submit "$KSPEC"; K=$JOB
+# Five kills while it trains: the k-th once the job has passed a random step in the
+# first half of the k-th eighth of the run, after a further random 0-150 ms; so the
+# kills spread over the run whatever the machine's (or the sanitizer's) speed, and a
+# loaded machine that reacts late still kills before the end (at least 4 must land
+# while it runs). One more kill lands during recovery, right after a restart, before
+# the job has trained a step.
 HITS=0
 ROUND=0
 KILLED_AT=""
-while [ $HITS -lt 5 ] && [ $ROUND -lt 12 ]; do
-    ROUND=$((ROUND + 1))
-    if [ $ROUND -eq 3 ]; then
-        # during recovery: before the restarted daemon has trained a step
-        sleep_ms "$(rand_below 150)"
-        WHEN=recovery
-    else
-        wait_stepping "$K" 60 || break
-        sleep_ms "$(rand_below 250)"
-        WHEN=running
-    fi
+kill_and_look() { # WHEN
     kill_daemon
+    ROUND=$((ROUND + 1))
     ST=$(db_state "$K")
-    STEP=$(sqlite3 "$DB" "SELECT step FROM jobs WHERE id = $K")
     CK=$(newest_ckpt "$K")
-    echo "SIGKILL $ROUND ($WHEN): job $ST at stored step $STEP, newest checkpoint ${CK:-none}"
+    echo "SIGKILL $ROUND ($1): job $ST, newest checkpoint ${CK:-none}"
     case $ST in
-        running|queued) [ $WHEN = running ] && { HITS=$((HITS + 1)); KILLED_AT="$KILLED_AT ${CK:-0}"; } ;;
-        *) echo "job already $ST"; break ;;
+        running|queued) [ "$1" = recovery ] || { HITS=$((HITS + 1)); KILLED_AT="$KILLED_AT ${CK:-none}"; } ;;
+        *) echo "job already $ST" ;;
     esac
-    [ $ROUND -ne 2 ] || integrity_ok "right after SIGKILL $ROUND"
+}
+k=0
+while [ $k -lt 5 ]; do
+    TARGET=$((k * TOTAL / 8 + 1 + $(rand_below $((TOTAL / 16)))))
+    wait_step "$K" "$TARGET" 120 || { fail "job $K did not reach step $TARGET"; break; }
+    # and it has trained a step in this daemon process (not just recovered its state)
+    wait_stepping "$K" 120 || { fail "job $K is not training after the restart"; break; }
+    sleep_ms "$(rand_below 150)"
+    kill_and_look "past step $TARGET"
+    if [ $k -eq 1 ]; then
+        [ "$ST" = completed ] || integrity_ok "right after SIGKILL $ROUND"
+        start_daemon --threads 1
+        sleep_ms "$(rand_below 150)"
+        kill_and_look recovery
+    fi
     start_daemon --threads 1
+    k=$((k + 1))
 done
-check "at least 4 kills while the job ran (got $HITS, at checkpoints$KILLED_AT)" [ $HITS -ge 4 ]
+check "at least 4 kills while the job ran (got $HITS, newest checkpoints then:$KILLED_AT)" [ $HITS -ge 4 ]
 wait_state "$K" completed 120 && ok || fail "job $K did not complete after the kills"
 check "the job was resumed, not restarted, after the kills" \
     grep -q "job $K resumes from its checkpoint" "$T/daemon.log"
