@@ -16,6 +16,11 @@
       significant digits, exactly as the summary's test xent, kl and elbo do, with the
       same active_units.
 
+  daemon_check.py same-rows BEFORE.json AFTER.json
+      Both are GET /v1/jobs/{id}/metrics of the same job, BEFORE taken before a crash.
+      Every step BEFORE has must be in AFTER once, with every column (but "time")
+      bit-identical: the rows recomputed after recovery are the rows first computed.
+
 Exits 0 when everything matches; otherwise prints what differed (at most 10 lines of
 detail) and exits 1. Standard library only.
 """
@@ -132,9 +137,46 @@ def cmd_test_elbo(summary_path, epochs_path, n_epochs):
     return 0
 
 
+def cmd_same_rows(before_path, after_path):
+    with open(before_path) as f:
+        b = json.load(f)
+    with open(after_path) as f:
+        a = json.load(f)
+    problems = []
+    if len(set(a["step"])) != len(a["step"]):
+        problems.append("AFTER repeats steps")
+    at = {s: i for i, s in enumerate(a["step"])}
+    cols = sorted(k for k in b if isinstance(b[k], list) and k not in ("step", "time"))
+    ndiff = 0
+    first = []
+    for i, s in enumerate(b["step"]):
+        j = at.get(s)
+        if j is None:
+            ndiff += 1
+            if len(first) < 10:
+                first.append("step %d is gone" % s)
+            continue
+        for k in cols:
+            if k not in a or not same(b[k][i], a[k][j]):
+                ndiff += 1
+                if len(first) < 10:
+                    first.append("step %d %s: before the crash %r, after %r"
+                                 % (s, k, b[k][i], a[k][j] if k in a else "(no column)"))
+    if ndiff:
+        problems.append("%d figures differ; first ones:\n    %s" % (ndiff, "\n    ".join(first)))
+    if problems:
+        print("rows changed across the crash (%s vs %s):" % (before_path, after_path))
+        for p in problems:
+            print("  " + p)
+        return 1
+    return 0
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "metrics":
         return cmd_metrics(argv[2], argv[3])
+    if len(argv) == 4 and argv[1] == "same-rows":
+        return cmd_same_rows(argv[2], argv[3])
     if len(argv) == 5 and argv[1] == "test-elbo":
         return cmd_test_elbo(argv[2], argv[3], argv[4])
     sys.stderr.write(__doc__)
