@@ -1,7 +1,8 @@
 # sched_lib.sh — helpers for the schedule end-to-end tests, on top of daemon_lib.sh.
 #   . tests/e2e/sched_lib.sh       (from the repo root; sources daemon_lib.sh and lib.sh)
 #   small_spec NAME EPOCHS [JSON]  a tiny Fashion-MNIST spec (2000 rows, 40 steps per
-#                                  epoch, schedule constant 0); JSON is deep-merged over it
+#                                  epoch, schedule constant 0); JSON is deep-merged over
+#                                  it, but a schedule in JSON replaces the default whole
 #   get_rows ID FILE               GET metrics (beta, loss, xent, kl, lr) into FILE
 #   spe_of ID                      prints progress.steps_per_epoch of the job
 #   rows_follow FILE SPE SEGS WHAT checks FILE against SEGS (one check), see below
@@ -27,7 +28,8 @@ small_spec() {
          model: {encoder: [32], latent: 4, decoder: [32]},
          schedule: {kind: "constant", value: 0},
          checkpoint: {every_steps: 25},
-         train: {epochs: $epochs, batch_size: 50, seed: 5, threads: 1}} * $extra'
+         train: {epochs: $epochs, batch_size: 50, seed: 5, threads: 1}}
+        * ($extra | del(.schedule)) + ($extra | if has("schedule") then {schedule} else {} end)'
 }
 
 get_rows() {
