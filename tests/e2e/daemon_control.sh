@@ -72,6 +72,23 @@ api POST "/v1/jobs/$Q2/resume"
 expect_status 409
 for j in $Q2 $R3; do api POST "/v1/jobs/$j/cancel"; expect_status 200; done
 
+# a resumed job goes to the front of the queue (within its priority)
+submit "$(tiny_spec front1 1000)"; F1=$JOB
+wait_state "$F1" running 60 && ok || fail "front1 not running"
+api POST "/v1/jobs/$F1/pause"
+expect_status 200
+submit "$(tiny_spec front2 1000)"; F2=$JOB
+wait_state "$F2" running 60 && ok || fail "front2 did not take the free worker"
+submit "$(tiny_spec front3 1)"; F3=$JOB
+api POST "/v1/jobs/$F1/resume"
+expect_status 200
+check "resumed job waits while the worker is busy" state_is "$F1" queued
+api POST "/v1/jobs/$F2/cancel"
+expect_status 200
+wait_state "$F1" running 60 && ok || fail "the resumed job did not run next"
+check "front3, submitted before the resume, still waits" state_is "$F3" queued
+for j in $F1 $F3; do api POST "/v1/jobs/$j/cancel"; expect_status 200; done
+
 # ---- 4. pause and resume change nothing -----------------------------------------------
 # A warm-up schedule makes beta differ from step to step, so a resume at the wrong
 # step, or with the wrong schedule state, shows in the figures. Wider layers make a
@@ -95,9 +112,10 @@ while [ $CYCLE -lt 3 ]; do
     check "paused before the end (step $S of $TOTAL)" [ "$S" -lt "$TOTAL" ]
     api GET "/v1/jobs/$P/checkpoints"
     check "a pause checkpoint at step $S" jqt "any(.checkpoints[]; .step == $S and .kind == \"pause\")"
-    if [ $CYCLE -eq 2 ]; then
-        # paused across a restart: the job stays paused and resumes from its checkpoint
-        term_daemon 5
+    if [ $CYCLE -ge 2 ]; then
+        # paused across a restart (SIGTERM once, SIGKILL once: a pause is durable
+        # before its reply): the job stays paused and resumes from its checkpoint
+        if [ $CYCLE -eq 2 ]; then term_daemon 5; else kill_daemon; fi
         check "paused in the db while stopped" [ "$(db_state "$P")" = paused ]
         start_daemon --threads 1 --workers 1
         sleep 0.2
@@ -110,7 +128,7 @@ while [ $CYCLE -lt 3 ]; do
 done
 echo "paused at steps:$PAUSED_AT"
 wait_state "$P" completed 120 && ok || fail "job $P did not complete"
-same_as_ref "$P" pr "paused and resumed 3 times"
+same_as_ref "$P" pr "paused and resumed 3 times, twice across a restart"
 stop_daemon
 integrity_ok "after the control tests"
 finish

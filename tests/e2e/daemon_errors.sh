@@ -183,7 +183,7 @@ api GET /healthz
 check "healthz ok after the failures" jqt '.status == "ok"'
 stop_daemon
 
-# ---- --token-reads 1, and no --data-dir at all ----------------------------------------
+# ---- --token-reads 1 and no --data-dir; then --max-queued -------------------------
 start_daemon --threads 1 --token "$TOKEN" --token-reads 1
 for p in /v1/jobs "/v1/jobs/$OKJOB" "/v1/jobs/$OKJOB/metrics"; do
     api GET "$p"
@@ -194,6 +194,29 @@ done
 api POST /v1/jobs '{"dataset": {"path": "good.csv", "format": "csv"}, "model": {"likelihood": "gaussian"}}' -H "$AUTH"
 expect_status 403
 check "without --data-dir, server-side paths are off" jqt '.error.field == "dataset.path" and (.error.message | test("data-dir"))'
+stop_daemon
+
+# one running, two queued: with --max-queued 2 the queue is full
+start_daemon --threads 1 --max-queued 2
+api POST /v1/jobs "$(tiny_spec full1 1000)"
+expect_status 201
+FULL1=$(jqb .id)
+wait_state "$FULL1" running 60 && ok || fail "job $FULL1 not running"
+api POST /v1/jobs "$(tiny_spec full2 1)"
+expect_status 201
+FULL2=$(jqb .id)
+api POST /v1/jobs "$(tiny_spec full3 1)"
+expect_status 201
+FULL3=$(jqb .id)
+api POST /v1/jobs "$(tiny_spec full4 1)"
+expect_status 429
+check "429 queue_full" jqt '.error.code == "queue_full"'
+api POST "/v1/jobs/$FULL2/cancel" ""
+expect_status 200
+api POST /v1/jobs "$(tiny_spec full4 1)"
+check "room again once a queued job is cancelled (HTTP $STATUS)" [ "$STATUS" = 201 ]
+FULL4=$(jqb .id)
+for j in $FULL1 $FULL3 $FULL4; do api POST "/v1/jobs/$j/cancel" ; expect_status 200; done
 stop_daemon
 integrity_ok "after the error tests"
 finish

@@ -49,8 +49,18 @@ wait_state "$J" completed 120 && ok || fail "job $J did not complete after the r
 check "resumed from step $STOP_STEP, not from scratch" \
     grep -q "job $J resumes from its checkpoint at step $STOP_STEP\$" "$T/daemon.log"
 same_as_ref "$J" term "stopped by SIGTERM and restarted"
+# SIGTERM while a job is still loading its data (running, no step yet)
+submit "$SSPEC"; J2=$JOB
+wait_state "$J2" running 60 && ok || fail "job $J2 not running"
+term_daemon 5
+echo "SIGTERM during data load: exited in ${D_TERM_MS} ms; job $(db_state "$J2")"
+check "exit within 5 s (${D_TERM_MS} ms)" [ "$D_TERM_MS" -lt 5000 ]
+check "job interrupted (db says $(db_state "$J2"))" [ "$(db_state "$J2")" = interrupted ]
+start_daemon --threads 1
+wait_state "$J2" completed 120 && ok || fail "job $J2 did not complete after the restart"
+same_as_ref "$J2" term "stopped by SIGTERM while loading and restarted"
 stop_daemon
-integrity_ok "after the SIGTERM run"
+integrity_ok "after the SIGTERM runs"
 
 # ---- 6. SIGKILL at random moments --------------------------------------------------------
 # A checkpoint every step keeps the store writing checkpoint blobs (and syncing them)
