@@ -1,0 +1,150 @@
+# vaectl.sh — scripts/vaectl against a live daemon that wants a token on mutating routes:
+# every subcommand's output checked against the REST routes it wraps (or against what it
+# must mean: an lr change shows in the lr column from the step it names, a downloaded
+# checkpoint is the server's bytes, watch prints every step once), the server's errors
+# as "vaectl: <message>" with exit 1, usage errors with exit 2, --help everywhere.
+. tests/e2e/sched_lib.sh
+e2e_init
+start_daemon --threads 1 --workers 1 --token s3cret
+CTL="$(pwd)/scripts/vaectl"
+export VAED_URL="$URL"
+unset VAED_TOKEN
+
+# vc ARGS...: run vaectl; sets OUT, ERR, RC
+vc() {
+    "$CTL" "$@" >"$T/vc.out" 2>"$T/vc.err"
+    RC=$?
+    OUT=$(cat "$T/vc.out")
+    ERR=$(cat "$T/vc.err")
+}
+expect_rc() { # RC WHAT
+    if [ "$RC" = "$1" ]; then ok; else fail "$2: exit $RC (wanted $1); out: $OUT; err: $ERR"; fi
+}
+
+# ---- help and usage -------------------------------------------------------------------------
+for c in submit ls show pause resume cancel schedule history lr metrics watch checkpoints download; do
+    vc "$c" --help
+    check "vaectl $c --help" [ "$RC" = 0 ] && printf '%s' "$OUT" | head -n 1 | grep -q "^usage: vaectl $c"
+done
+vc --help
+check "vaectl --help lists the commands" [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q 'download ID STEP'
+vc frobnicate; expect_rc 2 "unknown command"
+vc show abc; expect_rc 2 "non-numeric ID"
+vc lr 1 fast; expect_rc 2 "non-numeric lr"
+vc schedule 1 '{"kind":'; expect_rc 2 "bad JSON argument"
+
+# ---- submit: the token is needed, and sent when set ------------------------------------------
+small_spec ctl 200 >"$T/long.json"
+vc submit "$T/long.json"
+expect_rc 1 "submit without a token"
+check "no token: the server's message ($ERR)" [ "${ERR#vaectl: }" != "$ERR" ] &&
+    printf '%s' "$ERR" | grep -qi 'token'
+export VAED_TOKEN=s3cret
+vc submit "$T/long.json"; expect_rc 0 "submit FILE"
+L=$OUT
+check "submit prints the id ($L)" [ -n "$L" ] && [ "$L" -gt 0 ] 2>/dev/null
+small_spec short 3 | "$CTL" submit - >"$T/vc.out" 2>&1
+S=$(cat "$T/vc.out")
+check "submit - reads stdin ($S)" [ "$S" = $((L + 1)) ]
+
+vc ls; expect_rc 0 "ls"
+check "ls lists both jobs" [ "$(printf '%s\n' "$OUT" | awk 'NR > 1 {print $1}' | tr '\n' ' ')" = "$S $L " ]
+vc ls --status queued
+check "ls --status queued: only $S" [ "$(printf '%s\n' "$OUT" | awk 'NR > 1 {print $1 "/" $2}')" = "$S/queued" ]
+vc show "$L"; expect_rc 0 "show"
+check "show is the job object" [ "$(printf '%s' "$OUT" | jq .id)" = "$L" ]
+vc show 424242; expect_rc 1 "show of an unknown job"
+check "unknown job: 'vaectl: no job 424242' ($ERR)" [ "$ERR" = "vaectl: no job 424242" ]
+
+# ---- schedule, history, lr on the running job ------------------------------------------------
+wait_step "$L" 60 60 && ok || fail "job $L did not reach step 60"
+vc schedule "$L" '{"kind": "linear", "from": "current", "to": 1, "duration": 2, "origin": "now"}'
+expect_rc 0 "schedule inline JSON"
+E1=$(printf '%s\n' "$OUT" | sed -n 's/^effective_step //p')
+S1=$(printf '%s\n' "$OUT" | sed -n 's/^schedule //p')
+check "schedule prints the effective step ($E1) and the resolved schedule" [ "${E1:-0}" -ge 60 ] &&
+    [ "$(printf '%s' "$S1" | jq -r .kind)" = linear ]
+printf '%s\n' '{"kind": "constant", "value": 0.25, "origin": "now"}' >"$T/sched.json"
+wait_step "$L" $((E1 + 5)) 60
+vc schedule "$L" "$T/sched.json"; expect_rc 0 "schedule FILE"
+E2=$(printf '%s\n' "$OUT" | sed -n 's/^effective_step //p')
+api GET "/v1/jobs/$L/schedule"
+check "the server's history has both changes as vaectl printed them" jqt --argjson e1 "$E1" \
+    --argjson e2 "$E2" --argjson s1 "$S1" '[.history[] | select(.source == "override")
+    | [.effective_step, .schedule]] == [[$e1, $s1], [$e2, {kind: "constant", unit: "epochs",
+    granularity: "step", start: ($e2 / 40), value: 0.25}]]'
+vc history "$L"; expect_rc 0 "history"
+check "history shows the schedule in force and a row per change" \
+    [ "$(printf '%s\n' "$OUT" | grep -c 'override')" = 2 ] &&
+    printf '%s\n' "$OUT" | head -n 1 | grep -q '^in force: .*"value":0.25'
+vc history "$L" --json
+check "history --json is the route's reply" [ "$(printf '%s' "$OUT" | jq '.history | length')" = 3 ]
+vc schedule "$L" '{"kind": "linear", "duration": 0}'; expect_rc 1 "invalid schedule"
+check "invalid schedule: the server's message ($ERR)" [ "$ERR" = "vaectl: duration: must be > 0" ]
+
+vc lr "$L" 0.002; expect_rc 0 "lr"
+ELR=$(printf '%s' "$OUT" | sed -n 's/^lr 0.002 from step \([0-9]*\)$/\1/p')
+check "lr prints the step ($OUT)" [ -n "$ELR" ]
+
+# ---- pause, resume, cancel ---------------------------------------------------------------------
+wait_step "$L" $((ELR + 10)) 60
+vc pause "$L"; expect_rc 0 "pause"
+check "pause prints the state ($OUT)" printf '%s' "$OUT" | grep -q "^job $L paused at step [0-9]*$"
+vc pause "$L"; expect_rc 1 "pause of a paused job"
+check "409 message ($ERR)" printf '%s' "$ERR" | grep -q '^vaectl: .*paused'
+vc resume "$L"; expect_rc 0 "resume"
+vc cancel "$L"; expect_rc 0 "cancel"
+check "cancel prints the state ($OUT)" printf '%s' "$OUT" | grep -q "^job $L cancelled"
+sleep 1.2 # metric rows are committed at least once a second
+
+vc metrics "$L" --fields beta,lr; expect_rc 0 "metrics"
+printf '%s\n' "$OUT" >"$T/L.json"
+check "metrics: lr 0.001 before step $ELR and 0.002 from it" jqf --argjson e "$ELR" '
+    ([.step, .lr] | transpose | all(if .[0] < $e then .[1] == 0.001 else .[1] == 0.002 end))
+    and (.step | length) > $e' "$T/L.json"
+SEGS=$(jq -cn --argjson e1 "$E1" --argjson s1 "$S1" --argjson e2 "$E2" \
+    '[[0, {kind: "constant", value: 0}], [$e1, $s1], [$e2, {kind: "constant", value: 0.25}]]')
+vc metrics "$L" --fields beta,loss,xent,kl,lr
+printf '%s\n' "$OUT" >"$T/L.json"
+rows_follow "$T/L.json" 40 "$SEGS" "rows follow the schedules set with vaectl"
+vc metrics "$L" --since 10 --until 14 --fields beta
+check "metrics --since 10 --until 14" [ "$(printf '%s' "$OUT" | jq -c .step)" = "[11,12,13,14]" ]
+vc metrics "$L" --csv --since 10 --until 12 --fields beta,loss
+check "metrics --csv" [ "$(printf '%s\n' "$OUT" | head -n 1)" = "step,beta,loss" ] &&
+    [ "$(printf '%s\n' "$OUT" | sed 1d | cut -d, -f1 | tr '\n' ' ')" = "11 12 " ]
+vc metrics "$L" --fields nonsense; expect_rc 1 "metrics with an unknown field"
+
+# ---- watch, checkpoints, download on the short job (it runs now that L is over) --------------
+"$CTL" watch "$S" >"$T/watch.out" 2>"$T/watch.err" &
+WPID=$!
+n=0
+while kill -0 "$WPID" 2>/dev/null && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+kill "$WPID" 2>/dev/null
+wait "$WPID"
+check "watch ends when the job completes" [ "$(tail -n 1 "$T/watch.out")" = "job $S completed" ]
+check "watch printed steps 0..119 once each, in order" \
+    [ "$(sed '1d;$d' "$T/watch.out" | awk '{print $1}' | tr '\n' ' ')" = "$(seq 0 119 | tr '\n' ' ')" ]
+api GET "/v1/jobs/$S/metrics?fields=beta,loss&since=99&until=100"
+check "watch's line for step 100 shows the stored loss" [ "$(awk '$1 == 100 {print $4}' "$T/watch.out")" = \
+    "$(printf '%.4f' "$(jqb '.loss[0]')")" ]
+
+vc checkpoints "$S"; expect_rc 0 "checkpoints"
+check "checkpoints lists the final one at 120" printf '%s\n' "$OUT" | grep -q "^120	3	final	"
+SIZE=$(printf '%s\n' "$OUT" | awk -F '\t' '$1 == 120 {print $4}')
+cd "$T" && vc download "$S" 120; cd - >/dev/null
+expect_rc 0 "download to the default name"
+check "download: job$S-step120.ckpt, $SIZE bytes ($OUT)" [ "$OUT" = "job$S-step120.ckpt: $SIZE bytes" ]
+curl -sS "$URL/v1/jobs/$S/checkpoints/120" >"$T/direct.ckpt"
+check "downloaded bytes are the server's" cmp -s "$T/job$S-step120.ckpt" "$T/direct.ckpt"
+vc download "$S" 120 - 
+check "download to stdout" [ "$(printf '%s' "$OUT" | wc -c)" -gt 0 ] && [ "$RC" = 0 ]
+vc download "$S" 7 "$T/none.ckpt"; expect_rc 1 "download of a missing checkpoint"
+check "no file left behind for a failed download" [ ! -e "$T/none.ckpt" ]
+vc schedule "$S" '{"kind": "constant", "value": 1}'; expect_rc 1 "schedule of a finished job"
+check "finished: the server's 409 message ($ERR)" [ "$ERR" = "vaectl: job $S is completed" ]
+
+VAED_URL="http://127.0.0.1:1" vc ls; expect_rc 1 "no daemon"
+check "no daemon: 'vaectl: cannot reach' ($ERR)" printf '%s' "$ERR" | grep -q '^vaectl: cannot reach http://127.0.0.1:1'
+
+stop_daemon
+finish
