@@ -18,7 +18,7 @@
 #define SPEC                                                                              \
     "{\"name\": \"controller\","                                                          \
     " \"dataset\": {\"name\": \"fashion-mnist\", \"limit\": 3000},"                       \
-    " \"model\": {\"encoder\": [128], \"latent\": 16, \"decoder\": [128]},"               \
+    " \"model\": {\"encoder\": [64], \"latent\": 16, \"decoder\": [64]},"               \
     " \"schedule\": {\"kind\": \"controller\", \"target_kl\": 20},"                       \
     " \"train\": {\"epochs\": 1000, \"batch_size\": 100, \"seed\": 7, \"threads\": 1}}"
 
@@ -71,7 +71,7 @@ int main(void)
     if (rc)
         return t_done("test_controller");
 
-    phase p1 = {20.0, 1500, 300};
+    phase p1 = {20.0, 1200, 300};
     double kl = run_phase(t, &p1, &spec.schedule);
     double beta1 = vae_trainer_beta(t);
     CHECK(fabs(kl - p1.target) <= 0.10 * p1.target, "KL %.3f not within 10%% of %g", kl,
@@ -81,7 +81,7 @@ int main(void)
     sched_spec s2 = spec.schedule;
     s2.target_kl = 30.0;
     vae_trainer_set_schedule(t, &s2, NULL, NULL);
-    phase p2 = {30.0, 1000, 300};
+    phase p2 = {30.0, 800, 300};
     kl = run_phase(t, &p2, &s2);
     CHECK(fabs(kl - p2.target) <= 0.10 * p2.target, "KL %.3f not within 10%% of %g after the "
           "target changed", kl, p2.target);
