@@ -21,6 +21,11 @@
       Every step BEFORE has must be in AFTER once, with every column (but "time")
       bit-identical: the rows recomputed after recovery are the rows first computed.
 
+  daemon_check.py wal-tail DB-wal
+      Prints what a crash left in a SQLite WAL file: the frames of the current WAL
+      generation and how many of them, at the end, belong to a transaction that never
+      wrote its commit frame (a write the kill interrupted). Information only; exits 0.
+
 Exits 0 when everything matches; otherwise prints what differed (at most 10 lines of
 detail) and exits 1. Standard library only.
 """
@@ -172,9 +177,35 @@ def cmd_same_rows(before_path, after_path):
     return 0
 
 
+def cmd_wal_tail(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        print("no WAL file")
+        return 0
+    if len(data) < 32:
+        print("WAL empty")
+        return 0
+    page = struct.unpack(">I", data[8:12])[0]
+    salt = data[16:24]
+    off, frames, last_commit = 32, 0, 0
+    while off + 24 + page <= len(data) and data[off + 8:off + 16] == salt:
+        frames += 1
+        if struct.unpack(">I", data[off + 4:off + 8])[0]:
+            last_commit = frames
+        off += 24 + page
+    print("WAL: %d frames of this generation, %d after the last commit%s"
+          % (frames, frames - last_commit,
+             " (a transaction was being written)" if frames > last_commit else ""))
+    return 0
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "metrics":
         return cmd_metrics(argv[2], argv[3])
+    if len(argv) == 3 and argv[1] == "wal-tail":
+        return cmd_wal_tail(argv[2])
     if len(argv) == 4 and argv[1] == "same-rows":
         return cmd_same_rows(argv[2], argv[3])
     if len(argv) == 5 and argv[1] == "test-elbo":

@@ -101,9 +101,10 @@ KILLED_AT=""
 kill_and_look() { # WHEN
     kill_daemon
     ROUND=$((ROUND + 1))
+    WAL=$(python3 "$D_CHECK" wal-tail "$DB-wal") # before sqlite3 opens (and recovers) it
     ST=$(db_state "$K")
     CK=$(newest_ckpt "$K")
-    echo "SIGKILL $ROUND ($1): job $ST, newest checkpoint ${CK:-none}"
+    echo "SIGKILL $ROUND ($1): job $ST, newest checkpoint ${CK:-none}; $WAL"
     case $ST in
         running|queued) [ "$1" = recovery ] || { HITS=$((HITS + 1)); KILLED_AT="$KILLED_AT ${CK:-none}"; } ;;
         *) echo "job already $ST" ;;
