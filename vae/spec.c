@@ -358,6 +358,10 @@ static int parse_dataset(vae_data_spec *d, const json_t *o, vaed_err *err)
     if (seen->test_path && !seen->path)
         return vaed_err_set(err, VAED_EINVAL, "dataset.test_path",
                             "only applies with dataset.path");
+    if (!seen->path && d->validation_fraction > 0)
+        return vaed_err_set(err, VAED_EINVAL, "dataset.validation_fraction",
+                            "%s ships its own test split; only applies with dataset.path",
+                            d->name);
     if (seen->max_len && d->format != VAE_FMT_TEXT)
         return vaed_err_set(err, VAED_EINVAL, "dataset.max_len",
                             "only applies to dataset.format \"text\"");

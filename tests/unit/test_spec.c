@@ -272,7 +272,7 @@ static void test_accepted(void)
 
     rc = parse_str(&s, "{\"optimizer\":{\"beta1\":0,\"beta2\":0.5,\"lr\":1e-6,\"eps\":1,"
                        "\"weight_decay\":0,\"clip_norm\":1.5},"
-                       "\"dataset\":{\"validation_fraction\":0.999,\"limit\":0},"
+                       "\"dataset\":{\"path\":\"x.csv\",\"format\":\"csv\",\"validation_fraction\":0.999,\"limit\":0},"
                        "\"checkpoint\":{\"every_seconds\":0,\"keep\":1,\"at_epoch_end\":false}}",
                    &err);
     CHECK(rc == 0, "edge optimizer/dataset/checkpoint: %s", err.msg);
@@ -506,6 +506,8 @@ static const struct bad {
     {"{\"dataset\": {\"name\": \"fashion-mnist\", \"path\": \"x.csv\", \"format\": \"csv\"}}",
      "dataset.path", "not both"},
     {"{\"dataset\": {\"format\": \"csv\"}}", "dataset.format", "only applies with dataset.path"},
+    {"{\"dataset\": {\"validation_fraction\": 0.1}}", "dataset.validation_fraction",
+     "ships its own test split"},
     {"{\"dataset\": {\"name\": \"fashion-mnist\", \"format\": \"idx\"}}", "dataset.format",
      "only applies with dataset.path"},
     {"{\"dataset\": {\"path\": \"x.csv\"}}", "dataset.format", "required with dataset.path"},
