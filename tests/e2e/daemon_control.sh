@@ -53,7 +53,7 @@ check "a cancelled job does not advance ($STEP2 → $(jqb .step))" [ "$(jqb .ste
 api GET "/v1/jobs?status=running"
 check "nothing running after the cancel" [ "$(jqb .total)" = 0 ]
 
-submit "$(tiny_spec done 1)"; DONE=$JOB
+submit "$(tiny_spec finished 1)"; DONE=$JOB
 wait_state "$DONE" completed 120 && ok || fail "job $DONE did not complete"
 for verb in cancel pause resume; do
     api POST "/v1/jobs/$DONE/$verb"
