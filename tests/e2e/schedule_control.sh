@@ -13,7 +13,7 @@
 e2e_init
 start_daemon --threads 1 --workers 1
 
-EPOCHS=20
+EPOCHS=12
 TOTAL=$((EPOCHS * 40))
 
 # ---- 1. from "current": no jump ------------------------------------------------------------
