@@ -452,8 +452,12 @@ static enum outcome run_job(jobs *J, job *jb, char *reason, size_t reason_len)
                 if (mrc == 0)
                     r.next_event = r.n_events;
             } else {
+                /* The learning rate is part of the training state: a checkpoint taken
+                 * now, and committed before the reply, is how the change survives a
+                 * crash (recovery restarts from it, or from a later one). */
                 vae_trainer_set_lr(r.t, m->lr);
                 m->effective_step = vae_trainer_step_index(r.t);
+                mrc = checkpoint(&r, "manual", 1, &e2);
             }
             pthread_mutex_lock(&J->mu);
             m->rc = mrc;

@@ -8,6 +8,7 @@
  * one of theirs. So SIGTERM and SIGINT get a handler (in every thread alike) that only
  * writes a byte to a pipe (async-signal-safe); the main thread sleeps reading it. */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,9 +224,15 @@ int cmd_serve(int argc, char **argv)
         }
     }
 
+    /* Wait for the handler's byte. poll() with a timeout, not a plain read(): under
+     * ThreadSanitizer a handler runs only when its thread leaves an intercepted call,
+     * and a read() restarted by SA_RESTART would never leave. */
     unsigned char sig = 0;
-    while (read(sig_pipe[0], &sig, 1) < 0 && errno == EINTR)
-        ;
+    for (;;) {
+        struct pollfd pfd = {.fd = sig_pipe[0], .events = POLLIN};
+        if (poll(&pfd, 1, 250) > 0 && read(sig_pipe[0], &sig, 1) == 1)
+            break;
+    }
     log_msg(LOG_INFO, "%s: stopping (running jobs checkpoint and become interrupted)",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     rc = 0;

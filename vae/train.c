@@ -431,8 +431,9 @@ void vae_trainer_set_schedule(vae_trainer *t, const sched_spec *s, sched_spec *r
     sched_spec n = *s;
     sched_resolve(&n, t->step, t->S, t->beta_last);
     t->sched = n;
-    /* A new controller starts from its own initial state. */
-    memset(&t->sst, 0, sizeof t->sst);
+    /* A controller taking over mid-run starts from the beta in force, so beta does not
+     * drop to its minimum; at step 0 it starts fresh, as in a new run. */
+    sched_state_init(&t->sched, &t->sst, t->step > 0 ? t->beta_last : NAN);
     if (resolved)
         *resolved = n;
     if (effective_step)

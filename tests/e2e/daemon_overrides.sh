@@ -1,10 +1,12 @@
 # daemon_overrides.sh — live changes survive a crash. A running job takes a manual
-# checkpoint, then a new schedule (PUT /schedule) and a new learning rate (PUT
-# /optimizer), each acknowledged with the step it took effect at; it trains on and
-# is killed with SIGKILL before any other checkpoint. On restart it resumes from the
-# manual checkpoint and recomputes the steps after it (jobs.h, "Recovery"): every
-# metric row stored before the crash must come back bit-identical, beta and lr must
-# be the new values from their effective steps on, and every step must be there once.
+# checkpoint, then a new learning rate (PUT /optimizer: the daemon checkpoints the
+# state right after applying it, before replying) and then a new schedule (PUT
+# /schedule: recorded in the store before the next step), each acknowledged with the
+# step it took effect at; it trains on and is killed with SIGKILL. On restart it
+# resumes from the lr change's checkpoint and re-applies the recorded schedule change
+# at its step (jobs.h, "Recovery"): every metric row stored before the crash must come
+# back bit-identical, beta and lr must be the new values from their effective steps
+# on, and every step must be there once.
 . tests/e2e/daemon_lib.sh
 e2e_init
 start_daemon --threads 1
@@ -23,18 +25,19 @@ wait_step "$J" $((10 + $(rand_below 30))) 120 && ok || fail "job $J not stepping
 api POST "/v1/jobs/$J/checkpoints" "" 
 expect_status 201
 C=$(jqb .step)
-api PUT "/v1/jobs/$J/schedule" '{"kind": "constant", "value": 0.25}'
-expect_status 200
-ES=$(jqb .effective_step)
-check "schedule change acknowledged at or after the checkpoint (checkpoint $C, effective $ES)" [ "$ES" -ge "$C" ]
 api PUT "/v1/jobs/$J/optimizer" '{"lr": 0.0005}'
 expect_status 200
 EL=$(jqb .effective_step)
-check "lr change acknowledged at or after the schedule change ($EL >= $ES)" [ "$EL" -ge "$ES" ]
-echo "manual checkpoint at step $C, schedule from step $ES, lr from step $EL"
+check "lr change acknowledged at or after the checkpoint ($EL >= $C)" [ "$EL" -ge "$C" ]
+wait_step "$J" $((EL + 3)) 60 && ok || fail "job $J not stepping after the lr change"
+api PUT "/v1/jobs/$J/schedule" '{"kind": "constant", "value": 0.25}'
+expect_status 200
+ES=$(jqb .effective_step)
+check "schedule change acknowledged after the lr change ($ES > $EL)" [ "$ES" -gt "$EL" ]
+echo "manual checkpoint at step $C, lr from step $EL, schedule from step $ES"
 
 # wait until the store has committed rows well past both changes, then take them
-WANT=$((EL + 10))
+WANT=$((ES + 10))
 n=0
 while :; do
     api GET "/v1/jobs/$J/metrics?since=$WANT&fields=beta"
@@ -49,12 +52,12 @@ check "still running when killed (is $(jqb .state))" [ "$(jqb .state)" = running
 kill_daemon
 LASTB=$(jq '.step[-1]' "$T/before.json")
 echo "killed with rows stored up to step $LASTB"
-check "the only checkpoint is the manual one at $C" \
-    [ "$(sqlite3 "$DB" "SELECT group_concat(step || ':' || kind) FROM checkpoints WHERE job = $J")" = "$C:manual" ]
+check "the newest checkpoint is the lr change's, at $EL" \
+    [ "$(sqlite3 "$DB" "SELECT max(step) FROM checkpoints WHERE job = $J")" = "$EL" ]
 
 start_daemon --threads 1
 wait_state "$J" completed 120 && ok || fail "job $J did not complete after the restart"
-check "resumed from the manual checkpoint" grep -q "job $J resumes from its checkpoint at step $C\$" "$T/daemon.log"
+check "resumed from the lr change's checkpoint" grep -q "job $J resumes from its checkpoint at step $EL\$" "$T/daemon.log"
 get_metrics "$J" "$T/after.json"
 if d_out=$(python3 "$D_CHECK" same-rows "$T/before.json" "$T/after.json" 2>&1); then ok; else
     fail "rows computed before the crash changed when recomputed:
