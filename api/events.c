@@ -257,10 +257,10 @@ void api_h_events(api_req *req)
     }
     /* The header wins: a browser's EventSource sends it on every reconnect, with the
      * id it saw last, which is newer than the one in the URL it was opened with. A
-     * header that is not one of our ids is ignored (a fresh start). */
-    const char *h = api_header(req, "Last-Event-ID");
-    if (h)
-        last = parse_id(h);
+     * header that is not one of our ids is ignored. */
+    int64_t hid = parse_id(api_header(req, "Last-Event-ID"));
+    if (hid >= 0)
+        last = hid;
     if (!c || !c->bus) {
         api_reply_error(req, 503, "unavailable", NULL, "live events are off in this daemon");
         return;
