@@ -41,6 +41,7 @@
  *          4n  f32[n] Adam second moment
  *   len-4   4  u32 CRC-32 (zlib's) of every byte before it
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -207,6 +208,52 @@ int vae_ckpt_params(const void *blob, size_t len, const float **params, long *n)
     return 0;
 }
 
+/* Checks on the values themselves. The CRC tells a damaged blob from a whole one, not
+ * a forged or mis-written one from a real one; these hold for every blob
+ * vae_trainer_save writes, so one that breaks them is refused instead of training on
+ * garbage (found by tests/fuzz/fuzz_ckpt.c). A diverged run's parameters may hold the
+ * non-finite values that stopped it, so they are checked only for a live run. */
+static int check_state(const uint8_t *b, size_t len, size_t J, size_t n, uint64_t step,
+                       int max_batch, vaed_err *err)
+{
+    (void)len;
+    const double lr = get_f64(b + 112);
+    const uint32_t started = get_u32(b + 136), diverged = get_u32(b + 140);
+    const uint64_t acc_n = get_u64(b + 176);
+    if (!(isfinite(lr) && lr > 0))
+        return vaed_err_set(err, VAED_EINVAL, NULL,
+                            "checkpoint: learning rate %g is not a finite number > 0", lr);
+    if (started > 1 || diverged > 1)
+        return vaed_err_set(err, VAED_EINVAL, NULL,
+                            "checkpoint: flags (controller started %u, diverged %u) must be 0 or 1",
+                            started, diverged);
+    if (acc_n > step * (uint64_t)max_batch)
+        return vaed_err_set(err, VAED_EINVAL, NULL,
+                            "checkpoint: %llu rows summed in the epoch, more than %llu steps can "
+                            "have trained", (unsigned long long)acc_n, (unsigned long long)step);
+    static const unsigned fin[] = {96, 104, 120, 128, 144, 152, 160, 168};
+    for (size_t i = 0; i < sizeof fin / sizeof fin[0]; i++)
+        if (!isfinite(get_f64(b + fin[i])))
+            return vaed_err_set(err, VAED_EINVAL, NULL,
+                                "checkpoint: the value at byte %u is not finite", fin[i]);
+    if (!(get_u64(b + 64) | get_u64(b + 72) | get_u64(b + 80) | get_u64(b + 88)))
+        return vaed_err_set(err, VAED_EINVAL, NULL,
+                            "checkpoint: the noise generator state is all zeros");
+    if (diverged)
+        return 0;
+    const uint8_t *p = b + CKPT_HEADER + J;
+    for (size_t i = 0; i < 3 * n; i++) {
+        float f;
+        memcpy(&f, p + 4 * i, 4);
+        if (!isfinite(f) || (i >= 2 * n && f < 0))
+            return vaed_err_set(err, VAED_EINVAL, NULL,
+                                "checkpoint: %s %zu is %g", i < n ? "parameter"
+                                : i < 2 * n ? "Adam first moment" : "Adam second moment",
+                                i % n, (double)f);
+    }
+    return 0;
+}
+
 int vae_trainer_load(vae_trainer *t, const void *blob, size_t len, vaed_err *err)
 {
     const uint8_t *b = blob;
@@ -241,6 +288,9 @@ int vae_trainer_load(vae_trainer *t, const void *blob, size_t len, vaed_err *err
     if (rc)
         return vaed_err_set(err, VAED_EINVAL, NULL, "checkpoint: bad schedule: %s",
                             sj ? se.msg : je.text);
+
+    if ((rc = check_state(b, len, J, n, step, m->max_batch, err)))
+        return rc;
 
     /* Everything is checked; now change the trainer. */
     t->step = (long)step;

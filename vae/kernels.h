@@ -49,7 +49,9 @@ static inline float exp_nonpos(float x)
     /* e^r on |r| <= ln2/2, Taylor to r^7/5040 */
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.66666667e-1f + r * (4.16666667e-2f +
               r * (8.33333333e-3f + r * (1.38888889e-3f + r * 1.98412698e-4f))))));
-    union { int i; float f; } u = {.i = ((int)n + 127) << 23};
+    /* A NaN input (a diverging run's logits) must come out NaN, not be converted to
+     * int: that conversion is undefined behaviour. p is already NaN then. */
+    union { int i; float f; } u = {.i = ((int)(n == n ? n : 0.0f) + 127) << 23};
     return p * u.f;
 }
 
