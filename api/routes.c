@@ -5,6 +5,7 @@
  *
  *   VAED_EINVAL 422 invalid     VAED_ENOTFOUND 404 not_found   VAED_ESTATE 409 conflict
  *   VAED_EPERM  403 forbidden   VAED_ETOOBIG   422 too_large   VAED_EBUSY  503 busy
+ *   VAED_EDB    503 store_failing (the database cannot be written now: retry later)
  *   anything else 500 internal */
 #include "api/routes.h"
 #include "api/web.h"
@@ -29,6 +30,7 @@ static unsigned status_of(int rc, const char **code)
     case VAED_EPERM: *code = "forbidden"; return 403;
     case VAED_ETOOBIG: *code = "too_large"; return 422;
     case VAED_EBUSY: *code = "busy"; return 503;
+    case VAED_EDB: *code = "store_failing"; return 503;
     default: *code = "internal"; return 500;
     }
 }

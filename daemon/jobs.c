@@ -61,6 +61,7 @@ typedef struct job {
     int has_live;
     int64_t step, total_steps, spe;
     double epoch, beta, loss, xent, kl, elbo, lr, grad_norm, sps, eta;
+    char storage_wait[sizeof(((store_stats *)0)->last_error)]; /* non-empty: waiting for the store */
     struct job *next;           /* table of unfinished jobs */
 } job;
 
@@ -206,28 +207,65 @@ typedef struct run {
     double last_progress;
 } run;
 
+static int store_is_failing(store *st)
+{
+    store_stats ss;
+    store_get_stats(st, &ss);
+    return ss.failing;
+}
+
+/* Take a checkpoint. A waited one (pause, final, a learning-rate change) that the store
+ * cannot write because it is failing (disk full, I/O errors) is tried again every
+ * 200 ms until the store recovers, rather than failing the job: the training state is
+ * still in memory and nothing is lost by waiting. Only a stopping daemon gives up, and
+ * then the job resumes from its previous checkpoint at the next start. */
 static int checkpoint(run *r, const char *kind, int wait, vaed_err *err)
 {
     const vae_spec *s = &r->jb->spec;
-    void *blob = NULL;
-    size_t len = 0;
-    int rc = vae_trainer_save(r->t, &blob, &len, err);
-    if (rc)
-        return rc;
-    long step = vae_trainer_step_index(r->t);
-    store_ckpt_put req = {
-        .job = r->jb->id, .step = step,
-        .epoch = (double)step / (double)vae_trainer_steps_per_epoch(r->t),
-        .kind = kind, .blob = blob, .size = len, .keep = s->checkpoint.keep,
-        .keep_epoch_end = s->checkpoint.keep_epoch_end, .wait = wait, .give = 1,
-    };
-    rc = store_checkpoint_put(r->J->st, &req, err); /* the blob is the store's now */
-    if (rc == 0) {
-        r->last_ckpt_step = step;
-        r->last_ckpt_time = mono();
-        bus_publish_checkpoint(r->J->cfg.bus, r->jb->id, step, kind);
+    for (int attempt = 0;; attempt++) {
+        void *blob = NULL;
+        size_t len = 0;
+        int rc = vae_trainer_save(r->t, &blob, &len, err);
+        if (rc)
+            return rc;
+        long step = vae_trainer_step_index(r->t);
+        store_ckpt_put req = {
+            .job = r->jb->id, .step = step,
+            .epoch = (double)step / (double)vae_trainer_steps_per_epoch(r->t),
+            .kind = kind, .blob = blob, .size = len, .keep = s->checkpoint.keep,
+            .keep_epoch_end = s->checkpoint.keep_epoch_end, .wait = wait, .give = 1,
+        };
+        if (!wait && store_is_failing(r->J->st)) {
+            /* A periodic or epoch-end checkpoint while the store cannot write would only
+             * pile megabytes into its retry queue (and the queue is retried as one
+             * transaction: on a full disk it could never fit). Skip it: the next one,
+             * or a waited one, supersedes it. */
+            free(blob);
+            return 0;
+        }
+        rc = store_checkpoint_put(r->J->st, &req, err); /* the blob is the store's now */
+        if (rc == 0) {
+            r->last_ckpt_step = step;
+            r->last_ckpt_time = mono();
+            bus_publish_checkpoint(r->J->cfg.bus, r->jb->id, step, kind);
+            if (attempt > 0)
+                log_msg(LOG_INFO, "job %lld: %s checkpoint written after %d retries",
+                        (long long)r->jb->id, kind, attempt);
+            return 0;
+        }
+        pthread_mutex_lock(&r->J->mu);
+        int stopping = r->J->stopping;
+        if (wait && rc == VAED_EDB && !stopping)
+            snprintf(r->jb->storage_wait, sizeof r->jb->storage_wait, "%s", err->msg);
+        pthread_mutex_unlock(&r->J->mu);
+        if (!wait || rc != VAED_EDB || stopping)
+            return rc;
+        if (attempt == 0)
+            log_msg(LOG_WARN, "job %lld: %s checkpoint waits for the store: %s",
+                    (long long)r->jb->id, kind, err->msg);
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
     }
-    return rc;
 }
 
 /* Apply one schedule change now, at the top of the step about to run, and record it
@@ -313,6 +351,44 @@ static void store_step(run *r, const vae_metrics *m)
     vaed_err err;
     if (store_metrics_append(r->J->st, r->jb->id, &row, 1, &err))
         log_msg(LOG_WARN, "job %lld: metrics not queued: %s", (long long)r->jb->id, err.msg);
+}
+
+/* Backpressure. When the store cannot write (disk full, I/O errors) it keeps what is
+ * queued in memory and retries; a job that trained on would grow that queue without
+ * bound and end up with rows refused. So while the store is failing with more than
+ * STORE_WAIT_BYTES queued, the worker does not step: it sleeps a little and goes back
+ * to the top of its loop (so pause, cancel and shutdown still act), and the job's status
+ * says why. It also stops once the oldest unwritten operation is STORE_WAIT_LAG seconds
+ * old: steps trained while nothing reaches the disk would be lost by a crash. Training
+ * carries on by itself once the store has caught up. Returns 1 when the worker should
+ * not step now. */
+#define STORE_WAIT_BYTES ((size_t)64 << 20)
+#define STORE_WAIT_LAG 2.0
+
+static int storage_behind(run *r)
+{
+    store_stats ss;
+    store_get_stats(r->J->st, &ss);
+    int behind = ss.failing && (ss.pending_bytes > STORE_WAIT_BYTES || ss.lag > STORE_WAIT_LAG);
+    job *jb = r->jb;
+    pthread_mutex_lock(&r->J->mu);
+    int was = jb->storage_wait[0] != '\0';
+    if (behind)
+        snprintf(jb->storage_wait, sizeof jb->storage_wait, "%s",
+                 ss.last_error[0] ? ss.last_error : "the store is not writing");
+    else
+        jb->storage_wait[0] = '\0';
+    pthread_mutex_unlock(&r->J->mu);
+    if (behind && !was)
+        log_msg(LOG_WARN, "job %lld waits: the store is failing with %zu MiB queued (%s)",
+                (long long)jb->id, ss.pending_bytes >> 20, ss.last_error);
+    else if (!behind && was)
+        log_msg(LOG_INFO, "job %lld goes on: the store is writing again", (long long)jb->id);
+    if (behind) {
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return behind;
 }
 
 static void store_epoch_rows(run *r, const vae_epoch_metrics *e)
@@ -506,6 +582,8 @@ static enum outcome run_job(jobs *J, job *jb, char *reason, size_t reason_len)
             break;
         }
 
+        if (storage_behind(&r))
+            continue;
         vae_metrics m;
         if (vae_trainer_step(r.t, &m, &err))
             goto failed;
@@ -1165,6 +1243,8 @@ void jobs_decorate(jobs *J, int64_t id, json_t *obj)
                                 json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "loss", jb->loss,
                                           "xent", jb->xent, "kl", jb->kl, "elbo", jb->elbo, "lr",
                                           jb->lr, "grad_norm", jb->grad_norm));
+            if (jb->storage_wait[0])
+                json_object_set_new(obj, "waiting_for_storage", json_string(jb->storage_wait));
             if (jb->state == J_RUNNING) {
                 json_object_set_new(obj, "samples_per_sec", json_real(jb->sps));
                 if (jb->sps > 0)
