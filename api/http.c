@@ -1180,6 +1180,10 @@ int api_server_start(const api_config *cfg, const api_route *routes, size_t nrou
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_ip_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
+        /* Strict parsing: HTTP/1.1 without Host, whitespace before a header's colon and
+         * conflicting Content-Length values are refused with 400, as RFC 9112 asks
+         * (tolerating them is how request smuggling through a proxy starts). */
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
         MHD_OPTION_END);
     if (!srv->d) {
         rc = explain_bind_failure(cfg->listen, &ss, sslen, err);
