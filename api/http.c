@@ -835,10 +835,31 @@ static int authorized(const api_req *req)
 }
 
 /* First call: answer what needs no body. Returns 1 if answered. */
+/* Counts the Content-Length headers of a request (MHD_KeyValueIterator). */
+static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind,
+                                            const char *key, const char *value)
+{
+    (void)kind;
+    (void)value;
+    if (key && !strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        ++*(int *)cls;
+    return MHD_YES;
+}
+
 static int answer_early(api_req *req)
 {
     api_server *srv = req->srv;
     char allow[256];
+    /* Several Content-Length headers are the classic request-smuggling split (a proxy in
+     * front might take another one than we do). Strict mode refuses differing ones;
+     * this refuses repeated ones of any value, whatever the library's mode. */
+    int ncl = 0;
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_content_length, &ncl);
+    if (ncl > 1) {
+        api_reply_error(req, 400, "bad_request", NULL,
+                        "more than one Content-Length header");
+        return 1;
+    }
     route_request(req, allow, sizeof allow);
     if (method_is(req->method, "OPTIONS")) {
         if (!allow[0]) {
