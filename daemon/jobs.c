@@ -431,6 +431,8 @@ static size_t job_bytes(const vae_spec *s, const vae_dataset *train, const vae_d
 enum outcome { OUT_COMPLETED, OUT_FAILED, OUT_CANCELLED, OUT_PAUSED, OUT_INTERRUPTED };
 
 /* Train jb until it ends, pauses, is cancelled or the daemon stops. */
+static int check_path(jobs *J, const char *path, const char *field, vaed_err *err);
+
 static enum outcome run_job(jobs *J, job *jb, char *reason, size_t reason_len)
 {
     run r = {.J = J, .jb = jb, .last_ckpt_step = -1};
@@ -442,6 +444,11 @@ static enum outcome run_job(jobs *J, job *jb, char *reason, size_t reason_len)
         spec.train.threads = J->cfg.threads;
 
     vae_dataset *train = NULL, *test = NULL;
+    /* The paths were checked at submit; a symlink swapped in since must not lead out of
+     * the data directory now (the window left is between this check and the open). */
+    if (check_path(J, spec.dataset.path, "dataset.path", &err) ||
+        check_path(J, spec.dataset.test_path, "dataset.test_path", &err))
+        goto failed;
     if (vae_data_load(&spec.dataset, &train, &test, &err))
         goto failed;
     size_t need = job_bytes(&spec, train, test);
@@ -806,6 +813,50 @@ void jobs_stop(jobs *J)
 /* ---- client calls ------------------------------------------------------------------- */
 
 /* A server-side path must resolve inside the data directory. */
+/* The path with "." and ".." segments and repeated slashes taken out, by text alone
+ * (no symlink is followed). out has room for n bytes; returns 0, or -1 if it does not fit. */
+static int lexical_normal(const char *path, char *out, size_t n)
+{
+    size_t len = 0;
+    const char *p = path;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        const char *seg = p;
+        while (*p && *p != '/')
+            p++;
+        size_t sl = (size_t)(p - seg);
+        if (sl == 0 || (sl == 1 && seg[0] == '.'))
+            continue;
+        if (sl == 2 && seg[0] == '.' && seg[1] == '.') {
+            while (len > 0 && out[len - 1] != '/')
+                len--;
+            if (len > 0)
+                len--; /* the slash before the dropped segment */
+            continue;
+        }
+        if (len + 1 + sl + 1 > n)
+            return -1;
+        out[len++] = '/';
+        memcpy(out + len, seg, sl);
+        len += sl;
+    }
+    if (len == 0)
+        out[len++] = '/';
+    out[len] = '\0';
+    return 0;
+}
+
+static int inside(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
+}
+
+/* A server-side path must lie inside the data directory, both as written and once
+ * every symlink is resolved. A path outside is refused (403) before the file system is
+ * asked anything, so a client cannot learn which files exist elsewhere; only a path
+ * inside can get "no such file" (422). */
 static int check_path(jobs *J, const char *path, const char *field, vaed_err *err)
 {
     if (!path[0])
@@ -813,15 +864,16 @@ static int check_path(jobs *J, const char *path, const char *field, vaed_err *er
     if (!J->cfg.data_dir)
         return vaed_err_set(err, VAED_EPERM, field,
                             "server-side dataset paths are off (start the daemon with --data-dir)");
-    char full[PATH_MAX * 2], real[PATH_MAX];
+    char full[PATH_MAX * 2], norm[PATH_MAX * 2], real[PATH_MAX];
     if (path[0] == '/')
         snprintf(full, sizeof full, "%s", path);
     else
         snprintf(full, sizeof full, "%s/%s", J->cfg.data_dir, path);
+    if (lexical_normal(full, norm, sizeof norm) || !inside(norm, J->cfg.data_dir))
+        return vaed_err_set(err, VAED_EPERM, field, "%s is outside the data directory", path);
     if (!realpath(full, real))
         return vaed_err_set(err, VAED_EINVAL, field, "%s: %s", path, strerror(errno));
-    size_t n = strlen(J->cfg.data_dir);
-    if (strncmp(real, J->cfg.data_dir, n) || (real[n] != '/' && real[n] != '\0'))
+    if (!inside(real, J->cfg.data_dir))
         return vaed_err_set(err, VAED_EPERM, field, "%s is outside the data directory", path);
     return 0;
 }

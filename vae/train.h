@@ -71,8 +71,11 @@ int vae_trainer_new_with_data(vae_trainer **out, const vae_spec *spec, vae_datas
 void vae_trainer_free(vae_trainer *t);
 
 /* Run step number vae_trainer_step_index(t) and fill *m. Returns 0, or VAED_EDIVERGED
- * with err = "diverged at step N: <term> is <value>" — the parameters are then left as
- * they were before the step, and the trainer refuses further steps. */
+ * with err = "diverged at step N: <term> is <value>", after which the trainer refuses
+ * further steps. A non-finite loss term (xent, kl, loss) is caught before the update, so
+ * the parameters are left as they were; a gradient that overflows while the loss is
+ * finite is caught by the same pass that applies it (the norm comes out of the Adam
+ * pass), so the parameters are then spoiled — the run stops all the same. */
 int vae_trainer_step(vae_trainer *t, vae_metrics *m, vaed_err *err);
 
 /* Figures for the epoch that just ended (call when vae_trainer_epoch_done is true):

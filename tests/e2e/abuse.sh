@@ -248,6 +248,9 @@ path_case() { # what, path field JSON, expected status
     check "$1: $3 (got $STATUS: $BODY)" [ "$STATUS" = "$3" ]
 }
 path_case "../ out of the data dir" '"path": "../outside.csv"' 403
+# a path outside that does not exist is refused the same way: no probing for files
+path_case "missing file outside, relative" '"path": "../no-such-file.csv"' 403
+path_case "missing file outside, absolute" '"path": "/nonexistent/no-such-file.csv"' 403
 path_case "deeper ../ out" '"path": "sub/../../outside.csv"' 403
 path_case "absolute path outside" "\"path\": \"$T/outside.csv\"" 403
 path_case "absolute /etc/passwd" '"path": "/etc/passwd"' 403
