@@ -30,7 +30,8 @@ typedef struct flag {
 } flag;
 
 enum { F_LISTEN, F_DB, F_WORKERS, F_THREADS, F_TOKEN, F_TOKEN_READS, F_DATA_DIR, F_MAXMEM,
-       F_MAXQ, F_CORS, F_HTTP_THREADS, F_ACCESS_LOG, F_PORT_FILE, F_WAIT, F_N };
+       F_MAXQ, F_CORS, F_HTTP_THREADS, F_ACCESS_LOG, F_PORT_FILE, F_WAIT, F_MAXCONN,
+       F_PERIP, F_N };
 
 static flag flags[F_N] = {
     [F_LISTEN] = {"--listen", "VAED_LISTEN", "HOST:PORT", "address to serve on (port 0: any free port)", "127.0.0.1:8080"},
@@ -44,6 +45,8 @@ static flag flags[F_N] = {
     [F_MAXQ] = {"--max-queued", "VAED_MAX_QUEUED", "N", "refuse submissions past this many queued jobs", "1000"},
     [F_CORS] = {"--cors", "VAED_CORS", "ORIGINS", "comma-separated allowed CORS origins (none by default)", ""},
     [F_HTTP_THREADS] = {"--http-threads", "VAED_HTTP_THREADS", "N", "HTTP worker threads", "4"},
+    [F_MAXCONN] = {"--max-connections", "VAED_MAX_CONNECTIONS", "N", "open connections at most, event streams included", "256"},
+    [F_PERIP] = {"--per-ip-limit", "VAED_PER_IP_LIMIT", "N", "connections at most from one client address (0: none)", "64"},
     [F_ACCESS_LOG] = {"--access-log", "VAED_ACCESS_LOG", "0|1", "one log line per request", "1"},
     [F_PORT_FILE] = {"--port-file", "VAED_PORT_FILE", "FILE", "write the bound port here once listening", ""},
     [F_WAIT] = {"--control-wait", "VAED_CONTROL_WAIT", "SECONDS", "how long a control request waits for its job", "30"},
@@ -128,9 +131,10 @@ int cmd_serve(int argc, char **argv)
     long workers = num_flag(F_WORKERS, 1, 64), threads = num_flag(F_THREADS, 0, 64),
          maxmem = num_flag(F_MAXMEM, 1, 1L << 24), maxq = num_flag(F_MAXQ, 1, 1000000),
          http_threads = num_flag(F_HTTP_THREADS, 1, 256), token_reads = num_flag(F_TOKEN_READS, 0, 1),
-         access_log = num_flag(F_ACCESS_LOG, 0, 1), wait_s = num_flag(F_WAIT, 1, 3600);
+         access_log = num_flag(F_ACCESS_LOG, 0, 1), wait_s = num_flag(F_WAIT, 1, 3600),
+         max_conn = num_flag(F_MAXCONN, 1, 100000), per_ip = num_flag(F_PERIP, 0, 100000);
     if (workers < 0 || threads < 0 || maxmem < 0 || maxq < 0 || http_threads < 0 ||
-        token_reads < 0 || access_log < 0 || wait_s < 0)
+        token_reads < 0 || access_log < 0 || wait_s < 0 || max_conn < 0 || per_ip < 0)
         return 2;
 
     if (pipe(sig_pipe) != 0) {
@@ -188,6 +192,8 @@ int cmd_serve(int argc, char **argv)
     api_config_default(&cfg);
     cfg.listen = flags[F_LISTEN].value;
     cfg.threads = (unsigned)http_threads;
+    cfg.conn_limit = (unsigned)max_conn;
+    cfg.per_ip_limit = (unsigned)per_ip;
     cfg.token = flags[F_TOKEN].value[0] ? flags[F_TOKEN].value : NULL;
     cfg.reads_need_token = (int)token_reads;
     cfg.access_log = (int)access_log;
