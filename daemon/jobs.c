@@ -989,6 +989,27 @@ static int wait_for(jobs *J, job *jb, int (*pred)(job *, void *), void *arg)
     return 1;
 }
 
+/* Lock the manager and find job id in it. Returns the job with J->mu held, or NULL with
+ * the lock released and *rc/err saying why: not found (404), finished (409), or — when
+ * want >= 0 — not in the state `want` ("job 3 is paused; <only>"). */
+static job *lock_job(jobs *J, int64_t id, int want, const char *only, int *rc, vaed_err *err)
+{
+    pthread_mutex_lock(&J->mu);
+    job *jb = find(J, id);
+    if (!jb) {
+        pthread_mutex_unlock(&J->mu);
+        *rc = state_elsewhere(J, id, err);
+        return NULL;
+    }
+    if (want >= 0 && jb->state != (enum jstate)want) {
+        *rc = vaed_err_set(err, VAED_ESTATE, NULL, "job %lld is %s; %s", (long long)id,
+                           jstate_name[jb->state], only);
+        pthread_mutex_unlock(&J->mu);
+        return NULL;
+    }
+    return jb;
+}
+
 static int not_running(job *jb, void *arg)
 {
     (void)arg;
@@ -997,18 +1018,10 @@ static int not_running(job *jb, void *arg)
 
 int jobs_pause(jobs *J, int64_t id, vaed_err *err)
 {
-    pthread_mutex_lock(&J->mu);
-    job *jb = find(J, id);
-    if (!jb) {
-        pthread_mutex_unlock(&J->mu);
-        return state_elsewhere(J, id, err);
-    }
-    if (jb->state != J_RUNNING) {
-        int rc = vaed_err_set(err, VAED_ESTATE, NULL, "job %lld is %s; only a running job pauses",
-                              (long long)id, jstate_name[jb->state]);
-        pthread_mutex_unlock(&J->mu);
+    int rc;
+    job *jb = lock_job(J, id, J_RUNNING, "only a running job pauses", &rc, err);
+    if (!jb)
         return rc;
-    }
     jb->want_pause = 1;
     jb->refs++;
     int ok = wait_for(J, jb, not_running, NULL);
@@ -1025,21 +1038,13 @@ int jobs_pause(jobs *J, int64_t id, vaed_err *err)
 
 int jobs_resume(jobs *J, int64_t id, vaed_err *err)
 {
-    pthread_mutex_lock(&J->mu);
-    job *jb = find(J, id);
-    if (!jb) {
-        pthread_mutex_unlock(&J->mu);
-        return state_elsewhere(J, id, err);
-    }
-    if (jb->state != J_PAUSED) {
-        int rc = vaed_err_set(err, VAED_ESTATE, NULL, "job %lld is %s; only a paused job resumes",
-                              (long long)id, jstate_name[jb->state]);
-        pthread_mutex_unlock(&J->mu);
+    int rc;
+    job *jb = lock_job(J, id, J_PAUSED, "only a paused job resumes", &rc, err);
+    if (!jb)
         return rc;
-    }
     pthread_mutex_unlock(&J->mu);
     /* front of the queue, durably, before a worker can pick it up */
-    int rc = store_job_requeue_front(J->st, id, err);
+    rc = store_job_requeue_front(J->st, id, err);
     if (rc == 0)
         rc = store_job_set_state(J->st, id, "queued", NULL, err);
     store_job sj;
@@ -1212,23 +1217,15 @@ int jobs_set_schedule(jobs *J, int64_t id, const sched_spec *s, int64_t *eff,
 
 int jobs_set_lr(jobs *J, int64_t id, double lr, int64_t *eff, vaed_err *err)
 {
-    pthread_mutex_lock(&J->mu);
-    job *jb = find(J, id);
-    if (!jb) {
-        pthread_mutex_unlock(&J->mu);
-        return state_elsewhere(J, id, err);
-    }
-    if (jb->state != J_RUNNING) {
-        int rc = vaed_err_set(err, VAED_ESTATE, NULL, "job %lld is %s; the learning rate of a "
-                              "queued job is set in its spec", (long long)id,
-                              jstate_name[jb->state]);
-        pthread_mutex_unlock(&J->mu);
+    int rc;
+    job *jb = lock_job(J, id, J_RUNNING, "the learning rate of a queued job is set in its spec",
+                       &rc, err);
+    if (!jb)
         return rc;
-    }
     ctl_msg *m = xcalloc(1, sizeof *m);
     m->kind = CTL_LR;
     m->lr = lr;
-    int rc = post(J, jb, m, eff, NULL, err);
+    rc = post(J, jb, m, eff, NULL, err);
     pthread_mutex_unlock(&J->mu);
     return rc;
 }
@@ -1244,23 +1241,16 @@ static int ckpt_answered(job *jb, void *arg)
 
 int jobs_checkpoint_now(jobs *J, int64_t id, int64_t *step, vaed_err *err)
 {
-    pthread_mutex_lock(&J->mu);
-    job *jb = find(J, id);
-    if (!jb) {
-        pthread_mutex_unlock(&J->mu);
-        return state_elsewhere(J, id, err);
-    }
-    if (jb->state != J_RUNNING) {
-        int rc = vaed_err_set(err, VAED_ESTATE, NULL, "job %lld is %s; only a running job "
-                              "takes a checkpoint on demand", (long long)id, jstate_name[jb->state]);
-        pthread_mutex_unlock(&J->mu);
+    int rc;
+    job *jb = lock_job(J, id, J_RUNNING, "only a running job takes a checkpoint on demand", &rc,
+                       err);
+    if (!jb)
         return rc;
-    }
     gen_arg g = {jb->ckpt_gen};
     jb->want_ckpt = 1;
     jb->refs++;
     int ok = wait_for(J, jb, ckpt_answered, &g);
-    int rc = 0;
+    rc = 0;
     if (!ok)
         rc = vaed_err_set(err, VAED_EBUSY, NULL, "no checkpoint within %.0f s", J->cfg.wait_s);
     else if (jb->ckpt_gen == g.gen)
