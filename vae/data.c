@@ -310,6 +310,17 @@ static const char *idx_type_name(int t)
     return "unknown";
 }
 
+/* A value that to_f32 refused (bad: 1 non-finite, 2 out of float32 range): free the
+ * half-built dataset and say where, as "<name>: <row> N, <col> M ...", 1-based. */
+static int bad_element(vae_dataset *d, int bad, const char *name, const char *row,
+                       const char *col, size_t i, size_t dim, vaed_err *err)
+{
+    vae_dataset_free(d);
+    return vaed_err_set(err, VAED_EINVAL, NULL, "%s: %s %zu, %s %zu %s", name, row, i / dim + 1,
+                        col, i % dim + 1,
+                        bad == 1 ? "is not a finite number" : "is out of float32 range");
+}
+
 /* Convert a double to float32 or say why not: 0 ok, 1 NaN/Inf, 2 out of float range. */
 static int to_f32(double v, float *out)
 {
@@ -407,12 +418,8 @@ int vae_parse_idx(const void *vbuf, size_t len, const char *name, vae_dataset **
                 memcpy(&v, &u, 8);
             }
             int bad = to_f32(v, &d->f32[i]);
-            if (bad) {
-                vae_dataset_free(d);
-                return vaed_err_set(err, VAED_EINVAL, NULL, "%s: item %zu, element %zu %s", name,
-                                    i / dim + 1, i % dim + 1,
-                                    bad == 1 ? "is not a finite number" : "is out of float32 range");
-            }
+            if (bad)
+                return bad_element(d, bad, name, "item", "element", i, dim, err);
         }
     }
     *out = d;
@@ -672,12 +679,8 @@ int vae_parse_npy(const void *vbuf, size_t len, const char *name, vae_dataset **
                 memcpy(&v, &u, 8);
             }
             int bad = to_f32(v, &d->f32[i]);
-            if (bad) {
-                vae_dataset_free(d);
-                return vaed_err_set(err, VAED_EINVAL, NULL, "%s: row %zu, column %zu %s", name,
-                                    i / dim + 1, i % dim + 1,
-                                    bad == 1 ? "is not a finite number" : "is out of float32 range");
-            }
+            if (bad)
+                return bad_element(d, bad, name, "row", "column", i, dim, err);
         }
     }
     *out = d;
