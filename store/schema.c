@@ -11,7 +11,14 @@
  *     the queue index on jobs and an index on schedule events' effective step.
  * v3: metrics_sum, the min/max pyramid of the metrics (store/pyramid.h), built in
  *     the same transaction for the rows already there: SQL cannot say "the earliest
- *     step holding the minimum" cheaply, so that step is C (migration_fn). */
+ *     step holding the minimum" cheaply, so that step is C (migration_fn).
+ * v4: datasets, the registry of POST /v1/datasets; checkpoint kind 'fork' (the state a
+ *     forked job starts from, copied from its parent). SQLite cannot alter a CHECK
+ *     constraint, and rebuilding checkpoints would copy every blob, so the C step
+ *     widens it in place by the procedure SQLite documents for loosening a CHECK
+ *     ("Making Other Kinds Of Table Schema Changes"): rewrite the table's SQL text in
+ *     sqlite_master under writable_schema and bump schema_version. No stored row
+ *     changes meaning, since the new check accepts every value the old one did. */
 #include <sqlite3.h>
 #include <stdio.h>
 
@@ -87,12 +94,75 @@ static const char *const migrations[] = {
     "  agg BLOB NOT NULL,"
     "  PRIMARY KEY (job, lvl, bucket)"
     ") WITHOUT ROWID;",
+    /* v4 */
+    "CREATE TABLE datasets ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  source TEXT NOT NULL CHECK (source IN ('file','upload')),"
+    "  spec TEXT NOT NULL CHECK (json_valid(spec)),"
+    "  info TEXT NOT NULL CHECK (json_valid(info)),"
+    "  size INTEGER NOT NULL,"
+    "  created_at REAL NOT NULL"
+    ");",
 };
+
+static int exec_all(sqlite3 *db, const char *sql, vaed_err *err)
+{
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return store_dberr(err, db, "%s", sql);
+    return 0;
+}
+
+/* v4: checkpoints.kind also accepts 'fork' (see the header comment for why in place). */
+static int ckpt_kind_fork(sqlite3 *db, vaed_err *err)
+{
+    static const char old_check[] = "'manual','pause'))";
+    static const char new_check[] = "'manual','pause','fork'))";
+    sqlite3_stmt *s = NULL;
+    int version = 0, rc;
+    if (sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_finalize(s);
+        return store_dberr(err, db, "reading schema_version");
+    }
+    version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if ((rc = exec_all(db, "PRAGMA writable_schema = ON", err)) != 0)
+        return rc;
+    s = NULL;
+    rc = sqlite3_prepare_v2(db,
+                            "UPDATE sqlite_master SET sql = replace(sql, ?1, ?2) "
+                            "WHERE type = 'table' AND name = 'checkpoints' AND instr(sql, ?1) > 0",
+                            -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, old_check, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, new_check, -1, SQLITE_STATIC);
+        rc = sqlite3_step(s);
+    }
+    int changed = rc == SQLITE_DONE ? sqlite3_changes(db) : -1;
+    sqlite3_finalize(s);
+    if (changed != 1) {
+        int r = changed < 0 ? store_dberr(err, db, "widening checkpoints.kind")
+                            : vaed_err_set(err, VAED_EDB, "",
+                                           "checkpoints table does not have the expected "
+                                           "kind check; refusing to rewrite it");
+        sqlite3_exec(db, "PRAGMA writable_schema = OFF", NULL, NULL, NULL);
+        return r;
+    }
+    /* The schema cookie must change so every connection re-reads the schema. The
+     * number is ours, so formatting it into the PRAGMA is safe. */
+    char bump[64];
+    snprintf(bump, sizeof bump, "PRAGMA schema_version = %d", version + 1);
+    rc = exec_all(db, bump, err);
+    sqlite3_exec(db, "PRAGMA writable_schema = OFF", NULL, NULL, NULL);
+    return rc;
+}
 
 /* A C step run after migrations[v]'s SQL, in the same transaction; NULL = none. */
 static int (*const migration_fn[])(sqlite3 *, vaed_err *) = {
     NULL, NULL, NULL,
     sum_build_all,   /* v3 */
+    ckpt_kind_fork,  /* v4 */
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION + 1,

@@ -16,6 +16,9 @@
  *       lvl, per bucket of STORE_SUM_WIDTH(lvl) steps, the row count and, for each
  *       metric column, the min and the max and the steps holding them. The writer
  *       keeps it in the transaction that writes the rows it summarises.
+ *   datasets(id PK, name, source 'file'|'upload', spec JSON, info JSON, size,
+ *            created_at)  registered datasets (v4): spec is the dataset object a job
+ *       naming this dataset trains on, info its shape as GET /v1/datasets shows it
  * Times are unix seconds (REAL); 0 in a struct means "not set" (NULL in SQL).
  * BLOB arrays (kl_groups, kl_dims) are native-endian IEEE-754 doubles.
  *
@@ -62,7 +65,7 @@
 
 #include "vae/err.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef struct store store;
 
@@ -204,7 +207,8 @@ typedef void (*store_done_fn)(void *arg, int64_t job, int64_t step, int rc,
 typedef struct store_ckpt_put {
     int64_t job, step;
     double epoch;
-    const char *kind;           /* "periodic" | "epoch" | "final" | "manual" | "pause" */
+    const char *kind;           /* "periodic" | "epoch" | "final" | "manual" | "pause" |
+                                   "fork" (a forked job's starting state) */
     const void *blob;           /* borrowed: copied before return, unless give */
     size_t size;
     int give;                   /* 1: blob is malloc'd and passes to the store, which

@@ -977,7 +977,8 @@ int store_event_add(store *st, int64_t job, double requested_at, int64_t effecti
 
 int store_checkpoint_put(store *st, const store_ckpt_put *req, vaed_err *err)
 {
-    static const char *const kinds[] = {"periodic", "epoch", "final", "manual", "pause"};
+    static const char *const kinds[] = {"periodic", "epoch", "final", "manual", "pause",
+                                         "fork"};
     int known = 0;
     for (size_t i = 0; req->kind && i < sizeof kinds / sizeof kinds[0]; i++)
         known |= strcmp(req->kind, kinds[i]) == 0;

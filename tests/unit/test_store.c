@@ -968,7 +968,7 @@ static void test_migration_v2_v3(void)
     if (!st)
         return;
     db = raw_open(p);
-    CHECK(raw_int(db, "PRAGMA user_version") == 3, "not at v3: %lld",
+    CHECK(raw_int(db, "PRAGMA user_version") == STORE_SCHEMA_VERSION, "not upgraded: %lld",
           (long long)raw_int(db, "PRAGMA user_version"));
     int64_t l0 = raw_int(db, "SELECT count(*) FROM metrics_sum WHERE job = 3 AND lvl = 0");
     int64_t want0 = raw_int(db, "SELECT count(DISTINCT step >> 8) FROM metrics WHERE job = 3");
@@ -981,6 +981,64 @@ static void test_migration_v2_v3(void)
     ds_sweep(st, 3, r, n);
     ds_spikes(st, 3, hi, lo);
     close_ok(st);
+}
+
+/* A v3 database with a checkpoint: opening it migrates to v4, which widens the kind
+ * check in place. The old row is intact, 'fork' is accepted (through the store and in
+ * raw SQL), a kind outside the list is still refused by SQLite itself, the schema text
+ * says what it should, and the file passes integrity_check. */
+static void test_migration_v3_v4(void)
+{
+    char p[512];
+    path_of(p, sizeof p, "v3.db");
+    sqlite3 *db = raw_open(p);
+    int rc = SQLITE_OK;
+    for (int v = 1; v <= 3 && rc == SQLITE_OK; v++)
+        rc = sqlite3_exec(db, store_migration_sql(v), NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "PRAGMA user_version = 3;"
+                              "INSERT INTO jobs(id, name, spec, state, priority, queue_seq,"
+                              " created_at, updated_at) VALUES (5, 'v3', '{}', 'paused', 0, 1,"
+                              " 1, 1);"
+                              "INSERT INTO checkpoints VALUES (5, 40, 1.5, 2, 'pause', 3, x'010203');",
+                          NULL, NULL, NULL);
+    CHECK(rc == SQLITE_OK, "v3 database: %s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+
+    store *st = open_or_die("v3.db", NULL);
+    if (!st)
+        return;
+    vaed_err e;
+    unsigned char blob[5] = {9, 8, 7, 6, 5};
+    store_ckpt_put put = {.job = 5, .step = 41, .epoch = 1.6, .kind = "fork",
+                          .blob = blob, .size = sizeof blob, .wait = 1};
+    rc = store_checkpoint_put(st, &put, &e);
+    CHECK(rc == 0, "fork checkpoint after migration: %d %s", rc, e.msg);
+    close_ok(st);
+
+    db = raw_open(p);
+    CHECK(raw_int(db, "PRAGMA user_version") == 4, "not at v4: %lld",
+          (long long)raw_int(db, "PRAGMA user_version"));
+    CHECK(raw_int(db, "SELECT count(*) FROM checkpoints WHERE job = 5 AND step = 40 AND "
+                      "kind = 'pause' AND blob = x'010203'") == 1, "old checkpoint row changed");
+    CHECK(raw_int(db, "SELECT count(*) FROM checkpoints WHERE job = 5 AND kind = 'fork' AND "
+                      "size = 5") == 1, "fork checkpoint not stored");
+    CHECK(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'checkpoints' AND "
+                      "instr(sql, '''pause'',''fork''))') > 0") == 1,
+          "schema text of checkpoints not widened");
+    CHECK(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'datasets'") == 1,
+          "datasets table missing");
+    rc = sqlite3_exec(db, "INSERT INTO checkpoints VALUES (5, 50, 2, 3, 'bogus', 1, x'00')",
+                      NULL, NULL, NULL);
+    CHECK(rc == SQLITE_CONSTRAINT, "kind 'bogus' accepted by SQLite after migration: %d", rc);
+    sqlite3_stmt *s = NULL;
+    sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL);
+    CHECK(s && sqlite3_step(s) == SQLITE_ROW &&
+              strcmp((const char *)sqlite3_column_text(s, 0), "ok") == 0,
+          "integrity_check after v4 migration: %s",
+          s ? (const char *)sqlite3_column_text(s, 0) : "?");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
 }
 
 static void bench_downsample(store *st, int64_t job, int64_t N)
@@ -1658,6 +1716,7 @@ int main(void)
     test_metrics();
     test_downsample();
     test_migration_v2_v3();
+    test_migration_v3_v4();
     test_checkpoints();
     test_checkpoint_durability();
     test_verbatim_epochs_events();
