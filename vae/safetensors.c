@@ -1,0 +1,361 @@
+/* safetensors.c — see safetensors.h. A checkpoint blob's parameter section, cut into
+ * named tensors and written behind a safetensors header.
+ *
+ * The layout of the parameter buffer is the one layers_plan in model.c builds: every
+ * layer in order (encoder hidden layers, the latent head, decoder hidden layers, the
+ * output layer), each as W (out, in) row-major then b (out). The head has 2L outputs,
+ * [mu | logvar]; latent group g owns units [group_off[g], group_off[g+1]) of each half,
+ * so its rows of W and entries of b are contiguous and a group's head is a plain row
+ * slice. tests/unit/test_safetensors.c checks this copy of the layout against the
+ * offsets vae_model_new computes.
+ *
+ * The data width D is not in the spec (it comes from the dataset); it is solved from
+ * the parameter count, which is linear in D. */
+#include "safetensors.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "infer.h"
+#include "train.h"
+
+#define MAX_TENSORS (2 * VAE_MAX_LAYERS + 4 * VAE_MAX_GROUPS + 2 * VAE_MAX_LAYERS + 2)
+
+/* One layer of the plan: sizes, activation (-1 linear) and offsets of W and b. */
+typedef struct plan_layer {
+    long in, out;
+    int act;
+    long w, b;
+} plan_layer;
+
+typedef struct plan {
+    int n;                              /* layers, head and output included */
+    int head;                           /* index of the latent head */
+    plan_layer l[2 * VAE_MAX_LAYERS + 2];
+    long n_params;
+} plan;
+
+/* The layers of spec's model for data width D, as model.c's layers_plan lays them. */
+static void make_plan(plan *p, const vae_spec *s, long D)
+{
+    const vae_model_spec *ms = &s->model;
+    long L = vae_spec_latent(s), in = D, off = 0;
+    p->n = 0;
+    for (int i = 0; i < ms->n_enc; i++) {
+        p->l[p->n++] = (plan_layer){in, ms->enc[i], (int)ms->activation, 0, 0};
+        in = ms->enc[i];
+    }
+    p->head = p->n;
+    p->l[p->n++] = (plan_layer){in, 2 * L, -1, 0, 0};
+    in = L;
+    for (int i = 0; i < ms->n_dec; i++) {
+        p->l[p->n++] = (plan_layer){in, ms->dec[i], (int)ms->activation, 0, 0};
+        in = ms->dec[i];
+    }
+    p->l[p->n++] = (plan_layer){in, D, -1, 0, 0};
+    for (int i = 0; i < p->n; i++) {
+        p->l[i].w = off;
+        off += p->l[i].in * p->l[i].out;
+        p->l[i].b = off;
+        off += p->l[i].out;
+    }
+    p->n_params = off;
+}
+
+/* The model fingerprint of ckpt.c (FNV-1a over the shapes, groups, samples,
+ * likelihood and KL estimator), recomputed from the spec: ckpt.c keeps it static, so
+ * this is a copy; the unit test fails at once if the two ever differ, since every
+ * blob the engine writes would then be refused. */
+static uint64_t fnv(uint64_t h, int64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        h ^= (uint64_t)(v >> (8 * i)) & 0xff;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static uint64_t fingerprint(const plan *p, const vae_spec *s, long D)
+{
+    const vae_model_spec *ms = &s->model;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    h = fnv(h, D);
+    h = fnv(h, s->loss.samples);
+    h = fnv(h, ms->likelihood);
+    h = fnv(h, s->loss.kl);
+    h = fnv(h, ms->n_groups);
+    int off = 0;
+    h = fnv(h, off);
+    for (int g = 0; g < ms->n_groups; g++)
+        h = fnv(h, off += ms->groups[g]);
+    for (int i = 0; i < p->n; i++)
+        h = fnv(fnv(fnv(h, p->l[i].in), p->l[i].out), p->l[i].act);
+    return h;
+}
+
+static uint32_t rd_u32(const uint8_t *b) { uint32_t v; memcpy(&v, b, 4); return v; }
+static uint64_t rd_u64(const uint8_t *b) { uint64_t v; memcpy(&v, b, 8); return v; }
+
+/* Why vae_ckpt_params refused a blob, from the layout documented in ckpt.c (which
+ * answers only valid or not); called on the failure path only. */
+static int blob_reason(const uint8_t *b, size_t len, vaed_err *err)
+{
+    if (len < 204)
+        return vaed_err_set(err, VAED_EINVAL, NULL, "checkpoint: %zu bytes is too short", len);
+    if (memcmp(b, "VAEDCKPT", 8))
+        return vaed_err_set(err, VAED_EINVAL, NULL, "checkpoint: bad magic (not a vaed checkpoint)");
+    if (rd_u32(b + 8) != 1)
+        return vaed_err_set(err, VAED_EINVAL, NULL, "checkpoint: format version %" PRIu32
+                            ", expected 1", rd_u32(b + 8));
+    if (rd_u32(b + 12) != 200 || rd_u64(b + 16) != len)
+        return vaed_err_set(err, VAED_EINVAL, NULL,
+                            "checkpoint: truncated or padded (%zu bytes, header says %" PRIu64 ")",
+                            len, rd_u64(b + 16));
+    uint32_t want = rd_u32(b + len - 4), got = (uint32_t)crc32(0L, b, (uInt)(len - 4));
+    if (want != got)
+        return vaed_err_set(err, VAED_EINVAL, NULL,
+                            "checkpoint: checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32
+                            ")", want, got);
+    return vaed_err_set(err, VAED_EINVAL, NULL, "checkpoint: not a valid vaed checkpoint");
+}
+
+/* The data width D for which spec's model has n parameters: the count is
+ * c0 + D · slope with both read off the plans for D = 0 and D = 1. 0 when none. */
+static long solve_width(const vae_spec *s, long n)
+{
+    plan p0, p1;
+    make_plan(&p0, s, 0);
+    make_plan(&p1, s, 1);
+    long c0 = p0.n_params, slope = p1.n_params - p0.n_params;
+    if (slope <= 0 || n <= c0 || (n - c0) % slope)
+        return 0;
+    return (n - c0) / slope;
+}
+
+typedef struct tensor {
+    char name[40];
+    long shape[2];
+    int ndim;
+    long src;           /* first float in the parameter section */
+} tensor;
+
+static void add(tensor *t, int *nt, long src, long rows, long cols, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static void add(tensor *t, int *nt, long src, long rows, long cols, const char *fmt, ...)
+{
+    tensor *x = &t[(*nt)++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->name, sizeof x->name, fmt, ap);
+    va_end(ap);
+    x->src = src;
+    x->shape[0] = rows;
+    x->shape[1] = cols;
+    x->ndim = cols ? 2 : 1;
+}
+
+/* The tensors in file order (see safetensors.h for the names). Each is a contiguous
+ * run of the parameter section, so the data section is a permutation of runs. */
+static int tensor_list(const plan *p, const vae_spec *s, tensor *t)
+{
+    const int G = s->model.n_groups;
+    const long L = p->l[p->head].out / 2;
+    int nt = 0;
+    for (int i = 0; i < p->n; i++) {
+        const plan_layer *l = &p->l[i];
+        if (i == p->head) {
+            /* rows [0, L) of the head are the means, [L, 2L) the log-variances */
+            long goff = 0;
+            for (int g = 0; g < G; g++) {
+                const long lg = s->model.groups[g];
+                const char *sfx = G > 1 ? "." : "";
+                char gi[16] = "";
+                if (G > 1)
+                    snprintf(gi, sizeof gi, "%d", g);
+                add(t, &nt, l->w + goff * l->in, lg, l->in, "z_mean%s%s.weight", sfx, gi);
+                add(t, &nt, l->b + goff, lg, 0, "z_mean%s%s.bias", sfx, gi);
+                add(t, &nt, l->w + (L + goff) * l->in, lg, l->in, "z_logvar%s%s.weight", sfx, gi);
+                add(t, &nt, l->b + L + goff, lg, 0, "z_logvar%s%s.bias", sfx, gi);
+                goff += lg;
+            }
+        } else if (i == p->n - 1) {
+            add(t, &nt, l->w, l->out, l->in, "output.weight");
+            add(t, &nt, l->b, l->out, 0, "output.bias");
+        } else {
+            const char *part = i < p->head ? "encoder" : "decoder";
+            int idx = 2 * (i < p->head ? i : i - p->head - 1);
+            add(t, &nt, l->w, l->out, l->in, "%s.%d.weight", part, idx);
+            add(t, &nt, l->b, l->out, 0, "%s.%d.bias", part, idx);
+        }
+    }
+    return nt;
+}
+
+/* json_object_set_new that remembers a failure (it steals v even when it fails). */
+static void put(json_t *o, const char *key, json_t *v, int *bad)
+{
+    if (!v || json_object_set_new(o, key, v))
+        *bad = 1;
+}
+
+static json_t *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_t *str_printf(const char *fmt, ...)
+{
+    char buf[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return json_string(buf);
+}
+
+/* "__metadata__": the built-in keys, then extra. Returns 0 and OUT *out (new
+ * reference), or VAED_EINVAL (a bad extra pair) or VAED_ENOMEM with err set. */
+static int metadata(json_t **out, const vae_spec *s, const vae_ckpt_info *ci, long D,
+                    const char *const *extra, vaed_err *err)
+{
+    int bad = 0, rc = VAED_ENOMEM;
+    *out = NULL;
+    json_t *sj = vae_spec_to_json(s), *md = json_object();
+    char *stext = sj ? json_dumps(sj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_t *groups = json_array();
+    char *gtext = NULL;
+    if (!sj || !md || !stext || !groups) {
+        vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory writing the metadata");
+        goto fail;
+    }
+    for (int g = 0; g < s->model.n_groups; g++)
+        if (json_array_append_new(groups, json_integer(s->model.groups[g])))
+            bad = 1;
+    gtext = json_dumps(groups, JSON_COMPACT);
+    /* Enum names from the spec's own JSON, so there is one table of them (spec.c). */
+    json_t *model = json_object_get(sj, "model");
+    const char *lik = json_string_value(json_object_get(model, "likelihood"));
+    const char *act = json_string_value(json_object_get(model, "activation"));
+    put(md, "format", json_string("pt"), &bad);
+    put(md, "spec", json_string(stext), &bad);
+    put(md, "step", str_printf("%ld", ci->step), &bad);
+    put(md, "beta", str_printf("%.17g", ci->beta), &bad);
+    put(md, "likelihood", json_string(lik ? lik : "?"), &bad);
+    put(md, "activation", json_string(act ? act : "?"), &bad);
+    put(md, "latent_groups", gtext ? json_string(gtext) : NULL, &bad);
+    put(md, "data_width", str_printf("%ld", D), &bad);
+    put(md, "output",
+        json_string(s->model.likelihood == VAE_LIK_GAUSSIAN ? "mean" : "logits"), &bad);
+    if (bad) {
+        vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory writing the metadata");
+        goto fail;
+    }
+    for (int i = 0; extra && extra[i]; i += 2) {
+        if (!extra[i + 1] || json_object_get(md, extra[i])) {
+            rc = vaed_err_set(err, VAED_EINVAL, "extra", "extra: metadata key \"%s\" %s",
+                              extra[i], extra[i + 1] ? "is already set" : "has no value");
+            goto fail;
+        }
+        put(md, extra[i], json_string(extra[i + 1]), &bad);
+        if (bad) {
+            rc = vaed_err_set(err, VAED_EINVAL, "extra",
+                              "extra: metadata \"%s\" is not UTF-8 text (or out of memory)",
+                              extra[i]);
+            goto fail;
+        }
+    }
+    json_decref(sj);
+    json_decref(groups);
+    free(stext);
+    free(gtext);
+    *out = md;
+    return 0;
+fail:
+    json_decref(sj);
+    json_decref(md);
+    json_decref(groups);
+    free(stext);
+    free(gtext);
+    return rc;
+}
+
+int vae_safetensors_from_ckpt(const vae_spec *spec, const void *blob, size_t len,
+                              const char *const *extra, void **out, size_t *out_len,
+                              vaed_err *err)
+{
+    *out = NULL;
+    *out_len = 0;
+    const float *params;
+    long n;
+    vae_ckpt_info ci;
+    if (vae_ckpt_params(blob, len, &params, &n) || vae_ckpt_peek(blob, len, &ci))
+        return blob_reason(blob, len, err);
+    const long D = solve_width(spec, n);
+    plan p;
+    if (D > 0)
+        make_plan(&p, spec, D);
+    if (D <= 0 || p.n_params != n)
+        return vaed_err_set(err, VAED_EINVAL, "spec",
+                            "spec: the checkpoint's %ld parameters fit no data width of this "
+                            "spec's model", n);
+    if (rd_u64((const uint8_t *)blob + 40) != fingerprint(&p, spec, D))
+        return vaed_err_set(err, VAED_EINVAL, "spec",
+                            "spec: the checkpoint is of another model (same parameter count, "
+                            "different activation, latent groups, samples, likelihood or KL)");
+
+    tensor t[MAX_TENSORS];
+    const int nt = tensor_list(&p, spec, t);
+    int rc, bad = 0;
+    char *htext = NULL;
+    uint8_t *buf = NULL;
+    json_t *md = NULL, *hdr = NULL;
+    if ((rc = metadata(&md, spec, &ci, D, extra, err)))
+        goto fail;
+    if (!(hdr = json_object())) {
+        json_decref(md);
+        goto nomem;
+    }
+    put(hdr, "__metadata__", md, &bad); /* md is stolen */
+    long off = 0;
+    for (int i = 0; i < nt; i++) {
+        long count = t[i].shape[0] * (t[i].ndim == 2 ? t[i].shape[1] : 1);
+        json_t *shape = t[i].ndim == 2 ? json_pack("[I,I]", (json_int_t)t[i].shape[0],
+                                                   (json_int_t)t[i].shape[1])
+                                       : json_pack("[I]", (json_int_t)t[i].shape[0]);
+        json_t *offs = json_pack("[I,I]", (json_int_t)(4 * off), (json_int_t)(4 * (off + count)));
+        put(hdr, t[i].name, json_pack("{s:s, s:o, s:o}", "dtype", "F32", "shape", shape,
+                                      "data_offsets", offs), &bad);
+        off += count;
+    }
+    if (bad || off != n || !(htext = json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+        goto nomem;
+    /* Pad the header with spaces so the data section starts 8-byte aligned. */
+    const size_t hlen = strlen(htext), hpad = (hlen + 7) & ~(size_t)7;
+    const size_t total = 8 + hpad + 4 * (size_t)n;
+    if (!(buf = malloc(total)))
+        goto nomem;
+    const uint64_t hp = hpad;
+    memcpy(buf, &hp, 8); /* little-endian: vae_ckpt_params refuses other hosts */
+    memcpy(buf + 8, htext, hlen);
+    memset(buf + 8 + hlen, ' ', hpad - hlen);
+    uint8_t *d = buf + 8 + hpad;
+    for (int i = 0; i < nt; i++) {
+        size_t bytes = 4 * (size_t)t[i].shape[0] * (size_t)(t[i].ndim == 2 ? t[i].shape[1] : 1);
+        memcpy(d, (const uint8_t *)params + 4 * (size_t)t[i].src, bytes);
+        d += bytes;
+    }
+    json_decref(hdr);
+    free(htext);
+    *out = buf;
+    *out_len = total;
+    return 0;
+nomem:
+    rc = vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory writing the safetensors file");
+fail:
+    json_decref(hdr);
+    free(htext);
+    free(buf);
+    return rc;
+}
