@@ -791,6 +791,8 @@ static int submit(store *st, struct op *o, int wait, int64_t *id, vaed_err *err)
     }
     o->t_enq = store_mono();
     o->next = NULL;
+    const int was_empty = st->head == NULL, was_urgent = st->urgent;
+    const int was_big = st->pending_bytes > URGENT_BYTES;
     if (st->tail)
         st->tail->next = o;
     else
@@ -800,7 +802,14 @@ static int submit(store *st, struct op *o, int wait, int64_t *id, vaed_err *err)
     st->pending_bytes += o->bytes;
     if (wait || o->kind == OP_CKPT)
         st->urgent = 1;
-    pthread_cond_signal(&st->work_cv);
+    /* Wake the writer only when this op changes when it should commit: the queue was
+     * empty (it sleeps without a deadline), or the batch just became urgent or big.
+     * Otherwise it already sleeps until the oldest op's deadline, which a newer op
+     * does not move; a wake per metric row would cost a context switch on a core the
+     * training needs, every step. */
+    if (was_empty || (st->urgent && !was_urgent) ||
+        (st->pending_bytes > URGENT_BYTES && !was_big))
+        pthread_cond_signal(&st->work_cv);
     if (wait)
         while (!w.done)
             pthread_cond_wait(&st->done_cv, &st->mu);
