@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "daemon/bus.h"
+#include "daemon/fork.h"
 #include "daemon/log.h"
 #include "vae/report.h"
 #include "vae/spec.h"
@@ -310,6 +311,12 @@ static int replay_events(run *r, vaed_err *err)
             return vaed_err_set(err, VAED_EINVAL, NULL,
                                 "recorded schedule change %lld cannot be read back",
                                 (long long)ev->seq);
+        /* A fork's own schedule (its 'submit' event at its first step, daemon/fork.h) is
+         * put in force only when it differs from the one its checkpoint carries: putting
+         * the same schedule again would restart a controller's state, and a fork with no
+         * overrides must continue exactly as its parent did. */
+        if (!strcmp(ev->source, "submit") && fork_same_schedule(&s, vae_trainer_schedule(r->t)))
+            continue;
         apply_schedule(r, &s, 0, 0, NULL, NULL, NULL);
     }
     return 0;
@@ -473,6 +480,10 @@ static enum outcome run_job(jobs *J, job *jb, char *reason, size_t reason_len)
         free(blob);
         if (rc)
             goto failed;
+        /* A fork's starting checkpoint carries its parent's learning rate; the fork's
+         * own (its spec's, daemon/fork.h) is in force from its first step. */
+        if (!strcmp(meta.kind, "fork"))
+            vae_trainer_set_lr(r.t, spec.optimizer.lr);
         log_msg(LOG_INFO, "job %lld resumes from its checkpoint at step %ld", (long long)jb->id,
                 vae_trainer_step_index(r.t));
     } else if (rc != VAED_ENOTFOUND) {
@@ -481,10 +492,12 @@ static enum outcome run_job(jobs *J, job *jb, char *reason, size_t reason_len)
     vaed_err_clear(&err);
     if (store_events_list(J->st, jb->id, &r.events, &r.n_events, &err))
         goto failed;
-    /* keep the overrides that governed steps, in order */
+    /* keep the overrides that governed steps, in order, and a fork's starting schedule
+     * (a 'submit' event past step 0) */
     size_t k = 0;
     for (size_t i = 0; i < r.n_events; i++) {
-        if (!r.events[i].superseded && !strcmp(r.events[i].source, "override")) {
+        if (!r.events[i].superseded && (!strcmp(r.events[i].source, "override") ||
+                                        r.events[i].effective_step > 0)) {
             store_event tmp = r.events[k];
             r.events[k++] = r.events[i];
             r.events[i] = tmp;
@@ -896,7 +909,8 @@ static size_t estimate(const vae_spec *s)
     return vae_model_bytes(s, (int)D, s->train.batch_size) + data;
 }
 
-int jobs_submit(jobs *J, const json_t *doc, int64_t *id, vaed_err *err)
+/* jobs_submit of a spec document; fp says whether it is a fork (daemon/fork.h). */
+static int submit_spec(jobs *J, const json_t *doc, fork_plan *fp, int64_t *id, vaed_err *err)
 {
     vae_spec spec;
     int rc = vae_spec_parse(&spec, doc, err);
@@ -936,10 +950,13 @@ int jobs_submit(jobs *J, const json_t *doc, int64_t *id, vaed_err *err)
     char *stext = json_dumps(sj, JSON_COMPACT);
     json_decref(full);
     json_decref(sj);
-    store_job_new nj = {.name = spec.name, .spec = text, .priority = spec.priority};
+    store_job_new nj = {.name = spec.name, .spec = text, .priority = spec.priority,
+                        .parent_id = fp->parent, .parent_step = fp->step};
     rc = store_job_insert(J->st, &nj, id, err);
     if (rc == 0)
-        rc = store_event_add(J->st, *id, 0, 0, stext, "submit", 1, NULL, err);
+        rc = fork_commit(J->st, *id, fp, err); /* a fork's starting checkpoint; else no-op */
+    if (rc == 0)
+        rc = store_event_add(J->st, *id, 0, fp->step, stext, "submit", 1, NULL, err);
     free(stext);
     free(text);
     if (rc)
@@ -957,6 +974,19 @@ int jobs_submit(jobs *J, const json_t *doc, int64_t *id, vaed_err *err)
     pthread_mutex_unlock(&J->mu);
     log_msg(LOG_INFO, "job %lld queued: %s", (long long)*id, spec.name);
     return 0;
+}
+
+int jobs_submit(jobs *J, const json_t *doc, int64_t *id, vaed_err *err)
+{
+    /* A request with "from" becomes the child's full spec first (daemon/fork.h). */
+    json_t *forked = NULL;
+    fork_plan fp;
+    int rc = fork_prepare(J->st, doc, &forked, &fp, err);
+    if (rc == 0)
+        rc = submit_spec(J, forked ? forked : doc, &fp, id, err);
+    json_decref(forked);
+    fork_plan_free(&fp);
+    return rc;
 }
 
 /* The state of a job that is not in the table (finished, or unknown). */
@@ -1186,9 +1216,15 @@ int jobs_set_schedule(jobs *J, int64_t id, const sched_spec *s, int64_t *eff,
     double beta_now = 0.0;
     sched_spec n = *s;
     int rc = 0;
-    if (st == J_PAUSED) {
-        rc = paused_point(J, id, &step, &beta_now, &spe, err);
-    } else {
+    /* A paused job goes on from its newest checkpoint; so does a queued one that has
+     * one (a fork, or a job queued again after the daemon stopped): a change recorded at
+     * step 0 would be taken as already part of that checkpoint and never applied. */
+    rc = paused_point(J, id, &step, &beta_now, &spe, err);
+    if (rc == VAED_ENOTFOUND && st == J_QUEUED) {
+        vaed_err_clear(err);
+        rc = 0;
+        step = 0;
+        spe = 1;
         sched_state z = {0};
         beta_now = sched_beta(&initial, &z, 0, 1, 0.0);
     }
