@@ -9,7 +9,10 @@
  *             makes us buffer a body.
  *   body calls: append to a malloc'd buffer capped at max_body; crossing the cap
  *             answers 413 (or, if MHD refuses a response mid-body, discards the
- *             rest and answers 413 at the end).
+ *             rest and answers 413 at the end). A spooled route (spool_routes) writes
+ *             them to a file in spool_dir instead, capped at max_spool the same way;
+ *             the file is deleted on 413, on a write error, and at completion unless
+ *             the handler kept it (api_req_body_file_keep).
  *   last call (*upload_data_size == 0): run the route handler, queue its reply.
  *   NOTIFY_COMPLETED: access log, counters, free the api_req.
  *
@@ -37,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,6 +64,7 @@ typedef struct seg {
 typedef struct route {
     const char *method, *pattern;
     api_handler fn;
+    int spool; /* listed in api_config.spool_routes */
     size_t nseg;
     seg segs[MAX_SEGS];
 } route;
@@ -130,6 +135,10 @@ struct api_req {
     char *body;
     size_t len, cap;
     int discard; /* body past the cap or already answered: drop further chunks */
+
+    int spool_fd;       /* spooled route: the open body file, -1 when none */
+    char *spool_path;   /* its path; NULL when none or kept by the handler */
+    uint64_t spool_len;
 
     struct MHD_Response *resp; /* built by a reply, queued by queue_reply */
     unsigned status;
@@ -590,6 +599,32 @@ const char *api_header(const api_req *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+const char *api_req_body_file(const api_req *req, uint64_t *size)
+{
+    if (size)
+        *size = req->spool_len;
+    return req->spool_path;
+}
+
+void api_req_body_file_keep(api_req *req)
+{
+    free(req->spool_path);
+    req->spool_path = NULL;
+}
+
+/* Close and delete the spooled body, if any. */
+static void spool_drop(api_req *req)
+{
+    if (req->spool_fd >= 0)
+        close(req->spool_fd);
+    req->spool_fd = -1;
+    if (req->spool_path)
+        unlink(req->spool_path);
+    free(req->spool_path);
+    req->spool_path = NULL;
+    req->spool_len = 0;
+}
+
 const char *api_req_body(const api_req *req, size_t *len)
 {
     if (len)
@@ -892,15 +927,20 @@ static int answer_early(api_req *req)
         api_set_header(req, MHD_HTTP_HEADER_ALLOW, allow);
         return 1;
     }
+    int spool = srv->routes[req->route].spool;
+    if (spool && !srv->cfg.spool_dir) {
+        api_reply_error(req, 503, "unavailable", NULL, "uploads are not configured on this server");
+        return 1;
+    }
+    unsigned long long cap = spool ? (unsigned long long)srv->cfg.max_spool : srv->cfg.max_body;
     const char *cl = api_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
         char *end;
         errno = 0;
         unsigned long long n = strtoull(cl, &end, 10);
-        if (errno == 0 && end != cl && n > srv->cfg.max_body) {
+        if (errno == 0 && end != cl && n > cap) {
             api_reply_error(req, 413, "payload_too_large", NULL,
-                            "request body of %llu bytes exceeds the limit of %zu bytes", n,
-                            srv->cfg.max_body);
+                            "request body of %llu bytes exceeds the limit of %llu bytes", n, cap);
             return 1;
         }
     }
@@ -914,6 +954,59 @@ static void reply_too_big(api_req *req)
     req->len = req->cap = 0;
     api_reply_error(req, 413, "payload_too_large", NULL,
                     "request body exceeds the limit of %zu bytes", req->srv->cfg.max_body);
+}
+
+/* A body chunk of a spooled route: to the spool file, created on the first
+ * chunk. Crossing max_spool or failing to write answers at once and drops the file;
+ * later chunks are then discarded (req->discard). */
+static void spool_chunk(api_req *req, const char *data, size_t n)
+{
+    api_server *srv = req->srv;
+    if (n > srv->cfg.max_spool - req->spool_len) { /* spool_len <= max_spool always holds */
+        spool_drop(req);
+        req->discard = 1;
+        api_reply_error(req, 413, "payload_too_large", NULL,
+                        "upload exceeds the limit of %llu bytes",
+                        (unsigned long long)srv->cfg.max_spool);
+        queue_reply(req);
+        return;
+    }
+    if (req->spool_fd < 0) {
+        size_t plen = strlen(srv->cfg.spool_dir) + 32;
+        req->spool_path = xmalloc(plen);
+        snprintf(req->spool_path, plen, "%s/.spool-XXXXXX", srv->cfg.spool_dir);
+        req->spool_fd = mkostemp(req->spool_path, O_CLOEXEC); /* mode 0600 */
+        if (req->spool_fd < 0) {
+            int e = errno;
+            free(req->spool_path);
+            req->spool_path = NULL;
+            req->discard = 1;
+            api_reply_error(req, 500, "internal", NULL, "cannot create the upload file: %s",
+                            strerror(e));
+            queue_reply(req);
+            return;
+        }
+    }
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(req->spool_fd, data + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int e = w < 0 ? errno : EIO;
+            spool_drop(req);
+            req->discard = 1;
+            if (e == ENOSPC || e == EDQUOT)
+                api_reply_error(req, 507, "insufficient_storage", NULL,
+                                "no space left to store the upload");
+            else
+                api_reply_error(req, 500, "internal", NULL, "writing the upload: %s",
+                                strerror(e));
+            queue_reply(req);
+            return;
+        }
+        off += (size_t)w;
+    }
+    req->spool_len += n;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -930,6 +1023,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->method = method;
         req->path = xstrdup(url ? url : "");
         req->route = -1;
+        req->spool_fd = -1;
         *con_cls = req;
         if (answer_early(req)) {
             req->discard = 1;
@@ -942,6 +1036,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_size = 0;
         if (req->discard)
             return MHD_YES;
+        if (srv->routes[req->route].spool) {
+            spool_chunk(req, upload, n);
+            return MHD_YES;
+        }
         if (n > srv->cfg.max_body - req->len) { /* len <= max_body always holds */
             req->discard = 1;
             reply_too_big(req);
@@ -976,6 +1074,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!req->body) {
             req->body = xmalloc(1);
             req->body[0] = '\0';
+        }
+        if (req->spool_fd >= 0) { /* the whole body is in: the handler reads the file */
+            close(req->spool_fd);
+            req->spool_fd = -1;
         }
         srv->routes[req->route].fn(req);
     }
@@ -1033,6 +1135,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free(h->value);
         free(h);
     }
+    spool_drop(req);
     free(req->qk);
     free(req->qv);
     free(req->body);
@@ -1065,6 +1168,7 @@ void api_config_default(api_config *cfg)
     cfg->max_body = 1024 * 1024;
     cfg->access_log = 1;
     cfg->keepalive_ms = 1000;
+    cfg->max_spool = (uint64_t)256 << 20;
 }
 
 /* Split "host:port" / "[v6]:port" and resolve it numerically or by name. */
@@ -1183,6 +1287,21 @@ int api_server_start(const api_config *cfg, const api_route *routes, size_t nrou
                                   r->pattern);
                 goto fail;
             }
+    }
+
+    for (size_t k = 0; cfg->spool_routes && cfg->spool_routes[k]; k++) {
+        const char *sr = cfg->spool_routes[k], *sp = strchr(sr, ' ');
+        int hit = 0;
+        for (size_t i = 0; sp && i < nroutes; i++) {
+            route *r = &srv->routes[i];
+            if (strlen(r->method) == (size_t)(sp - sr) && !strncmp(sr, r->method, (size_t)(sp - sr)) &&
+                !strcmp(sp + 1, r->pattern))
+                r->spool = hit = 1;
+        }
+        if (!hit) {
+            rc = vaed_err_set(err, VAED_EINVAL, "routes", "spool route \"%s\" names no route", sr);
+            goto fail;
+        }
     }
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME;

@@ -69,16 +69,31 @@ typedef struct api_config {
     int access_log;              /* 1: one line per request (and MHD's errors) on stderr */
     unsigned keepalive_ms;       /* idle stream wake-up period (SSE keepalive) */
     void *user;                  /* handed to handlers through api_req_user() */
+    const char *const *spool_routes; /* "METHOD /pattern" of the routes whose body is
+                                    spooled to a file (below), NULL-terminated; each must
+                                    name a route of the table. NULL = none. Borrowed. */
+    const char *spool_dir;       /* where spooled bodies go; NULL = spooled routes answer
+                                    503. Borrowed like token. */
+    uint64_t max_spool;          /* spooled body cap in bytes; past it, 413 */
 } api_config;
+
+/* Spooled bodies (uploads). A route listed in api_config.spool_routes receives its body
+ * in a file instead of memory: written chunk by chunk as it arrives to a new file (mode
+ * 0600) in spool_dir, capped at max_spool bytes (413 past it, checked against
+ * Content-Length before any byte is read and again as bytes arrive; the partial file
+ * is deleted). The handler finds the file with api_req_body_file(); api_req_body() is
+ * then "" and api_body_json() sees an empty body. A disk error while spooling answers
+ * 507 insufficient_storage (ENOSPC, EDQUOT) or 500, the file deleted. */
 
 /* Defaults: listen 127.0.0.1:8080, threads 4, conn_limit 256, per_ip_limit 64,
  * timeout_s 30, conn_memory 64 KiB, max_body 1 MiB, no token, reads free, no CORS,
- * access_log on, keepalive_ms 1000, user NULL. */
+ * access_log on, keepalive_ms 1000, user NULL, spool_dir NULL, max_spool 256 MiB. */
 void api_config_default(api_config *cfg);
 
 /* Start serving. routes[0..nroutes) is copied (the strings are borrowed and must
  * outlive the server: string literals in practice). Returns 0 and sets *out, or
- * VAED_EINVAL (bad listen address, bad pattern, duplicate method+pattern) or
+ * VAED_EINVAL (bad listen address, bad pattern, duplicate method+pattern, a
+ * spool_routes entry that names no route) or
  * VAED_EIO (could not bind: the message names the address and the reason, e.g.
  * "listen: 127.0.0.1:8080: Address already in use"); *out is NULL on error and
  * nothing is left running. */
@@ -126,6 +141,16 @@ const char *api_header(const api_req *req, const char *name);
 /* The body as received: NUL-terminated (body[len] == 0), never NULL ("" when
  * empty). It may contain NUL bytes before len. */
 const char *api_req_body(const api_req *req, size_t *len /* OUT, may be NULL */);
+
+/* A spooled route's body: the path of the file holding it (NUL-terminated,
+ * valid until the request completes), or NULL when the body was empty or the route
+ * does not spool. OUT *size: its bytes (may be NULL). The layer deletes the file when
+ * the request completes, unless the handler called api_req_body_file_keep(). */
+const char *api_req_body_file(const api_req *req, uint64_t *size);
+
+/* The handler has moved (renamed) or deleted the spooled file itself: the layer must
+ * not delete that path any more (a new file may have taken the name since). */
+void api_req_body_file_keep(api_req *req);
 
 /* Parse the body as JSON (duplicate keys rejected). Returns 0 and *out (a new
  * reference, the caller's to json_decref), or on failure replies 400 bad_json

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/datasets.h"
 #include "api/events.h"
 #include "api/extra.h"
 #include "daemon/version.h"
@@ -605,6 +606,10 @@ static const api_route routes[] = {
     {"GET", "/v1/jobs/{id}/images/samples.png", api_h_web_samples},
     {"GET", "/metrics", api_h_prom},
     {"GET", "/v1/openapi.json", api_h_openapi},
+    {"GET", "/v1/datasets", api_h_datasets_list},
+    {"POST", "/v1/datasets", api_h_datasets_post},
+    {"GET", "/v1/datasets/{id}", api_h_datasets_get},
+    {"DELETE", "/v1/datasets/{id}", api_h_datasets_delete},
 };
 
 const api_route *api_routes(size_t *n)

@@ -9,6 +9,7 @@
  * A job struct lives while anyone refers to it: the table holds one reference, a
  * running worker one, each waiting caller one. The last job_unref frees it. */
 #include "daemon/jobs.h"
+#include "api/datasets.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -872,7 +873,7 @@ static int inside(const char *path, const char *dir)
  * inside can get "no such file" (422). */
 static int check_path(jobs *J, const char *path, const char *field, vaed_err *err)
 {
-    if (!path[0])
+    if (!path[0] || api_datasets_owns_path(path)) /* an uploaded dataset (api/datasets.h) */
         return 0;
     if (!J->cfg.data_dir)
         return vaed_err_set(err, VAED_EPERM, field,
@@ -913,7 +914,7 @@ static size_t estimate(const vae_spec *s)
 static int submit_spec(jobs *J, const json_t *doc, fork_plan *fp, int64_t *id, vaed_err *err)
 {
     vae_spec spec;
-    int rc = vae_spec_parse(&spec, doc, err);
+    int rc = api_datasets_spec_parse(J->st, &spec, doc, err); /* dataset.id → its file */
     if (rc)
         return rc;
     /* Resolve relative paths against the data directory, so the stored spec is the

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/datasets.h"
 #include "api/routes.h"
 #include "daemon/bus.h"
 #include "daemon/cmd.h"
@@ -31,7 +32,7 @@ typedef struct flag {
 
 enum { F_LISTEN, F_DB, F_WORKERS, F_THREADS, F_TOKEN, F_TOKEN_READS, F_DATA_DIR, F_MAXMEM,
        F_MAXQ, F_CORS, F_HTTP_THREADS, F_ACCESS_LOG, F_PORT_FILE, F_WAIT, F_MAXCONN,
-       F_PERIP, F_N };
+       F_PERIP, F_UPLOAD_DIR, F_MAX_UPLOAD, F_N };
 
 static flag flags[F_N] = {
     [F_LISTEN] = {"--listen", "VAED_LISTEN", "HOST:PORT", "address to serve on (port 0: any free port)", "127.0.0.1:8080"},
@@ -50,6 +51,8 @@ static flag flags[F_N] = {
     [F_ACCESS_LOG] = {"--access-log", "VAED_ACCESS_LOG", "0|1", "one log line per request", "1"},
     [F_PORT_FILE] = {"--port-file", "VAED_PORT_FILE", "FILE", "write the bound port here once listening", ""},
     [F_WAIT] = {"--control-wait", "VAED_CONTROL_WAIT", "SECONDS", "how long a control request waits for its job", "30"},
+    [F_UPLOAD_DIR] = {"--upload-dir", "VAED_UPLOAD_DIR", "DIR", "where uploaded datasets are kept (default: <db>.datasets beside the database)", ""},
+    [F_MAX_UPLOAD] = {"--max-upload", "VAED_MAX_UPLOAD", "MIB", "refuse dataset uploads larger than this (413)", "256"},
 };
 
 static int sig_pipe[2] = {-1, -1};
@@ -132,9 +135,11 @@ int cmd_serve(int argc, char **argv)
          maxmem = num_flag(F_MAXMEM, 1, 1L << 24), maxq = num_flag(F_MAXQ, 1, 1000000),
          http_threads = num_flag(F_HTTP_THREADS, 1, 256), token_reads = num_flag(F_TOKEN_READS, 0, 1),
          access_log = num_flag(F_ACCESS_LOG, 0, 1), wait_s = num_flag(F_WAIT, 1, 3600),
-         max_conn = num_flag(F_MAXCONN, 1, 100000), per_ip = num_flag(F_PERIP, 0, 100000);
+         max_conn = num_flag(F_MAXCONN, 1, 100000), per_ip = num_flag(F_PERIP, 0, 100000),
+         max_upload = num_flag(F_MAX_UPLOAD, 1, 1L << 24);
     if (workers < 0 || threads < 0 || maxmem < 0 || maxq < 0 || http_threads < 0 ||
-        token_reads < 0 || access_log < 0 || wait_s < 0 || max_conn < 0 || per_ip < 0)
+        token_reads < 0 || access_log < 0 || wait_s < 0 || max_conn < 0 || per_ip < 0 ||
+        max_upload < 0)
         return 2;
 
     if (pipe(sig_pipe) != 0) {
@@ -162,6 +167,14 @@ int cmd_serve(int argc, char **argv)
 
     if (store_open(&st, flags[F_DB].value, NULL, &err)) {
         log_msg(LOG_ERROR, "database %s: %s", flags[F_DB].value, err.msg);
+        goto done;
+    }
+    char upload_dir[4096];
+    snprintf(upload_dir, sizeof upload_dir, "%s", flags[F_UPLOAD_DIR].value);
+    if (!upload_dir[0])
+        snprintf(upload_dir, sizeof upload_dir, "%s.datasets", flags[F_DB].value);
+    if (api_datasets_init(flags[F_DATA_DIR].value, upload_dir, &err)) {
+        log_msg(LOG_ERROR, "%s", err.msg);
         goto done;
     }
     jobs_config jc;
@@ -198,6 +211,9 @@ int cmd_serve(int argc, char **argv)
     cfg.reads_need_token = (int)token_reads;
     cfg.access_log = (int)access_log;
     cfg.user = &actx;
+    cfg.spool_routes = api_datasets_spool_routes;
+    cfg.spool_dir = api_datasets_upload_dir();
+    cfg.max_spool = (uint64_t)max_upload << 20;
     if (flags[F_CORS].value[0]) {
         cors_buf = xstrdup(flags[F_CORS].value);
         size_t n = 1;

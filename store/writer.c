@@ -25,6 +25,7 @@
 
 #include "store/pyramid.h"
 #include "store/store_impl.h"
+#include "store/writer_call.h"
 
 #define URGENT_BYTES (8u << 20)      /* commit early past this much queued data */
 #define BACKOFF_MIN 0.1
@@ -33,7 +34,7 @@
 
 enum op_kind {
     OP_FLUSH, OP_METRICS, OP_EPOCH, OP_EVENT, OP_CKPT, OP_JOB_INSERT, OP_JOB_STATE,
-    OP_JOB_PROGRESS, OP_JOB_FRONT, OP_JOB_PRIO,
+    OP_JOB_PROGRESS, OP_JOB_FRONT, OP_JOB_PRIO, OP_CALL,
 };
 
 struct waiter {
@@ -65,6 +66,8 @@ struct op {
     char *s1, *s2;                   /* owned strings */
     void *blob;                      /* owned */
     size_t size;
+    store_call_fn call;              /* OP_CALL (writer_call.h): call(call_arg) */
+    void *call_arg;                  /* borrowed: the caller waits */
 };
 
 enum wstmt_id {
@@ -497,6 +500,11 @@ static int apply_op(store *st, struct op *o)
         if (rc == SQLITE_DONE)
             check_found(st, o);
         break;
+    case OP_CALL:
+        rc = o->call(st->wdb, o->call_arg, &o->rc, &o->out_id, o->msg, sizeof o->msg);
+        if (rc == SQLITE_DONE && o->rc)
+            run(w[W_ROLLBACK_TO], NULL); /* a refused call leaves nothing behind */
+        break;
     }
     return rc;
 }
@@ -505,7 +513,8 @@ static const char *kind_name(enum op_kind k)
 {
     static const char *const n[] = {"flush", "metrics", "epoch", "schedule event",
                                     "checkpoint", "job insert", "job state",
-                                    "job progress", "job requeue", "job priority"};
+                                    "job progress", "job requeue", "job priority",
+                                    "call"};
     return n[k];
 }
 
@@ -826,6 +835,14 @@ static int submit(store *st, struct op *o, int wait, int64_t *id, vaed_err *err)
 int store_flush(store *st, vaed_err *err)
 {
     return submit(st, op_new(OP_FLUSH, 0), 1, NULL, err);
+}
+
+int store_writer_call(store *st, store_call_fn fn, void *arg, int64_t *out_id, vaed_err *err)
+{
+    struct op *o = op_new(OP_CALL, 0);
+    o->call = fn;
+    o->call_arg = arg;
+    return submit(st, o, 1, out_id, err);
 }
 
 static const char *const state_names[] = {STORE_STATE_NAMES};

@@ -1,0 +1,301 @@
+/* datasets.c — the dataset registry's rows (see datasets.h).
+ *
+ * Writes are writer calls (writer_call.h): each runs on the one write connection, in
+ * its own savepoint, and the caller waits for the commit. A delete checks in the same
+ * call that no unfinished job uses the dataset, so the check and the delete see one
+ * state of the jobs table. Reads open a read-only connection for the call: the read
+ * pool's statements are store.c's own, and the registry is read rarely (a listing, a
+ * job submission naming a dataset), so a connection per call costs nothing that shows. */
+#include "store/datasets.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_impl.h"
+#include "store/writer_call.h"
+
+#define DS_COLS "id, name, source, spec, info, size, created_at"
+
+static const char SQL_GET[] = "SELECT " DS_COLS " FROM datasets WHERE id = ?1";
+static const char SQL_LIST[] = "SELECT " DS_COLS " FROM datasets ORDER BY id";
+static const char SQL_INSERT[] = "INSERT INTO datasets(name, source, spec, info, size, created_at) "
+                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+static const char SQL_SET_PATH[] = "UPDATE datasets SET spec = json_set(spec, '$.path', ?2) "
+                                   "WHERE id = ?1";
+/* Unfinished jobs whose dataset files are this dataset's: a job naming a dataset by id
+ * is stored with the resolved path (api/datasets.c), so the path is what ties them. */
+static const char SQL_USERS[] =
+    "WITH d(p, t) AS (SELECT json_extract(spec, '$.path'), json_extract(spec, '$.test_path') "
+    "                 FROM datasets WHERE id = ?1), "
+    "u(id, p, t) AS (SELECT id, json_extract(spec, '$.dataset.path'), "
+    "                json_extract(spec, '$.dataset.test_path') FROM jobs "
+    "                WHERE state IN ('queued', 'running', 'paused', 'interrupted') "
+    "                AND json_valid(spec)) "
+    "SELECT u.id FROM u, d WHERE u.p IN (d.p, d.t) OR u.t IN (d.p, d.t) ORDER BY u.id";
+static const char SQL_DELETE[] = "DELETE FROM datasets WHERE id = ?1";
+
+void store_dataset_clear(store_dataset *d)
+{
+    if (!d)
+        return;
+    free(d->name);
+    free(d->spec);
+    free(d->info);
+    memset(d, 0, sizeof *d);
+}
+
+void store_datasets_free(store_dataset *d, size_t n)
+{
+    for (size_t i = 0; d && i < n; i++)
+        store_dataset_clear(&d[i]);
+    free(d);
+}
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return xstrdup(t ? (const char *)t : "");
+}
+
+static void read_row(sqlite3_stmt *s, store_dataset *d)
+{
+    memset(d, 0, sizeof *d);
+    d->id = sqlite3_column_int64(s, 0);
+    d->name = col_dup(s, 1);
+    const unsigned char *src = sqlite3_column_text(s, 2);
+    snprintf(d->source, sizeof d->source, "%s", src ? (const char *)src : "");
+    d->spec = col_dup(s, 3);
+    d->info = col_dup(s, 4);
+    d->size = sqlite3_column_int64(s, 5);
+    d->created_at = sqlite3_column_double(s, 6);
+}
+
+/* ---- reads ---------------------------------------------------------------------- */
+
+static int ropen(store *st, sqlite3 **db, vaed_err *err)
+{
+    int rc = store_conn_open(db, st->path, st->opts.busy_timeout_ms, 0, err);
+    if (!rc && sqlite3_exec(*db, "PRAGMA query_only = ON", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = store_dberr(err, *db, "read connection");
+        sqlite3_close(*db);
+        *db = NULL;
+    }
+    return rc;
+}
+
+/* Rows of sql (with ?1 = id when id > 0) into a new array. */
+static int read_rows(store *st, const char *sql, int64_t id, store_dataset **out, size_t *n,
+                     vaed_err *err)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    store_dataset *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    *out = NULL;
+    *n = 0;
+    int rc = ropen(st, &db, err);
+    if (rc)
+        return rc;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+        rc = store_dberr(err, db, "reading datasets");
+        goto done;
+    }
+    if (id > 0)
+        sqlite3_bind_int64(s, 1, id);
+    int sr;
+    while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            /* one row per registered dataset: small, so the abort-on-failure policy */
+            cap = cap ? cap * 2 : 8;
+            store_dataset *q = realloc(arr, cap * sizeof *arr);
+            if (!q)
+                abort();
+            arr = q;
+        }
+        read_row(s, &arr[cnt++]);
+    }
+    if (sr != SQLITE_DONE)
+        rc = store_dberr(err, db, "reading datasets");
+done:
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    if (rc) {
+        store_datasets_free(arr, cnt);
+        return rc;
+    }
+    *out = arr;
+    *n = cnt;
+    return 0;
+}
+
+int store_dataset_get(store *st, int64_t id, store_dataset *d, vaed_err *err)
+{
+    store_dataset *arr;
+    size_t n;
+    memset(d, 0, sizeof *d);
+    int rc = read_rows(st, SQL_GET, id, &arr, &n, err);
+    if (rc)
+        return rc;
+    if (n == 0) {
+        free(arr);
+        return vaed_err_set(err, VAED_ENOTFOUND, "", "dataset %" PRId64 " not found", id);
+    }
+    *d = arr[0];
+    free(arr);
+    return 0;
+}
+
+int store_datasets_list(store *st, store_dataset **out, size_t *n, vaed_err *err)
+{
+    return read_rows(st, SQL_LIST, 0, out, n, err);
+}
+
+/* ---- writes --------------------------------------------------------------------- */
+
+/* Step a one-shot statement to its end; SQLITE_DONE or the failing code. */
+static int exec1(sqlite3_stmt *s)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        ;
+    return rc;
+}
+
+typedef struct ins_arg {
+    const store_dataset_new *nd;
+} ins_arg;
+
+static int do_insert(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, char *msg, size_t msgsz)
+{
+    const store_dataset_new *nd = ((ins_arg *)arg)->nd;
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(db, SQL_INSERT, -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_text(s, 1, nd->name ? nd->name : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, nd->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, nd->spec, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, nd->info, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, nd->size);
+    sqlite3_bind_double(s, 6, store_now());
+    rc = exec1(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return rc;
+    *out_id = sqlite3_last_insert_rowid(db);
+    if (!nd->path_dir)
+        return SQLITE_DONE;
+    char path[4096];
+    int w = snprintf(path, sizeof path, "%s/%" PRId64 ".%s", nd->path_dir, *out_id,
+                     nd->path_ext ? nd->path_ext : "bin");
+    if (w < 0 || (size_t)w >= sizeof path) {
+        *vrc = VAED_EINVAL;
+        snprintf(msg, msgsz, "upload path too long");
+        return SQLITE_DONE;
+    }
+    if ((rc = sqlite3_prepare_v2(db, SQL_SET_PATH, -1, &s, NULL)) != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(s, 1, *out_id);
+    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+    rc = exec1(s);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static int json_object_text(const char *text, const char *field, vaed_err *err)
+{
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    int ok = json_is_object(j);
+    json_decref(j);
+    return ok ? 0 : vaed_err_set(err, VAED_EINVAL, field, "%s: must be a JSON object", field);
+}
+
+int store_dataset_insert(store *st, const store_dataset_new *nd, int64_t *id, vaed_err *err)
+{
+    if (!nd->source || (strcmp(nd->source, "file") && strcmp(nd->source, "upload")))
+        return vaed_err_set(err, VAED_EINVAL, "source", "source: must be \"file\" or \"upload\"");
+    int rc = json_object_text(nd->spec, "spec", err);
+    if (rc || (rc = json_object_text(nd->info, "info", err)))
+        return rc;
+    ins_arg a = {nd};
+    return store_writer_call(st, do_insert, &a, id, err);
+}
+
+typedef struct del_arg {
+    int64_t id;
+    store_dataset *gone;
+    store_ds_users *users;
+} del_arg;
+
+static int do_delete(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, char *msg, size_t msgsz)
+{
+    del_arg *a = arg;
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(db, SQL_GET, -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(s, 1, a->id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        read_row(s, a->gone);
+    sqlite3_finalize(s);
+    if (rc == SQLITE_DONE) {
+        *vrc = VAED_ENOTFOUND;
+        snprintf(msg, msgsz, "dataset %" PRId64 " not found", a->id);
+        return SQLITE_DONE;
+    }
+    if (rc != SQLITE_ROW)
+        return rc;
+
+    if ((rc = sqlite3_prepare_v2(db, SQL_USERS, -1, &s, NULL)) != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(s, 1, a->id);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (a->users->n < STORE_DS_MAX_USERS)
+            a->users->ids[a->users->n] = sqlite3_column_int64(s, 0);
+        a->users->n++;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return rc;
+    if (a->users->n > 0) {
+        size_t used = (size_t)snprintf(msg, msgsz, "dataset %" PRId64 " is in use by job%s",
+                                       a->id, a->users->n > 1 ? "s" : "");
+        for (size_t i = 0; i < a->users->n && i < STORE_DS_MAX_USERS && used < msgsz; i++)
+            used += (size_t)snprintf(msg + used, msgsz - used, "%s %" PRId64, i ? "," : "",
+                                     a->users->ids[i]);
+        if (used < msgsz)
+            snprintf(msg + used, msgsz - used, " (queued, running or paused); delete it once "
+                                                "they have finished or been cancelled");
+        *vrc = VAED_ESTATE;
+        return SQLITE_DONE;
+    }
+
+    if ((rc = sqlite3_prepare_v2(db, SQL_DELETE, -1, &s, NULL)) != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(s, 1, a->id);
+    rc = exec1(s);
+    sqlite3_finalize(s);
+    *out_id = a->id;
+    return rc;
+}
+
+int store_dataset_delete(store *st, int64_t id, store_dataset *gone, store_ds_users *users,
+                         vaed_err *err)
+{
+    store_dataset g;
+    store_ds_users u;
+    memset(&g, 0, sizeof g);
+    memset(&u, 0, sizeof u);
+    del_arg a = {id, &g, &u};
+    int rc = store_writer_call(st, do_delete, &a, NULL, err);
+    if (users)
+        *users = u;
+    if (rc == 0 && gone)
+        *gone = g;
+    else
+        store_dataset_clear(&g);
+    return rc;
+}

@@ -1,0 +1,32 @@
+/* writer_call.h — a write run by the store's writer thread on the one write
+ * connection, for store modules beside writer.c (store/datasets.c). Internal to
+ * store/: it belongs with store_impl.h and is kept apart only so that the datasets
+ * module could add it without touching that shared header.
+ *
+ * The call is one operation of the writer's queue like any other: applied in enqueue
+ * order, inside its own savepoint of the batch transaction, and waited for (the
+ * caller blocks until the batch holding it is committed or has failed), so arg may
+ * live on the caller's stack. */
+#ifndef VAED_STORE_WRITER_CALL_H
+#define VAED_STORE_WRITER_CALL_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* Runs on the writer thread inside a savepoint. Returns SQLITE_DONE, or the SQLite code
+ * of a failing statement (the writer tells transient failures, which roll the batch
+ * back, from permanent ones, which drop this operation alone). A logical failure (no
+ * such row, a refused state) returns SQLITE_DONE with *vrc set to the VAED_E* code and
+ * msg (msgsz bytes) saying why; the savepoint is then rolled back. *out_id is handed
+ * back to the caller. Must not call any store_* function. */
+typedef int (*store_call_fn)(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, char *msg,
+                             size_t msgsz);
+
+/* Enqueue fn(arg) and wait for its commit. Returns 0 with *out_id (may be NULL) set,
+ * the *vrc the call reported (err says why), or VAED_EDB when the batch failed. */
+int store_writer_call(store *st, store_call_fn fn, void *arg, int64_t *out_id, vaed_err *err);
+
+#endif
