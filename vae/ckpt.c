@@ -75,6 +75,7 @@ static uint64_t fnv(uint64_t h, int64_t v)
     return h;
 }
 
+/* The model fingerprint of the header: reads only m's shape (see vae_ckpt_fits). */
 static uint64_t fingerprint(const vae_model *m)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
@@ -152,9 +153,12 @@ int vae_trainer_save(const vae_trainer *t, void **blob, size_t *len, vaed_err *e
     return 0;
 }
 
-/* Checks that need no trainer: size, magic, version, length, checksum. */
+/* Checks that need no trainer: byte order, size, magic, version, length, checksum and
+ * section sizes. Every entry point that reads a blob passes through here first. */
 static int check_blob(const uint8_t *b, size_t len, vaed_err *err)
 {
+    if (!little_endian())
+        return vaed_err_set(err, VAED_EINVAL, NULL, "checkpoints need a little-endian host");
     if (len < CKPT_HEADER + 4)
         return vaed_err_set(err, VAED_EINVAL, NULL, "checkpoint: %zu bytes is too short", len);
     if (memcmp(b, CKPT_MAGIC, 8))
@@ -178,14 +182,14 @@ static int check_blob(const uint8_t *b, size_t len, vaed_err *err)
 
 long vae_ckpt_step(const void *blob, size_t len)
 {
-    if (!little_endian() || check_blob(blob, len, NULL))
+    if (check_blob(blob, len, NULL))
         return -1;
     return (long)get_u64((const uint8_t *)blob + 24);
 }
 
 int vae_ckpt_peek(const void *blob, size_t len, vae_ckpt_info *out)
 {
-    if (!little_endian() || check_blob(blob, len, NULL))
+    if (check_blob(blob, len, NULL))
         return VAED_EINVAL;
     const uint8_t *b = blob;
     out->step = (long)get_u64(b + 24);
@@ -196,16 +200,26 @@ int vae_ckpt_peek(const void *blob, size_t len, vae_ckpt_info *out)
     return 0;
 }
 
-/* Declared in infer.h: the parameter section, in place, for inference without a
- * trainer. */
-int vae_ckpt_params(const void *blob, size_t len, const float **params, long *n)
+/* Declared in infer.h: the parameter section, in place, for inference and export
+ * without a trainer. */
+int vae_ckpt_params(const void *blob, size_t len, const float **params, long *n,
+                    vaed_err *err)
 {
-    if (!little_endian() || check_blob(blob, len, NULL))
-        return VAED_EINVAL;
+    int rc;
+    if ((rc = check_blob(blob, len, err)))
+        return rc;
     const uint8_t *b = blob;
     *n = (long)get_u64(b + 32);
     *params = (const float *)(const void *)(b + CKPT_HEADER + get_u32(b + 60));
     return 0;
+}
+
+/* Declared in infer.h. */
+int vae_ckpt_fits(const void *blob, size_t len, const vae_model *m)
+{
+    const uint8_t *b = blob;
+    return len >= CKPT_HEADER && get_u64(b + 32) == (uint64_t)m->n_params &&
+           get_u64(b + 40) == fingerprint(m);
 }
 
 /* Checks on the values themselves. The CRC tells a damaged blob from a whole one, not
@@ -258,12 +272,10 @@ int vae_trainer_load(vae_trainer *t, const void *blob, size_t len, vaed_err *err
 {
     const uint8_t *b = blob;
     int rc;
-    if (!little_endian())
-        return vaed_err_set(err, VAED_EINVAL, NULL, "checkpoints need a little-endian host");
     if ((rc = check_blob(b, len, err)))
         return rc;
     const vae_model *m = t->model;
-    if (get_u64(b + 32) != (uint64_t)m->n_params || get_u64(b + 40) != fingerprint(m))
+    if (!vae_ckpt_fits(b, len, m))
         return vaed_err_set(err, VAED_EINVAL, NULL,
                             "checkpoint: it is of another model (%llu parameters, this one %ld)",
                             (unsigned long long)get_u64(b + 32), m->n_params);

@@ -21,11 +21,11 @@ int vae_infer_model(vae_model **out, const vae_spec *spec, int D, int max_batch,
     *out = NULL;
     const float *p;
     long n;
-    if (vae_ckpt_params(blob, len, &p, &n))
-        return vaed_err_set(err, VAED_EINVAL, NULL, "checkpoint: not a valid vaed checkpoint");
-    vae_model *m = NULL;
-    int rc = vae_model_new(&m, spec, D, 0, max_batch, err);
+    int rc = vae_ckpt_params(blob, len, &p, &n, err);
     if (rc)
+        return rc;
+    vae_model *m = NULL;
+    if ((rc = vae_model_new(&m, spec, D, 0, max_batch, err)))
         return rc;
     if (n != m->n_params) {
         vaed_err_set(err, VAED_EINVAL, NULL,

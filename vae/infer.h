@@ -15,11 +15,27 @@
 #include "spec.h"
 
 /* The parameter section of a checkpoint blob (format: top of vae/ckpt.c), in place.
- * The blob is checked first (magic, version, length, checksum). OUT: *params points
- * into blob (borrowed, as long as blob lives; f32, little-endian, may be unaligned for
- * float access only on exotic hosts: copy it with memcpy), *n the parameter count.
- * Returns 0 or VAED_EINVAL when blob is not a valid checkpoint. Defined in ckpt.c. */
-int vae_ckpt_params(const void *blob, size_t len, const float **params, long *n);
+ * The blob is checked first, with the same checks every reader of a blob makes (byte
+ * order of the host, length, magic, version, length field, checksum, section sizes).
+ * OUT: *params points into blob (borrowed, as long as blob lives; f32, little-endian,
+ * may be unaligned for float access only on exotic hosts: copy it with memcpy), *n the
+ * parameter count. Returns 0, or VAED_EINVAL when blob is not a valid checkpoint, with
+ * err (may be NULL) saying why: "checkpoint: 10 bytes is too short", "checkpoint: bad
+ * magic ...", "checkpoint: format version ...", "checkpoint: truncated or padded ...",
+ * "checkpoint: checksum mismatch ...", "checkpoint: section sizes do not add up", or
+ * "checkpoints need a little-endian host"; *params and *n are then untouched.
+ * Defined in ckpt.c. */
+int vae_ckpt_params(const void *blob, size_t len, const float **params, long *n,
+                    vaed_err *err);
+
+/* 1 when blob, which vae_ckpt_params accepted, was written by a model of m's shape:
+ * the same parameter count and the same model fingerprint (FNV-1a over the layer
+ * shapes and activations, latent groups, samples, likelihood and KL estimator), so a
+ * blob of another activation or latent split is told apart even when the counts
+ * agree; else 0. Reads only m's shape — D, k, lik, klkind, n_groups, group_off,
+ * n_enc, enc[] and n_dec, dec[] (in, out, act) and n_params — so a vae_model with just
+ * those filled (no buffers) will do. Defined in ckpt.c: the one fingerprint there is. */
+int vae_ckpt_fits(const void *blob, size_t len, const vae_model *m);
 
 /* Build the model of spec for data of width D (not categorical: vocab 0) with room for
  * max_batch rows, and load the parameters of blob. Returns 0 and *out (free with

@@ -1,137 +1,80 @@
 /* safetensors.c — see safetensors.h. A checkpoint blob's parameter section, cut into
  * named tensors and written behind a safetensors header.
  *
- * The layout of the parameter buffer is the one layers_plan in model.c builds: every
+ * The layout of the parameter buffer is the one vae_model_new builds (model_shape below
+ * fills the same shape fields without allocating; model.c keeps its own private): every
  * layer in order (encoder hidden layers, the latent head, decoder hidden layers, the
  * output layer), each as W (out, in) row-major then b (out). The head has 2L outputs,
  * [mu | logvar]; latent group g owns units [group_off[g], group_off[g+1]) of each half,
  * so its rows of W and entries of b are contiguous and a group's head is a plain row
- * slice. tests/unit/test_safetensors.c checks this copy of the layout against the
- * offsets vae_model_new computes.
+ * slice. tests/unit/test_safetensors.c checks this layout against the offsets
+ * vae_model_new computes. The blob's checks and the model fingerprint are ckpt.c's own
+ * (vae_ckpt_params, vae_ckpt_fits), so the two cannot drift apart.
  *
  * The data width D is not in the spec (it comes from the dataset); it is solved from
  * the parameter count, which is linear in D. */
 #include "safetensors.h"
 
-#include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "infer.h"
 #include "train.h"
 
 #define MAX_TENSORS (2 * VAE_MAX_LAYERS + 4 * VAE_MAX_GROUPS + 2 * VAE_MAX_LAYERS + 2)
 
-/* One layer of the plan: sizes, activation (-1 linear) and offsets of W and b. */
-typedef struct plan_layer {
-    long in, out;
-    int act;
-    long w, b;
-} plan_layer;
-
-typedef struct plan {
-    int n;                              /* layers, head and output included */
-    int head;                           /* index of the latent head */
-    plan_layer l[2 * VAE_MAX_LAYERS + 2];
-    long n_params;
-} plan;
-
-/* The layers of spec's model for data width D, as model.c's layers_plan lays them. */
-static void make_plan(plan *p, const vae_spec *s, long D)
+/* The shape of spec's model for data width D, with no buffers: the fields vae_model_new
+ * fills before it allocates anything (model.c lays them out the same way; the unit test
+ * compares every offset with a real model's). It is also what vae_ckpt_fits reads to
+ * compare the blob's model fingerprint, so the fingerprint has one definition, in
+ * ckpt.c. Sizes only: vocab is left 0 (the categorical layout does not depend on it). */
+static void model_shape(vae_model *m, const vae_spec *s, int D)
 {
     const vae_model_spec *ms = &s->model;
-    long L = vae_spec_latent(s), in = D, off = 0;
-    p->n = 0;
+    memset(m, 0, sizeof *m);
+    m->D = D;
+    m->k = s->loss.samples;
+    m->lik = ms->likelihood;
+    m->klkind = s->loss.kl;
+    m->n_groups = ms->n_groups;
+    for (int g = 0; g < ms->n_groups; g++)
+        m->group_off[g + 1] = m->group_off[g] + ms->groups[g];
+    m->L = m->group_off[m->n_groups];
+    int in = D;
     for (int i = 0; i < ms->n_enc; i++) {
-        p->l[p->n++] = (plan_layer){in, ms->enc[i], (int)ms->activation, 0, 0};
+        m->enc[m->n_enc++] = (vae_layer){in, ms->enc[i], (int)ms->activation, 0, 0};
         in = ms->enc[i];
     }
-    p->head = p->n;
-    p->l[p->n++] = (plan_layer){in, 2 * L, -1, 0, 0};
-    in = L;
+    m->enc[m->n_enc++] = (vae_layer){in, 2 * m->L, -1, 0, 0};
+    in = m->L;
     for (int i = 0; i < ms->n_dec; i++) {
-        p->l[p->n++] = (plan_layer){in, ms->dec[i], (int)ms->activation, 0, 0};
+        m->dec[m->n_dec++] = (vae_layer){in, ms->dec[i], (int)ms->activation, 0, 0};
         in = ms->dec[i];
     }
-    p->l[p->n++] = (plan_layer){in, D, -1, 0, 0};
-    for (int i = 0; i < p->n; i++) {
-        p->l[i].w = off;
-        off += p->l[i].in * p->l[i].out;
-        p->l[i].b = off;
-        off += p->l[i].out;
+    m->dec[m->n_dec++] = (vae_layer){in, D, -1, 0, 0};
+    long off = 0;
+    for (int i = 0; i < m->n_enc + m->n_dec; i++) {
+        vae_layer *l = i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
+        l->w = off;
+        off += (long)l->in * l->out;
+        l->b = off;
+        off += l->out;
     }
-    p->n_params = off;
-}
-
-/* The model fingerprint of ckpt.c (FNV-1a over the shapes, groups, samples,
- * likelihood and KL estimator), recomputed from the spec: ckpt.c keeps it static, so
- * this is a copy; the unit test fails at once if the two ever differ, since every
- * blob the engine writes would then be refused. */
-static uint64_t fnv(uint64_t h, int64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        h ^= (uint64_t)(v >> (8 * i)) & 0xff;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
-static uint64_t fingerprint(const plan *p, const vae_spec *s, long D)
-{
-    const vae_model_spec *ms = &s->model;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    h = fnv(h, D);
-    h = fnv(h, s->loss.samples);
-    h = fnv(h, ms->likelihood);
-    h = fnv(h, s->loss.kl);
-    h = fnv(h, ms->n_groups);
-    int off = 0;
-    h = fnv(h, off);
-    for (int g = 0; g < ms->n_groups; g++)
-        h = fnv(h, off += ms->groups[g]);
-    for (int i = 0; i < p->n; i++)
-        h = fnv(fnv(fnv(h, p->l[i].in), p->l[i].out), p->l[i].act);
-    return h;
-}
-
-static uint32_t rd_u32(const uint8_t *b) { uint32_t v; memcpy(&v, b, 4); return v; }
-static uint64_t rd_u64(const uint8_t *b) { uint64_t v; memcpy(&v, b, 8); return v; }
-
-/* Why vae_ckpt_params refused a blob, from the layout documented in ckpt.c (which
- * answers only valid or not); called on the failure path only. */
-static int blob_reason(const uint8_t *b, size_t len, vaed_err *err)
-{
-    if (len < 204)
-        return vaed_err_set(err, VAED_EINVAL, NULL, "checkpoint: %zu bytes is too short", len);
-    if (memcmp(b, "VAEDCKPT", 8))
-        return vaed_err_set(err, VAED_EINVAL, NULL, "checkpoint: bad magic (not a vaed checkpoint)");
-    if (rd_u32(b + 8) != 1)
-        return vaed_err_set(err, VAED_EINVAL, NULL, "checkpoint: format version %" PRIu32
-                            ", expected 1", rd_u32(b + 8));
-    if (rd_u32(b + 12) != 200 || rd_u64(b + 16) != len)
-        return vaed_err_set(err, VAED_EINVAL, NULL,
-                            "checkpoint: truncated or padded (%zu bytes, header says %" PRIu64 ")",
-                            len, rd_u64(b + 16));
-    uint32_t want = rd_u32(b + len - 4), got = (uint32_t)crc32(0L, b, (uInt)(len - 4));
-    if (want != got)
-        return vaed_err_set(err, VAED_EINVAL, NULL,
-                            "checkpoint: checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32
-                            ")", want, got);
-    return vaed_err_set(err, VAED_EINVAL, NULL, "checkpoint: not a valid vaed checkpoint");
+    m->n_params = off;
 }
 
 /* The data width D for which spec's model has n parameters: the count is
- * c0 + D · slope with both read off the plans for D = 0 and D = 1. 0 when none. */
+ * c0 + D · slope with both read off the shapes for D = 0 and D = 1. 0 when none. */
 static long solve_width(const vae_spec *s, long n)
 {
-    plan p0, p1;
-    make_plan(&p0, s, 0);
-    make_plan(&p1, s, 1);
-    long c0 = p0.n_params, slope = p1.n_params - p0.n_params;
+    vae_model m0, m1;
+    model_shape(&m0, s, 0);
+    model_shape(&m1, s, 1);
+    long c0 = m0.n_params, slope = m1.n_params - m0.n_params;
     if (slope <= 0 || n <= c0 || (n - c0) % slope)
         return 0;
     return (n - c0) / slope;
@@ -162,34 +105,32 @@ static void add(tensor *t, int *nt, long src, long rows, long cols, const char *
 
 /* The tensors in file order (see safetensors.h for the names). Each is a contiguous
  * run of the parameter section, so the data section is a permutation of runs. */
-static int tensor_list(const plan *p, const vae_spec *s, tensor *t)
+static int tensor_list(const vae_model *m, tensor *t)
 {
-    const int G = s->model.n_groups;
-    const long L = p->l[p->head].out / 2;
+    const int G = m->n_groups, nl = m->n_enc + m->n_dec;
     int nt = 0;
-    for (int i = 0; i < p->n; i++) {
-        const plan_layer *l = &p->l[i];
-        if (i == p->head) {
+    for (int i = 0; i < nl; i++) {
+        const vae_layer *l = i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
+        if (i == m->n_enc - 1) {
             /* rows [0, L) of the head are the means, [L, 2L) the log-variances */
-            long goff = 0;
             for (int g = 0; g < G; g++) {
-                const long lg = s->model.groups[g];
+                const long goff = m->group_off[g], lg = m->group_off[g + 1] - goff;
                 const char *sfx = G > 1 ? "." : "";
                 char gi[16] = "";
                 if (G > 1)
                     snprintf(gi, sizeof gi, "%d", g);
                 add(t, &nt, l->w + goff * l->in, lg, l->in, "z_mean%s%s.weight", sfx, gi);
                 add(t, &nt, l->b + goff, lg, 0, "z_mean%s%s.bias", sfx, gi);
-                add(t, &nt, l->w + (L + goff) * l->in, lg, l->in, "z_logvar%s%s.weight", sfx, gi);
-                add(t, &nt, l->b + L + goff, lg, 0, "z_logvar%s%s.bias", sfx, gi);
-                goff += lg;
+                add(t, &nt, l->w + (m->L + goff) * l->in, lg, l->in, "z_logvar%s%s.weight", sfx,
+                    gi);
+                add(t, &nt, l->b + m->L + goff, lg, 0, "z_logvar%s%s.bias", sfx, gi);
             }
-        } else if (i == p->n - 1) {
+        } else if (i == nl - 1) {
             add(t, &nt, l->w, l->out, l->in, "output.weight");
             add(t, &nt, l->b, l->out, 0, "output.bias");
         } else {
-            const char *part = i < p->head ? "encoder" : "decoder";
-            int idx = 2 * (i < p->head ? i : i - p->head - 1);
+            const char *part = i < m->n_enc ? "encoder" : "decoder";
+            int idx = 2 * (i < m->n_enc ? i : i - m->n_enc);
             add(t, &nt, l->w, l->out, l->in, "%s.%d.weight", part, idx);
             add(t, &nt, l->b, l->out, 0, "%s.%d.bias", part, idx);
         }
@@ -290,24 +231,26 @@ int vae_safetensors_from_ckpt(const vae_spec *spec, const void *blob, size_t len
     const float *params;
     long n;
     vae_ckpt_info ci;
-    if (vae_ckpt_params(blob, len, &params, &n) || vae_ckpt_peek(blob, len, &ci))
-        return blob_reason(blob, len, err);
+    int rc, bad = 0;
+    if ((rc = vae_ckpt_params(blob, len, &params, &n, err)))
+        return rc;
+    if (vae_ckpt_peek(blob, len, &ci)) /* it makes the same checks: cannot happen */
+        return vaed_err_set(err, VAED_EINVAL, NULL, "checkpoint: not a valid vaed checkpoint");
     const long D = solve_width(spec, n);
-    plan p;
-    if (D > 0)
-        make_plan(&p, spec, D);
-    if (D <= 0 || p.n_params != n)
+    vae_model m;
+    if (D > 0 && D <= INT_MAX)
+        model_shape(&m, spec, (int)D);
+    if (D <= 0 || D > INT_MAX || m.n_params != n)
         return vaed_err_set(err, VAED_EINVAL, "spec",
                             "spec: the checkpoint's %ld parameters fit no data width of this "
                             "spec's model", n);
-    if (rd_u64((const uint8_t *)blob + 40) != fingerprint(&p, spec, D))
+    if (!vae_ckpt_fits(blob, len, &m))
         return vaed_err_set(err, VAED_EINVAL, "spec",
                             "spec: the checkpoint is of another model (same parameter count, "
                             "different activation, latent groups, samples, likelihood or KL)");
 
     tensor t[MAX_TENSORS];
-    const int nt = tensor_list(&p, spec, t);
-    int rc, bad = 0;
+    const int nt = tensor_list(&m, t);
     char *htext = NULL;
     uint8_t *buf = NULL;
     json_t *md = NULL, *hdr = NULL;

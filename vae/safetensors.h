@@ -45,10 +45,10 @@
  * key, value, key, value, ... strings added to "__metadata__" after the built-in keys;
  * a key that repeats a built-in or earlier one is refused (VAED_EINVAL, field "extra").
  *
- * The blob is checked (magic, version, length, checksum) and must be of spec's model:
- * its parameter count must fit the spec's layer sizes for some data width D, and its
- * model fingerprint must match (so a blob of another activation or latent split is
- * refused, not mislabelled). Parameter values are copied bit for bit, NaN included.
+ * The blob is checked by vae_ckpt_params (magic, version, length, checksum; its
+ * message is passed on) and must be of spec's model: its parameter count must fit the
+ * spec's layer sizes for some data width D, and vae_ckpt_fits must accept it (so a
+ * blob of another activation or latent split is refused, not mislabelled). Parameter values are copied bit for bit, NaN included.
  *
  * Returns 0 and OUT *out (malloc'd, caller frees) with OUT *out_len bytes; or
  * VAED_EINVAL (err says why: "checkpoint: ..." for the blob, "spec: ..." for a

@@ -231,7 +231,8 @@ static void check_model(const char *what, const vae_spec *s, vae_dataset *train)
     const vae_model *m = vae_trainer_model(t);
     const float *params;
     long n;
-    CHECK(vae_ckpt_params(blob, blen, &params, &n) == 0 && n == m->n_params, "%s: params", what);
+    CHECK(vae_ckpt_params(blob, blen, &params, &n, NULL) == 0 && n == m->n_params, "%s: params", what);
+    CHECK(vae_ckpt_fits(blob, blen, m), "%s: the blob does not fit its own model", what);
     CHECK(r.data_len == 4 * (uint64_t)n, "%s: data section %llu bytes for %ld parameters "
           "(weights only, no Adam moments)", what, (unsigned long long)r.data_len, n);
 
@@ -342,6 +343,27 @@ static void expect_refused(const char *what, const vae_spec *s, const void *blob
     free(out);
 }
 
+/* A damaged blob: the converter refuses it with exactly the reason vae_ckpt_params
+ * gives (there is one checker, in ckpt.c), which must name the damage. */
+static void expect_blob_refused(const char *what, const vae_spec *s, const void *blob,
+                                size_t len, const char *needle)
+{
+    expect_refused(what, s, blob, len, NULL, VAED_EINVAL, needle);
+    vaed_err want, got;
+    vaed_err_clear(&want);
+    vaed_err_clear(&got);
+    const float *p;
+    long n;
+    void *out = NULL;
+    size_t olen = 0;
+    CHECK(vae_ckpt_params(blob, len, &p, &n, &want) == VAED_EINVAL, "%s: params accepted it",
+          what);
+    vae_safetensors_from_ckpt(s, blob, len, NULL, &out, &olen, &got);
+    CHECK(!strcmp(got.msg, want.msg), "%s: converter says \"%s\", vae_ckpt_params \"%s\"",
+          what, got.msg, want.msg);
+    free(out);
+}
+
 static void check_errors(void)
 {
     vae_spec s = base_spec();
@@ -357,14 +379,23 @@ static void check_errors(void)
     CHECK(vae_trainer_save(t, &blob, &len, &err) == 0, "save: %s", err.msg);
     uint8_t *b = blob, *copy = xmalloc(len);
 
-    expect_refused("truncated by one byte", &s, b, len - 1, NULL, VAED_EINVAL, "truncated");
-    expect_refused("only 10 bytes", &s, b, 10, NULL, VAED_EINVAL, "too short");
+    /* Damaged blobs: refused with ckpt.c's own reason, word for word. */
+    expect_blob_refused("truncated by one byte", &s, b, len - 1, "truncated");
+    expect_blob_refused("only 10 bytes", &s, b, 10, "too short");
     memcpy(copy, b, len);
     copy[len / 2] ^= 0x10;
-    expect_refused("a flipped bit", &s, copy, len, NULL, VAED_EINVAL, "checksum");
+    expect_blob_refused("a flipped bit", &s, copy, len, "checksum");
     memcpy(copy, b, len);
     copy[0] = 'X';
-    expect_refused("bad magic", &s, copy, len, NULL, VAED_EINVAL, "magic");
+    expect_blob_refused("bad magic", &s, copy, len, "magic");
+    memcpy(copy, b, len);
+    copy[8] = 2; /* format version 2, re-sealed: only the version is wrong */
+    reseal(copy, len);
+    expect_blob_refused("another format version", &s, copy, len, "format version 2");
+    memcpy(copy, b, len);
+    copy[32] ^= 1; /* parameter count off by one, re-sealed */
+    reseal(copy, len);
+    expect_blob_refused("parameter count off by one", &s, copy, len, "section sizes");
 
     /* Blobs of other models: the same parameter count with the groups swapped or
      * another activation (caught by the fingerprint); another hidden size (no width
@@ -391,7 +422,7 @@ static void check_errors(void)
      * included. The blob is re-sealed so only the values changed. */
     const float *params;
     long n;
-    CHECK(vae_ckpt_params(b, len, &params, &n) == 0, "params");
+    CHECK(vae_ckpt_params(b, len, &params, &n, NULL) == 0, "params");
     memcpy(copy, b, len);
     size_t p0 = (size_t)((const uint8_t *)params - b);
     const uint32_t nan_bits = 0x7fc01234u, inf_bits = 0xff800000u;

@@ -171,7 +171,7 @@ static void test_infer(void)
     ((unsigned char *)blob)[len / 2] ^= 1;
     const float *p;
     long n;
-    CHECK(vae_ckpt_params(blob, len, &p, &n) == VAED_EINVAL, "damaged blob accepted");
+    CHECK(vae_ckpt_params(blob, len, &p, &n, NULL) == VAED_EINVAL, "damaged blob accepted");
     rc = vae_infer_model(&m, &s, D, B, blob, len, &err);
     CHECK(rc == VAED_EINVAL && !m, "damaged blob: rc=%d", rc);
     free(blob);
