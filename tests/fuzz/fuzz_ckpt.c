@@ -1,4 +1,5 @@
-/* fuzz_ckpt.c — libFuzzer target for checkpoint blobs (vae_trainer_load, vae_ckpt_peek).
+/* fuzz_ckpt.c — libFuzzer target for checkpoint blobs (vae_trainer_load, vae_ckpt_peek,
+ * and the safetensors converter vae_safetensors_from_ckpt).
  *
  * One small trainer is built once, from a tiny CSV dataset parsed in memory, and two
  * reference blobs are saved from it (at step 0 and mid-epoch after a few steps). Every
@@ -19,6 +20,12 @@
  *     learning rate > 0, step within the run, flags 0 or 1, finite state, and finite
  *     parameters unless the run had diverged).
  *
+ * The blobs of 1 and 3 also go through vae_safetensors_from_ckpt with the trainer's
+ * spec: it must refuse with a message and no output, or give a well-formed file (header
+ * length a multiple of 8 within the file, a JSON object header, a data section that is
+ * exactly the blob's parameters in some order); and a blob the trainer loads, being of
+ * this spec's model, must convert.
+ *
  * Seeds: run with FUZZ_CKPT_SEEDS=<dir> to write the reference blobs there
  * (tests/fuzz/corpus/ckpt/ holds them). */
 #include <math.h>
@@ -28,6 +35,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "vae/infer.h"
+#include "vae/safetensors.h"
 #include "vae/train.h"
 #include "vae/train_impl.h"
 
@@ -44,6 +53,7 @@ static const char csv_text[] = "0,0.5,1,0.25\n1,0,0.5,0.75\n0.1,0.2,0.3,0.4\n1,1
                                "0.6,0.4,0.2,0\n1,0.1,0.9,0.2\n";
 
 static vae_trainer *T;
+static vae_spec ckpt_spec; /* the trainer's, for the converter */
 static uint8_t *ref[2];
 static size_t ref_len[2];
 
@@ -63,6 +73,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     vae_metrics m;
     if (vae_spec_parse_text(&spec, spec_text, sizeof spec_text - 1, &e))
         die("spec", e.msg);
+    ckpt_spec = spec;
     if (vae_parse_csv(csv_text, sizeof csv_text - 1, 0, "fuzz.csv", &d, &e))
         die("csv", e.msg);
     if (vae_trainer_new_with_data(&T, &spec, d, NULL, &e))
@@ -153,11 +164,66 @@ static void check_loaded(void)
     }
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x, y;
+    memcpy(&x, a, 4);
+    memcpy(&y, b, 4);
+    return x < y ? -1 : x > y;
+}
+
+/* The converter on blob (loaded: the trainer accepted it). See the top of the file. */
+static void convert_checked(const uint8_t *blob, size_t len, int loaded)
+{
+    void *out = (void *)1;
+    size_t olen = 1;
+    vaed_err e;
+    vaed_err_clear(&e);
+    int rc = vae_safetensors_from_ckpt(&ckpt_spec, blob, len, NULL, &out, &olen, &e);
+    if (rc) {
+        if (!e.msg[0])
+            die("the converter refused without a message", NULL);
+        if (out || olen)
+            die("the converter left output behind on error", e.msg);
+        if (loaded)
+            die("the converter refused a blob the trainer loads", e.msg);
+        return;
+    }
+    const float *params;
+    long n;
+    if (vae_ckpt_params(blob, len, &params, &n, &e))
+        die("the converter accepted a blob vae_ckpt_params refuses", e.msg);
+    const uint8_t *f = out;
+    uint64_t N = 0;
+    if (olen >= 8)
+        memcpy(&N, f, 8);
+    if (olen < 8 || N % 8 || N > olen - 8 || olen - 8 - N != 4 * (uint64_t)n)
+        die("converter output: header length or data section size is wrong", NULL);
+    json_t *hdr = json_loadb((const char *)f + 8, N, 0, NULL);
+    if (!json_is_object(hdr))
+        die("converter output: the header is not a JSON object", NULL);
+    json_decref(hdr);
+    /* The data section is the parameters cut into tensors and reordered: the same
+     * multiset of 32-bit patterns. */
+    uint8_t *a = malloc(4 * (size_t)n + 1), *b = malloc(4 * (size_t)n + 1);
+    memcpy(a, f + 8 + N, 4 * (size_t)n);
+    memcpy(b, params, 4 * (size_t)n);
+    qsort(a, (size_t)n, 4, cmp_u32);
+    qsort(b, (size_t)n, 4, cmp_u32);
+    if (memcmp(a, b, 4 * (size_t)n))
+        die("converter output: the data section is not the blob's parameters", NULL);
+    free(a);
+    free(b);
+    free(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     vae_ckpt_info info;
     /* 1: as is */
-    if (load_checked(data, size) == 0) {
+    int loaded = load_checked(data, size) == 0;
+    convert_checked(data, size, loaded);
+    if (loaded) {
         size_t l;
         uint8_t *s = state(&l);
         if (l != size || memcmp(s, data, size))
@@ -192,7 +258,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(b + 16, &len, 8);
         uint32_t crc = (uint32_t)crc32(0L, b, (uInt)(size - 4));
         memcpy(b + size - 4, &crc, 4);
-        if (load_checked(b, size) == 0) {
+        loaded = load_checked(b, size) == 0;
+        convert_checked(b, size, loaded);
+        if (loaded) {
             if (vae_ckpt_peek(b, size, &info))
                 die("vae_ckpt_peek refuses a blob that loads", NULL);
             check_loaded();
