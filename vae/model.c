@@ -85,12 +85,17 @@ static void shape_from_spec(vae_model *m, const vae_spec *s, int D, int vocab)
     m->L = m->group_off[m->n_groups];
 }
 
+void vae_model_shape(vae_model *m, const vae_spec *spec, int D, int vocab)
+{
+    shape_from_spec(m, spec, D, vocab);
+    m->n_params = layers_plan(m, spec);
+}
+
 size_t vae_model_bytes(const vae_spec *spec, int D, int max_batch)
 {
     vae_model m;
-    shape_from_spec(&m, spec, D, 0);
-    long np = layers_plan(&m, spec);
-    return sizeof(float) * (4 * (size_t)np + workspace_floats(&m, max_batch));
+    vae_model_shape(&m, spec, D, 0);
+    return sizeof(float) * (4 * (size_t)m.n_params + workspace_floats(&m, max_batch));
 }
 
 int vae_model_new(vae_model **out, const vae_spec *spec, int D, int vocab, int max_batch,
@@ -103,8 +108,7 @@ int vae_model_new(vae_model **out, const vae_spec *spec, int D, int vocab, int m
         return vaed_err_set(err, VAED_EINVAL, "model.likelihood",
                             "categorical needs one-hot sequence data (dataset.format text)");
     vae_model *m = xcalloc(1, sizeof *m);
-    shape_from_spec(m, spec, D, vocab);
-    m->n_params = layers_plan(m, spec);
+    vae_model_shape(m, spec, D, vocab);
     m->max_batch = max_batch;
     size_t np = (size_t)m->n_params, nw = workspace_floats(m, max_batch);
     if (np > ((size_t)1 << 40) / 16 || nw > ((size_t)1 << 40) / 4) {

@@ -71,6 +71,12 @@ int vae_model_new(vae_model **out, const vae_spec *spec, int D, int vocab, int m
                   vaed_err *err);
 void vae_model_free(vae_model *m);
 
+/* Fill m's shape fields only — D, vocab, k, likelihood, KL kind, latent groups, the
+ * layers with their parameter offsets, n_params — exactly as vae_model_new lays them
+ * out, with no buffer (every pointer NULL). For readers of a parameter vector that
+ * need its layout without a model (safetensors export, size estimates). */
+void vae_model_shape(vae_model *m, const vae_spec *spec, int D, int vocab);
+
 /* Bytes vae_model_new would allocate (for job memory estimates before anything runs). */
 size_t vae_model_bytes(const vae_spec *spec, int D, int max_batch);
 

@@ -1,8 +1,8 @@
 /* safetensors.c — see safetensors.h. A checkpoint blob's parameter section, cut into
  * named tensors and written behind a safetensors header.
  *
- * The layout of the parameter buffer is the one vae_model_new builds (model_shape below
- * fills the same shape fields without allocating; model.c keeps its own private): every
+ * The layout of the parameter buffer is the one vae_model_new builds (vae_model_shape
+ * gives the same shape fields without allocating): every
  * layer in order (encoder hidden layers, the latent head, decoder hidden layers, the
  * output layer), each as W (out, in) row-major then b (out). The head has 2L outputs,
  * [mu | logvar]; latent group g owns units [group_off[g], group_off[g+1]) of each half,
@@ -27,53 +27,13 @@
 
 #define MAX_TENSORS (2 * VAE_MAX_LAYERS + 4 * VAE_MAX_GROUPS + 2 * VAE_MAX_LAYERS + 2)
 
-/* The shape of spec's model for data width D, with no buffers: the fields vae_model_new
- * fills before it allocates anything (model.c lays them out the same way; the unit test
- * compares every offset with a real model's). It is also what vae_ckpt_fits reads to
- * compare the blob's model fingerprint, so the fingerprint has one definition, in
- * ckpt.c. Sizes only: vocab is left 0 (the categorical layout does not depend on it). */
-static void model_shape(vae_model *m, const vae_spec *s, int D)
-{
-    const vae_model_spec *ms = &s->model;
-    memset(m, 0, sizeof *m);
-    m->D = D;
-    m->k = s->loss.samples;
-    m->lik = ms->likelihood;
-    m->klkind = s->loss.kl;
-    m->n_groups = ms->n_groups;
-    for (int g = 0; g < ms->n_groups; g++)
-        m->group_off[g + 1] = m->group_off[g] + ms->groups[g];
-    m->L = m->group_off[m->n_groups];
-    int in = D;
-    for (int i = 0; i < ms->n_enc; i++) {
-        m->enc[m->n_enc++] = (vae_layer){in, ms->enc[i], (int)ms->activation, 0, 0};
-        in = ms->enc[i];
-    }
-    m->enc[m->n_enc++] = (vae_layer){in, 2 * m->L, -1, 0, 0};
-    in = m->L;
-    for (int i = 0; i < ms->n_dec; i++) {
-        m->dec[m->n_dec++] = (vae_layer){in, ms->dec[i], (int)ms->activation, 0, 0};
-        in = ms->dec[i];
-    }
-    m->dec[m->n_dec++] = (vae_layer){in, D, -1, 0, 0};
-    long off = 0;
-    for (int i = 0; i < m->n_enc + m->n_dec; i++) {
-        vae_layer *l = i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
-        l->w = off;
-        off += (long)l->in * l->out;
-        l->b = off;
-        off += l->out;
-    }
-    m->n_params = off;
-}
-
 /* The data width D for which spec's model has n parameters: the count is
  * c0 + D · slope with both read off the shapes for D = 0 and D = 1. 0 when none. */
 static long solve_width(const vae_spec *s, long n)
 {
     vae_model m0, m1;
-    model_shape(&m0, s, 0);
-    model_shape(&m1, s, 1);
+    vae_model_shape(&m0, s, 0, 0);
+    vae_model_shape(&m1, s, 1, 0);
     long c0 = m0.n_params, slope = m1.n_params - m0.n_params;
     if (slope <= 0 || n <= c0 || (n - c0) % slope)
         return 0;
@@ -239,7 +199,7 @@ int vae_safetensors_from_ckpt(const vae_spec *spec, const void *blob, size_t len
     const long D = solve_width(spec, n);
     vae_model m;
     if (D > 0 && D <= INT_MAX)
-        model_shape(&m, spec, (int)D);
+        vae_model_shape(&m, spec, (int)D, 0);
     if (D <= 0 || D > INT_MAX || m.n_params != n)
         return vaed_err_set(err, VAED_EINVAL, "spec",
                             "spec: the checkpoint's %ld parameters fit no data width of this "
