@@ -412,7 +412,6 @@ int fork_commit(store *st, int64_t child, fork_plan *plan, vaed_err *err)
         snprintf(why, sizeof why, "its starting checkpoint (job %lld at step %lld) could not be "
                  "copied: %s", (long long)plan->parent, (long long)plan->step, err ? err->msg : "");
         store_job_set_state(st, child, "failed", why, NULL);
-        vaed_err_prefix(err, "from: ");
     }
     return rc;
 }
