@@ -238,16 +238,6 @@ int fork_same_schedule(const sched_spec *a, const sched_spec *b)
 
 /* ---- reading the parent ------------------------------------------------------------- */
 
-/* The learning rate in force in a checkpoint: the f64 at byte 112 of the layout at the
- * top of vae/ckpt.c (vae_ckpt_info does not carry it). Call only on a blob that
- * vae_ckpt_peek accepted: it checked the length, the checksum and the byte order. */
-static double blob_lr(const void *blob)
-{
-    double lr;
-    memcpy(&lr, (const unsigned char *)blob + 112, sizeof lr);
-    return lr;
-}
-
 /* "from.step: job 3 has no checkpoint at step 41; it has checkpoints at steps 0, 20,
  * 40 (GET /v1/jobs/3/checkpoints)". */
 static int no_checkpoint(store *st, int64_t parent, int64_t step, vaed_err *err)
@@ -376,7 +366,7 @@ int fork_prepare(store *st, const json_t *request, json_t **child, fork_plan *pl
     if (rc)
         goto done;
     fork_point pt = {.job = parent, .step = meta.step, .steps_per_epoch = info.steps_per_epoch,
-                     .beta = info.beta, .lr = blob_lr(blob), .schedule = sched, .name = pj.name};
+                     .beta = info.beta, .lr = info.lr, .schedule = sched, .name = pj.name};
     rc = fork_merge(pspec, request, &pt, child, err);
     if (rc)
         goto done;

@@ -22,7 +22,8 @@
  * Recovery: at start, jobs that were running or interrupted are queued again and
  * resume from their newest checkpoint; the schedule overrides recorded after that
  * checkpoint are re-applied at their recorded steps, so the steps after it are
- * computed again identically and their metric rows replaced. */
+ * computed again identically and their metric rows replaced. A fork's 'submit' event
+ * at its first step is replayed too, unless it equals the schedule in force. */
 #ifndef VAED_JOBS_H
 #define VAED_JOBS_H
 
@@ -58,7 +59,9 @@ int jobs_start(jobs **out, store *st, const jobs_config *cfg, vaed_err *err);
  * workers finish the step in progress first). Joins the workers and frees j. */
 void jobs_stop(jobs *j);
 
-/* Validate and queue a job spec (borrowed). Errors: VAED_EINVAL (422, err names the
+/* Validate and queue a job spec (borrowed). A doc with "from" is a fork
+ * (daemon/fork.h): 422 naming from.job, from.step or a field a fork cannot change.
+ * Errors: VAED_EINVAL (422, err names the
  * field), VAED_ETOOBIG (422 over --max-job-memory; 429 when the queue is full is
  * VAED_ESTATE with err.field "queue"), VAED_ENOTFOUND never. OUT *id. */
 int jobs_submit(jobs *j, const json_t *spec, int64_t *id, vaed_err *err);

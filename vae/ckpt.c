@@ -194,6 +194,7 @@ int vae_ckpt_peek(const void *blob, size_t len, vae_ckpt_info *out)
     const uint8_t *b = blob;
     out->step = (long)get_u64(b + 24);
     out->beta = get_f64(b + 96);
+    out->lr = get_f64(b + 112);
     out->rows = (long)get_u64(b + 48);
     out->batch = (long)get_u32(b + 56);
     out->steps_per_epoch = out->batch > 0 ? (out->rows + out->batch - 1) / out->batch : 0;

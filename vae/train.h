@@ -122,6 +122,7 @@ long vae_ckpt_step(const void *blob, size_t len);
 typedef struct vae_ckpt_info {
     long step;                  /* steps done */
     double beta;                /* beta of the last step */
+    double lr;                  /* learning rate in force */
     long rows, batch, steps_per_epoch;
 } vae_ckpt_info;
 /* Returns 0, or VAED_EINVAL when blob is not a valid checkpoint. */
