@@ -929,7 +929,8 @@ static int answer_early(api_req *req)
     }
     int spool = srv->routes[req->route].spool;
     if (spool && !srv->cfg.spool_dir) {
-        api_reply_error(req, 503, "unavailable", NULL, "uploads are not configured on this server");
+        api_reply_error(req, 503, "unavailable", NULL,
+                        "uploads are not configured on this server");
         return 1;
     }
     unsigned long long cap = spool ? (unsigned long long)srv->cfg.max_spool : srv->cfg.max_body;
@@ -1291,10 +1292,11 @@ int api_server_start(const api_config *cfg, const api_route *routes, size_t nrou
 
     for (size_t k = 0; cfg->spool_routes && cfg->spool_routes[k]; k++) {
         const char *sr = cfg->spool_routes[k], *sp = strchr(sr, ' ');
+        size_t ml = sp ? (size_t)(sp - sr) : 0;
         int hit = 0;
         for (size_t i = 0; sp && i < nroutes; i++) {
             route *r = &srv->routes[i];
-            if (strlen(r->method) == (size_t)(sp - sr) && !strncmp(sr, r->method, (size_t)(sp - sr)) &&
+            if (strlen(r->method) == ml && !strncmp(sr, r->method, ml) &&
                 !strcmp(sp + 1, r->pattern))
                 r->spool = hit = 1;
         }

@@ -13,7 +13,8 @@
  *    response carries Content-Type: application/json.
  *  - Codes this layer emits itself: not_found (404), method_not_allowed (405,
  *    with Allow), unauthorized (401, with WWW-Authenticate: Bearer),
- *    payload_too_large (413), bad_json (400), unknown_param (400), internal (500).
+ *    payload_too_large (413), bad_json (400), unknown_param (400), internal (500);
+ *    for spooled routes also insufficient_storage (507) and unavailable (503).
  *  - Handlers run on MHD's pool threads, several at a time: they must be thread
  *    safe and must not block for long (a blocked handler stalls every other
  *    connection served by the same pool thread).
