@@ -5,6 +5,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,14 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
 #endif
+
+/* The parameter chunks the elementwise passes are shared out in (see par_job below). */
+#define PAR_CHUNK (64L * 1024) /* elements; a multiple of vae_adam_update's 4096 blocks */
+
+static long par_chunks(long n)
+{
+    return (n + PAR_CHUNK - 1) / PAR_CHUNK;
+}
 
 /* Streams of the job's seed; each use of randomness has its own so that one never
  * shifts another. */
@@ -147,7 +156,9 @@ int vae_trainer_new_with_data(vae_trainer **out, const vae_spec *spec, vae_datas
     t->mu_sum = calloc((size_t)L, sizeof(double));
     t->mu_sq = calloc((size_t)L, sizeof(double));
     t->kl_tmp = calloc((size_t)B * L, sizeof(double));
-    if (!t->perm || !t->kl_dim || !t->mu_var || !t->mu_sum || !t->mu_sq || !t->kl_tmp) {
+    t->chunk_sq = calloc((size_t)par_chunks(t->model->n_params), sizeof(double));
+    if (!t->perm || !t->kl_dim || !t->mu_var || !t->mu_sum || !t->mu_sq || !t->kl_tmp ||
+        !t->chunk_sq) {
         rc = vaed_err_set(err, VAED_ENOMEM, "dataset", "out of memory for %ld rows", t->N);
         goto fail;
     }
@@ -180,6 +191,7 @@ void vae_trainer_free(vae_trainer *t)
     free(t->mu_sum);
     free(t->mu_sq);
     free(t->kl_tmp);
+    free(t->chunk_sq);
     free(t);
 }
 
@@ -190,42 +202,65 @@ static void binarize_dynamic(float *x, long n, vae_rng *r)
         x[i] = vae_rng_uniform(r) < x[i] ? 1.0f : 0.0f;
 }
 
-/* The two elementwise passes over the parameter buffers, split in fixed halves (so the
- * sum of squares is the same whatever the timing). */
+/* The elementwise passes over the parameter buffers (Adam, the gradient norm), shared
+ * by the caller and the helper thread (vae/par.h) in chunks that each claims from a
+ * counter: whichever thread is not held up does more of them, so a helper that the
+ * scheduler preempts (OpenBLAS's idle worker spins on its core; in the daemon, HTTP
+ * threads come and go) no longer makes the whole step wait for its half. Each chunk's
+ * sum of squares goes to its own slot and the slots are added in chunk order, so the
+ * result does not depend on which thread did which chunk: runs stay bit-for-bit
+ * reproducible. */
+
 typedef struct par_job {
     vae_model *m;
     long n;
-    double sq[2];
+    double *sq;                 /* per chunk: Σ g² (before clipping) */
+    atomic_long next;           /* the next chunk to claim */
     const vae_optim_spec *o;
     double lr, clip;
     long t;
 } par_job;
 
-static void half(long n, int part, long *lo, long *hi)
+/* Claim the next chunk: 1 and its range, or 0 when none is left. */
+static int par_claim(par_job *j, long *c, long *lo, long *hi)
 {
-    long mid = (n / 2) & ~63L; /* a cache-line-aligned split */
-    *lo = part ? mid : 0;
-    *hi = part ? n : mid;
+    *c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+    *lo = *c * PAR_CHUNK;
+    if (*lo >= j->n)
+        return 0;
+    *hi = *lo + PAR_CHUNK < j->n ? *lo + PAR_CHUNK : j->n;
+    return 1;
+}
+
+/* Σ over the chunks, in chunk order. */
+static double par_total(const par_job *j)
+{
+    double s = 0.0;
+    for (long c = 0; c < par_chunks(j->n); c++)
+        s += j->sq[c];
+    return s;
 }
 
 static void par_sumsq(void *arg, int part, int nparts)
 {
     par_job *j = arg;
-    long lo, hi;
+    long c, lo, hi;
+    (void)part;
     (void)nparts;
-    half(j->n, part, &lo, &hi);
-    j->sq[part] = sum_squares(j->m->grads + lo, hi - lo);
+    while (par_claim(j, &c, &lo, &hi))
+        j->sq[c] = sum_squares(j->m->grads + lo, hi - lo);
 }
 
 static void par_adam(void *arg, int part, int nparts)
 {
     par_job *j = arg;
     vae_model *m = j->m;
-    long lo, hi;
+    long c, lo, hi;
+    (void)part;
     (void)nparts;
-    half(j->n, part, &lo, &hi);
-    j->sq[part] = vae_adam_update(m->params + lo, m->grads + lo, m->m + lo, m->v + lo, hi - lo,
-                                  j->o, j->lr, j->clip, j->t);
+    while (par_claim(j, &c, &lo, &hi))
+        j->sq[c] = vae_adam_update(m->params + lo, m->grads + lo, m->m + lo, m->v + lo,
+                                   hi - lo, j->o, j->lr, j->clip, j->t);
 }
 
 static const char *first_nonfinite(const vae_terms *tm)
@@ -287,23 +322,26 @@ int vae_trainer_step(vae_trainer *t, vae_metrics *mt, vaed_err *err)
         return vaed_err_set(err, VAED_EDIVERGED, NULL, "diverged at step %ld: %s is %g", t->step,
                             bad, v);
     }
-    /* Adam over both halves of the parameters at once. Clipping needs the global norm
+    /* Adam over the parameters on both threads at once. Clipping needs the global norm
      * first, so it costs a pass of its own; without it, the norm comes out of the Adam
      * pass itself, and a gradient that overflowed with a finite loss is caught right
      * after the update it spoiled (the run stops there all the same). */
     const long n = m->n_params;
     const vae_optim_spec *o = &t->spec.optimizer;
-    par_job pj = {.m = m, .n = n, .o = o, .lr = t->lr, .clip = 1.0, .t = t->step + 1};
+    par_job pj = {.m = m, .n = n, .sq = t->chunk_sq, .o = o, .lr = t->lr, .clip = 1.0,
+                  .t = t->step + 1};
+    atomic_init(&pj.next, 0);
     double gn2 = 0.0;
     if (o->clip_norm > 0) {
         vae_par_run(t->par, par_sumsq, &pj);
-        gn2 = pj.sq[0] + pj.sq[1];
+        gn2 = par_total(&pj);
+        atomic_store(&pj.next, 0);
         if (isfinite(gn2) && sqrt(gn2) > o->clip_norm)
             pj.clip = o->clip_norm / sqrt(gn2);
     }
     if (o->clip_norm <= 0 || isfinite(gn2)) {
         vae_par_run(t->par, par_adam, &pj);
-        gn2 = pj.sq[0] + pj.sq[1];
+        gn2 = par_total(&pj);
     }
     if (!isfinite(gn2)) {
         t->diverged = 1;

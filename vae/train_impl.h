@@ -27,6 +27,7 @@ struct vae_trainer {
     vae_par *par;               /* helper thread for the elementwise loops (NULL: none) */
     /* evaluation buffers, sized once */
     double *kl_dim, *mu_var, *mu_sum, *mu_sq, *kl_tmp;
+    double *chunk_sq;           /* per chunk of the parameters: Σ g² of the last pass */
 };
 
 void vae_trainer_order(vae_trainer *t, long epoch);
