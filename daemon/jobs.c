@@ -951,15 +951,34 @@ static int submit_spec(jobs *J, const json_t *doc, fork_plan *fp, int64_t *id, v
     char *stext = json_dumps(sj, JSON_COMPACT);
     json_decref(full);
     json_decref(sj);
+    if (!text || !stext) {
+        free(stext);
+        free(text);
+        return vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory writing the job spec");
+    }
     store_job_new nj = {.name = spec.name, .spec = text, .priority = spec.priority,
                         .parent_id = fp->parent, .parent_step = fp->step};
+    /* Both texts were just written from a parsed spec: a store that calls them invalid
+     * met a failed allocation (jansson's dump can drop a key then, SQLite's json_valid
+     * says 0), so the client hears that, not that its spec was wrong. */
     rc = store_job_insert(J->st, &nj, id, err);
+    int inserted = rc == 0;
+    if (rc == VAED_EINVAL)
+        rc = VAED_ENOMEM;
     if (rc == 0)
         rc = fork_commit(J->st, *id, fp, err); /* a fork's starting checkpoint; else no-op */
-    if (rc == 0)
-        rc = store_event_add(J->st, *id, 0, fp->step, stext, "submit", 1, NULL, err);
+    if (rc == 0 && (rc = store_event_add(J->st, *id, 0, fp->step, stext, "submit", 1, NULL,
+                                         err)) == VAED_EINVAL)
+        rc = VAED_ENOMEM;
     free(stext);
     free(text);
+    if (rc && inserted) {
+        /* The row is in the store but the submission failed: left queued, the next
+         * start of the daemon would run a job its client was told did not exist. */
+        char why[sizeof err->msg + 32];
+        snprintf(why, sizeof why, "submission failed: %s", err ? err->msg : "store error");
+        store_job_set_state(J->st, *id, "failed", why, NULL);
+    }
     if (rc)
         return rc;
     store_job sjb;
