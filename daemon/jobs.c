@@ -228,7 +228,7 @@ static int checkpoint(run *r, const char *kind, int wait, vaed_err *err)
         void *blob = NULL;
         size_t len = 0;
         int rc = vae_trainer_save(r->t, &blob, &len, err);
-        if (rc)
+        if (rc && (rc != VAED_ENOMEM || !wait))
             return rc;
         long step = vae_trainer_step_index(r->t);
         store_ckpt_put req = {
@@ -245,7 +245,8 @@ static int checkpoint(run *r, const char *kind, int wait, vaed_err *err)
             free(blob);
             return 0;
         }
-        rc = store_checkpoint_put(r->J->st, &req, err); /* the blob is the store's now */
+        if (rc == 0)
+            rc = store_checkpoint_put(r->J->st, &req, err); /* the blob is the store's now */
         if (rc == 0) {
             r->last_ckpt_step = step;
             r->last_ckpt_time = mono();
@@ -257,10 +258,13 @@ static int checkpoint(run *r, const char *kind, int wait, vaed_err *err)
         }
         pthread_mutex_lock(&r->J->mu);
         int stopping = r->J->stopping;
-        if (wait && rc == VAED_EDB && !stopping)
+        /* Out of memory (the blob, or the store's copy) passes like a failing disk:
+         * a job that trained to its end must not fail for one failed allocation. */
+        int retry = rc == VAED_EDB || rc == VAED_ENOMEM;
+        if (wait && retry && !stopping)
             snprintf(r->jb->storage_wait, sizeof r->jb->storage_wait, "%s", err->msg);
         pthread_mutex_unlock(&r->J->mu);
-        if (!wait || rc != VAED_EDB || stopping)
+        if (!wait || !retry || stopping)
             return rc;
         if (attempt == 0)
             log_msg(LOG_WARN, "job %lld: %s checkpoint waits for the store: %s",
