@@ -361,7 +361,15 @@ static void store_step(run *r, const vae_metrics *m)
         .n_groups = m->n_groups, .kl_groups = m->kl_group,
     };
     vaed_err err;
-    if (store_metrics_append(r->J->st, r->jb->id, &row, 1, &err))
+    /* A failed allocation is worth waiting out: a row not queued is a step missing from
+     * the job's metrics for good (nothing recomputes it unless the daemon restarts). */
+    int rc;
+    for (int tries = 0; (rc = store_metrics_append(r->J->st, r->jb->id, &row, 1, &err)) ==
+                            VAED_ENOMEM && tries < 50; tries++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (rc)
         log_msg(LOG_WARN, "job %lld: metrics not queued: %s", (long long)r->jb->id, err.msg);
 }
 
