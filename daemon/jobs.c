@@ -431,7 +431,15 @@ static void store_epoch_rows(run *r, const vae_epoch_metrics *e)
 static void set_state(jobs *J, int64_t id, const char *state, const char *reason)
 {
     vaed_err err;
-    if (store_job_set_state(J->st, id, state, reason, &err))
+    /* A few quick tries: a state write lost to one failed allocation would leave the
+     * store saying "running" about a job that has ended, until the daemon restarts. */
+    int rc;
+    for (int tries = 0; (rc = store_job_set_state(J->st, id, state, reason, &err)) != 0 &&
+                        (rc == VAED_ENOMEM || rc == VAED_EDB) && tries < 10; tries++) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (rc)
         log_msg(LOG_ERROR, "job %lld: could not record state %s: %s", (long long)id, state,
                 err.msg);
     bus_publish_state(J->cfg.bus, id, state, reason);
