@@ -768,7 +768,9 @@ int jobs_start(jobs **out, store *st, const jobs_config *cfg, vaed_err *err)
         store_job *sj = &l.jobs[i];
         vae_spec spec;
         vaed_err e2;
-        if (spec_from_text(sj->spec, &spec, &e2)) {
+        /* a second try first: jansson reports a failed allocation as a syntax error,
+         * and a job must not fail for good on a transient one */
+        if (spec_from_text(sj->spec, &spec, &e2) && spec_from_text(sj->spec, &spec, &e2)) {
             char why[600];
             snprintf(why, sizeof why, "stored spec no longer valid: %s", e2.msg);
             set_state(J, sj->id, "failed", why);
@@ -788,7 +790,8 @@ int jobs_start(jobs **out, store *st, const jobs_config *cfg, vaed_err *err)
             goto fail;
         for (size_t i = 0; i < l.n; i++) {
             vae_spec spec;
-            if (spec_from_text(l.jobs[i].spec, &spec, NULL) == 0) {
+            if (spec_from_text(l.jobs[i].spec, &spec, NULL) == 0 ||
+                spec_from_text(l.jobs[i].spec, &spec, NULL) == 0) {
                 job *jb = job_new(l.jobs[i].id, &spec, l.jobs[i].queue_seq, J_PAUSED);
                 jb->step = l.jobs[i].step;
                 table_add(J, jb);
