@@ -265,6 +265,19 @@ static int racquire(store *st, struct rconn **out, vaed_err *err)
 
 static void rrelease(store *st, struct rconn *c)
 {
+    /* A connection goes back to the pool outside any transaction: one left open (a
+     * COMMIT that failed for want of memory) would serve its old snapshot to every
+     * later read, and keep the WAL from being checkpointed. */
+    if (c->db && !sqlite3_get_autocommit(c->db))
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    if (c->db && !sqlite3_get_autocommit(c->db)) {
+        for (int k = 0; k < R_NSTMT; k++) {
+            sqlite3_finalize(c->stmt[k]);
+            c->stmt[k] = NULL;
+        }
+        sqlite3_close(c->db);
+        c->db = NULL;   /* reopened by the next racquire */
+    }
     pthread_mutex_lock(&st->mu);
     c->busy = 0;
     pthread_cond_signal(&st->pool_cv);
