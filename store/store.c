@@ -301,7 +301,9 @@ static int rdone(struct rconn *c, sqlite3_stmt *s, int step_rc, const char *what
                  vaed_err *err)
 {
     int rc = 0;
-    if (step_rc != SQLITE_DONE && step_rc != SQLITE_ROW)
+    if (step_rc == SQLITE_NOMEM)
+        rc = vaed_err_set(err, VAED_ENOMEM, "", "%s: out of memory", what);
+    else if (step_rc != SQLITE_DONE && step_rc != SQLITE_ROW)
         rc = store_dberr(err, c->db, "%s", what);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
@@ -452,10 +454,15 @@ static int collect_jobs(sqlite3_stmt *s, store_job_list *l, size_t max, int *mor
             break;
         }
         if (l->n == cap) {
-            cap = cap ? cap * 2 : 16;
-            l->jobs = realloc(l->jobs, cap * sizeof *l->jobs);
-            if (!l->jobs)
-                abort();   /* bounded by `limit` or by the live jobs: a small allocation */
+            /* sized by `limit` or by the number of live jobs: checked, not aborted on */
+            size_t ncap = cap ? cap * 2 : 16;
+            store_job *nj = realloc(l->jobs, ncap * sizeof *l->jobs);
+            if (!nj) {
+                sr = SQLITE_NOMEM;
+                break;
+            }
+            l->jobs = nj;
+            cap = ncap;
         }
         read_job(s, &l->jobs[l->n++]);
     }
@@ -966,11 +973,15 @@ static int collect(struct rconn *c, sqlite3_stmt *s, void **arr, size_t *n, size
     *n = 0;
     while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
         if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            void *q = realloc(*arr, cap * esz);
-            if (!q)
-                abort();
+            /* what is collected so far stays in *arr for the caller to free */
+            size_t ncap = cap ? cap * 2 : 16;
+            void *q = realloc(*arr, ncap * esz);
+            if (!q) {
+                sr = SQLITE_NOMEM;
+                break;
+            }
             *arr = q;
+            cap = ncap;
         }
         fn(s, (char *)*arr + *n * esz);
         (*n)++;
