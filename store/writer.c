@@ -869,6 +869,12 @@ static int check_json(const char *text, const char *field, vaed_err *err)
 {
     json_error_t je;
     json_t *j = text ? json_loads(text, JSON_DECODE_ANY, &je) : NULL;
+    /* jansson reports a failed allocation as a syntax error (or as nothing) on some
+     * paths: parse a text that failed once again before calling it invalid. */
+    if (!j && text)
+        j = json_loads(text, JSON_DECODE_ANY, &je);
+    if (!j && text && json_error_code(&je) == json_error_out_of_memory)
+        return vaed_err_set(err, VAED_ENOMEM, field, "out of memory checking the JSON");
     if (!j)
         return vaed_err_set(err, VAED_EINVAL, field, "not valid JSON: %s",
                             text ? je.text : "missing");
