@@ -102,8 +102,15 @@ int vae_trainer_save(const vae_trainer *t, void **blob, size_t *len, vaed_err *e
     json_t *sj = sched_to_json(&t->sched);
     char *stext = sj ? json_dumps(sj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(sj);
-    if (!stext)
+    /* jansson's dump drops an object key whose allocation fails and still returns
+     * the text: a blob is only written with a schedule that reads back. */
+    json_t *back = stext ? json_loads(stext, 0, NULL) : NULL;
+    int readable = back != NULL;
+    json_decref(back);
+    if (!readable) {
+        free(stext);
         return vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory writing the schedule");
+    }
     const size_t J = strlen(stext), n = (size_t)t->model->n_params;
     const size_t total = CKPT_HEADER + J + 3 * 4 * n + 4;
     uint8_t *b = malloc(total);

@@ -666,11 +666,19 @@ int sched_parse(sched_spec *out, const json_t *doc, const char *prefix, int allo
 
 /* ---- to JSON ----------------------------------------------------------------- */
 
+/* Set o[key] = v (stolen); a failed allocation sets *bad rather than leave a key out
+ * silently (a schedule missing its unit would read back as another schedule). */
+static void put(json_t *o, const char *key, json_t *v, int *bad)
+{
+    if (json_object_set_new(o, key, v))
+        *bad = 1;
+}
+
 /* Adds a number under key; jansson writes doubles with 17 significant digits, so
  * the value reads back bit for bit. */
-static void put_num(json_t *o, const char *key, double d)
+static void put_num(json_t *o, const char *key, double d, int *bad)
 {
-    json_object_set_new(o, key, json_real(d));
+    put(o, key, json_real(d), bad);
 }
 
 json_t *sched_to_json(const sched_spec *s)
@@ -679,72 +687,76 @@ json_t *sched_to_json(const sched_spec *s)
     static const char *const gran_names[] = {"step", "epoch"};
     int kind = (int)s->kind >= 0 && (int)s->kind < N_KINDS ? (int)s->kind : 0;
     json_t *o = json_object();
+    int bad = 0;
     if (!o)
         return NULL;
-    json_object_set_new(o, "kind", json_string(kind_names[kind]));
-    json_object_set_new(o, "unit", json_string(unit_names[s->unit == SCHED_STEPS]));
-    json_object_set_new(o, "granularity",
-                        json_string(gran_names[s->granularity == SCHED_PER_EPOCH]));
-    put_num(o, "start", s->start);
+    put(o, "kind", json_string(kind_names[kind]), &bad);
+    put(o, "unit", json_string(unit_names[s->unit == SCHED_STEPS]), &bad);
+    put(o, "granularity", json_string(gran_names[s->granularity == SCHED_PER_EPOCH]), &bad);
+    put_num(o, "start", s->start, &bad);
     /* An unresolved spec keeps its relative parts, so it round-trips through
      * sched_parse with allow_relative; a resolved one never has them. */
     if (s->origin_now)
-        json_object_set_new(o, "origin", json_string("now"));
+        put(o, "origin", json_string("now"), &bad);
     int from_str = s->from_current && s->kind != SCHED_PIECEWISE;
     switch ((enum sched_kind)kind) {
     case SCHED_CONSTANT:
-        put_num(o, "value", s->value);
+        put_num(o, "value", s->value, &bad);
         break;
     case SCHED_LINEAR:
     case SCHED_LOGISTIC:
     case SCHED_CYCLICAL:
         if (from_str)
-            json_object_set_new(o, "from", json_string("current"));
+            put(o, "from", json_string("current"), &bad);
         else
-            put_num(o, "from", s->from);
-        put_num(o, "to", s->to);
+            put_num(o, "from", s->from, &bad);
+        put_num(o, "to", s->to, &bad);
         if (kind == SCHED_LINEAR) {
-            put_num(o, "duration", s->duration);
+            put_num(o, "duration", s->duration, &bad);
         } else if (kind == SCHED_LOGISTIC) {
-            put_num(o, "k", s->k);
-            put_num(o, "midpoint", s->midpoint);
+            put_num(o, "k", s->k, &bad);
+            put_num(o, "midpoint", s->midpoint, &bad);
         } else {
             if (s->period > 0) {
-                put_num(o, "period", s->period);
+                put_num(o, "period", s->period, &bad);
             } else {
-                json_object_set_new(o, "cycles", json_integer((json_int_t)s->cycles));
-                put_num(o, "duration", s->duration);
+                put(o, "cycles", json_integer((json_int_t)s->cycles), &bad);
+                put_num(o, "duration", s->duration, &bad);
             }
-            put_num(o, "ratio", s->ratio);
-            json_object_set_new(o, "shape", json_string(shape_names[s->shape <= 2 ? s->shape : 0]));
+            put_num(o, "ratio", s->ratio, &bad);
+            put(o, "shape", json_string(shape_names[s->shape <= 2 ? s->shape : 0]), &bad);
         }
         break;
     case SCHED_PIECEWISE: {
         json_t *pts = json_array();
-        for (int i = 0; i < s->n_points && i < SCHED_MAX_POINTS; i++) {
+        for (int i = 0; pts && i < s->n_points && i < SCHED_MAX_POINTS; i++) {
             json_t *p = json_array();
-            json_array_append_new(p, json_real(s->points[i][0]));
+            bad |= json_array_append_new(p, json_real(s->points[i][0])) != 0;
             if (i == 0 && s->from_current)
-                json_array_append_new(p, json_string("current"));
+                bad |= json_array_append_new(p, json_string("current")) != 0;
             else
-                json_array_append_new(p, json_real(s->points[i][1]));
-            json_array_append_new(pts, p);
+                bad |= json_array_append_new(p, json_real(s->points[i][1])) != 0;
+            bad |= json_array_append_new(pts, p) != 0;
         }
-        json_object_set_new(o, "points", pts);
+        put(o, "points", pts, &bad);
         break;
     }
     case SCHED_CONTROLLER:
-        put_num(o, "target_kl", s->target_kl);
-        put_num(o, "kp", s->kp);
-        put_num(o, "ki", s->ki);
-        put_num(o, "min", s->min);
-        put_num(o, "max", s->max);
+        put_num(o, "target_kl", s->target_kl, &bad);
+        put_num(o, "kp", s->kp, &bad);
+        put_num(o, "ki", s->ki, &bad);
+        put_num(o, "min", s->min, &bad);
+        put_num(o, "max", s->max, &bad);
         break;
     case SCHED_CAPACITY:
-        put_num(o, "gamma", s->gamma);
-        put_num(o, "c_max", s->c_max);
-        put_num(o, "duration", s->duration);
+        put_num(o, "gamma", s->gamma, &bad);
+        put_num(o, "c_max", s->c_max, &bad);
+        put_num(o, "duration", s->duration, &bad);
         break;
+    }
+    if (bad) {
+        json_decref(o);
+        return NULL;
     }
     return o;
 }
