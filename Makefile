@@ -67,6 +67,11 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libvaed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The allocation-failure test counts and fails vaed's own allocations: it alone is
+# linked with malloc and friends (and the xmalloc family, to exempt it) wrapped.
+$(B)/tests/test_alloc_fail: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
+    -Wl,--wrap=strdup,--wrap=xmalloc,--wrap=xcalloc,--wrap=xstrdup
+
 run: deps
 	@$(MAKE) --no-print-directory all
 	$(VAED) serve
