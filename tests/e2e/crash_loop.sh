@@ -23,16 +23,17 @@ KILLS=${KILLS:-22}
 SEED=${CRASH_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 echo "crash_loop: seed $SEED (replay with CRASH_SEED=$SEED), $KILLS kills"
 R=$SEED
-rnd() { # N: a number in [0, N) from the seeded generator (an LCG; plenty for this)
+rnd() { # N: sets RND to a number in [0, N) from the seeded generator (an LCG; plenty
+    # for this). Not used as $(rnd): a subshell would not advance R.
     R=$(((R * 1103515245 + 12345) % 2147483648))
-    echo $(((R / 65536) % $1))
+    RND=$(((R / 65536) % $1))
 }
 DYADIC="0.125 0.25 0.375 0.5 0.625 0.75 0.875 1"
-pick_beta() { # a dyadic value, never the one in force
+pick_beta() { # sets NEW to a dyadic value, never the one in force
     while :; do
-        d_i=$(rnd 8)
-        d_v=$(echo $DYADIC | cut -d' ' -f$((d_i + 1)))
-        [ "$d_v" != "$1" ] && { echo "$d_v"; return; }
+        rnd 8
+        d_v=$(echo $DYADIC | cut -d' ' -f$((RND + 1)))
+        [ "$d_v" != "$1" ] && { NEW=$d_v; return; }
     done
 }
 
@@ -50,15 +51,17 @@ wait_stepping() { # ID SECONDS: until the job has trained a step in this daemon 
     done
 }
 
-# 1000 rows in batches of 20: 50 steps per epoch, 12 epochs, 600 steps. A checkpoint every
-# 2 steps keeps the store writing (and syncing) checkpoint blobs nearly all the time.
-# Monte Carlo KL with 2 samples draws many random numbers per step: a resume that
-# restored the generator at the wrong point would show at once.
-SPEC=$(tiny_spec crash 12 '{"train": {"batch_size": 20},
-    "model": {"latent": [3, 2]}, "loss": {"kl": "mc", "samples": 2},
+# 2000 rows in batches of 50: 40 steps per epoch, 40 epochs, 1600 steps; the kills take
+# about a third of them, the rest run on after the last one. A checkpoint every 2 steps
+# keeps the store writing (and syncing) checkpoint blobs nearly all the time. Monte
+# Carlo KL with 2 samples draws many random numbers per step: a resume that restored
+# the generator at the wrong point would show at once.
+SPEC=$(tiny_spec crash 40 '{"dataset": {"limit": 2000}, "train": {"batch_size": 50},
+    "model": {"encoder": [128], "decoder": [128], "latent": [3, 2]},
+    "loss": {"kl": "mc", "samples": 2},
     "schedule": {"kind": "constant", "value": 0},
     "checkpoint": {"every_steps": 2, "keep": 2, "every_seconds": 0}}')
-TOTAL=600
+TOTAL=1600
 start_daemon --threads 1
 submit "$SPEC"; J=$JOB
 
@@ -68,15 +71,13 @@ HITS=0
 PUTS=0
 k=0
 while [ $k -lt "$KILLS" ]; do
-    # spread the kills over the run whatever the machine's speed: the k-th once the job
-    # is past a random step within the k-th slice of the run
-    SLICE=$((TOTAL * 9 / 10 / KILLS))
-    TARGET=$((k * SLICE + 1 + $(rnd "$SLICE")))
-    wait_step "$J" "$TARGET" 60 || { fail "job $J did not reach step $TARGET"; break; }
+    # each kill once the restarted job trains again (not just recovered), after a
+    # random delay below
     wait_stepping "$J" 60 || { echo "job $J is $(jqb .state), not running: kill $k skipped"; break; }
+    TARGET=$(jqb .step)
     MODE=$((k % 3))
     if [ $MODE = 0 ]; then
-        NEW=$(pick_beta "$BETA")
+        pick_beta "$BETA"
         api PUT "/v1/jobs/$J/schedule" "{\"kind\": \"constant\", \"value\": $NEW}"
         if [ "$STATUS" = 200 ]; then
             BETA=$NEW
@@ -88,12 +89,14 @@ while [ $k -lt "$KILLS" ]; do
     else
         # sometimes a change that is not followed by a kill, so changes also live
         # through checkpoints and plain recovery
-        if [ "$(rnd 3)" = 0 ]; then
-            NEW=$(pick_beta "$BETA")
+        rnd 3
+        if [ "$RND" = 0 ]; then
+            pick_beta "$BETA"
             api PUT "/v1/jobs/$J/schedule" "{\"kind\": \"constant\", \"value\": $NEW}"
             [ "$STATUS" = 200 ] && { BETA=$NEW; PUTS=$((PUTS + 1)); }
         fi
-        D=$(rnd 120)
+        rnd 150
+        D=$RND
         sleep_ms "$D"
         WHAT="after $D ms"
     fi
@@ -103,7 +106,7 @@ while [ $k -lt "$KILLS" ]; do
     case $ST in running|queued) HITS=$((HITS + 1)) ;; esac
     CK=$(sqlite3 "$DB" "SELECT max(step) FROM checkpoints WHERE job = $J")
     ROWS=$(sqlite3 "$DB" "SELECT count(*) FROM metrics WHERE job = $J")
-    echo "SIGKILL $KILLED (target step $TARGET, $WHAT): job $ST, newest checkpoint ${CK:-none}, $ROWS rows"
+    echo "SIGKILL $KILLED (seen at step $TARGET, $WHAT): job $ST, newest checkpoint ${CK:-none}, $ROWS rows"
     [ $((KILLED % 3)) = 0 ] && integrity_ok "after SIGKILL $KILLED"
     start_daemon --threads 1
     k=$((k + 1))
