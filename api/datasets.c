@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "api/routes.h"
+#include "daemon/paths.h"
 #include "store/datasets.h"
 
 #define MAX_JSON_BODY (1u << 20) /* a registration document, like any JSON body */
@@ -85,56 +86,6 @@ const char *api_datasets_upload_dir(void) { return g_upload_dir; }
 
 /* ---- paths ------------------------------------------------------------------------ */
 
-/* The path with "." and ".." segments and repeated slashes taken out, by text alone.
- * out has room for n bytes; returns 0, or -1 if it does not fit. */
-static int lexical_normal(const char *path, char *out, size_t n)
-{
-    size_t len = 0;
-    const char *p = path;
-    while (*p) {
-        while (*p == '/')
-            p++;
-        const char *seg = p;
-        while (*p && *p != '/')
-            p++;
-        size_t sl = (size_t)(p - seg);
-        if (sl == 0 || (sl == 1 && seg[0] == '.'))
-            continue;
-        if (sl == 2 && seg[0] == '.' && seg[1] == '.') {
-            while (len > 0 && out[len - 1] != '/')
-                len--;
-            if (len > 0)
-                len--;
-            continue;
-        }
-        if (len + 1 + sl + 1 > n)
-            return -1;
-        out[len++] = '/';
-        memcpy(out + len, seg, sl);
-        len += sl;
-    }
-    if (len == 0)
-        out[len++] = '/';
-    out[len] = '\0';
-    return 0;
-}
-
-static int under(const char *path, const char *dir)
-{
-    size_t n = strlen(dir);
-    return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
-}
-
-int api_datasets_lexically_inside(const char *path, const char *dir)
-{
-    char full[PATH_MAX * 2], norm[PATH_MAX * 2];
-    if (path[0] == '/')
-        snprintf(full, sizeof full, "%s", path);
-    else
-        snprintf(full, sizeof full, "%s/%s", dir, path);
-    return lexical_normal(full, norm, sizeof norm) == 0 && under(norm, dir);
-}
-
 /* A registration's path (field names it): inside --data-dir by text and once resolved;
  * OUT real (PATH_MAX bytes) its real path. 403 outside or with no --data-dir, 422 when
  * it does not exist. */
@@ -142,22 +93,9 @@ static int check_path(const char *path, const char *field, char *real, vaed_err 
 {
     if (!g_data_dir[0])
         return vaed_err_set(err, VAED_EPERM, field,
-                            "%s: server-side dataset paths are off (start the daemon with "
-                            "--data-dir, or upload the file)", field);
-    if (!api_datasets_lexically_inside(path, g_data_dir))
-        return vaed_err_set(err, VAED_EPERM, field, "%s: %s is outside the data directory",
-                            field, path);
-    char full[PATH_MAX * 2];
-    if (path[0] == '/')
-        snprintf(full, sizeof full, "%s", path);
-    else
-        snprintf(full, sizeof full, "%s/%s", g_data_dir, path);
-    if (!realpath(full, real))
-        return vaed_err_set(err, VAED_EINVAL, field, "%s: %s: %s", field, path, strerror(errno));
-    if (!under(real, g_data_dir))
-        return vaed_err_set(err, VAED_EPERM, field, "%s: %s is outside the data directory",
-                            field, path);
-    return 0;
+                            "server-side dataset paths are off (start the daemon with "
+                            "--data-dir, or upload the file)");
+    return path_check_inside(path, g_data_dir, field, real, err);
 }
 
 static const char *const upload_exts[] = {"npy", "csv", "txt", "idx", NULL};
@@ -181,7 +119,7 @@ int api_datasets_owns_path(const char *path)
      * lead out of it. */
     char real[PATH_MAX];
     if (realpath(path, real))
-        return under(real, g_upload_dir);
+        return path_under(real, g_upload_dir);
     return 1; /* missing: the load will say so */
 }
 

@@ -83,8 +83,4 @@ json_t *api_datasets_query_value(const char *key, const char *value);
 json_t *api_datasets_info(enum vae_data_format fmt, const vae_dataset *train,
                           const vae_dataset *test);
 
-/* path inside dir by text alone: path with "." and ".." segments and repeated slashes
- * resolved lexically (relative paths taken from dir) is dir or below it. */
-int api_datasets_lexically_inside(const char *path, const char *dir);
-
 #endif

@@ -9,6 +9,7 @@
  * A job struct lives while anyone refers to it: the table holds one reference, a
  * running worker one, each waiting caller one. The last job_unref frees it. */
 #include "daemon/jobs.h"
+#include "daemon/paths.h"
 #include "api/datasets.h"
 
 #include <errno.h>
@@ -849,47 +850,6 @@ void jobs_stop(jobs *J)
 
 /* ---- client calls ------------------------------------------------------------------- */
 
-/* A server-side path must resolve inside the data directory. */
-/* The path with "." and ".." segments and repeated slashes taken out, by text alone
- * (no symlink is followed). out has room for n bytes; returns 0, or -1 if it does not fit. */
-static int lexical_normal(const char *path, char *out, size_t n)
-{
-    size_t len = 0;
-    const char *p = path;
-    while (*p) {
-        while (*p == '/')
-            p++;
-        const char *seg = p;
-        while (*p && *p != '/')
-            p++;
-        size_t sl = (size_t)(p - seg);
-        if (sl == 0 || (sl == 1 && seg[0] == '.'))
-            continue;
-        if (sl == 2 && seg[0] == '.' && seg[1] == '.') {
-            while (len > 0 && out[len - 1] != '/')
-                len--;
-            if (len > 0)
-                len--; /* the slash before the dropped segment */
-            continue;
-        }
-        if (len + 1 + sl + 1 > n)
-            return -1;
-        out[len++] = '/';
-        memcpy(out + len, seg, sl);
-        len += sl;
-    }
-    if (len == 0)
-        out[len++] = '/';
-    out[len] = '\0';
-    return 0;
-}
-
-static int inside(const char *path, const char *dir)
-{
-    size_t n = strlen(dir);
-    return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
-}
-
 /* A server-side path must lie inside the data directory, both as written and once
  * every symlink is resolved. A path outside is refused (403) before the file system is
  * asked anything, so a client cannot learn which files exist elsewhere; only a path
@@ -901,18 +861,7 @@ static int check_path(jobs *J, const char *path, const char *field, vaed_err *er
     if (!J->cfg.data_dir)
         return vaed_err_set(err, VAED_EPERM, field,
                             "server-side dataset paths are off (start the daemon with --data-dir)");
-    char full[PATH_MAX * 2], norm[PATH_MAX * 2], real[PATH_MAX];
-    if (path[0] == '/')
-        snprintf(full, sizeof full, "%s", path);
-    else
-        snprintf(full, sizeof full, "%s/%s", J->cfg.data_dir, path);
-    if (lexical_normal(full, norm, sizeof norm) || !inside(norm, J->cfg.data_dir))
-        return vaed_err_set(err, VAED_EPERM, field, "%s is outside the data directory", path);
-    if (!realpath(full, real))
-        return vaed_err_set(err, VAED_EINVAL, field, "%s: %s", path, strerror(errno));
-    if (!inside(real, J->cfg.data_dir))
-        return vaed_err_set(err, VAED_EPERM, field, "%s is outside the data directory", path);
-    return 0;
+    return path_check_inside(path, J->cfg.data_dir, field, NULL, err);
 }
 
 /* Bytes a job is expected to need, before its data is read: the model at the data's

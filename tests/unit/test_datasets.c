@@ -17,6 +17,7 @@
 
 #include "api/datasets.h"
 #include "store/datasets.h"
+#include "daemon/paths.h"
 #include "t.h"
 
 static void test_inside(void)
@@ -28,7 +29,7 @@ static void test_inside(void)
         {"//d//data//a", 1}, {"a/b/../../../data/x", 1}, {"a/b/../../../other/x", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int got = api_datasets_lexically_inside(cases[i].path, "/d/data");
+        int got = path_lexically_inside(cases[i].path, "/d/data");
         CHECK(got == cases[i].want, "inside(%s, /d/data) = %d, want %d", cases[i].path, got,
               cases[i].want);
     }
