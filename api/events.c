@@ -183,6 +183,7 @@ char *api_sse_format(const bus_event *ev, size_t *len)
 
 typedef struct ev_stream {
     bus_sub *sub;
+    api_ctx *counted;           /* holds one of ctx->n_streams until freed; NULL: none */
     char *out;                  /* the message being written, NULL when none */
     size_t len, off;
     int ending;                 /* the final state is in out: end once it is written */
@@ -224,6 +225,8 @@ static void ev_free(void *cls)
 {
     ev_stream *es = cls;
     bus_unsubscribe(es->sub); /* drops the stream handle under the channel's lock */
+    if (es->counted)
+        atomic_fetch_sub(&es->counted->n_streams, 1);
     free(es->out);
     free(es);
 }
@@ -277,7 +280,20 @@ void api_h_events(api_req *req)
         api_reply_from_err(req, 500, "internal", &err);
         return;
     }
+    /* Each stream holds a connection and a bus cursor for as long as the client likes:
+     * past --max-streams a new one is refused with a reason, not queued. */
+    if (c->max_streams > 0 && atomic_fetch_add(&c->n_streams, 1) >= c->max_streams) {
+        atomic_fetch_sub(&c->n_streams, 1);
+        store_job_clear(&sj);
+        api_set_header(req, "Retry-After", "5");
+        api_reply_error(req, 503, "too_many_streams", NULL,
+                        "%d event streams are open, the most this daemon serves "
+                        "(--max-streams); close one, or poll GET /v1/jobs/%lld/metrics?since=",
+                        c->max_streams, (long long)id);
+        return;
+    }
     ev_stream *es = xcalloc(1, sizeof *es);
+    es->counted = c->max_streams > 0 ? c : NULL;
     es->sub = bus_subscribe(c->bus, id, last, sj.state, sj.step, sj.reason);
     store_job_clear(&sj);
     api_stream *st = api_reply_stream(req, "text/event-stream", ev_read, ev_free, es);

@@ -3,6 +3,7 @@
 #ifndef VAED_API_ROUTES_H
 #define VAED_API_ROUTES_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "api/http.h"
@@ -13,6 +14,9 @@ typedef struct api_ctx {
     jobs *J;
     store *st;
     struct bus *bus;            /* live events for /v1/jobs/{id}/events; NULL = off */
+    int max_streams;            /* event streams open at once at most (--max-streams);
+                                   past it 503 too_many_streams. 0: no limit */
+    atomic_int n_streams;       /* event streams open now */
 } api_ctx;
 
 /* The route table (static). OUT *n: its length. */

@@ -32,7 +32,7 @@ typedef struct flag {
 
 enum { F_LISTEN, F_DB, F_WORKERS, F_THREADS, F_TOKEN, F_TOKEN_READS, F_DATA_DIR, F_MAXMEM,
        F_MAXQ, F_CORS, F_HTTP_THREADS, F_ACCESS_LOG, F_PORT_FILE, F_WAIT, F_MAXCONN,
-       F_PERIP, F_UPLOAD_DIR, F_MAX_UPLOAD, F_N };
+       F_PERIP, F_UPLOAD_DIR, F_MAX_UPLOAD, F_MAX_STREAMS, F_N };
 
 static flag flags[F_N] = {
     [F_LISTEN] = {"--listen", "VAED_LISTEN", "HOST:PORT", "address to serve on (port 0: any free port)", "127.0.0.1:8080"},
@@ -51,6 +51,7 @@ static flag flags[F_N] = {
     [F_ACCESS_LOG] = {"--access-log", "VAED_ACCESS_LOG", "0|1", "one log line per request", "1"},
     [F_PORT_FILE] = {"--port-file", "VAED_PORT_FILE", "FILE", "write the bound port here once listening", ""},
     [F_WAIT] = {"--control-wait", "VAED_CONTROL_WAIT", "SECONDS", "how long a control request waits for its job", "30"},
+    [F_MAX_STREAMS] = {"--max-streams", "VAED_MAX_STREAMS", "N", "event streams open at once at most (503 past it; 0: no limit)", "200"},
     [F_UPLOAD_DIR] = {"--upload-dir", "VAED_UPLOAD_DIR", "DIR", "where uploaded datasets are kept (default: <db>.datasets beside the database)", ""},
     [F_MAX_UPLOAD] = {"--max-upload", "VAED_MAX_UPLOAD", "MIB", "refuse dataset uploads larger than this (413)", "256"},
 };
@@ -136,10 +137,11 @@ int cmd_serve(int argc, char **argv)
          http_threads = num_flag(F_HTTP_THREADS, 1, 256), token_reads = num_flag(F_TOKEN_READS, 0, 1),
          access_log = num_flag(F_ACCESS_LOG, 0, 1), wait_s = num_flag(F_WAIT, 1, 3600),
          max_conn = num_flag(F_MAXCONN, 1, 100000), per_ip = num_flag(F_PERIP, 0, 100000),
-         max_upload = num_flag(F_MAX_UPLOAD, 1, 1L << 24);
+         max_upload = num_flag(F_MAX_UPLOAD, 1, 1L << 24),
+         max_streams = num_flag(F_MAX_STREAMS, 0, 100000);
     if (workers < 0 || threads < 0 || maxmem < 0 || maxq < 0 || http_threads < 0 ||
         token_reads < 0 || access_log < 0 || wait_s < 0 || max_conn < 0 || per_ip < 0 ||
-        max_upload < 0)
+        max_upload < 0 || max_streams < 0)
         return 2;
 
     if (pipe(sig_pipe) != 0) {
@@ -200,7 +202,8 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
 
-    api_ctx actx = {J, st, events};
+    api_ctx actx = {.J = J, .st = st, .bus = events, .max_streams = (int)max_streams};
+    atomic_init(&actx.n_streams, 0);
     api_config cfg;
     api_config_default(&cfg);
     cfg.listen = flags[F_LISTEN].value;
