@@ -9,6 +9,8 @@
  * writes a byte to a pipe (async-signal-safe); the main thread sleeps reading it. */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +232,15 @@ int cmd_serve(int argc, char **argv)
     }
     size_t nroutes;
     const api_route *routes = api_routes(&nroutes);
+    /* The HTTP threads are created from this one and inherit its policy: SCHED_BATCH
+     * (unprivileged) keeps a request's wake-up from preempting a training thread in
+     * the middle of a multiply, where both of OpenBLAS's threads would then wait for
+     * the preempted one. Requests still run as soon as a core yields, which OpenBLAS's
+     * idle worker does all the time; the workers and the store's writer were started
+     * above and keep the normal policy. */
+    struct sched_param sp = {0};
+    if (pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp) != 0)
+        log_msg(LOG_WARN, "HTTP threads: could not use SCHED_BATCH; requests may preempt training");
     if (api_server_start(&cfg, routes, nroutes, &srv, &err)) {
         log_msg(LOG_ERROR, "%s", err.msg);
         goto done;
