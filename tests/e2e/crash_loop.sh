@@ -43,19 +43,6 @@ pick_beta() { # sets NEW to a dyadic value, never the one in force
     done
 }
 
-stepping() {
-    api GET "/v1/jobs/$1"
-    [ "$STATUS" = 200 ] && [ "$(jqb .state)" = running ] && [ "$(jqb 'has("samples_per_sec")')" = true ]
-}
-wait_stepping() { # ID SECONDS: until the job has trained a step in this daemon process
-    d_w=0
-    while ! stepping "$1"; do
-        d_w=$((d_w + 1))
-        [ $d_w -le $(($2 * 20)) ] || { echo "job $1 not stepping after $2 s (state $(jqb .state))" >&2; return 1; }
-        case $(jqb .state) in completed|failed|cancelled) return 1 ;; esac
-        sleep 0.05
-    done
-}
 
 # 2000 rows in batches of 50: 40 steps per epoch, 40 epochs, 1600 steps; the kills take
 # about a third of them, the rest run on after the last one. A checkpoint every 2 steps

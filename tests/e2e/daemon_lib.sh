@@ -123,3 +123,19 @@ rand_below() {
 sleep_ms() {
     sleep "$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"
 }
+
+# stepping ID: the job is running and has trained a step in this daemon process
+# (samples_per_sec exists only once the worker has run a step since the daemon started)
+stepping() {
+    api GET "/v1/jobs/$1"
+    [ "$STATUS" = 200 ] && [ "$(jqb .state)" = running ] && [ "$(jqb 'has("samples_per_sec")')" = true ]
+}
+wait_stepping() { # ID SECONDS: until the job has trained a step in this daemon process
+    d_w=0
+    while ! stepping "$1"; do
+        d_w=$((d_w + 1))
+        [ $d_w -le $(($2 * 20)) ] || { echo "job $1 not stepping after $2 s (state $(jqb .state))" >&2; return 1; }
+        case $(jqb .state) in completed|failed|cancelled) return 1 ;; esac
+        sleep 0.05
+    done
+}

@@ -8,21 +8,6 @@
 . tests/e2e/daemon_lib.sh
 e2e_init
 
-# Has the job trained a step in this daemon process? (The live figures, with a rate,
-# exist only once the worker has run a step since the daemon started.)
-stepping() {
-    api GET "/v1/jobs/$1"
-    [ "$STATUS" = 200 ] && [ "$(jqb .state)" = running ] && [ "$(jqb 'has("samples_per_sec")')" = true ]
-}
-wait_stepping() { # ID SECONDS
-    d_w=0
-    while ! stepping "$1"; do
-        d_w=$((d_w + 1))
-        [ $d_w -le $(($2 * 20)) ] || { echo "job $1 not stepping after $2 s (state $(jqb .state))" >&2; return 1; }
-        case $(jqb .state) in completed|failed|cancelled) return 1 ;; esac
-        sleep 0.05
-    done
-}
 newest_ckpt() { sqlite3 "$DB" "SELECT step FROM checkpoints WHERE job = $1 ORDER BY step DESC LIMIT 1"; }
 
 # ---- 5. SIGTERM while running, restart ---------------------------------------------------
