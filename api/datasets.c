@@ -396,11 +396,34 @@ static int set_real(char *dst, size_t n, const char *real, const char *field, va
     return 0;
 }
 
+/* Store the dataset row: spec's dataset object and info as compact JSON, the rest of
+ * the row (name, source, size, where an upload goes) from nd. Returns 0 and OUT *id,
+ * VAED_ENOMEM, or the store's error. */
+static int insert_row(api_req *req, const vae_spec *spec, const json_t *info,
+                      store_dataset_new *nd, int64_t *id, vaed_err *err)
+{
+    json_t *full = vae_spec_to_json(spec);
+    char *spec_text = full ? json_dumps(json_object_get(full, "dataset"), JSON_COMPACT) : NULL;
+    char *info_text = json_dumps(info, JSON_COMPACT);
+    int rc;
+    if (!spec_text || !info_text) {
+        rc = vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory writing the dataset's row");
+    } else {
+        nd->spec = spec_text;
+        nd->info = info_text;
+        rc = store_dataset_insert(ctx(req)->st, nd, id, err);
+        nd->spec = nd->info = NULL; /* freed below */
+    }
+    free(spec_text);
+    free(info_text);
+    json_decref(full);
+    return rc;
+}
+
 /* POST /v1/datasets with a JSON document: register a server-side file. */
 static void register_file(api_req *req, const char *body_path, uint64_t body_len)
 {
-    json_t *doc = NULL, *ds = NULL, *info = NULL, *full = NULL;
-    char *spec_text = NULL, *info_text = NULL;
+    json_t *doc = NULL, *ds = NULL, *info = NULL;
     char name[MAX_NAME], real[PATH_MAX], treal[PATH_MAX];
     vae_spec spec;
     vaed_err err;
@@ -446,24 +469,18 @@ static void register_file(api_req *req, const char *body_path, uint64_t body_len
         goto fail;
     if ((rc = load_info(&spec, &info, &err)))
         goto fail;
-    full = vae_spec_to_json(&spec);
-    spec_text = json_dumps(json_object_get(full, "dataset"), JSON_COMPACT);
-    info_text = json_dumps(info, JSON_COMPACT);
     store_dataset_new nd = {
-        .name = name, .source = "file", .spec = spec_text, .info = info_text,
+        .name = name, .source = "file",
         .size = file_size(spec.dataset.path) + file_size(spec.dataset.test_path),
     };
     int64_t id;
-    if ((rc = store_dataset_insert(ctx(req)->st, &nd, &id, &err)))
+    if ((rc = insert_row(req, &spec, info, &nd, &id, &err)))
         goto fail;
     reply_created(req, id);
     goto done;
 fail:
     reply_err(req, rc, &err);
 done:
-    free(spec_text);
-    free(info_text);
-    json_decref(full);
     json_decref(info);
     json_decref(ds);
     json_decref(doc);
@@ -496,8 +513,7 @@ static void register_upload(api_req *req, const char *body_path, uint64_t body_l
 {
     static const char *const allowed[] = {"name", "format", "header", "max_len", "overlong",
                                           "limit", "validation_fraction", "binarize", NULL};
-    json_t *ds = NULL, *info = NULL, *full = NULL;
-    char *spec_text = NULL, *info_text = NULL;
+    json_t *ds = NULL, *info = NULL;
     char name[MAX_NAME];
     vae_spec spec;
     vaed_err err;
@@ -543,16 +559,13 @@ static void register_upload(api_req *req, const char *body_path, uint64_t body_l
         api_reply_from_err(req, 500, "internal", &err);
         goto done;
     }
-    full = vae_spec_to_json(&spec);
-    spec_text = json_dumps(json_object_get(full, "dataset"), JSON_COMPACT);
-    info_text = json_dumps(info, JSON_COMPACT);
     store_dataset_new nd = {
-        .name = name, .source = "upload", .spec = spec_text, .info = info_text,
+        .name = name, .source = "upload",
         .size = (int64_t)body_len, .path_dir = g_upload_dir,
         .path_ext = upload_ext(spec.dataset.format),
     };
     int64_t id;
-    if ((rc = store_dataset_insert(ctx(req)->st, &nd, &id, &err)))
+    if ((rc = insert_row(req, &spec, info, &nd, &id, &err)))
         goto fail;
     char final[PATH_MAX + 32];
     snprintf(final, sizeof final, "%s/%lld.%s", g_upload_dir, (long long)id, nd.path_ext);
@@ -570,9 +583,6 @@ static void register_upload(api_req *req, const char *body_path, uint64_t body_l
 fail:
     reply_err(req, rc, &err);
 done:
-    free(spec_text);
-    free(info_text);
-    json_decref(full);
     json_decref(info);
     json_decref(ds);
 }
