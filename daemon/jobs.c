@@ -210,6 +210,13 @@ typedef struct run {
     double last_progress;
 } run;
 
+/* Sleep ms milliseconds: the pause between tries while the store cannot write. */
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
 static int store_is_failing(store *st)
 {
     store_stats ss;
@@ -270,8 +277,7 @@ static int checkpoint(run *r, const char *kind, int wait, vaed_err *err)
         if (attempt == 0)
             log_msg(LOG_WARN, "job %lld: %s checkpoint waits for the store: %s",
                     (long long)r->jb->id, kind, err->msg);
-        struct timespec ts = {0, 200 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        nap_ms(200);
     }
 }
 
@@ -367,8 +373,7 @@ static void store_step(run *r, const vae_metrics *m)
     int rc;
     for (int tries = 0; (rc = store_metrics_append(r->J->st, r->jb->id, &row, 1, &err)) ==
                             VAED_ENOMEM && tries < 50; tries++) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        nap_ms(10);
     }
     if (rc)
         log_msg(LOG_WARN, "job %lld: metrics not queued: %s", (long long)r->jb->id, err.msg);
@@ -406,8 +411,7 @@ static int storage_behind(run *r)
     else if (!behind && was)
         log_msg(LOG_INFO, "job %lld goes on: the store is writing again", (long long)jb->id);
     if (behind) {
-        struct timespec ts = {0, 200 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        nap_ms(200);
     }
     return behind;
 }
@@ -437,8 +441,7 @@ static void set_state(jobs *J, int64_t id, const char *state, const char *reason
     int rc;
     for (int tries = 0; (rc = store_job_set_state(J->st, id, state, reason, &err)) != 0 &&
                         (rc == VAED_ENOMEM || rc == VAED_EDB) && tries < 10; tries++) {
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        nap_ms(50);
     }
     if (rc)
         log_msg(LOG_ERROR, "job %lld: could not record state %s: %s", (long long)id, state,
