@@ -17,92 +17,46 @@
 #include <string.h>
 
 #include "api/routes.h"
+#include "api/textbuf.h"
 #include "store/store.h"
 
 /* ---- formatting ----------------------------------------------------------------------- */
 
-typedef struct sb {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sb;
-
-static void sb_add(sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(sb *b, const char *fmt, ...)
-{
-    if (b->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->p && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc <= b->len + (size_t)n)
-            nc *= 2;
-        char *q = realloc(b->p, nc);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = nc;
-    }
-}
-
-/* A number, or null when it is not finite (JSON has no NaN). %.17g: the same
- * digits as /metrics (jansson), so an event and its metrics row compare equal. */
-static void val(sb *b, double v)
-{
-    if (isfinite(v))
-        sb_add(b, "%.17g", v);
-    else
-        sb_add(b, "null");
-}
-
 /* ,"key":number */
-static void num(sb *b, const char *key, double v)
+static void num(textbuf *b, const char *key, double v)
 {
-    sb_add(b, ",\"%s\":", key);
-    val(b, v);
+    tb_printf(b, ",\"%s\":", key);
+    tb_num(b, v);
 }
 
 /* A JSON string with the escapes JSON requires; bytes >= 0x80 pass through (the
  * texts come from our own JSON or messages, which are UTF-8). */
-static void str(sb *b, const char *s)
+static void str(textbuf *b, const char *s)
 {
-    sb_add(b, "\"");
+    tb_printf(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\')
-            sb_add(b, "\\%c", *p);
+            tb_printf(b, "\\%c", *p);
         else if (*p == '\n')
-            sb_add(b, "\\n");
+            tb_printf(b, "\\n");
         else if (*p < 0x20)
-            sb_add(b, "\\u%04x", *p);
+            tb_printf(b, "\\u%04x", *p);
         else
-            sb_add(b, "%c", *p);
+            tb_printf(b, "%c", *p);
     }
-    sb_add(b, "\"");
+    tb_printf(b, "\"");
 }
 
 char *api_sse_format(const bus_event *ev, size_t *len)
 {
-    sb b = {0};
+    textbuf b = {0};
     if (ev->type != BUS_RESET)
-        sb_add(&b, "id: %llu\n", (unsigned long long)ev->id);
-    sb_add(&b, "event: %s\ndata: {\"job\":%lld", bus_type_name(ev->type), (long long)ev->job);
+        tb_printf(&b, "id: %llu\n", (unsigned long long)ev->id);
+    tb_printf(&b, "event: %s\ndata: {\"job\":%lld", bus_type_name(ev->type), (long long)ev->job);
     switch (ev->type) {
     case BUS_STEP: {
         const bus_step *s = &ev->u.step;
-        sb_add(&b, ",\"step\":%lld", (long long)s->step);
+        tb_printf(&b, ",\"step\":%lld", (long long)s->step);
         num(&b, "epoch", s->epoch);
         num(&b, "beta", s->beta);
         num(&b, "capacity", s->capacity);
@@ -118,50 +72,50 @@ char *api_sse_format(const bus_event *ev, size_t *len)
     }
     case BUS_EPOCH: {
         const bus_epoch *e = &ev->u.epoch;
-        sb_add(&b, ",\"epoch\":%d,\"step\":%lld,\"train\":{", e->epoch, (long long)e->step);
-        sb_add(&b, "\"loss\":");
-        val(&b, e->train_loss);
+        tb_printf(&b, ",\"epoch\":%d,\"step\":%lld,\"train\":{", e->epoch, (long long)e->step);
+        tb_printf(&b, "\"loss\":");
+        tb_num(&b, e->train_loss);
         num(&b, "xent", e->train_xent);
         num(&b, "kl", e->train_kl);
         num(&b, "elbo", e->train_elbo);
         num(&b, "beta", e->train_beta);
-        sb_add(&b, "}");
+        tb_printf(&b, "}");
         if (e->has_test) {
-            sb_add(&b, ",\"test\":{\"active_units\":%d", e->active_units);
+            tb_printf(&b, ",\"test\":{\"active_units\":%d", e->active_units);
             num(&b, "xent", e->xent);
             num(&b, "kl", e->kl);
             num(&b, "elbo", e->elbo);
-            sb_add(&b, "}");
+            tb_printf(&b, "}");
         } else {
-            sb_add(&b, ",\"test\":null");
+            tb_printf(&b, ",\"test\":null");
         }
         num(&b, "eval_s", e->eval_s);
         break;
     }
     case BUS_SCHEDULE:
-        sb_add(&b, ",\"effective_step\":%lld,\"schedule\":%s",
+        tb_printf(&b, ",\"effective_step\":%lld,\"schedule\":%s",
                (long long)ev->u.schedule.effective_step, ev->text ? ev->text : "null");
         break;
     case BUS_STATE:
-        sb_add(&b, ",\"state\":");
+        tb_printf(&b, ",\"state\":");
         str(&b, ev->u.state.state);
         if (ev->u.state.step >= 0)
-            sb_add(&b, ",\"step\":%lld", (long long)ev->u.state.step);
+            tb_printf(&b, ",\"step\":%lld", (long long)ev->u.state.step);
         else
-            sb_add(&b, ",\"step\":null");
-        sb_add(&b, ",\"reason\":");
+            tb_printf(&b, ",\"step\":null");
+        tb_printf(&b, ",\"reason\":");
         if (ev->text)
             str(&b, ev->text);
         else
-            sb_add(&b, "null");
+            tb_printf(&b, "null");
         break;
     case BUS_CHECKPOINT:
-        sb_add(&b, ",\"step\":%lld,\"kind\":", (long long)ev->u.checkpoint.step);
+        tb_printf(&b, ",\"step\":%lld,\"kind\":", (long long)ev->u.checkpoint.step);
         str(&b, ev->u.checkpoint.kind);
         break;
     case BUS_RESET: {
         const char *why = ev->u.reset.after > ev->u.reset.latest ? "unknown_id" : "gap";
-        sb_add(&b, ",\"reason\":\"%s\",\"last_event_id\":%llu,\"first_available\":%llu,"
+        tb_printf(&b, ",\"reason\":\"%s\",\"last_event_id\":%llu,\"first_available\":%llu,"
                    "\"latest\":%llu",
                why, (unsigned long long)ev->u.reset.after,
                (unsigned long long)ev->u.reset.first, (unsigned long long)ev->u.reset.latest);
@@ -170,7 +124,7 @@ char *api_sse_format(const bus_event *ev, size_t *len)
     default:
         break;
     }
-    sb_add(&b, "}\n\n");
+    tb_printf(&b, "}\n\n");
     if (b.oom) {
         free(b.p);
         return NULL;

@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include "api/datasets.h"
 #include "api/events.h"
 #include "api/extra.h"
+#include "api/textbuf.h"
 #include "daemon/version.h"
 #include "vae/safetensors.h"
 #include "vae/sched.h"
@@ -339,128 +339,8 @@ static int job_exists(api_req *req, int64_t id)
  * Dashboards poll the same rows over and over (100 clients asking for the newest
  * steps of one job see the same few hundred rows), and printing a double exactly
  * ("%.17g", as jansson does) is glibc's multi-precision path: with json_real per value
- * it was most of what serving a poll cost. So the columnar reply is written here, and
- * each thread remembers the text of the doubles it printed last (a direct-mapped memo
- * keyed by the value's bits: exact, since equal bits print equally), so a value is
- * printed once per thread, not once per client. The text is jansson's: "%.17g", with
- * ".0" added when it would read as an integer; a non-finite value is null. */
-
-#define NUM_MEMO_BITS 13
-#define NUM_MEMO (1u << NUM_MEMO_BITS) /* slots per thread */
-struct num_slot {
-    uint64_t bits;
-    unsigned char len;             /* 0: empty */
-    char text[27];
-};
-static _Thread_local struct num_slot *num_memo;
-static pthread_key_t num_memo_key;          /* frees a thread's memo when it exits */
-static pthread_once_t num_memo_once = PTHREAD_ONCE_INIT;
-static int num_memo_keyed;
-
-static void num_memo_key_make(void)
-{
-    num_memo_keyed = pthread_key_create(&num_memo_key, free) == 0;
-}
-
-/* This thread's memo, made on first use; NULL if it cannot be (then every value is
- * printed afresh). */
-static struct num_slot *memo(void)
-{
-    if (!num_memo) {
-        pthread_once(&num_memo_once, num_memo_key_make);
-        if (!num_memo_keyed)
-            return NULL;
-        num_memo = calloc(NUM_MEMO, sizeof *num_memo);
-        if (num_memo && pthread_setspecific(num_memo_key, num_memo) != 0) {
-            free(num_memo);
-            num_memo = NULL;
-        }
-    }
-    return num_memo;
-}
-
-/* The JSON text of v into out (at least 32 bytes); returns its length. */
-static size_t num_text(double v, char *out)
-{
-    if (!isfinite(v)) {
-        memcpy(out, "null", 4);
-        return 4;
-    }
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    struct num_slot *m = memo(), *slot = NULL;
-    if (m) {
-        uint64_t h = bits * 0x9E3779B97F4A7C15ull;
-        slot = &m[h >> (64 - NUM_MEMO_BITS)]; /* the top bits of a multiplicative hash */
-        if (slot->len && slot->bits == bits) {
-            memcpy(out, slot->text, slot->len);
-            return slot->len;
-        }
-    }
-    int n = snprintf(out, 32, "%.17g", v);
-    if (n < 0 || n > 24)
-        n = snprintf(out, 32, "%.17g", 0.0); /* cannot happen for a finite double */
-    if (!memchr(out, '.', (size_t)n) && !memchr(out, 'e', (size_t)n) &&
-        !memchr(out, 'n', (size_t)n)) {
-        out[n++] = '.';
-        out[n++] = '0';
-    }
-    if (slot) {
-        slot->bits = bits;
-        slot->len = (unsigned char)n;
-        memcpy(slot->text, out, (size_t)n);
-    }
-    return (size_t)n;
-}
-
-struct obuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static char *ob_room(struct obuf *b, size_t need)
-{
-    if (b->oom)
-        return NULL;
-    if (b->len + need > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + need)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return NULL;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    return b->p + b->len;
-}
-
-static void ob_str(struct obuf *b, const char *s)
-{
-    size_t n = strlen(s);
-    char *d = ob_room(b, n);
-    if (d) {
-        memcpy(d, s, n);
-        b->len += n;
-    }
-}
-
-static void ob_int(struct obuf *b, long long v)
-{
-    char *d = ob_room(b, 24);
-    if (d)
-        b->len += (size_t)snprintf(d, 24, "%lld", v);
-}
-
-static void ob_num(struct obuf *b, double v)
-{
-    char *d = ob_room(b, 32);
-    if (d)
-        b->len += num_text(v, d);
-}
+ * it was most of what serving a poll cost. So the columnar reply is written here with
+ * api/textbuf.h, whose tb_num prints each value once per thread. */
 
 /* {"job", "step": [...], "<column>": [...]..., "kl_groups"?, "rows", "downsampled",
  * "next_since"} with a trailing newline, as api_reply_json writes. Returns 0 and *out
@@ -468,48 +348,48 @@ static void ob_num(struct obuf *b, double v)
 static int metrics_json(const store_series *s, int64_t id, unsigned mask, int downsampled,
                         int64_t next, char **out, size_t *len)
 {
-    struct obuf b = {0};
-    ob_str(&b, "{\"job\":");
-    ob_int(&b, (long long)id);
-    ob_str(&b, ",\"step\":[");
+    textbuf b = {0};
+    tb_put(&b, "{\"job\":");
+    tb_int(&b, (long long)id);
+    tb_put(&b, ",\"step\":[");
     for (size_t i = 0; i < s->n; i++) {
         if (i)
-            ob_str(&b, ",");
-        ob_int(&b, (long long)s->step[i]);
+            tb_put(&b, ",");
+        tb_int(&b, (long long)s->step[i]);
     }
-    ob_str(&b, "]");
+    tb_put(&b, "]");
     for (int c = 0; c < STORE_M_NCOLS; c++) {
         if (!s->col[c])
             continue;
-        ob_str(&b, ",\"");
-        ob_str(&b, store_mcol_name(c));
-        ob_str(&b, "\":[");
+        tb_put(&b, ",\"");
+        tb_put(&b, store_mcol_name(c));
+        tb_put(&b, "\":[");
         for (size_t i = 0; i < s->n; i++) {
             if (i)
-                ob_str(&b, ",");
-            ob_num(&b, s->col[c][i]);
+                tb_put(&b, ",");
+            tb_num(&b, s->col[c][i]);
         }
-        ob_str(&b, "]");
+        tb_put(&b, "]");
     }
     if ((mask & STORE_M_KL_GROUPS_BIT) && s->kl_groups) {
-        ob_str(&b, ",\"kl_groups\":[");
+        tb_put(&b, ",\"kl_groups\":[");
         for (size_t i = 0; i < s->n; i++) {
-            ob_str(&b, i ? ",[" : "[");
+            tb_put(&b, i ? ",[" : "[");
             for (int g = 0; g < s->n_groups; g++) {
                 if (g)
-                    ob_str(&b, ",");
-                ob_num(&b, s->kl_groups[i * (size_t)s->n_groups + (size_t)g]);
+                    tb_put(&b, ",");
+                tb_num(&b, s->kl_groups[i * (size_t)s->n_groups + (size_t)g]);
             }
-            ob_str(&b, "]");
+            tb_put(&b, "]");
         }
-        ob_str(&b, "]");
+        tb_put(&b, "]");
     }
-    ob_str(&b, ",\"rows\":");
-    ob_int(&b, (long long)s->total);
-    ob_str(&b, downsampled ? ",\"downsampled\":true" : ",\"downsampled\":false");
-    ob_str(&b, ",\"next_since\":");
-    ob_int(&b, (long long)next);
-    ob_str(&b, "}\n");
+    tb_put(&b, ",\"rows\":");
+    tb_int(&b, (long long)s->total);
+    tb_put(&b, downsampled ? ",\"downsampled\":true" : ",\"downsampled\":false");
+    tb_put(&b, ",\"next_since\":");
+    tb_int(&b, (long long)next);
+    tb_put(&b, "}\n");
     if (b.oom) {
         free(b.p);
         return -1;
