@@ -1,8 +1,15 @@
 /* cmd_bench.c — `vaed bench-sgemm SPEC.json`: times cblas_sgemm alone on exactly the
  * GEMM shapes of one training step of the spec's model (forward, dW and dX of every
- * layer, no dX for the first layer), for scripts/bench-train. Prints one JSON object:
- * {"flop_per_step", "flop_per_sample", "sec_per_step", "gflops", "batch", "threads"}. */
+ * layer, no dX for the first layer), for scripts/bench-train, in two arrangements:
+ *   vaed:    as a training step runs them (vae/model.h): forward and input-gradient
+ *            multiplies per shard of the batch, weight gradients per chunk of rows,
+ *            shared out on train.threads threads with the step's barriers between;
+ *   openblas: the whole batch in one multiply each, on train.threads OpenBLAS threads.
+ * sec_per_step is the faster of the two, the rate the training loop is held to.
+ * Prints one JSON object: {"flop_per_step", "flop_per_sample", "sec_per_step",
+ * "sec_per_step_vaed", "sec_per_step_openblas", "gflops", "batch", "threads"}. */
 #include <cblas.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +18,7 @@
 #include "daemon/cmd.h"
 #include "vae/data.h"
 #include "vae/model.h"
+#include "vae/par.h"
 #include "vae/spec.h"
 #include "vae/train.h"
 
@@ -19,6 +27,133 @@ static double mono(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static const vae_layer *layer(const vae_model *m, int i)
+{
+    return i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
+}
+
+/* Input, output and output-gradient buffers of layer i, as the model lays them out. */
+static void layer_bufs(const vae_model *m, int i, const float **in, float **out, float **d,
+                       float **din)
+{
+    if (i < m->n_enc) {
+        *in = i > 0 ? m->enc_out[i - 1] : m->x;
+        *out = m->enc_out[i];
+        *d = m->enc_d[i];
+        *din = i > 0 ? m->enc_d[i - 1] : NULL;
+    } else {
+        int j = i - m->n_enc;
+        *in = j > 0 ? m->dec_out[j - 1] : m->z;
+        *out = m->dec_out[j];
+        *d = m->dec_d[j];
+        *din = j > 0 ? m->dec_d[j - 1] : m->dz;
+    }
+}
+
+typedef struct gemm_job {
+    vae_model *m;
+    vae_par *par;
+    int B;
+    atomic_int next[2];         /* shards, chunks */
+    atomic_ulong done[3];       /* as in the trainer: forward, decoder, all */
+} gemm_job;
+
+static int claim(atomic_int *c, int n)
+{
+    int i = atomic_fetch_add(c, 1);
+    return i < n ? i : -1;
+}
+
+/* The multiplies of shard s: every layer's forward, or the input gradients of the
+ * layers [from, to) going down. */
+static void shard_gemms(gemm_job *j, int s, int forward, int from, int to)
+{
+    vae_model *m = j->m;
+    const int rows = vae_model_shard_rows(j->B);
+    for (int i = forward ? from : to - 1; forward ? i < to : i >= from; i += forward ? 1 : -1) {
+        const vae_layer *l = layer(m, i);
+        const int k = i < m->n_enc ? 1 : m->k, r0 = s * rows * k;
+        const int n = (s * rows + rows < j->B ? rows : j->B - s * rows) * k;
+        const float *in;
+        float *out, *d, *din;
+        layer_bufs(m, i, &in, &out, &d, &din);
+        if (forward)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1.0f,
+                        in + (long)r0 * l->in, l->in, m->params + l->w, l->in, 0.0f,
+                        out + (long)r0 * l->out, l->out);
+        else if (din)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, l->in, l->out, 1.0f,
+                        d + (long)r0 * l->out, l->out, m->params + l->w, l->in, 0.0f,
+                        din + (long)r0 * l->in, l->in);
+    }
+}
+
+/* The step's multiplies in the order and arrangement of step_part in vae/train.c. */
+static void gemm_part(void *arg, int part, int nparts)
+{
+    gemm_job *j = arg;
+    vae_model *m = j->m;
+    const int S = vae_model_shards(j->B), nl = m->n_enc + m->n_dec;
+    int s;
+    (void)part;
+    (void)nparts;
+    while ((s = claim(&j->next[0], S)) >= 0) {
+        shard_gemms(j, s, 1, 0, nl);
+        vae_par_post(j->par, &j->done[0]);
+        shard_gemms(j, s, 0, m->n_enc, nl);
+        vae_par_post(j->par, &j->done[1]);
+        shard_gemms(j, s, 0, 0, m->n_enc);
+        vae_par_post(j->par, &j->done[2]);
+    }
+    while ((s = claim(&j->next[1], m->n_chunks)) >= 0) {
+        vae_par_wait(j->par, &j->done[vae_model_chunk_needs(m, s)], (unsigned long)S);
+        vae_span sp;
+        vae_model_chunk(m, s, &sp);
+        for (int i = 0; i < nl; i++) {
+            const vae_layer *l = layer(m, i);
+            if (sp.w < l->w || sp.w >= l->b)
+                continue;
+            const int o0 = (int)((sp.w - l->w) / l->in), o1 = o0 + (int)sp.nb;
+            const int n = i < m->n_enc ? j->B : j->B * m->k;
+            const float *in;
+            float *out, *d, *din;
+            layer_bufs(m, i, &in, &out, &d, &din);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, l->in, n, 1.0f, d + o0,
+                        l->out, in, l->in, 0.0f, m->grads + sp.w, l->in);
+        }
+    }
+}
+
+/* The whole batch, one multiply per product, on OpenBLAS's threads. */
+static void gemm_whole(vae_model *m, int B)
+{
+    for (int i = 0; i < m->n_enc + m->n_dec; i++) {
+        const vae_layer *l = layer(m, i);
+        const int n = i < m->n_enc ? B : B * m->k;
+        const float *in;
+        float *out, *d, *din;
+        layer_bufs(m, i, &in, &out, &d, &din);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1.0f, in, l->in,
+                    m->params + l->w, l->in, 0.0f, out, l->out);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->out, l->in, n, 1.0f, d, l->out,
+                    in, l->in, 0.0f, m->grads + l->w, l->in);
+        if (i != 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, l->in, l->out, 1.0f, d,
+                        l->out, m->params + l->w, l->in, 0.0f, din, l->in);
+    }
+}
+
+static double flop_per_step(const vae_model *m, int B)
+{
+    double flop = 0;
+    for (int i = 0; i < m->n_enc + m->n_dec; i++) {
+        const vae_layer *l = layer(m, i);
+        const int n = i < m->n_enc ? B : B * m->k;
+        flop += (i != 0 ? 6.0 : 4.0) * n * l->in * l->out;
+    }
+    return flop;
 }
 
 int cmd_bench_sgemm(int argc, char **argv)
@@ -46,47 +181,53 @@ int cmd_bench_sgemm(int argc, char **argv)
     }
     free(text);
     vae_model *m = NULL;
-    const int B = s.train.batch_size;
+    const int B = s.train.batch_size, th = s.train.threads;
     if (vae_model_new(&m, &s, D, 0, B, &err)) {
         fprintf(stderr, "vaed: %s\n", err.msg);
         return 1;
     }
-    vae_blas_threads(s.train.threads);
-    const int R = B * m->k;
-    float *buf = calloc((size_t)R * 4096 * 4, sizeof(float));
-    if (!buf) {
+    vae_par *par = th > 1 ? vae_par_new(th) : NULL;
+    if (th > 1 && !par) {
+        fprintf(stderr, "vaed: could not start %d threads\n", th);
         vae_model_free(m);
         return 1;
     }
-    float *A = buf, *C = buf + (size_t)R * 4096 * 2;
-    double flop = 0;
-    double t0 = mono(), t1;
-    long reps = 0;
-    do {
-        flop = 0;
-        for (int i = 0; i < m->n_enc + m->n_dec; i++) {
-            const vae_layer *l = i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
-            int rows = i < m->n_enc ? B : R;
-            float *W = m->params + l->w, *dW = m->grads + l->w;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, l->out, l->in, 1.0f, A,
-                        l->in, W, l->in, 0.0f, C, l->out);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->out, l->in, rows, 1.0f, C,
-                        l->out, A, l->in, 1.0f, dW, l->in);
-            flop += 4.0 * rows * l->in * l->out;
-            if (i != 0) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, l->in, l->out, 1.0f,
-                            C, l->out, W, l->in, 0.0f, A, l->in);
-                flop += 2.0 * rows * l->in * l->out;
+    /* Half the time each, alternating in slices, so that a change in the machine's
+     * speed during the run touches both alike. */
+    double t_vaed = 0, t_blas = 0;
+    long n_vaed = 0, n_blas = 0;
+    for (double start = mono(); mono() - start < seconds;) {
+        vae_blas_init();
+        double t0 = mono();
+        do {
+            gemm_job j = {.m = m, .par = par, .B = B};
+            for (int i = 0; i < 3; i++) {
+                if (i < 2)
+                    atomic_init(&j.next[i], 0);
+                atomic_init(&j.done[i], 0);
             }
-        }
-        reps++;
-        t1 = mono();
-    } while (t1 - t0 < seconds);
-    double per = (t1 - t0) / reps;
+            vae_par_run(par, gemm_part, &j);
+            n_vaed++;
+        } while (mono() - t0 < 0.25);
+        t_vaed += mono() - t0;
+#if !defined(__SANITIZE_THREAD__)
+        openblas_set_num_threads(th);
+#endif
+        t0 = mono();
+        do {
+            gemm_whole(m, B);
+            n_blas++;
+        } while (mono() - t0 < 0.25);
+        t_blas += mono() - t0;
+    }
+    vae_blas_init();
+    const double pv = t_vaed / n_vaed, pb = t_blas / n_blas, per = pv < pb ? pv : pb;
+    const double flop = flop_per_step(m, B);
     printf("{\"flop_per_step\": %.0f, \"flop_per_sample\": %.0f, \"sec_per_step\": %.9f, "
-           "\"gflops\": %.3f, \"batch\": %d, \"threads\": %d, \"reps\": %ld}\n",
-           flop, flop / B, per, flop / per * 1e-9, B, s.train.threads, reps);
-    free(buf);
+           "\"sec_per_step_vaed\": %.9f, \"sec_per_step_openblas\": %.9f, \"gflops\": %.3f, "
+           "\"batch\": %d, \"threads\": %d}\n",
+           flop, flop / B, per, pv, pb, flop / per * 1e-9, B, th);
+    vae_par_free(par);
     vae_model_free(m);
     return 0;
 }

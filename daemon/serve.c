@@ -40,7 +40,7 @@ static flag flags[F_N] = {
     [F_LISTEN] = {"--listen", "VAED_LISTEN", "HOST:PORT", "address to serve on (port 0: any free port)", "127.0.0.1:8080"},
     [F_DB] = {"--db", "VAED_DB", "FILE", "SQLite database (created if missing)", "./vaed.db"},
     [F_WORKERS] = {"--workers", "VAED_WORKERS", "N", "jobs trained at once", "1"},
-    [F_THREADS] = {"--threads", "VAED_THREADS", "N", "BLAS threads per job (0: the spec's train.threads)", "0"},
+    [F_THREADS] = {"--threads", "VAED_THREADS", "N", "training threads per job (0: the spec's train.threads)", "0"},
     [F_TOKEN] = {"--token", "VAED_TOKEN", "T", "require 'Authorization: Bearer T' on mutating routes", ""},
     [F_TOKEN_READS] = {"--token-reads", "VAED_TOKEN_READS", "0|1", "require the token on reads too", "0"},
     [F_DATA_DIR] = {"--data-dir", "VAED_DATA_DIR", "DIR", "the only directory server-side dataset paths may point into", ""},
@@ -195,8 +195,7 @@ int cmd_serve(int argc, char **argv)
     bus_config_default(&bc);
     events = bus_new(&bc);
     jc.bus = events;
-    if (threads > 0)
-        vae_blas_threads((int)threads);
+    vae_blas_init();
     char blas[256];
     vae_blas_info(blas, sizeof blas);
     if (jobs_start(&J, st, &jc, &err)) {

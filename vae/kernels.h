@@ -17,13 +17,19 @@ void dense_forward(float *out, const float *in, const float *W, const float *b, 
 void dense_forward_naive(float *out, const float *in, const float *W, const float *b, int B,
                          int IN, int OUT, int act);
 
-/* Given dout (B,OUT) = dL/d(pre-activation output): dW = dout^T · in and
- * db = colsum(dout), added to what dW and db hold when accumulate is set and written
- * over it otherwise; and din (B,IN) = dout · W (skipped when din is NULL, as for the
- * first layer, whose input is data). The model accumulates into gradients that Adam
- * clears as it reads them: OpenBLAS's own clearing for beta = 0 measured slower. */
+/* Given dout (B,OUT) = dL/d(pre-activation output), the two halves of a layer's
+ * backward pass, which a training step runs at different times (vae/model.h):
+ *   dense_backward_data:   din (B,IN) = dout · W;
+ *   dense_backward_params: the rows [o0, o1) of dW = dout^T · in and of
+ *                          db = colsum(dout), written over what dW and db held.
+ * A row block of dW is the same numbers as those rows of the whole product: the
+ * reduction over the batch runs the same way whatever the block. */
+void dense_backward_data(float *din, const float *dout, const float *W, int B, int IN, int OUT);
+void dense_backward_params(float *dW, float *db, const float *dout, const float *in, int B,
+                           int IN, int OUT, int o0, int o1);
+/* Both: dW, db (every row) and, unless din is NULL, din. The naive twin is the oracle. */
 void dense_backward(float *din, float *dW, float *db, const float *dout, const float *in,
-                    const float *W, int B, int IN, int OUT, int accumulate);
+                    const float *W, int B, int IN, int OUT);
 void dense_backward_naive(float *din, float *dW, float *db, const float *dout, const float *in,
                           const float *W, int B, int IN, int OUT);
 

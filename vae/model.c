@@ -14,6 +14,7 @@
 #include "rng.h"
 
 #define LOG_2PI 1.8378770664093453
+#define CHUNK_PARAMS 65536L
 
 static long layers_plan(vae_model *m, const vae_spec *s)
 {
@@ -22,50 +23,75 @@ static long layers_plan(vae_model *m, const vae_spec *s)
     int in = m->D;
     m->n_enc = 0;
     for (int i = 0; i < ms->n_enc; i++) {
-        m->enc[m->n_enc++] = (vae_layer){in, ms->enc[i], (int)ms->activation, 0, 0};
+        m->enc[m->n_enc++] = (vae_layer){in, ms->enc[i], (int)ms->activation, 0, 0, 0, 0};
         in = ms->enc[i];
     }
-    m->enc[m->n_enc++] = (vae_layer){in, 2 * m->L, -1, 0, 0};
+    m->enc[m->n_enc++] = (vae_layer){in, 2 * m->L, -1, 0, 0, 0, 0};
     in = m->L;
     m->n_dec = 0;
     for (int i = 0; i < ms->n_dec; i++) {
-        m->dec[m->n_dec++] = (vae_layer){in, ms->dec[i], (int)ms->activation, 0, 0};
+        m->dec[m->n_dec++] = (vae_layer){in, ms->dec[i], (int)ms->activation, 0, 0, 0, 0};
         in = ms->dec[i];
     }
-    m->dec[m->n_dec++] = (vae_layer){in, m->D, -1, 0, 0};
+    m->dec[m->n_dec++] = (vae_layer){in, m->D, -1, 0, 0, 0, 0};
     for (int i = 0; i < m->n_enc + m->n_dec; i++) {
         vae_layer *l = i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
         l->w = off;
         off += (long)l->in * l->out;
         l->b = off;
         off += l->out;
+        /* Chunks of about CHUNK_PARAMS weights, in whole multiples of 16 rows (the
+         * sgemm kernel's row block), so that a step's parameter work shares out evenly. */
+        long rows = l->in > 0 ? (CHUNK_PARAMS + l->in - 1) / l->in : CHUNK_PARAMS;
+        rows = (rows + 15) / 16 * 16;
+        l->crows = rows < l->out ? (int)rows : l->out > 0 ? l->out : 1;
+    }
+    /* Chunks are numbered in the order the backward pass finishes their layers: the
+     * decoder's last layer first, the encoder's first layer last. */
+    m->n_chunks = 0;
+    for (int i = m->n_enc + m->n_dec - 1; i >= 0; i--) {
+        vae_layer *l = i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
+        l->c0 = m->n_chunks;
+        m->n_chunks += l->out > 0 ? (l->out + l->crows - 1) / l->crows : 0;
     }
     return off;
 }
 
-static int widest(const vae_model *m)
+int vae_model_shard_rows(int B)
 {
-    int w = m->L > m->D ? m->L : m->D;
-    for (int i = 0; i < m->n_enc; i++)
-        if (m->enc[i].out > w)
-            w = m->enc[i].out;
-    for (int i = 0; i < m->n_dec; i++)
-        if (m->dec[i].out > w)
-            w = m->dec[i].out;
-    return w;
+    return B <= 128 ? (B + 1) / 2 : 64;
 }
 
-/* Float counts of the workspace, in the order vae_model_new carves it. */
+int vae_model_needs_terms(const vae_model *m, const vae_klweight *w)
+{
+    return m->free_bits != 0.0 || w->capacity;
+}
+
+int vae_model_shards(int B)
+{
+    const int r = vae_model_shard_rows(B);
+    return (B + r - 1) / r;
+}
+
+/* Float counts of the workspace, in the order vae_model_new carves it: each layer's
+ * output and output gradient (the last layers' gradients live in dhead and the
+ * decoder's output), z, eps, dz, dhead, x and a scratch row per shard. */
 static size_t workspace_floats(const vae_model *m, int max_batch)
 {
     size_t B = (size_t)max_batch, R = B * (size_t)m->k, n = 0;
     for (int i = 0; i < m->n_enc; i++)
-        n += B * (size_t)m->enc[i].out;
+        n += B * (size_t)m->enc[i].out * (i < m->n_enc - 1 ? 2 : 1);
     for (int i = 0; i < m->n_dec; i++)
-        n += R * (size_t)m->dec[i].out;
-    n += 3 * R * (size_t)m->L + B * 2 * (size_t)m->L + 2 * R * (size_t)widest(m) +
-         B * (size_t)m->D + (size_t)m->D;
+        n += R * (size_t)m->dec[i].out * (i < m->n_dec - 1 ? 2 : 1);
+    n += 3 * R * (size_t)m->L + B * 2 * (size_t)m->L + B * (size_t)m->D +
+         (size_t)vae_model_shards(max_batch) * (size_t)m->D;
     return n;
+}
+
+/* Doubles of the workspace: the per-row loss terms. */
+static size_t workspace_doubles(const vae_model *m, int max_batch)
+{
+    return (size_t)max_batch * ((size_t)m->k + (size_t)m->n_groups);
 }
 
 static void shape_from_spec(vae_model *m, const vae_spec *s, int D, int vocab)
@@ -95,7 +121,8 @@ size_t vae_model_bytes(const vae_spec *spec, int D, int max_batch)
 {
     vae_model m;
     vae_model_shape(&m, spec, D, 0);
-    return sizeof(float) * (4 * (size_t)m.n_params + workspace_floats(&m, max_batch));
+    return sizeof(float) * (4 * (size_t)m.n_params + workspace_floats(&m, max_batch)) +
+           sizeof(double) * workspace_doubles(&m, max_batch);
 }
 
 int vae_model_new(vae_model **out, const vae_spec *spec, int D, int vocab, int max_batch,
@@ -122,8 +149,10 @@ int vae_model_new(vae_model **out, const vae_spec *spec, int D, int vocab, int m
     m->m = calloc(np, sizeof(float));
     m->v = calloc(np, sizeof(float));
     float *ws = calloc(nw, sizeof(float));
-    if (!m->params || !m->grads || !m->m || !m->v || !ws) {
+    double *wd = calloc(workspace_doubles(m, max_batch), sizeof(double));
+    if (!m->params || !m->grads || !m->m || !m->v || !ws || !wd) {
         free(ws);
+        free(wd);
         vae_model_free(m);
         return vaed_err_set(err, VAED_ENOMEM, "model", "out of memory for %zu parameters", np);
     }
@@ -132,19 +161,29 @@ int vae_model_new(vae_model **out, const vae_spec *spec, int D, int vocab, int m
     for (int i = 0; i < m->n_enc; i++) {
         m->enc_out[i] = p;
         p += B * (size_t)m->enc[i].out;
+        if (i < m->n_enc - 1) {
+            m->enc_d[i] = p;
+            p += B * (size_t)m->enc[i].out;
+        }
     }
     for (int i = 0; i < m->n_dec; i++) {
         m->dec_out[i] = p;
         p += R * (size_t)m->dec[i].out;
+        if (i < m->n_dec - 1) {
+            m->dec_d[i] = p;
+            p += R * (size_t)m->dec[i].out;
+        }
     }
+    m->dec_d[m->n_dec - 1] = m->dec_out[m->n_dec - 1];
     m->z = p, p += R * (size_t)m->L;
     m->eps = p, p += R * (size_t)m->L;
     m->dz = p, p += R * (size_t)m->L;
     m->dhead = p, p += B * 2 * (size_t)m->L;
-    m->scratch[0] = p, p += R * (size_t)widest(m);
-    m->scratch[1] = p, p += R * (size_t)widest(m);
+    m->enc_d[m->n_enc - 1] = m->dhead;
     m->x = p, p += B * (size_t)m->D;
     m->rowtmp = p;
+    m->row_xent = wd;
+    m->row_kl = wd + R;
 
     /* PyTorch's nn.Linear default: kaiming_uniform(a = sqrt 5) gives W and b uniform in
      * ±1/sqrt(fan_in); using it makes our runs comparable to a PyTorch reference. */
@@ -171,17 +210,17 @@ void vae_model_free(vae_model *m)
     free(m->m);
     free(m->v);
     free(m->enc_out[0]); /* the workspace starts at the first encoder output */
+    free(m->row_xent);
     free(m);
 }
 
-/* −log p(x|out) summed over the rows [r0, r1) of the decoder output, and, when g is not
- * NULL, its gradient w.r.t. out times `scale` written over g (which may alias out).
- * tmp is a scratch row of D floats. */
-static double likelihood(const vae_model *m, float *out, int r0, int r1, float *g, float scale,
-                         float *tmp)
+/* −log p(x|out) of each of the rows [r0, r1) of the decoder output into m->row_xent,
+ * and, when g is not NULL, its gradient w.r.t. out times `scale` written over g (which
+ * may alias out). tmp is a scratch row of D floats. */
+static void likelihood(vae_model *m, float *out, int r0, int r1, float *g, float scale,
+                       float *tmp)
 {
     const int D = m->D, k = m->k;
-    double total = 0.0;
     for (int r = r0; r < r1; r++) {
         const float *x = m->x + (long)(r / k) * D;
         float *y = out + (long)r * D, *gy = g ? g + (long)r * D : NULL;
@@ -237,115 +276,154 @@ static double likelihood(const vae_model *m, float *out, int r0, int r1, float *
             break;
         }
         }
-        total += row;
+        m->row_xent[r] = row;
     }
-    return total;
 }
 
-void vae_model_step(vae_model *m, int B, const vae_klweight *w, int backward, vae_terms *t)
+/* The rows [i0, i1) of shard s of a batch of B. */
+static int shard_range(int B, int s, int *i0)
 {
-    const int L = m->L, k = m->k, R = B * k, G = m->n_groups;
-    memset(t, 0, sizeof *t);
+    const int r = vae_model_shard_rows(B);
+    *i0 = s * r;
+    return *i0 + r < B ? r : B - *i0;
+}
+
+void vae_model_forward(vae_model *m, int B, int s, int backward)
+{
+    const int L = m->L, k = m->k, G = m->n_groups, R = B * k;
+    int i0;
+    const int n = shard_range(B, s, &i0);
+    const long r0 = (long)i0 * k;
 
     /* Encoder. */
-    const float *in = m->x;
+    const float *in = m->x + (long)i0 * m->D;
     for (int i = 0; i < m->n_enc; i++) {
         const vae_layer *l = &m->enc[i];
-        dense_forward(m->enc_out[i], in, m->params + l->w, m->params + l->b, B, l->in, l->out,
-                      l->act);
-        in = m->enc_out[i];
+        float *o = m->enc_out[i] + (long)i0 * l->out;
+        dense_forward(o, in, m->params + l->w, m->params + l->b, n, l->in, l->out, l->act);
+        in = o;
     }
     const float *head = m->enc_out[m->n_enc - 1];
 
     /* Reparameterise: z = mu + sigma · eps, sigma = exp(logvar / 2). */
-    for (int i = 0; i < B; i++) {
+    for (int i = i0; i < i0 + n; i++) {
         const float *mu = head + (long)i * 2 * L, *lv = mu + L;
-        for (int s = 0; s < k; s++) {
-            long r = ((long)i * k + s) * L;
+        for (int s2 = 0; s2 < k; s2++) {
+            long r = ((long)i * k + s2) * L;
             for (int j = 0; j < L; j++)
                 m->z[r + j] = mu[j] + expf(0.5f * lv[j]) * m->eps[r + j];
         }
     }
 
-    /* Decoder. */
-    in = m->z;
+    /* Decoder, on the shard's n·k sample rows. */
+    in = m->z + r0 * L;
     for (int i = 0; i < m->n_dec; i++) {
         const vae_layer *l = &m->dec[i];
-        dense_forward(m->dec_out[i], in, m->params + l->w, m->params + l->b, R, l->in, l->out,
-                      l->act);
-        in = m->dec_out[i];
+        float *o = m->dec_out[i] + r0 * l->out;
+        dense_forward(o, in, m->params + l->w, m->params + l->b, n * k, l->in, l->out, l->act);
+        in = o;
     }
     float *out = m->dec_out[m->n_dec - 1];
 
     /* Reconstruction: the objective is the batch mean of (1/k) Σ_s −log p(x|z_s), so each
      * output row's gradient carries 1/(B·k). The gradient overwrites the output. */
-    t->xent = likelihood(m, out, 0, R, backward ? out : NULL, 1.0f / (float)R, m->rowtmp) / R;
+    likelihood(m, out, (int)r0, (int)r0 + n * k, backward ? out : NULL, 1.0f / (float)R,
+               m->rowtmp + (long)s * m->D);
 
-    /* KL per group, batch mean.
+    /* KL of each input and group.
      * analytic: ½ Σ_j (mu² + e^lv − 1 − lv)
      * mc:       (1/k) Σ_s Σ_j ½ (z² − eps² − lv)   = log q(z|x) − log p(z), the seed's estimator */
-    for (int g = 0; g < G; g++) {
-        double kg = 0.0;
-        for (int i = 0; i < B; i++) {
-            const float *mu = head + (long)i * 2 * L, *lv = mu + L;
+    for (int i = i0; i < i0 + n; i++) {
+        const float *mu = head + (long)i * 2 * L, *lv = mu + L;
+        for (int g = 0; g < G; g++) {
+            double kg = 0.0;
             if (m->klkind == VAE_KL_ANALYTIC) {
                 for (int j = m->group_off[g]; j < m->group_off[g + 1]; j++)
                     kg += 0.5 * ((double)mu[j] * mu[j] + exp((double)lv[j]) - 1.0 - lv[j]);
             } else {
-                for (int s = 0; s < k; s++) {
-                    const float *z = m->z + ((long)i * k + s) * L;
-                    const float *e = m->eps + ((long)i * k + s) * L;
+                for (int s2 = 0; s2 < k; s2++) {
+                    const float *z = m->z + ((long)i * k + s2) * L;
+                    const float *e = m->eps + ((long)i * k + s2) * L;
                     for (int j = m->group_off[g]; j < m->group_off[g + 1]; j++)
                         kg += 0.5 * ((double)z[j] * z[j] - (double)e[j] * e[j] - lv[j]) / k;
                 }
             }
+            m->row_kl[(long)i * G + g] = kg;
         }
+    }
+}
+
+void vae_model_terms(const vae_model *m, int B, const vae_klweight *w, vae_terms *t)
+{
+    const int G = m->n_groups, R = B * m->k;
+    memset(t, 0, sizeof *t);
+    double sx = 0.0;
+    for (int r = 0; r < R; r++)
+        sx += m->row_xent[r];
+    t->xent = sx / R;
+    for (int g = 0; g < G; g++) {
+        double kg = 0.0;
+        for (int i = 0; i < B; i++)
+            kg += m->row_kl[(long)i * G + g];
         t->kl_group[g] = kg / B;
         t->kl += t->kl_group[g];
         /* λ = 0 is the plain KL, even when a Monte-Carlo estimate dips below zero */
         t->klobj += (m->free_bits == 0.0 || t->kl_group[g] > m->free_bits) ? t->kl_group[g]
                                                                           : m->free_bits;
     }
-
     /* The KL term and its weight dObjective/dKLobj. */
-    double coef;
     if (w->capacity) {
         double d = t->klobj - w->C;
         t->loss = t->xent + w->beta * fabs(d);
-        coef = d > 0 ? w->beta : d < 0 ? -w->beta : 0.0;
+        t->coef = d > 0 ? w->beta : d < 0 ? -w->beta : 0.0;
     } else {
         t->loss = t->xent + w->beta * t->klobj;
-        coef = w->beta;
+        t->coef = w->beta;
     }
-    if (!backward)
-        return;
+}
 
-    /* Decoder backward: out holds dLoss/dout. Each layer's din becomes the next dout after
-     * multiplying by the activation derivative of the layer below. */
-    float *dcur = out;
+void vae_model_backward_decoder(vae_model *m, int B, int s)
+{
+    const int k = m->k;
+    int i0;
+    const int n = shard_range(B, s, &i0);
+    const long r0 = (long)i0 * k;
+
+    /* Decoder: dec_d[i] holds dLoss/d(pre-activation output) of layer i (the last is the
+     * likelihood's gradient over the logits); its input gradient, times the derivative
+     * of the activation below, is the layer below's. */
     for (int i = m->n_dec - 1; i >= 0; i--) {
         const vae_layer *l = &m->dec[i];
-        const float *lin = i > 0 ? m->dec_out[i - 1] : m->z;
-        float *din = i > 0 ? m->scratch[i & 1] : m->dz;
-        dense_backward(din, m->grads + l->w, m->grads + l->b, dcur, lin, m->params + l->w, R,
-                       l->in, l->out, 1);
+        float *din = (i > 0 ? m->dec_d[i - 1] : m->dz) + r0 * l->in;
+        dense_backward_data(din, m->dec_d[i] + r0 * l->out, m->params + l->w, n * k, l->in,
+                            l->out);
         if (i > 0)
-            act_backward(din, m->dec_out[i - 1], (long)R * l->in, m->dec[i - 1].act);
-        dcur = din;
+            act_backward(din, m->dec_out[i - 1] + r0 * l->in, (long)n * k * l->in,
+                         m->dec[i - 1].act);
     }
+
+}
+
+void vae_model_backward_encoder(vae_model *m, int B, int s, const vae_terms *t)
+{
+    const int L = m->L, k = m->k, G = m->n_groups;
+    int i0;
+    const int n = shard_range(B, s, &i0);
 
     /* Through the sampling step into [mu | logvar], adding the KL gradient. Free bits: a
      * group whose KL is below λ contributes the constant λ, so no gradient. */
-    for (int i = 0; i < B; i++) {
+    const float *head = m->enc_out[m->n_enc - 1];
+    for (int i = i0; i < i0 + n; i++) {
         const float *mu = head + (long)i * 2 * L, *lv = mu + L;
         float *dmu = m->dhead + (long)i * 2 * L, *dlv = dmu + L;
         for (int g = 0; g < G; g++) {
-            double c = (t->kl_group[g] >= m->free_bits || m->free_bits == 0.0) ? coef / B : 0.0;
+            double c = (t->kl_group[g] >= m->free_bits || m->free_bits == 0.0) ? t->coef / B
+                                                                               : 0.0;
             for (int j = m->group_off[g]; j < m->group_off[g + 1]; j++) {
                 float sig = expf(0.5f * lv[j]);
                 double gm = 0.0, gl = 0.0;
-                for (int s = 0; s < k; s++) {
-                    long r = ((long)i * k + s) * L + j;
+                for (int s2 = 0; s2 < k; s2++) {
+                    long r = ((long)i * k + s2) * L + j;
                     double dz = m->dz[r];
                     if (m->klkind == VAE_KL_MC) /* d/dz of ½ z² / k */
                         dz += c * m->z[r] / k;
@@ -364,18 +442,85 @@ void vae_model_step(vae_model *m, int B, const vae_klweight *w, int backward, va
         }
     }
 
-    /* Encoder backward; the first layer's input is data, so no din there. */
-    dcur = m->dhead;
-    for (int i = m->n_enc - 1; i >= 0; i--) {
+    /* Encoder; the first layer's input is data, so no input gradient there. */
+    for (int i = m->n_enc - 1; i > 0; i--) {
         const vae_layer *l = &m->enc[i];
-        const float *lin = i > 0 ? m->enc_out[i - 1] : m->x;
-        float *din = i > 0 ? m->scratch[i & 1] : NULL;
-        dense_backward(din, m->grads + l->w, m->grads + l->b, dcur, lin, m->params + l->w, B,
-                       l->in, l->out, 1);
-        if (i > 0)
-            act_backward(din, m->enc_out[i - 1], (long)B * l->in, m->enc[i - 1].act);
-        dcur = din;
+        float *din = m->enc_d[i - 1] + (long)i0 * l->in;
+        dense_backward_data(din, m->enc_d[i] + (long)i0 * l->out, m->params + l->w, n, l->in,
+                            l->out);
+        act_backward(din, m->enc_out[i - 1] + (long)i0 * l->in, (long)n * l->in,
+                     m->enc[i - 1].act);
     }
+}
+
+/* The layer of a chunk (index into enc then dec) and its rows of W. */
+static const vae_layer *chunk_layer(const vae_model *m, int c, int *li, int *o0, int *o1)
+{
+    const vae_layer *l = NULL;
+    int i = 0;
+    for (; i < m->n_enc + m->n_dec; i++) {
+        l = i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
+        if (c >= l->c0 && c < l->c0 + (l->out + l->crows - 1) / l->crows)
+            break;
+    }
+    *li = i;
+    *o0 = (c - l->c0) * l->crows;
+    *o1 = *o0 + l->crows < l->out ? *o0 + l->crows : l->out;
+    return l;
+}
+
+int vae_model_chunk_needs(const vae_model *m, int c)
+{
+    int li, o0, o1;
+    chunk_layer(m, c, &li, &o0, &o1);
+    return li >= m->n_enc ? 1 : 2;
+}
+
+void vae_model_chunk(const vae_model *m, int c, vae_span *sp)
+{
+    int li, o0, o1;
+    const vae_layer *l = chunk_layer(m, c, &li, &o0, &o1);
+    sp->w = l->w + (long)o0 * l->in;
+    sp->nw = (long)(o1 - o0) * l->in;
+    sp->b = l->b + o0;
+    sp->nb = o1 - o0;
+}
+
+void vae_model_grad(vae_model *m, int B, int c, vae_span *sp)
+{
+    int li, o0, o1;
+    const vae_layer *l = chunk_layer(m, c, &li, &o0, &o1);
+    const float *dy, *in;
+    int rows;
+    if (li < m->n_enc) {
+        dy = m->enc_d[li];
+        in = li > 0 ? m->enc_out[li - 1] : m->x;
+        rows = B;
+    } else {
+        int i = li - m->n_enc;
+        dy = m->dec_d[i];
+        in = i > 0 ? m->dec_out[i - 1] : m->z;
+        rows = B * m->k;
+    }
+    dense_backward_params(m->grads + l->w, m->grads + l->b, dy, in, rows, l->in, l->out, o0, o1);
+    if (sp)
+        vae_model_chunk(m, c, sp);
+}
+
+void vae_model_step(vae_model *m, int B, const vae_klweight *w, int backward, vae_terms *t)
+{
+    const int S = vae_model_shards(B);
+    for (int s = 0; s < S; s++)
+        vae_model_forward(m, B, s, backward);
+    vae_model_terms(m, B, w, t);
+    if (!backward)
+        return;
+    for (int s = 0; s < S; s++) {
+        vae_model_backward_decoder(m, B, s);
+        vae_model_backward_encoder(m, B, s, t);
+    }
+    for (int c = 0; c < m->n_chunks; c++)
+        vae_model_grad(m, B, c, NULL);
 }
 
 void vae_model_kl_dims(const vae_model *m, int B, double *out)
@@ -390,7 +535,7 @@ void vae_model_kl_dims(const vae_model *m, int B, double *out)
     }
 }
 
-double vae_adam_update(float *restrict p, float *restrict g, float *restrict m,
+double vae_adam_update(float *restrict p, const float *restrict g, float *restrict m,
                        float *restrict v, long n, const vae_optim_spec *o, double lr, double clip,
                        long t)
 {
@@ -410,7 +555,6 @@ double vae_adam_update(float *restrict p, float *restrict g, float *restrict m,
                 const long j = i + k;
                 const float gr = g[j], gi = gr * c;
                 acc[k] += gr * gr;
-                g[j] = 0.0f; /* cleared here, while in cache, for the next step */
                 m[j] = b1 * m[j] + (1.0f - b1) * gi;
                 v[j] = b2 * v[j] + (1.0f - b2) * gi * gi;
                 p[j] = p[j] * decay - step_size * m[j] / (sqrtf(v[j]) * inv_sqrt_bc2 + eps);
@@ -418,7 +562,6 @@ double vae_adam_update(float *restrict p, float *restrict g, float *restrict m,
         for (; i < e; i++) {
             const float gr = g[i], gi = gr * c;
             acc[0] += gr * gr;
-            g[i] = 0.0f;
             m[i] = b1 * m[i] + (1.0f - b1) * gi;
             v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
             p[i] = p[i] * decay - step_size * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);

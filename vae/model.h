@@ -24,6 +24,7 @@
 typedef struct vae_layer {
     int in, out, act; /* act < 0: linear */
     long w, b;        /* offsets of W (out,in) and b (out) in the parameter buffers */
+    int c0, crows;    /* its first parameter chunk; rows of W per chunk */
 } vae_layer;
 
 typedef struct vae_model {
@@ -39,21 +40,26 @@ typedef struct vae_model {
     vae_layer enc[VAE_MAX_LAYERS + 1], dec[VAE_MAX_LAYERS + 1];
     long n_params;
     float *params, *grads, *m, *v;
+    int n_chunks;               /* parameter chunks, over all layers (see below) */
     /* workspace for max_batch inputs (max_batch * k decoder rows) */
     int max_batch;
     float *enc_out[VAE_MAX_LAYERS + 1]; /* layer outputs (B, out); the last is [mu | logvar] */
     float *dec_out[VAE_MAX_LAYERS + 1]; /* (B*k, out); the last holds logits, then their gradient */
+    float *enc_d[VAE_MAX_LAYERS + 1];   /* dLoss/d(pre-activation output) of each layer; */
+    float *dec_d[VAE_MAX_LAYERS + 1];   /* the last ones alias dhead and dec_out[last] */
     float *z, *eps, *dz;        /* (B*k, L) */
     float *dhead;               /* (B, 2L) gradient of [mu | logvar] */
-    float *scratch[2];          /* backward ping-pong, (B*k, widest layer) */
     float *x;                   /* the batch, (B, D) */
-    float *rowtmp;              /* (D) per-unit loss terms of one output row */
+    float *rowtmp;              /* (shards, D) per-unit loss terms of one output row */
+    double *row_xent;           /* (B*k) −log p(x|z) of each decoder row */
+    double *row_kl;             /* (B, groups) KL of each input and group */
 } vae_model;
 
 /* What one batch gives; every figure is per example (averaged over the batch). */
 typedef struct vae_terms {
     double xent, kl, klobj, loss;
     double kl_group[VAE_MAX_GROUPS];
+    double coef;        /* dLoss/dKLobj, which the backward pass needs */
 } vae_terms;
 
 /* How the KL term enters the objective this step. */
@@ -82,10 +88,48 @@ size_t vae_model_bytes(const vae_spec *spec, int D, int max_batch);
 
 /* One batch: m->x holds B rows, m->eps holds B*k*L standard normal draws (row i*k+s is
  * sample s of input i). Runs the forward pass and fills *t; with backward set it also
- * adds the gradient of t->loss into m->grads, which must be zero (they start zeroed and
- * vae_adam_update clears them as it consumes them).
- * The KL estimator, free bits and likelihood come from the spec. */
+ * writes the gradient of t->loss over m->grads. The KL estimator, free bits and
+ * likelihood come from the spec. This is the phases below, one after the other. */
 void vae_model_step(vae_model *m, int B, const vae_klweight *w, int backward, vae_terms *t);
+
+/* The phases of a step, for a trainer that runs them on several threads. The batch's
+ * rows are split into shards and the parameters into chunks; both splits depend on the
+ * batch size and the model only, never on the thread count, and no phase's numbers
+ * depend on which thread computes which shard or chunk. So any number of threads
+ * gives exactly the figures of one.
+ *   1. vae_model_forward for every shard (the shards are independent): forward pass,
+ *      each row's loss terms and, with backward, the likelihood's gradient.
+ *   2. vae_model_terms, once all of 1 is done: the batch's figures, summed in row
+ *      order, and the KL's weight in the objective (coef).
+ *   3. vae_model_backward_decoder, then vae_model_backward_encoder, for every shard:
+ *      the gradients with respect to every layer's output (each row's depend on that
+ *      row only). The encoder half needs 2's figures only when vae_model_needs_terms
+ *      says so (free bits, a capacity target); otherwise a vae_terms whose coef is
+ *      w->beta will do, and a shard can go on from 1 to 3 at once.
+ *   4. vae_model_grad for every chunk: that chunk's parameter gradient, a block of
+ *      rows of one layer's W and b, reduced over the whole batch. Chunks are numbered
+ *      in the order their layers complete. A chunk's gradient, and the update of its
+ *      parameters, wait until no shard will read them again: vae_model_chunk_needs is
+ *      1 for a decoder chunk (all of 3's decoder half done), 2 for an encoder one
+ *      (all of 3 done).
+ * A shard is vae_model_shard_rows(B) consecutive inputs (the last may be shorter): half
+ * the batch up to 128 inputs, 64 inputs beyond, so each multiply keeps enough rows to
+ * run near its full speed. */
+int vae_model_shard_rows(int B);
+int vae_model_shards(int B);
+int vae_model_needs_terms(const vae_model *m, const vae_klweight *w);
+void vae_model_forward(vae_model *m, int B, int shard, int backward);
+void vae_model_terms(const vae_model *m, int B, const vae_klweight *w, vae_terms *t);
+void vae_model_backward_decoder(vae_model *m, int B, int shard);
+void vae_model_backward_encoder(vae_model *m, int B, int shard, const vae_terms *t);
+int vae_model_chunk_needs(const vae_model *m, int chunk);
+
+/* A chunk's parameters: two runs of the parameter buffers, rows of W and their b. */
+typedef struct vae_span {
+    long w, nw, b, nb;
+} vae_span;
+void vae_model_grad(vae_model *m, int B, int chunk, vae_span *sp);
+void vae_model_chunk(const vae_model *m, int chunk, vae_span *sp);
 
 /* Per-example KL per latent dimension of the last forward pass (analytic, whatever
  * the estimator): out (B, L). Used for KL per dimension and active units. */
@@ -95,9 +139,9 @@ void vae_model_kl_dims(const vae_model *m, int B, double *out);
  *   m = b1 m + (1 − b1) g,  v = b2 v + (1 − b2) g²,  g = clip · grad
  *   p = p · (1 − lr · wd) − (lr / (1 − b1^t)) · m / (sqrt(v / (1 − b2^t)) + eps)
  * with decoupled weight decay wd (AdamW) and t the 1-based update count. One flat loop
- * that the compiler vectorises; it also zeroes g, ready for the next step, and returns
- * Σ grad² (before clipping), so a step without clipping reads the gradient once. */
-double vae_adam_update(float *restrict p, float *restrict g, float *restrict m,
+ * that the compiler vectorises; it returns Σ grad² (before clipping), so a step without
+ * clipping reads the gradient once. */
+double vae_adam_update(float *restrict p, const float *restrict g, float *restrict m,
                        float *restrict v, long n, const vae_optim_spec *o, double lr,
                        double clip, long t);
 

@@ -48,14 +48,32 @@ uint64_t vae_rng_below(vae_rng *r, uint64_t n)
     return x % n;
 }
 
-void vae_rng_normal(vae_rng *r, float *out, long n)
+void vae_rng_normal_draw(vae_rng *r, double *u, long n)
 {
     for (long i = 0; i < n; i += 2) {
-        /* 1 - u keeps the log argument in (0, 1]. */
-        double u1 = 1.0 - vae_rng_uniform(r), u2 = vae_rng_uniform(r);
-        double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
-        out[i] = (float)(rad * cos(th));
-        if (i + 1 < n)
+        u[i] = 1.0 - vae_rng_uniform(r); /* 1 − u keeps the log argument in (0, 1] */
+        u[i + 1] = vae_rng_uniform(r);
+    }
+}
+
+/* Box-Muller: pair p (outputs 2p and 2p+1) from uniforms 2p and 2p+1. */
+void vae_rng_normal_from(const double *u, float *out, long lo, long hi)
+{
+    for (long i = lo & ~1L; i < hi; i += 2) {
+        double rad = sqrt(-2.0 * log(u[i])), th = 6.283185307179586 * u[i + 1];
+        if (i >= lo)
+            out[i] = (float)(rad * cos(th));
+        if (i + 1 < hi)
             out[i + 1] = (float)(rad * sin(th));
+    }
+}
+
+void vae_rng_normal(vae_rng *r, float *out, long n)
+{
+    double u[256];
+    for (long i = 0; i < n; i += 256) {
+        const long e = i + 256 < n ? i + 256 : n;
+        vae_rng_normal_draw(r, u, e - i);
+        vae_rng_normal_from(u, out + i, 0, e - i);
     }
 }

@@ -22,5 +22,11 @@ double vae_rng_uniform(vae_rng *r);
 uint64_t vae_rng_below(vae_rng *r, uint64_t n);
 /* n standard normal floats into out (n may be odd). */
 void vae_rng_normal(vae_rng *r, float *out, long n);
+/* The same in two halves, so that the costly one can be shared out: the draws (the
+ * uniforms, n rounded up to even of them, into u), then the transform of any range
+ * [lo, hi) of the output, each range on its own. vae_rng_normal is exactly
+ * vae_rng_normal_draw(r, u, n) then vae_rng_normal_from(u, out, 0, n). */
+void vae_rng_normal_draw(vae_rng *r, double *u, long n);
+void vae_rng_normal_from(const double *u, float *out, long lo, long hi);
 
 #endif

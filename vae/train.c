@@ -14,14 +14,6 @@
 #include <xmmintrin.h>
 #endif
 
-/* The parameter chunks the elementwise passes are shared out in (see par_job below). */
-#define PAR_CHUNK (64L * 1024) /* elements; a multiple of vae_adam_update's 4096 blocks */
-
-static long par_chunks(long n)
-{
-    return (n + PAR_CHUNK - 1) / PAR_CHUNK;
-}
-
 /* Streams of the job's seed; each use of randomness has its own so that one never
  * shifts another. */
 enum { STREAM_NOISE = 0, STREAM_INIT = 1, STREAM_STATIC_TRAIN = 2, STREAM_STATIC_TEST = 3,
@@ -34,15 +26,11 @@ static double now_unix(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Under ThreadSanitizer OpenBLAS runs on one thread: its threads are not instrumented,
- * so TSan cannot see how they hand results back and reports every multiply's output
- * as a race. Our own threads (vae/par.c, the daemon) are still checked. */
-void vae_blas_threads(int n)
+/* OpenBLAS runs every multiply on the thread that calls it: vaed's threads share a
+ * step's work themselves (vae/par.h), and several jobs may train at once. */
+void vae_blas_init(void)
 {
-#if defined(__SANITIZE_THREAD__)
-    n = 1;
-#endif
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1);
 }
 
 void vae_blas_info(char *buf, size_t n)
@@ -156,9 +144,10 @@ int vae_trainer_new_with_data(vae_trainer **out, const vae_spec *spec, vae_datas
     t->mu_sum = calloc((size_t)L, sizeof(double));
     t->mu_sq = calloc((size_t)L, sizeof(double));
     t->kl_tmp = calloc((size_t)B * L, sizeof(double));
-    t->chunk_sq = calloc((size_t)par_chunks(t->model->n_params), sizeof(double));
+    t->chunk_sq = calloc((size_t)t->model->n_chunks, sizeof(double));
+    t->unif = calloc((size_t)B * t->model->k * L + 2, sizeof(double));
     if (!t->perm || !t->kl_dim || !t->mu_var || !t->mu_sum || !t->mu_sq || !t->kl_tmp ||
-        !t->chunk_sq) {
+        !t->chunk_sq || !t->unif) {
         rc = vaed_err_set(err, VAED_ENOMEM, "dataset", "out of memory for %ld rows", t->N);
         goto fail;
     }
@@ -167,9 +156,12 @@ int vae_trainer_new_with_data(vae_trainer **out, const vae_spec *spec, vae_datas
     t->sched = spec->schedule;
     t->lr = spec->optimizer.lr;
     t->beta_last = sched_beta(&t->sched, &(sched_state){0}, 0, t->S, 0.0);
-    vae_blas_threads(spec->train.threads);
-    /* With one BLAS thread the second core is not ours to take. */
-    t->par = spec->train.threads > 1 ? vae_par_new() : NULL;
+    vae_blas_init();
+    if (spec->train.threads > 1 && !(t->par = vae_par_new(spec->train.threads))) {
+        rc = vaed_err_set(err, VAED_ENOMEM, "train.threads", "could not start %d threads",
+                          spec->train.threads);
+        goto fail;
+    }
     *out = t;
     return 0;
 fail:
@@ -192,6 +184,7 @@ void vae_trainer_free(vae_trainer *t)
     free(t->mu_sq);
     free(t->kl_tmp);
     free(t->chunk_sq);
+    free(t->unif);
     free(t);
 }
 
@@ -200,78 +193,6 @@ static void binarize_dynamic(float *x, long n, vae_rng *r)
 {
     for (long i = 0; i < n; i++)
         x[i] = vae_rng_uniform(r) < x[i] ? 1.0f : 0.0f;
-}
-
-/* The elementwise passes over the parameter buffers (Adam, the gradient norm), shared
- * by the caller and the helper thread (vae/par.h) in chunks that each claims from a
- * counter: whichever thread is not held up does more of them, so a helper that the
- * scheduler preempts (OpenBLAS's idle worker spins on its core; in the daemon, HTTP
- * threads come and go) no longer makes the whole step wait for its half. Each chunk's
- * sum of squares goes to its own slot and the slots are added in chunk order, so the
- * result does not depend on which thread did which chunk: runs stay bit-for-bit
- * reproducible. */
-
-typedef struct par_job {
-    vae_model *m;
-    long n;
-    double *sq;                 /* per chunk: Σ g² (before clipping) */
-    atomic_long next;           /* the next chunk to claim */
-    const vae_optim_spec *o;
-    double lr, clip;
-    long t;
-} par_job;
-
-/* Claim the next chunk: 1 and its range, or 0 when none is left. */
-static int par_claim(par_job *j, long *c, long *lo, long *hi)
-{
-    *c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-    *lo = *c * PAR_CHUNK;
-    if (*lo >= j->n)
-        return 0;
-    *hi = *lo + PAR_CHUNK < j->n ? *lo + PAR_CHUNK : j->n;
-    return 1;
-}
-
-/* Σ over the chunks, in chunk order. */
-static double par_total(const par_job *j)
-{
-    double s = 0.0;
-    for (long c = 0; c < par_chunks(j->n); c++)
-        s += j->sq[c];
-    return s;
-}
-
-static void par_sumsq(void *arg, int part, int nparts)
-{
-    par_job *j = arg;
-    long c, lo, hi;
-    (void)part;
-    (void)nparts;
-    while (par_claim(j, &c, &lo, &hi))
-        j->sq[c] = sum_squares(j->m->grads + lo, hi - lo);
-}
-
-static void par_adam(void *arg, int part, int nparts)
-{
-    par_job *j = arg;
-    vae_model *m = j->m;
-    long c, lo, hi;
-    (void)part;
-    (void)nparts;
-    while (par_claim(j, &c, &lo, &hi))
-        j->sq[c] = vae_adam_update(m->params + lo, m->grads + lo, m->m + lo, m->v + lo,
-                                   hi - lo, j->o, j->lr, j->clip, j->t);
-}
-
-static const char *first_nonfinite(const vae_terms *tm)
-{
-    if (!isfinite(tm->xent))
-        return "xent";
-    if (!isfinite(tm->kl))
-        return "kl";
-    if (!isfinite(tm->loss))
-        return "loss";
-    return NULL;
 }
 
 /* Flush denormals to zero in this thread. As a run converges, Adam's second moments
@@ -285,9 +206,141 @@ static void flush_denormals(void)
 #endif
 }
 
+static double chunks_total(const vae_trainer *t)
+{
+    double s = 0.0;
+    for (int c = 0; c < t->model->n_chunks; c++)
+        s += t->chunk_sq[c];
+    return s;
+}
+
+/* One training step on the trainer's threads (vae/par.h): every part runs step_part,
+ * claiming the batch's shards and then the parameters' chunks (vae/model.h) from
+ * counters, so a part that the scheduler holds up leaves more of them to the others.
+ * There is no barrier between the phases: a chunk waits only for the work its inputs
+ * come from (vae_model_chunk_needs), so a part that finishes its shards early goes on
+ * with the decoder's chunks while the others finish the encoder's backward pass. Each
+ * chunk's sum of squares goes to its own slot and the slots are added in chunk order:
+ * which part did what never changes a number. */
+typedef struct step_job {
+    vae_trainer *t;
+    int B;
+    int fill;                   /* 1: the parts fill their shards' rows of the batch */
+    const long *rows;           /* the batch's row indices */
+    vae_klweight w;
+    vae_terms tm;               /* written by part 0 */
+    double gn2;                 /* Σ grad², before clipping (clipping only) */
+    atomic_int shard[2];        /* next shard to claim: forward, backward */
+    atomic_int chunk[2];        /* next chunk to claim: gradient, clipped update */
+    atomic_ulong done[3];       /* shards done: forward, decoder backward, all backward */
+} step_job;
+
+static int claim(atomic_int *next, int n)
+{
+    int i = atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
+    return i < n ? i : -1;
+}
+
+static const char *first_nonfinite(const vae_terms *tm);
+
+/* The update of one chunk: Adam over its rows of W and their b; returns Σ grad². */
+static double adam_chunk(vae_trainer *t, const vae_span *sp, double clip)
+{
+    vae_model *m = t->model;
+    const vae_optim_spec *o = &t->spec.optimizer;
+    const long n = t->step + 1;
+    double sq = vae_adam_update(m->params + sp->w, m->grads + sp->w, m->m + sp->w, m->v + sp->w,
+                                sp->nw, o, t->lr, clip, n);
+    return sq + vae_adam_update(m->params + sp->b, m->grads + sp->b, m->m + sp->b, m->v + sp->b,
+                                sp->nb, o, t->lr, clip, n);
+}
+
+static void backward_shard(step_job *j, int i, const vae_terms *tm)
+{
+    vae_par *par = j->t->par;
+    vae_model_backward_decoder(j->t->model, j->B, i);
+    vae_par_post(par, &j->done[1]);
+    vae_model_backward_encoder(j->t->model, j->B, i, tm);
+    vae_par_post(par, &j->done[2]);
+}
+
+static void step_part(void *arg, int part, int nparts)
+{
+    step_job *j = arg;
+    vae_trainer *t = j->t;
+    vae_model *m = t->model;
+    vae_par *par = t->par;
+    const unsigned long S = (unsigned long)vae_model_shards(j->B);
+    const int clip = t->spec.optimizer.clip_norm > 0;
+    int i;
+    (void)nparts;
+    flush_denormals();
+    /* The backward pass needs the batch's figures only when free bits or a capacity
+     * target make the KL's weight depend on them: otherwise each shard goes straight
+     * on from its forward pass to its backward pass, while it is in cache. */
+    const int early = !vae_model_needs_terms(m, &j->w);
+    vae_terms tm = {.coef = j->w.beta};
+    while ((i = claim(&j->shard[0], (int)S)) >= 0) {
+        const int r = vae_model_shard_rows(j->B), i0 = i * r, n = i0 + r < j->B ? r : j->B - i0;
+        if (j->fill)
+            vae_batch_fill(t->train, j->rows + i0, n, m->x + (long)i0 * m->D);
+        const long per = (long)m->k * m->L;
+        vae_rng_normal_from(t->unif, m->eps, i0 * per, (i0 + n) * per);
+        vae_model_forward(m, j->B, i, 1);
+        vae_par_post(par, &j->done[0]);
+        if (early)
+            backward_shard(j, i, &tm);
+    }
+    /* Every part works the batch's figures out alike, and stops alike if they are not
+     * finite, before any parameter changes. */
+    vae_par_wait(par, &j->done[0], S);
+    vae_model_terms(m, j->B, &j->w, &tm);
+    if (part == 0)
+        j->tm = tm;
+    if (first_nonfinite(&tm))
+        return;
+    if (!early)
+        while ((i = claim(&j->shard[1], (int)S)) >= 0)
+            backward_shard(j, i, &tm);
+    /* Without clipping each chunk is updated right after its gradient is made, while it
+     * is in cache; the norm comes out of the update. Clipping needs the global norm
+     * first, so it costs a pass of its own. */
+    vae_span sp;
+    while ((i = claim(&j->chunk[0], m->n_chunks)) >= 0) {
+        vae_par_wait(par, &j->done[vae_model_chunk_needs(m, i)], S);
+        vae_model_grad(m, j->B, i, &sp);
+        t->chunk_sq[i] = clip ? sum_squares(m->grads + sp.w, sp.nw) +
+                                    sum_squares(m->grads + sp.b, sp.nb)
+                              : adam_chunk(t, &sp, 1.0);
+    }
+    if (!clip)
+        return;
+    vae_par_barrier(par);
+    const double gn2 = chunks_total(t), maxn = t->spec.optimizer.clip_norm;
+    if (part == 0)
+        j->gn2 = gn2;
+    if (!isfinite(gn2))
+        return;
+    const double scale = sqrt(gn2) > maxn ? maxn / sqrt(gn2) : 1.0;
+    while ((i = claim(&j->chunk[1], m->n_chunks)) >= 0) {
+        vae_model_chunk(m, i, &sp);
+        adam_chunk(t, &sp, scale);
+    }
+}
+
+static const char *first_nonfinite(const vae_terms *tm)
+{
+    if (!isfinite(tm->xent))
+        return "xent";
+    if (!isfinite(tm->kl))
+        return "kl";
+    if (!isfinite(tm->loss))
+        return "loss";
+    return NULL;
+}
+
 int vae_trainer_step(vae_trainer *t, vae_metrics *mt, vaed_err *err)
 {
-    flush_denormals();
     vae_model *m = t->model;
     if (t->diverged)
         return vaed_err_set(err, VAED_EDIVERGED, NULL, "the run diverged; no further steps");
@@ -300,19 +353,33 @@ int vae_trainer_step(vae_trainer *t, vae_metrics *mt, vaed_err *err)
     const int Bmax = m->max_batch;
     const long first = pos * Bmax;
     const int B = (int)(t->N - first < Bmax ? t->N - first : Bmax);
-    vae_batch_fill(t->train, t->perm + first, B, m->x);
-    if (t->spec.dataset.binarize == VAE_BIN_DYNAMIC)
+    step_job j = {.t = t, .B = B, .rows = t->perm + first};
+    /* Dynamic binarisation draws from the job's stream in row order, so it fills the
+     * batch here; otherwise each part fills its own shards. */
+    if (t->spec.dataset.binarize == VAE_BIN_DYNAMIC) {
+        vae_batch_fill(t->train, t->perm + first, B, m->x);
         binarize_dynamic(m->x, (long)B * m->D, &t->rng);
-    vae_rng_normal(&t->rng, m->eps, (long)B * m->k * m->L);
+    } else {
+        j.fill = 1;
+    }
+    /* The noise's uniforms are drawn here, in order; the parts turn their shards' into
+     * normals (vae_rng_normal in two halves). */
+    vae_rng_normal_draw(&t->rng, t->unif, (long)B * m->k * m->L);
 
     /* The one beta: evaluated here, used in the loss below, reported in mt. */
-    vae_klweight w = {0};
-    w.beta = sched_beta(&t->sched, &t->sst, t->step, t->S, t->kl_last);
-    w.capacity = t->sched.kind == SCHED_CAPACITY;
-    w.C = sched_capacity(&t->sched, t->step, t->S);
-
-    vae_terms tm;
-    vae_model_step(m, B, &w, 1, &tm);
+    j.w.beta = sched_beta(&t->sched, &t->sst, t->step, t->S, t->kl_last);
+    j.w.capacity = t->sched.kind == SCHED_CAPACITY;
+    j.w.C = sched_capacity(&t->sched, t->step, t->S);
+    for (int i = 0; i < 3; i++) {
+        if (i < 2) {
+            atomic_init(&j.shard[i], 0);
+            atomic_init(&j.chunk[i], 0);
+        }
+        atomic_init(&j.done[i], 0);
+    }
+    vae_par_run(t->par, step_part, &j);
+    const vae_terms tm = j.tm;
+    const vae_klweight w = j.w;
 
     /* A non-finite loss term stops the run before anything changes. */
     const char *bad = first_nonfinite(&tm);
@@ -322,27 +389,10 @@ int vae_trainer_step(vae_trainer *t, vae_metrics *mt, vaed_err *err)
         return vaed_err_set(err, VAED_EDIVERGED, NULL, "diverged at step %ld: %s is %g", t->step,
                             bad, v);
     }
-    /* Adam over the parameters on both threads at once. Clipping needs the global norm
-     * first, so it costs a pass of its own; without it, the norm comes out of the Adam
-     * pass itself, and a gradient that overflowed with a finite loss is caught right
-     * after the update it spoiled (the run stops there all the same). */
-    const long n = m->n_params;
-    const vae_optim_spec *o = &t->spec.optimizer;
-    par_job pj = {.m = m, .n = n, .sq = t->chunk_sq, .o = o, .lr = t->lr, .clip = 1.0,
-                  .t = t->step + 1};
-    atomic_init(&pj.next, 0);
-    double gn2 = 0.0;
-    if (o->clip_norm > 0) {
-        vae_par_run(t->par, par_sumsq, &pj);
-        gn2 = par_total(&pj);
-        atomic_store(&pj.next, 0);
-        if (isfinite(gn2) && sqrt(gn2) > o->clip_norm)
-            pj.clip = o->clip_norm / sqrt(gn2);
-    }
-    if (o->clip_norm <= 0 || isfinite(gn2)) {
-        vae_par_run(t->par, par_adam, &pj);
-        gn2 = par_total(&pj);
-    }
+    /* Without clipping, a gradient that overflowed with a finite loss is caught right
+     * after the update it spoiled (the run stops there all the same); with clipping,
+     * before it. */
+    const double gn2 = t->spec.optimizer.clip_norm > 0 ? j.gn2 : chunks_total(t);
     if (!isfinite(gn2)) {
         t->diverged = 1;
         return vaed_err_set(err, VAED_EDIVERGED, NULL, "diverged at step %ld: grad_norm is %g",
@@ -374,6 +424,24 @@ int vae_trainer_step(vae_trainer *t, vae_metrics *mt, vaed_err *err)
     t->kl_last = tm.kl;
     t->step++;
     return 0;
+}
+
+/* The forward pass alone, shared out by shards (evaluation). */
+typedef struct fwd_job {
+    vae_model *m;
+    int B;
+    atomic_int next;
+} fwd_job;
+
+static void forward_part(void *arg, int part, int nparts)
+{
+    fwd_job *j = arg;
+    int i;
+    (void)part;
+    (void)nparts;
+    flush_denormals();
+    while ((i = claim(&j->next, vae_model_shards(j->B))) >= 0)
+        vae_model_forward(j->m, j->B, i, 0);
 }
 
 int vae_trainer_evaluate(vae_trainer *t, vae_epoch_metrics *e, vaed_err *err)
@@ -421,8 +489,11 @@ int vae_trainer_evaluate(vae_trainer *t, vae_epoch_metrics *e, vaed_err *err)
         if (t->spec.dataset.binarize == VAE_BIN_DYNAMIC)
             binarize_dynamic(m->x, (long)B * m->D, &r);
         vae_rng_normal(&r, m->eps, (long)B * m->k * L);
+        fwd_job fj = {.m = m, .B = B};
+        atomic_init(&fj.next, 0);
+        vae_par_run(t->par, forward_part, &fj);
         vae_terms tm;
-        vae_model_step(m, B, &w, 0, &tm);
+        vae_model_terms(m, B, &w, &tm);
         sx += tm.xent * B;
         sk += tm.kl * B;
         for (int g = 0; g < m->n_groups; g++)

@@ -139,6 +139,8 @@ int vae_trainer_run(vae_trainer *t, const vae_hooks *h, vaed_err *err);
 
 /* The OpenBLAS build and thread settings, for start-up logs. */
 void vae_blas_info(char *buf, size_t n);
-void vae_blas_threads(int n);
+/* One OpenBLAS thread per multiply: a job's train.threads are vaed's own (vae/par.h),
+ * which split each step's work themselves. vae_trainer_new calls it. */
+void vae_blas_init(void);
 
 #endif

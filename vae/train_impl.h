@@ -28,6 +28,7 @@ struct vae_trainer {
     /* evaluation buffers, sized once */
     double *kl_dim, *mu_var, *mu_sum, *mu_sq, *kl_tmp;
     double *chunk_sq;           /* per chunk of the parameters: Σ g² of the last pass */
+    double *unif;               /* the step's uniform draws for its normal noise */
 };
 
 void vae_trainer_order(vae_trainer *t, long epoch);

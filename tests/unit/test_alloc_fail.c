@@ -893,7 +893,7 @@ int main(void)
     }
     /* A job's life logs a few lines; thousands of them would drown the failures. */
     log_set_level(getenv("AF_LOG") ? LOG_DEBUG : LOG_ERROR + 1);
-    vae_blas_threads(1);
+    vae_blas_init();
 
     for (int v = 0; v < STORE_SCHEMA_VERSION && want("migration"); v++)
         test_migration(v);

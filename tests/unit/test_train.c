@@ -226,6 +226,69 @@ static void test_two_threads(void)
     vae_trainer_free(ta), vae_trainer_free(tb), vae_trainer_free(tc);
 }
 
+/* The thread count never changes a number: a step's shards and chunks do not depend on
+ * it (vae/model.h), and neither does which thread computes which. Runs with 1, 2 and 3
+ * threads give the same metrics, epoch figures and parameters, bit for bit, for the
+ * plain loop (a shard's backward pass straight after its forward pass), free bits with
+ * clipping (backward after the batch's figures; a second pass for the update), a
+ * capacity target, a batch of more than 128 (four shards, one short) and a layer wide
+ * enough to be split into several chunks. */
+static void test_thread_counts(void)
+{
+    for (int v = 0; v < 4; v++) {
+        vae_spec s = small_spec();
+        s.train.epochs = 2;
+        const char *what = "plain";
+        if (v == 1) {
+            what = "free bits, clipping";
+            s.loss.free_bits = 0.2;
+            s.optimizer.clip_norm = 0.5;
+        } else if (v == 2) {
+            what = "capacity, batch 200";
+            s.schedule.kind = SCHED_CAPACITY;
+            s.schedule.gamma = 2.0;
+            s.schedule.c_max = 3.0;
+            s.schedule.duration = 4;
+            s.train.batch_size = 200;
+            s.train.epochs = 6;
+        } else if (v == 3) {
+            what = "wide layer, batch 150";
+            s.model.enc[0] = 6000; /* 24 inputs: chunks of 2736 rows, three of them */
+            s.train.batch_size = 150;
+            s.dataset.binarize = VAE_BIN_NONE;
+        }
+        static record r[3];
+        float *params[3];
+        long n = 0;
+        for (int th = 1; th <= 3; th++) {
+            s.train.threads = th;
+            memset(&r[th - 1], 0, sizeof r[th - 1]);
+            vae_trainer *t = new_trainer(&s);
+            if (!t)
+                return;
+            run_steps(t, &r[th - 1], vae_trainer_total_steps(t));
+            n = vae_trainer_model(t)->n_params;
+            params[th - 1] = xmalloc(sizeof(float) * n);
+            memcpy(params[th - 1], vae_trainer_model(t)->params, sizeof(float) * n);
+            vae_trainer_free(t);
+        }
+        for (int th = 2; th <= 3; th++) {
+            int same = r[th - 1].n == r[0].n && r[th - 1].ne == r[0].ne && r[0].n > 0;
+            for (int i = 0; i < r[0].n && same; i++)
+                same = same_metrics(&r[0].m[i], &r[th - 1].m[i]);
+            for (int i = 0; i < r[0].ne && same; i++)
+                same = r[0].e[i].elbo == r[th - 1].e[i].elbo &&
+                       r[0].e[i].active_units == r[th - 1].e[i].active_units;
+            CHECK(same, "%s: %d threads give other metrics than 1", what, th);
+            CHECK(memcmp(params[0], params[th - 1], sizeof(float) * n) == 0,
+                  "%s: %d threads end with other parameters than 1", what, th);
+        }
+        printf("%-24s %d steps, 1/2/3 threads identical\n", what, r[0].n);
+        for (int i = 0; i < 3; i++)
+            free(params[i]);
+    }
+}
+
 /* The seed's bug, at the engine: the beta in every record is the schedule's value at
  * that step, and it is the beta the loss used (loss = xent + beta·KL, free bits 0). A
  * swap between two steps is in force from the step it names. */
@@ -373,6 +436,7 @@ int main(void)
 {
     test_determinism_and_resume();
     test_two_threads();
+    test_thread_counts();
     test_beta_is_the_one_used();
     test_divergence();
     test_epoch_figures();
