@@ -29,6 +29,10 @@ typedef struct api_prom_input {
     const char *state_error;        /* shown as a comment when state_counts is NULL */
     const store_stats *store;       /* NULL: no store series */
     const api_stats *http;          /* NULL: no HTTP series */
+    int has_cache;                  /* the finished jobs' reply cache (api/cache.h): */
+    int cache_entries;
+    size_t cache_bytes;
+    unsigned long cache_hits, cache_misses;
 } api_prom_input;
 
 /* Render in as Prometheus text format 0.0.4. Counters and histograms follow the

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/cache.h"
 #include "api/extra.h"
 #include "api/routes.h"
 #include "daemon/version.h"
@@ -234,6 +235,20 @@ int api_prom_render(const api_prom_input *in, char **out, size_t *len)
         fprintf(f, "vaed_http_streams_open %llu\n", (unsigned long long)h->streams_open);
     }
 
+    if (in->has_cache) {
+        family(f, "vaed_reply_cache_entries", "gauge",
+               "Finished jobs' metrics replies kept for the next client.");
+        fprintf(f, "vaed_reply_cache_entries %d\n", in->cache_entries);
+        family(f, "vaed_reply_cache_bytes", "gauge", "Bytes those replies hold.");
+        fprintf(f, "vaed_reply_cache_bytes %zu\n", in->cache_bytes);
+        family(f, "vaed_reply_cache_hits_total", "counter",
+               "Metrics requests of finished jobs answered from the cache.");
+        fprintf(f, "vaed_reply_cache_hits_total %lu\n", in->cache_hits);
+        family(f, "vaed_reply_cache_misses_total", "counter",
+               "Metrics requests of finished jobs whose reply had to be built.");
+        fprintf(f, "vaed_reply_cache_misses_total %lu\n", in->cache_misses);
+    }
+
     if (in->store) {
         const store_stats *s = in->store;
         family(f, "vaed_store_write_lag_seconds", "gauge",
@@ -298,7 +313,10 @@ void api_h_prom(api_req *req)
         .state_error = err.msg,
         .store = &ss,
         .http = hs,
+        .has_cache = c->cache != NULL,
     };
+    api_cache_stats(c->cache, &in.cache_entries, &in.cache_bytes, &in.cache_hits,
+                    &in.cache_misses);
     if (api_prom_render(&in, &text, &len))
         goto oom;
     api_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);

@@ -17,10 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/cache.h"
 #include "api/datasets.h"
 #include "api/events.h"
 #include "api/extra.h"
 #include "api/textbuf.h"
+#include "daemon/bus.h"
 #include "daemon/version.h"
 #include "vae/safetensors.h"
 #include "vae/sched.h"
@@ -318,20 +320,27 @@ static void h_optimizer_put(api_req *req)
 
 /* ---- metrics and epochs -------------------------------------------------------------- */
 
-/* Does the job exist? Replies 404 when not. */
-static int job_exists(api_req *req, int64_t id)
+/* Does the job exist? Replies 404 when not. With sj, the job is left there (the caller
+ * clears it). */
+static int job_lookup(api_req *req, int64_t id, store_job *sj)
 {
-    store_job sj;
+    store_job tmp;
     vaed_err err;
-    int rc = store_job_get(ctx(req)->st, id, &sj, &err);
+    int rc = store_job_get(ctx(req)->st, id, sj ? sj : &tmp, &err);
     if (rc) {
         if (rc == VAED_ENOTFOUND)
             vaed_err_set(&err, rc, NULL, "no job %lld", (long long)id);
         reply_err(req, rc, &err);
         return 0;
     }
-    store_job_clear(&sj);
+    if (!sj)
+        store_job_clear(&tmp);
     return 1;
+}
+
+static int job_exists(api_req *req, int64_t id)
+{
+    return job_lookup(req, id, NULL);
 }
 
 /* ---- the metrics reply, written directly -------------------------------------------
@@ -445,8 +454,25 @@ static void h_metrics(api_req *req)
             mask |= STORE_MCOL(c);
         }
     }
-    if (!job_exists(req, id))
+    store_job sj;
+    if (!job_lookup(req, id, &sj))
         return;
+    /* A finished job's rows never change: its replies are kept (api/cache.h), keyed by
+     * everything they depend on. The state is read before the rows, and a job's final
+     * state is committed after its last row, so a reply built now is complete. */
+    char key[160] = "";
+    if (bus_state_final(sj.state))
+        snprintf(key, sizeof key, "metrics %lld %a %lld %lld %lld %x %d", (long long)id,
+                 sj.created_at, (long long)since, (long long)until, (long long)maxp, mask, csv);
+    store_job_clear(&sj);
+    char *cached;
+    size_t clen;
+    if (key[0] && api_cache_get(ctx(req)->cache, key, &cached, &clen)) {
+        api_reply_text(req, 200, csv ? "text/csv; charset=utf-8" : "application/json", cached,
+                       clen);
+        free(cached);
+        return;
+    }
     store_series s = {0};
     vaed_err err;
     /* With max_points the store downsamples from its min/max pyramid, never reading the
@@ -484,6 +510,8 @@ static void h_metrics(api_req *req)
                     len += (size_t)snprintf(out + len, cap - len, ",%.9g", s.col[c][i]);
             out[len++] = '\n';
         }
+        if (key[0])
+            api_cache_put(ctx(req)->cache, key, out, len);
         api_reply_text(req, 200, "text/csv; charset=utf-8", out, len);
         free(out);
     } else {
@@ -494,6 +522,8 @@ static void h_metrics(api_req *req)
             api_reply_error(req, 503, "busy", NULL, "out of memory");
             return;
         }
+        if (key[0])
+            api_cache_put(ctx(req)->cache, key, out, len);
         api_reply_text(req, 200, "application/json", out, len);
         free(out);
     }

@@ -75,7 +75,7 @@ static int usage(void)
             "usage: vaed train SPEC.json [--metrics FILE] [--threads N] [--quiet]\n"
             "  Train one job in the foreground. Progress per epoch on stderr; a JSON\n"
             "  summary on stdout. --metrics writes every step as a JSON line.\n"
-            "  --threads overrides train.threads (BLAS threads).\n");
+            "  --threads overrides train.threads (the threads that share each step).\n");
     return 2;
 }
 

@@ -39,7 +39,7 @@ typedef struct jobs jobs;
 
 typedef struct jobs_config {
     int workers;                /* jobs trained at once, >= 1 */
-    int threads;                /* BLAS threads per job; 0 = the spec's train.threads */
+    int threads;                /* training threads per job; 0 = the spec's train.threads */
     size_t max_job_memory;      /* bytes; a job estimated above it is refused (422) */
     const char *data_dir;       /* server-side dataset paths must lie inside; NULL =
                                    none allowed. Borrowed. */

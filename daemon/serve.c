@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/cache.h"
 #include "api/datasets.h"
 #include "api/routes.h"
 #include "daemon/bus.h"
@@ -165,6 +166,7 @@ int cmd_serve(int argc, char **argv)
     jobs *J = NULL;
     bus *events = NULL;
     api_server *srv = NULL;
+    api_cache *cache = NULL;
     char *cors_buf = NULL;
     const char **cors = NULL;
     rc = 1;
@@ -203,7 +205,10 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
 
-    api_ctx actx = {.J = J, .st = st, .bus = events, .max_streams = (int)max_streams};
+    /* Finished jobs' metrics replies, kept: 64 of them, 32 MiB at most (api/cache.h). */
+    cache = api_cache_new(64, (size_t)32 << 20);
+    api_ctx actx = {.J = J, .st = st, .bus = events, .max_streams = (int)max_streams,
+                    .cache = cache};
     atomic_init(&actx.n_streams, 0);
     api_config cfg;
     api_config_default(&cfg);
@@ -273,6 +278,7 @@ int cmd_serve(int argc, char **argv)
     rc = 0;
 done:
     api_server_stop(srv);
+    api_cache_free(cache);
     jobs_stop(J);
     bus_free(events);
     if (st && store_close(st, &err)) {

@@ -5,8 +5,8 @@
 B=${B:-build/plain}
 VAED=${VAED:-./vaed}
 export VAED B SANITIZER
-# OpenBLAS's threads are not instrumented: under ThreadSanitizer every multiply's output
-# would read as a race, so OpenBLAS runs on one thread there (vae_blas_threads agrees).
+# vaed runs OpenBLAS at one thread per multiply (vae_blas_init); under ThreadSanitizer
+# its thread pool is not even started, since its threads are not instrumented.
 case "$SANITIZER" in *thread*) export OPENBLAS_NUM_THREADS=1 ;; esac
 out=${TEST_OUT:-test-output}
 mkdir -p "$out"

@@ -1383,10 +1383,6 @@ fail:
 void vae_batch_fill(const vae_dataset *d, const long *rows, int b, float *out)
 {
     size_t dim = (size_t)d->dim;
-    float scale[256]; /* v / 255, looked up: a division per value cost more */
-    if (d->kind == VAE_DATA_U8)
-        for (int v = 0; v < 256; v++)
-            scale[v] = (float)v / 255.0f;
     for (int i = 0; i < b; i++) {
         float *o = out + (size_t)i * dim;
         size_t r = (size_t)rows[i];
@@ -1394,7 +1390,7 @@ void vae_batch_fill(const vae_dataset *d, const long *rows, int b, float *out)
         case VAE_DATA_U8: {
             const uint8_t *src = d->u8 + r * dim;
             for (size_t j = 0; j < dim; j++)
-                o[j] = scale[src[j]];
+                o[j] = (float)src[j] / 255.0f;
             break;
         }
         case VAE_DATA_F32:

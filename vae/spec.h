@@ -48,7 +48,7 @@ typedef struct vae_train_spec {
     int epochs;                       /* >= 1 */
     int batch_size;                   /* >= 1 */
     uint64_t seed;
-    int threads;                      /* BLAS threads, >= 1 */
+    int threads;                      /* threads sharing each step, >= 1 */
 } vae_train_spec;
 
 typedef struct vae_ckpt_spec {

@@ -56,6 +56,29 @@ check "CSV header" [ "$(printf '%s\n' "$BODY" | head -n 1)" = "step,loss,elbo" ]
 check "CSV has a row per step" [ "$(printf '%s\n' "$BODY" | sed 1d | wc -l)" -eq 60 ]
 check "CSV steps in order" [ "$(printf '%s\n' "$BODY" | sed 1d | cut -d, -f1 | tr '\n' ' ')" = "$(seq 0 59 | tr '\n' ' ')" ]
 
+# A finished job's metrics replies are kept (api/cache.h): a query asked for the first
+# time is built (a miss), asked again it is served from the cache (a hit) with the same
+# bytes, and no query is answered with another's reply.
+cache_count() { curl -sS "$URL/metrics" | awk -v k="vaed_reply_cache_$1" '$1 == k {print $2}'; }
+H0=$(cache_count hits_total); M0=$(cache_count misses_total)
+c_bad=0; i=0
+for q in "fields=loss,kl&since=3" "fields=loss,kl&since=3&until=50" "fields=loss,kl&since=4" \
+         "fields=loss,kl&since=3&format=csv" "max_points=7&fields=elbo" "max_points=8&fields=elbo" \
+         "until=30&fields=beta"; do
+    curl -sS "$URL/v1/jobs/$J1/metrics?$q" >"$T/cache-a-$i"
+    curl -sS "$URL/v1/jobs/$J1/metrics?$q" >"$T/cache-b-$i"
+    cmp -s "$T/cache-a-$i" "$T/cache-b-$i" || { c_bad=1; echo "query $q: the cached reply differs"; }
+    i=$((i + 1))
+done
+H1=$(cache_count hits_total); M1=$(cache_count misses_total)
+check "7 new queries of a finished job: 7 misses ($M0 -> $M1), then 7 hits ($H0 -> $H1)" \
+    [ $((M1 - M0)) -eq 7 ] && [ $((H1 - H0)) -eq 7 ]
+check "each query's cached reply is the bytes first built" [ $c_bad -eq 0 ]
+check "the 7 queries' replies are all different" \
+    [ "$(for f in "$T"/cache-a-*; do md5sum <"$f"; done | sort -u | wc -l)" -eq 7 ]
+check "a cached reply is the right one (steps 5..59, loss and kl only)" \
+    jq -e '.step[0] == 5 and .step[-1] == 59 and has("loss") and has("kl") and (has("elbo") | not)' "$T/cache-b-2"
+
 # checkpoints: the final one is there and downloads whole
 api GET "/v1/jobs/$J1/checkpoints"
 expect_status 200

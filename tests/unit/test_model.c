@@ -309,6 +309,35 @@ static void test_adam(void)
     CHECK_CLOSE(p, 0.85, 1e-6, "adam weight decay p1");
 }
 
+/* Normal noise in two halves, as the trainer draws it (the uniforms in order, the
+ * transform by shards): any split of the output, odd boundaries included, gives
+ * exactly vae_rng_normal's numbers and leaves the generator in the same state; and
+ * the numbers are standard normal (mean and variance over 100,000 draws against 0
+ * and 1, four standard errors). */
+static void test_normal_halves(void)
+{
+    enum { N = 100001 };
+    float *a = malloc(sizeof(float) * N), *b = malloc(sizeof(float) * N);
+    double *u = malloc(sizeof(double) * (N + 1));
+    vae_rng r1, r2;
+    vae_rng_seed(&r1, 9, 4);
+    r2 = r1;
+    vae_rng_normal(&r1, a, N);
+    vae_rng_normal_draw(&r2, u, N);
+    const long cuts[] = {0, 1, 2, 7, 300, 301, 4096, 50001, N};
+    for (size_t i = 0; i + 1 < sizeof cuts / sizeof *cuts; i++)
+        vae_rng_normal_from(u, b, cuts[i], cuts[i + 1]);
+    CHECK(memcmp(a, b, sizeof(float) * N) == 0, "normal noise by ranges differs from the whole");
+    CHECK(memcmp(&r1, &r2, sizeof r1) == 0, "the generator's state differs after the draws");
+    double s = 0, s2 = 0;
+    for (long i = 0; i < N; i++)
+        s += a[i], s2 += (double)a[i] * a[i];
+    double mean = s / N, var = s2 / N - mean * mean;
+    CHECK(fabs(mean) < 4.0 / sqrt((double)N) && fabs(var - 1.0) < 4.0 * sqrt(2.0 / N),
+          "normal draws: mean %g variance %g", mean, var);
+    free(a), free(b), free(u);
+}
+
 int main(void)
 {
     test_kernels();
@@ -316,5 +345,6 @@ int main(void)
     test_free_bits_clamp();
     test_kl_estimators();
     test_adam();
+    test_normal_halves();
     return t_done("test_model");
 }
