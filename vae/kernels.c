@@ -139,42 +139,28 @@ void act_backward(float *d, const float *y, long n, int act)
     }
 }
 
-/* Σ x[i] or Σ x[i]²: 16 float partial sums per block of 4096 (lane k sums the
- * elements ≡ k mod 16), each block added up in double. The lanes are two 8-float
- * vectors (GCC's vector extension), so they stay in registers. */
-typedef float v8f __attribute__((vector_size(32)));
-
-static inline v8f load8(const float *x)
-{
-    v8f v;
-    memcpy(&v, x, sizeof v);
-    return v;
-}
-
+/* Σ x[i] or Σ x[i]²: 16 float partial sums per block of 4096 (a loop the compiler
+ * vectorises without reassociating anything), each block added up in double. */
 static double blocked_sum(const float *x, long n, int square)
 {
     double total = 0.0;
     for (long b = 0; b < n; b += 4096) {
         long e = b + 4096 < n ? b + 4096 : n;
-        v8f lo = {0}, hi = {0};
+        float acc[16] = {0};
         long i = b;
         if (square) {
-            for (; i + 16 <= e; i += 16) {
-                v8f a = load8(x + i), c = load8(x + i + 8);
-                lo += a * a;
-                hi += c * c;
-            }
+            for (; i + 16 <= e; i += 16)
+                for (int k = 0; k < 16; k++)
+                    acc[k] += x[i + k] * x[i + k];
+            for (; i < e; i++)
+                acc[0] += x[i] * x[i];
         } else {
-            for (; i + 16 <= e; i += 16) {
-                lo += load8(x + i);
-                hi += load8(x + i + 8);
-            }
+            for (; i + 16 <= e; i += 16)
+                for (int k = 0; k < 16; k++)
+                    acc[k] += x[i + k];
+            for (; i < e; i++)
+                acc[0] += x[i];
         }
-        float acc[16];
-        memcpy(acc, &lo, sizeof lo);
-        memcpy(acc + 8, &hi, sizeof hi);
-        for (; i < e; i++)
-            acc[0] += square ? x[i] * x[i] : x[i];
         double part = 0.0;
         for (int k = 0; k < 16; k++)
             part += acc[k];
