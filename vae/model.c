@@ -16,6 +16,24 @@
 #define LOG_2PI 1.8378770664093453
 #define CHUNK_PARAMS 65536L
 
+/* The row blocks of a layer's chunks: crows rows each, the last one what is left.
+ * Returns the number of chunks; for k >= 0 it also sets [*o0, *o1) of the k-th. */
+static int layer_chunks(const vae_layer *l, int k, int *o0, int *o1)
+{
+    int o = 0, n = 0;
+    while (o < l->out) {
+        const int left = l->out - o;
+        const int size = l->crows < left ? l->crows : left;
+        if (n == k) {
+            *o0 = o;
+            *o1 = o + size;
+        }
+        o += size;
+        n++;
+    }
+    return n;
+}
+
 static long layers_plan(vae_model *m, const vae_spec *s)
 {
     const vae_model_spec *ms = &s->model;
@@ -23,17 +41,17 @@ static long layers_plan(vae_model *m, const vae_spec *s)
     int in = m->D;
     m->n_enc = 0;
     for (int i = 0; i < ms->n_enc; i++) {
-        m->enc[m->n_enc++] = (vae_layer){in, ms->enc[i], (int)ms->activation, 0, 0, 0, 0};
+        m->enc[m->n_enc++] = (vae_layer){in, ms->enc[i], (int)ms->activation, 0, 0, 0, 0, 0};
         in = ms->enc[i];
     }
-    m->enc[m->n_enc++] = (vae_layer){in, 2 * m->L, -1, 0, 0, 0, 0};
+    m->enc[m->n_enc++] = (vae_layer){in, 2 * m->L, -1, 0, 0, 0, 0, 0};
     in = m->L;
     m->n_dec = 0;
     for (int i = 0; i < ms->n_dec; i++) {
-        m->dec[m->n_dec++] = (vae_layer){in, ms->dec[i], (int)ms->activation, 0, 0, 0, 0};
+        m->dec[m->n_dec++] = (vae_layer){in, ms->dec[i], (int)ms->activation, 0, 0, 0, 0, 0};
         in = ms->dec[i];
     }
-    m->dec[m->n_dec++] = (vae_layer){in, m->D, -1, 0, 0, 0, 0};
+    m->dec[m->n_dec++] = (vae_layer){in, m->D, -1, 0, 0, 0, 0, 0};
     for (int i = 0; i < m->n_enc + m->n_dec; i++) {
         vae_layer *l = i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
         l->w = off;
@@ -52,7 +70,8 @@ static long layers_plan(vae_model *m, const vae_spec *s)
     for (int i = m->n_enc + m->n_dec - 1; i >= 0; i--) {
         vae_layer *l = i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
         l->c0 = m->n_chunks;
-        m->n_chunks += l->out > 0 ? (l->out + l->crows - 1) / l->crows : 0;
+        l->nchunks = layer_chunks(l, -1, NULL, NULL);
+        m->n_chunks += l->nchunks;
     }
     return off;
 }
@@ -460,12 +479,12 @@ static const vae_layer *chunk_layer(const vae_model *m, int c, int *li, int *o0,
     int i = 0;
     for (; i < m->n_enc + m->n_dec; i++) {
         l = i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
-        if (c >= l->c0 && c < l->c0 + (l->out + l->crows - 1) / l->crows)
+        if (c >= l->c0 && c < l->c0 + l->nchunks)
             break;
     }
     *li = i;
-    *o0 = (c - l->c0) * l->crows;
-    *o1 = *o0 + l->crows < l->out ? *o0 + l->crows : l->out;
+    *o0 = *o1 = 0;
+    layer_chunks(l, c - l->c0, o0, o1);
     return l;
 }
 

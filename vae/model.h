@@ -25,6 +25,7 @@ typedef struct vae_layer {
     int in, out, act; /* act < 0: linear */
     long w, b;        /* offsets of W (out,in) and b (out) in the parameter buffers */
     int c0, crows;    /* its first parameter chunk; rows of W per chunk */
+    int nchunks;      /* its chunks */
 } vae_layer;
 
 typedef struct vae_model {

@@ -309,6 +309,43 @@ static void test_adam(void)
     CHECK_CLOSE(p, 0.85, 1e-6, "adam weight decay p1");
 }
 
+/* The chunks a step shares its parameter work out in cover every parameter exactly
+ * once: for the reference model's widths, a layer wider than a chunk, and layers
+ * narrower than one. */
+static void test_chunks_cover(void)
+{
+    const int encs[][2] = {{512, 256}, {6000, 0}, {7, 0}};
+    const int Ds[] = {784, 24, 5};
+    for (int v = 0; v < 3; v++) {
+        vae_spec s = tiny_spec(VAE_ACT_RELU, VAE_LIK_BERNOULLI, VAE_KL_ANALYTIC, 1, 1, 0.0);
+        s.model.n_enc = encs[v][1] ? 2 : 1;
+        s.model.enc[0] = encs[v][0];
+        s.model.enc[1] = encs[v][1];
+        vae_model m;
+        vae_model_shape(&m, &s, Ds[v], 0);
+        unsigned char *seen = calloc((size_t)m.n_params, 1);
+        int bad = 0, smallest = 1 << 30;
+        for (int c = 0; c < m.n_chunks; c++) {
+            vae_span sp;
+            vae_model_chunk(&m, c, &sp);
+            bad += sp.nw <= 0 || sp.nb <= 0;
+            if (sp.nb < smallest)
+                smallest = (int)sp.nb;
+            for (long i = sp.w; i < sp.w + sp.nw; i++)
+                bad += seen[i]++ != 0;
+            for (long i = sp.b; i < sp.b + sp.nb; i++)
+                bad += seen[i]++ != 0;
+        }
+        for (long i = 0; i < m.n_params; i++)
+            bad += seen[i] != 1;
+        CHECK(bad == 0, "model %d: %d parameters not covered exactly once by %d chunks", v, bad,
+              m.n_chunks);
+        printf("chunks: model %d, %ld parameters in %d chunks, smallest %d rows\n", v,
+               m.n_params, m.n_chunks, smallest);
+        free(seen);
+    }
+}
+
 /* Normal noise in two halves, as the trainer draws it (the uniforms in order, the
  * transform by shards): any split of the output, odd boundaries included, gives
  * exactly vae_rng_normal's numbers and leaves the generator in the same state; and
@@ -346,5 +383,6 @@ int main(void)
     test_kl_estimators();
     test_adam();
     test_normal_halves();
+    test_chunks_cover();
     return t_done("test_model");
 }
