@@ -50,8 +50,10 @@ ROWS=$TOTAL rows_follow "$T/live.json" "$SPE" "$SEGS" "live run: beta 0 before s
 check "rows before $E: beta 0 and loss == xent exactly" jqf --argjson e "$E" '
     [.step, .beta, .loss, .xent] | transpose | map(select(.[0] < $e))
     | length == $e and all(.[1] == 0 and .[2] == .[3])' "$T/live.json"
+# (20 steps of a 2-epoch ramp at 40 steps an epoch is 0.25 up to rounding: the ramp is
+# computed from fractional epochs, and where the override lands depends on timing)
 check "the ramp reached 1 (last beta 1, step $E beta 0, step $E+20 beta 0.25)" jqf --argjson e "$E" '
-    .beta[-1] == 1 and .beta[$e] == 0 and .beta[$e + 20] == 0.25' "$T/live.json"
+    .beta[-1] == 1 and .beta[$e] == 0 and ((.beta[$e + 20] - 0.25) | fabs) < 1e-12' "$T/live.json"
 train_ref live "$REF_SPEC"
 same_as_ref "$J" live "live override vs vaed train from the start with the resolved schedule"
 api GET "/v1/jobs/$J/schedule"
