@@ -420,7 +420,6 @@ void vae_model_backward_decoder(vae_model *m, int B, int s)
             act_backward(din, m->dec_out[i - 1] + r0 * l->in, (long)n * k * l->in,
                          m->dec[i - 1].act);
     }
-
 }
 
 void vae_model_backward_encoder(vae_model *m, int B, int s, const vae_terms *t)

@@ -24,7 +24,7 @@ struct vae_trainer {
      * the same means */
     double acc_loss, acc_xent, acc_kl, acc_beta;
     long acc_n;
-    vae_par *par;               /* helper thread for the elementwise loops (NULL: none) */
+    vae_par *par;               /* the step's threads beside the caller (NULL: one thread) */
     /* evaluation buffers, sized once */
     double *kl_dim, *mu_var, *mu_sum, *mu_sq, *kl_tmp;
     double *chunk_sq;           /* per chunk of the parameters: Σ g² of the last pass */
