@@ -34,24 +34,6 @@ static const vae_layer *layer(const vae_model *m, int i)
     return i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
 }
 
-/* Input, output and output-gradient buffers of layer i, as the model lays them out. */
-static void layer_bufs(const vae_model *m, int i, const float **in, float **out, float **d,
-                       float **din)
-{
-    if (i < m->n_enc) {
-        *in = i > 0 ? m->enc_out[i - 1] : m->x;
-        *out = m->enc_out[i];
-        *d = m->enc_d[i];
-        *din = i > 0 ? m->enc_d[i - 1] : NULL;
-    } else {
-        int j = i - m->n_enc;
-        *in = j > 0 ? m->dec_out[j - 1] : m->z;
-        *out = m->dec_out[j];
-        *d = m->dec_d[j];
-        *din = j > 0 ? m->dec_d[j - 1] : m->dz;
-    }
-}
-
 typedef struct gemm_job {
     vae_model *m;
     vae_par *par;
@@ -78,7 +60,7 @@ static void shard_gemms(gemm_job *j, int s, int forward, int from, int to)
         const int n = (s * rows + rows < j->B ? rows : j->B - s * rows) * k;
         const float *in;
         float *out, *d, *din;
-        layer_bufs(m, i, &in, &out, &d, &din);
+        vae_model_layer_bufs(m, i, &in, &out, &d, &din);
         if (forward)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1.0f,
                         in + (long)r0 * l->in, l->in, m->params + l->w, l->in, 0.0f,
@@ -111,18 +93,13 @@ static void gemm_part(void *arg, int part, int nparts)
         vae_par_wait(j->par, &j->done[vae_model_chunk_needs(m, s)], (unsigned long)S);
         vae_span sp;
         vae_model_chunk(m, s, &sp);
-        for (int i = 0; i < nl; i++) {
-            const vae_layer *l = layer(m, i);
-            if (sp.w < l->w || sp.w >= l->b)
-                continue;
-            const int o0 = (int)((sp.w - l->w) / l->in), o1 = o0 + (int)sp.nb;
-            const int n = i < m->n_enc ? j->B : j->B * m->k;
-            const float *in;
-            float *out, *d, *din;
-            layer_bufs(m, i, &in, &out, &d, &din);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, l->in, n, 1.0f, d + o0,
-                        l->out, in, l->in, 0.0f, m->grads + sp.w, l->in);
-        }
+        const vae_layer *l = layer(m, sp.layer);
+        const int n = sp.layer < m->n_enc ? j->B : j->B * m->k;
+        const float *in;
+        float *out, *d, *din;
+        vae_model_layer_bufs(m, sp.layer, &in, &out, &d, &din);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, sp.o1 - sp.o0, l->in, n, 1.0f,
+                    d + sp.o0, l->out, in, l->in, 0.0f, m->grads + sp.w, l->in);
     }
 }
 
@@ -134,7 +111,7 @@ static void gemm_whole(vae_model *m, int B)
         const int n = i < m->n_enc ? B : B * m->k;
         const float *in;
         float *out, *d, *din;
-        layer_bufs(m, i, &in, &out, &d, &din);
+        vae_model_layer_bufs(m, i, &in, &out, &d, &din);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1.0f, in, l->in,
                     m->params + l->w, l->in, 0.0f, out, l->out);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->out, l->in, n, 1.0f, d, l->out,

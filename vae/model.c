@@ -471,8 +471,7 @@ void vae_model_backward_encoder(vae_model *m, int B, int s, const vae_terms *t)
     }
 }
 
-/* The layer of a chunk (index into enc then dec) and its rows of W. */
-static const vae_layer *chunk_layer(const vae_model *m, int c, int *li, int *o0, int *o1)
+void vae_model_chunk(const vae_model *m, int c, vae_span *sp)
 {
     const vae_layer *l = NULL;
     int i = 0;
@@ -481,48 +480,51 @@ static const vae_layer *chunk_layer(const vae_model *m, int c, int *li, int *o0,
         if (c >= l->c0 && c < l->c0 + l->nchunks)
             break;
     }
-    *li = i;
-    *o0 = *o1 = 0;
-    layer_chunks(l, c - l->c0, o0, o1);
-    return l;
+    sp->layer = i;
+    sp->o0 = sp->o1 = 0;
+    layer_chunks(l, c - l->c0, &sp->o0, &sp->o1);
+    sp->w = l->w + (long)sp->o0 * l->in;
+    sp->nw = (long)(sp->o1 - sp->o0) * l->in;
+    sp->b = l->b + sp->o0;
+    sp->nb = sp->o1 - sp->o0;
 }
 
 int vae_model_chunk_needs(const vae_model *m, int c)
 {
-    int li, o0, o1;
-    chunk_layer(m, c, &li, &o0, &o1);
-    return li >= m->n_enc ? 1 : 2;
+    vae_span sp;
+    vae_model_chunk(m, c, &sp);
+    return sp.layer >= m->n_enc ? 1 : 2;
 }
 
-void vae_model_chunk(const vae_model *m, int c, vae_span *sp)
+void vae_model_layer_bufs(const vae_model *m, int i, const float **in, float **out,
+                          float **dout, float **din)
 {
-    int li, o0, o1;
-    const vae_layer *l = chunk_layer(m, c, &li, &o0, &o1);
-    sp->w = l->w + (long)o0 * l->in;
-    sp->nw = (long)(o1 - o0) * l->in;
-    sp->b = l->b + o0;
-    sp->nb = o1 - o0;
+    if (i < m->n_enc) {
+        *in = i > 0 ? m->enc_out[i - 1] : m->x;
+        *out = m->enc_out[i];
+        *dout = m->enc_d[i];
+        *din = i > 0 ? m->enc_d[i - 1] : NULL;
+    } else {
+        const int j = i - m->n_enc;
+        *in = j > 0 ? m->dec_out[j - 1] : m->z;
+        *out = m->dec_out[j];
+        *dout = m->dec_d[j];
+        *din = j > 0 ? m->dec_d[j - 1] : m->dz;
+    }
 }
 
 void vae_model_grad(vae_model *m, int B, int c, vae_span *sp)
 {
-    int li, o0, o1;
-    const vae_layer *l = chunk_layer(m, c, &li, &o0, &o1);
-    const float *dy, *in;
-    int rows;
-    if (li < m->n_enc) {
-        dy = m->enc_d[li];
-        in = li > 0 ? m->enc_out[li - 1] : m->x;
-        rows = B;
-    } else {
-        int i = li - m->n_enc;
-        dy = m->dec_d[i];
-        in = i > 0 ? m->dec_out[i - 1] : m->z;
-        rows = B * m->k;
-    }
-    dense_backward_params(m->grads + l->w, m->grads + l->b, dy, in, rows, l->in, l->out, o0, o1);
-    if (sp)
-        vae_model_chunk(m, c, sp);
+    vae_span here;
+    if (!sp)
+        sp = &here;
+    vae_model_chunk(m, c, sp);
+    const vae_layer *l = sp->layer < m->n_enc ? &m->enc[sp->layer] : &m->dec[sp->layer - m->n_enc];
+    const float *in;
+    float *out, *dy, *din;
+    vae_model_layer_bufs(m, sp->layer, &in, &out, &dy, &din);
+    dense_backward_params(m->grads + l->w, m->grads + l->b, dy, in,
+                          sp->layer < m->n_enc ? B : B * m->k, l->in, l->out, sp->o0, sp->o1);
 }
 
 void vae_model_step(vae_model *m, int B, const vae_klweight *w, int backward, vae_terms *t)

@@ -125,12 +125,21 @@ void vae_model_backward_decoder(vae_model *m, int B, int shard);
 void vae_model_backward_encoder(vae_model *m, int B, int shard, const vae_terms *t);
 int vae_model_chunk_needs(const vae_model *m, int chunk);
 
-/* A chunk's parameters: two runs of the parameter buffers, rows of W and their b. */
+/* A chunk's parameters: two runs of the parameter buffers, rows of W and their b, and
+ * where they come from: rows [o0, o1) of layer `layer` (enc first, then dec). */
 typedef struct vae_span {
     long w, nw, b, nb;
+    int layer, o0, o1;
 } vae_span;
 void vae_model_grad(vae_model *m, int B, int chunk, vae_span *sp);
 void vae_model_chunk(const vae_model *m, int chunk, vae_span *sp);
+
+/* Layer i's (enc first, then dec) buffers in the workspace: its input, its output, the
+ * gradient with respect to its pre-activation output, and the gradient with respect
+ * to its input (NULL for the first encoder layer, whose input is data). Rows: B for
+ * the encoder, B·k for the decoder. */
+void vae_model_layer_bufs(const vae_model *m, int i, const float **in, float **out,
+                          float **dout, float **din);
 
 /* Per-example KL per latent dimension of the last forward pass (analytic, whatever
  * the estimator): out (B, L). Used for KL per dimension and active units. */
