@@ -18,10 +18,10 @@ void tb_printf(textbuf *b, const char *fmt, ...) __attribute__((format(printf, 2
 void tb_int(textbuf *b, long long v);
 
 /* v as JSON: jansson's text ("%.17g", with ".0" added when it would read as an
- * integer), so replies written here and by json_dumps agree digit for digit; null when
- * not finite (JSON has no NaN). Each thread remembers the text of the doubles it
- * printed last (a direct-mapped memo keyed by the value's bits: exact, since equal bits
- * print equally): many clients asking for the same rows cost one print per value. */
+ * integer, exponents without '+' and leading zeros), so replies written here and by
+ * json_dumps agree digit for digit; null when not finite (JSON has no NaN). The digits
+ * are computed exactly with integer arithmetic, not by printf, for the magnitudes
+ * curves hold (textbuf.c). */
 void tb_num(textbuf *b, double v);
 
 #endif
