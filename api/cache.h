@@ -1,13 +1,14 @@
-/* cache.h — replies that cannot change, kept for the next client who asks.
+/* cache.h — metrics replies kept for the next client who asks.
  *
  * A finished job's rows never change (completed, failed and cancelled are final; only
  * a paused job resumes), so the reply to a given metrics query of such a job is the
- * same bytes every time. Dashboards left open on a finished run poll it for hours: the
- * whole-range downsample of a million-row job takes ~2 ms to build and almost nothing
- * to send again. The key is the caller's: it must name everything the reply depends
- * on. At most `entries` replies and `max_bytes` bytes in all are kept, the least
- * recently used going first; a reply larger than max_bytes / 4 is not kept. Safe to
- * call from any thread. */
+ * same bytes every time; any other job's reply holds until the store's next commit
+ * (api/routes.c keys it by store_generation). Dashboards poll the same queries for
+ * hours: the whole-range downsample of a million-row job takes ~2 ms to build and
+ * almost nothing to send again. The key is the caller's: it must name everything the
+ * reply depends on. At most `entries` replies and `max_bytes` bytes in all are kept,
+ * the least recently used going first; a reply larger than max_bytes / 4 is not kept.
+ * Safe to call from any thread. */
 #ifndef VAED_API_CACHE_H
 #define VAED_API_CACHE_H
 

@@ -29,7 +29,7 @@ typedef struct api_prom_input {
     const char *state_error;        /* shown as a comment when state_counts is NULL */
     const store_stats *store;       /* NULL: no store series */
     const api_stats *http;          /* NULL: no HTTP series */
-    int has_cache;                  /* the finished jobs' reply cache (api/cache.h): */
+    int has_cache;                  /* the metrics reply cache (api/cache.h): */
     int cache_entries;
     size_t cache_bytes;
     unsigned long cache_hits, cache_misses;

@@ -237,15 +237,15 @@ int api_prom_render(const api_prom_input *in, char **out, size_t *len)
 
     if (in->has_cache) {
         family(f, "vaed_reply_cache_entries", "gauge",
-               "Finished jobs' metrics replies kept for the next client.");
+               "Metrics replies kept for the next client.");
         fprintf(f, "vaed_reply_cache_entries %d\n", in->cache_entries);
         family(f, "vaed_reply_cache_bytes", "gauge", "Bytes those replies hold.");
         fprintf(f, "vaed_reply_cache_bytes %zu\n", in->cache_bytes);
         family(f, "vaed_reply_cache_hits_total", "counter",
-               "Metrics requests of finished jobs answered from the cache.");
+               "Metrics requests answered from the reply cache.");
         fprintf(f, "vaed_reply_cache_hits_total %lu\n", in->cache_hits);
         family(f, "vaed_reply_cache_misses_total", "counter",
-               "Metrics requests of finished jobs whose reply had to be built.");
+               "Metrics requests whose reply had to be built.");
         fprintf(f, "vaed_reply_cache_misses_total %lu\n", in->cache_misses);
     }
 
@@ -261,6 +261,9 @@ int api_prom_render(const api_prom_input *in, char **out, size_t *len)
         fprintf(f, "vaed_store_write_errors_total %llu\n", (unsigned long long)s->write_errors);
         family(f, "vaed_store_commits_total", "counter", "Batches committed to SQLite.");
         fprintf(f, "vaed_store_commits_total %llu\n", (unsigned long long)s->commits);
+        family(f, "vaed_store_rows_committed_total", "counter", "Metric rows committed to SQLite.");
+        fprintf(f, "vaed_store_rows_committed_total %llu\n",
+                (unsigned long long)s->rows_committed);
     }
 
     int bad = ferror(f);

@@ -349,7 +349,7 @@ static int job_exists(api_req *req, int64_t id)
  * steps of one job see the same few hundred rows), and printing a double exactly
  * ("%.17g", as jansson does) is glibc's multi-precision path: with json_real per value
  * it was most of what serving a poll cost. So the columnar reply is written here with
- * api/textbuf.h, whose tb_num prints each value once per thread. */
+ * api/textbuf.h, whose tb_num prints a double without printf. */
 
 /* {"job", "step": [...], "<column>": [...]..., "kl_groups"?, "rows", "downsampled",
  * "next_since"} with a trailing newline, as api_reply_json writes. Returns 0 and *out
@@ -454,20 +454,27 @@ static void h_metrics(api_req *req)
             mask |= STORE_MCOL(c);
         }
     }
+    /* Replies are kept (api/cache.h), keyed by everything they depend on. A finished
+     * job's rows never change: the state is read before the rows, and a job's final
+     * state is committed after its last row, so a reply built now is complete for
+     * good. Any other job's reply holds until the store's next commit: the generation
+     * is read before the rows, and the reply is kept only if no commit came while it
+     * was built. Dashboards polling a running job ask for the rows after the last step
+     * they saw, and commits come once a second, so a hundred of them ask the same few
+     * questions between two commits: one builds the reply, the others copy it. */
+    uint64_t gen = store_generation(ctx(req)->st);
     store_job sj;
     if (!job_lookup(req, id, &sj))
         return;
-    /* A finished job's rows never change: its replies are kept (api/cache.h), keyed by
-     * everything they depend on. The state is read before the rows, and a job's final
-     * state is committed after its last row, so a reply built now is complete. */
-    char key[160] = "";
-    if (bus_state_final(sj.state))
-        snprintf(key, sizeof key, "metrics %lld %a %lld %lld %lld %x %d", (long long)id,
-                 sj.created_at, (long long)since, (long long)until, (long long)maxp, mask, csv);
+    int final = bus_state_final(sj.state);
+    char key[192];
+    snprintf(key, sizeof key, "metrics %lld %a %lld %lld %lld %x %d g%llu", (long long)id,
+             sj.created_at, (long long)since, (long long)until, (long long)maxp, mask, csv,
+             final ? 0ull : (unsigned long long)gen);
     store_job_clear(&sj);
     char *cached;
     size_t clen;
-    if (key[0] && api_cache_get(ctx(req)->cache, key, &cached, &clen)) {
+    if (api_cache_get(ctx(req)->cache, key, &cached, &clen)) {
         api_reply_text(req, 200, csv ? "text/csv; charset=utf-8" : "application/json", cached,
                        clen);
         free(cached);
@@ -510,7 +517,7 @@ static void h_metrics(api_req *req)
                     len += (size_t)snprintf(out + len, cap - len, ",%.9g", s.col[c][i]);
             out[len++] = '\n';
         }
-        if (key[0])
+        if (final || store_generation(ctx(req)->st) == gen)
             api_cache_put(ctx(req)->cache, key, out, len);
         api_reply_text(req, 200, "text/csv; charset=utf-8", out, len);
         free(out);
@@ -522,7 +529,7 @@ static void h_metrics(api_req *req)
             api_reply_error(req, 503, "busy", NULL, "out of memory");
             return;
         }
-        if (key[0])
+        if (final || store_generation(ctx(req)->st) == gen)
             api_cache_put(ctx(req)->cache, key, out, len);
         api_reply_text(req, 200, "application/json", out, len);
         free(out);

@@ -17,7 +17,7 @@ typedef struct api_ctx {
     int max_streams;            /* event streams open at once at most (--max-streams);
                                    past it 503 too_many_streams. 0: no limit */
     atomic_int n_streams;       /* event streams open now */
-    struct api_cache *cache;    /* finished jobs' metrics replies (api/cache.h); NULL = none */
+    struct api_cache *cache;    /* metrics replies kept (api/cache.h); NULL = none */
 } api_ctx;
 
 /* The route table (static). OUT *n: its length. */

@@ -402,6 +402,12 @@ typedef struct store_stats {
 /* Fill *out with a consistent snapshot of the writer's counters. */
 void store_get_stats(store *st, store_stats *out);
 
+/* The number of batches committed so far, without taking the writer's lock. It is
+ * raised after a commit completes, so a read that starts after this returned g sees
+ * every write of the first g commits: a reply built from such reads stays right while
+ * the number is still g (the API keeps running jobs' metrics replies by it). */
+uint64_t store_generation(store *st);
+
 /* Age in seconds of the oldest enqueued operation not yet committed; 0 when none. */
 double store_write_lag_seconds(store *st);
 

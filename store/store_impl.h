@@ -8,6 +8,7 @@
 #define VAED_STORE_IMPL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 
 #include "store/store.h"
@@ -51,6 +52,7 @@ struct store {
 
     /* counters and last error, guarded by mu */
     store_stats stats;
+    _Atomic uint64_t generation;    /* stats.commits, readable without mu */
 
     /* read pool, guarded by mu */
     struct rconn *rc;

@@ -686,6 +686,7 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&st->mu);
         if (ok) {
             st->stats.commits++;
+            atomic_store_explicit(&st->generation, st->stats.commits, memory_order_release);
             st->stats.failing = 0;
             backoff = 0;
         } else {
@@ -1074,6 +1075,11 @@ double store_write_lag_seconds(store *st)
     double l = lag_locked(st);
     pthread_mutex_unlock(&st->mu);
     return l;
+}
+
+uint64_t store_generation(store *st)
+{
+    return atomic_load_explicit(&st->generation, memory_order_acquire);
 }
 
 void store_get_stats(store *st, store_stats *out)

@@ -1,7 +1,8 @@
 # daemon_basic.sh — a job submitted over HTTP runs to completion with exactly the
 # figures `vaed train` computes for the same spec (every per-step metric bit for bit,
 # the final test ELBO), and the read routes show it: job object, metrics (ranges,
-# CSV), epochs, checkpoints; then GET /v1/jobs filters by status and paginates.
+# CSV), epochs, checkpoints; then GET /v1/jobs filters by status and paginates, and a
+# running job's metrics replies are never older than the store's last commit.
 . tests/e2e/daemon_lib.sh
 e2e_init
 start_daemon --threads 1
@@ -152,6 +153,35 @@ api GET "/v1/jobs?limit=x"
 expect_status 400
 api GET "/v1/jobs?after=-1"
 expect_status 400
+
+# ---- 10. a running job's replies: kept until the store's next commit, never older -----
+# JR is the only job writing rows; J1 and J2 committed 120. Before each pair of polls the
+# committed row count is read: a reply must hold at least that many of JR's rows (a
+# reply kept past a commit would not), and a poll repeated at once is mostly served
+# from the kept reply (a commit can come between the two, so not always).
+prom_val() { curl -sS "$URL/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
+H0=$(cache_count hits_total)
+r_stale=0; r_grew=0; r_prev=-1; r_same=0; i=0
+while [ $i -lt 25 ]; do
+    R0=$(( $(prom_val vaed_store_rows_committed_total) - 120 ))
+    curl -sS "$URL/v1/jobs/$JR/metrics?fields=loss" >"$T/live-a"
+    curl -sS "$URL/v1/jobs/$JR/metrics?fields=loss" >"$T/live-b"
+    ra=$(jq .rows "$T/live-a"); rb=$(jq .rows "$T/live-b")
+    [ "$ra" -ge "$R0" ] && [ "$rb" -ge "$ra" ] ||
+        { r_stale=$((r_stale + 1)); echo "poll $i: $R0 rows committed before it, replies hold $ra, $rb"; }
+    jq -e '(.step | length) == .rows and .step == [range(.rows)]' "$T/live-a" >/dev/null ||
+        { r_stale=$((r_stale + 1)); echo "poll $i: rows are not steps 0.. in order"; }
+    cmp -s "$T/live-a" "$T/live-b" && r_same=$((r_same + 1))
+    [ "$ra" -gt "$r_prev" ] && [ $r_prev -ge 0 ] && r_grew=$((r_grew + 1))
+    r_prev=$ra
+    sleep_ms 120
+    i=$((i + 1))
+done
+check "no poll of the running job was older than the last commit before it" [ $r_stale -eq 0 ]
+check "the running job's replies grew with its commits ($r_grew times in 3 s)" [ $r_grew -ge 2 ]
+check "a poll repeated at once mostly got the same bytes ($r_same of 25)" [ $r_same -ge 13 ]
+check "repeated polls of a running job were served from the kept reply" \
+    [ $(( $(cache_count hits_total) - H0 )) -ge 13 ]
 
 for j in $JQ1 $JQ3 $JR; do api POST "/v1/jobs/$j/cancel"; expect_status 200; done
 stop_daemon

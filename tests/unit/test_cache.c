@@ -1,4 +1,4 @@
-/* test_cache.c — the reply cache of finished jobs (api/cache.h): what is put comes back
+/* test_cache.c — the metrics reply cache (api/cache.h): what is put comes back
  * byte for byte as a copy the caller owns; a key put again is replaced; the least
  * recently used reply goes first when the slots or the bytes run out; a reply over a
  * quarter of the bytes is not kept; a NULL cache keeps nothing; and four threads

@@ -113,7 +113,7 @@ static void test_render(void)
     snprintf(live[0].name, sizeof live[0].name, "a\"b\\c\nd\xff\xc3\xa9");
     snprintf(live[1].name, sizeof live[1].name, "plain\xe2\x82");
     int64_t counts[STORE_NSTATES] = {3, 1, 0, 0, 5, 2, 0};
-    store_stats ss = {.commits = 42, .write_errors = 2, .pending_ops = 9, .lag = 0.75};
+    store_stats ss = {.commits = 42, .rows_committed = 1234567, .write_errors = 2, .pending_ops = 9, .lag = 0.75};
     api_stat_count sc[3] = {
         {"GET", "/healthz", 200, 5},
         {"GET", "/v1/jobs/{id}/checkpoints/{step:u}", 404, 2},
@@ -168,6 +168,7 @@ static void test_render(void)
         "vaed_store_pending_ops 9",
         "vaed_store_write_errors_total 2",
         "vaed_store_commits_total 42",
+        "vaed_store_rows_committed_total 1234567",
         "# TYPE vaed_http_requests_total counter",
         "# TYPE vaed_http_request_duration_seconds histogram",
         "# TYPE vaed_job_beta gauge",
