@@ -555,6 +555,15 @@ void vae_model_kl_dims(const vae_model *m, int B, double *out)
     }
 }
 
+/* Adam reads and writes the parameters and both moments, 12 bytes a weight, and in a
+ * training step they come from beyond the core's cache: the multiplies between two
+ * updates pass more data through it than the caches hold. The hardware prefetcher
+ * follows a stream only within a 4 KiB page, so each of the three streams stalls at
+ * every page boundary; asking for them 8 KiB ahead keeps them flowing. It changes no
+ * number, and made the reference spec's step 3-4% faster (`vaed train`, alternating
+ * runs); alone on data that fits in the last-level cache it changes nothing. */
+#define ADAM_AHEAD 2048 /* floats */
+
 double vae_adam_update(float *restrict p, const float *restrict g, float *restrict m,
                        float *restrict v, long n, const vae_optim_spec *o, double lr, double clip,
                        long t)
@@ -570,7 +579,12 @@ double vae_adam_update(float *restrict p, const float *restrict g, float *restri
         const long e = b0 + 4096 < n ? b0 + 4096 : n;
         float acc[16] = {0};
         long i = b0;
-        for (; i + 16 <= e; i += 16)
+        for (; i + 16 <= e; i += 16) {
+            if (i + ADAM_AHEAD < n) {
+                __builtin_prefetch(p + i + ADAM_AHEAD, 1, 3);
+                __builtin_prefetch(m + i + ADAM_AHEAD, 1, 3);
+                __builtin_prefetch(v + i + ADAM_AHEAD, 1, 3);
+            }
             for (int k = 0; k < 16; k++) {
                 const long j = i + k;
                 const float gr = g[j], gi = gr * c;
@@ -579,6 +593,7 @@ double vae_adam_update(float *restrict p, const float *restrict g, float *restri
                 v[j] = b2 * v[j] + (1.0f - b2) * gi * gi;
                 p[j] = p[j] * decay - step_size * m[j] / (sqrtf(v[j]) * inv_sqrt_bc2 + eps);
             }
+        }
         for (; i < e; i++) {
             const float gr = g[i], gi = gr * c;
             acc[0] += gr * gr;
