@@ -29,11 +29,6 @@ static double mono(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static const vae_layer *layer(const vae_model *m, int i)
-{
-    return i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
-}
-
 typedef struct gemm_job {
     vae_model *m;
     vae_par *par;
@@ -55,7 +50,7 @@ static void shard_gemms(gemm_job *j, int s, int forward, int from, int to)
     vae_model *m = j->m;
     const int rows = vae_model_shard_rows(j->B);
     for (int i = forward ? from : to - 1; forward ? i < to : i >= from; i += forward ? 1 : -1) {
-        const vae_layer *l = layer(m, i);
+        const vae_layer *l = vae_model_layer(m, i);
         const int k = i < m->n_enc ? 1 : m->k, r0 = s * rows * k;
         const int n = (s * rows + rows < j->B ? rows : j->B - s * rows) * k;
         const float *in;
@@ -93,7 +88,7 @@ static void gemm_part(void *arg, int part, int nparts)
         vae_par_wait(j->par, &j->done[vae_model_chunk_needs(m, s)], (unsigned long)S);
         vae_span sp;
         vae_model_chunk(m, s, &sp);
-        const vae_layer *l = layer(m, sp.layer);
+        const vae_layer *l = vae_model_layer(m, sp.layer);
         const int n = sp.layer < m->n_enc ? j->B : j->B * m->k;
         const float *in;
         float *out, *d, *din;
@@ -107,7 +102,7 @@ static void gemm_part(void *arg, int part, int nparts)
 static void gemm_whole(vae_model *m, int B)
 {
     for (int i = 0; i < m->n_enc + m->n_dec; i++) {
-        const vae_layer *l = layer(m, i);
+        const vae_layer *l = vae_model_layer(m, i);
         const int n = i < m->n_enc ? B : B * m->k;
         const float *in;
         float *out, *d, *din;
@@ -126,7 +121,7 @@ static double flop_per_step(const vae_model *m, int B)
 {
     double flop = 0;
     for (int i = 0; i < m->n_enc + m->n_dec; i++) {
-        const vae_layer *l = layer(m, i);
+        const vae_layer *l = vae_model_layer(m, i);
         const int n = i < m->n_enc ? B : B * m->k;
         flop += (i != 0 ? 6.0 : 4.0) * n * l->in * l->out;
     }

@@ -205,7 +205,7 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
 
-    /* Finished jobs' metrics replies, kept: 64 of them, 32 MiB at most (api/cache.h). */
+    /* Metrics replies, kept: 64 of them, 32 MiB at most (api/cache.h). */
     cache = api_cache_new(64, (size_t)32 << 20);
     api_ctx actx = {.J = J, .st = st, .bus = events, .max_streams = (int)max_streams,
                     .cache = cache};

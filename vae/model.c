@@ -34,6 +34,12 @@ static int layer_chunks(const vae_layer *l, int k, int *o0, int *o1)
     return n;
 }
 
+/* vae_model_layer, writable, for the plan that sets the layers up. */
+static vae_layer *layer_at(vae_model *m, int i)
+{
+    return (vae_layer *)vae_model_layer(m, i);
+}
+
 static long layers_plan(vae_model *m, const vae_spec *s)
 {
     const vae_model_spec *ms = &s->model;
@@ -53,7 +59,7 @@ static long layers_plan(vae_model *m, const vae_spec *s)
     }
     m->dec[m->n_dec++] = (vae_layer){in, m->D, -1, 0, 0, 0, 0, 0};
     for (int i = 0; i < m->n_enc + m->n_dec; i++) {
-        vae_layer *l = i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
+        vae_layer *l = layer_at(m, i);
         l->w = off;
         off += (long)l->in * l->out;
         l->b = off;
@@ -68,7 +74,7 @@ static long layers_plan(vae_model *m, const vae_spec *s)
      * decoder's last layer first, the encoder's first layer last. */
     m->n_chunks = 0;
     for (int i = m->n_enc + m->n_dec - 1; i >= 0; i--) {
-        vae_layer *l = i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
+        vae_layer *l = layer_at(m, i);
         l->c0 = m->n_chunks;
         l->nchunks = layer_chunks(l, -1, NULL, NULL);
         m->n_chunks += l->nchunks;
@@ -209,7 +215,7 @@ int vae_model_new(vae_model **out, const vae_spec *spec, int D, int vocab, int m
     vae_rng r;
     vae_rng_seed(&r, spec->train.seed, 1);
     for (int i = 0; i < m->n_enc + m->n_dec; i++) {
-        const vae_layer *l = i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
+        const vae_layer *l = vae_model_layer(m, i);
         double bound = 1.0 / sqrt((double)l->in);
         for (long j = 0; j < (long)l->in * l->out; j++)
             m->params[l->w + j] = (float)((2.0 * vae_rng_uniform(&r) - 1.0) * bound);
@@ -476,7 +482,7 @@ void vae_model_chunk(const vae_model *m, int c, vae_span *sp)
     const vae_layer *l = NULL;
     int i = 0;
     for (; i < m->n_enc + m->n_dec; i++) {
-        l = i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
+        l = vae_model_layer(m, i);
         if (c >= l->c0 && c < l->c0 + l->nchunks)
             break;
     }
@@ -519,7 +525,7 @@ void vae_model_grad(vae_model *m, int B, int c, vae_span *sp)
     if (!sp)
         sp = &here;
     vae_model_chunk(m, c, sp);
-    const vae_layer *l = sp->layer < m->n_enc ? &m->enc[sp->layer] : &m->dec[sp->layer - m->n_enc];
+    const vae_layer *l = vae_model_layer(m, sp->layer);
     const float *in;
     float *out, *dy, *din;
     vae_model_layer_bufs(m, sp->layer, &in, &out, &dy, &din);

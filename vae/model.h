@@ -134,6 +134,12 @@ typedef struct vae_span {
 void vae_model_grad(vae_model *m, int B, int chunk, vae_span *sp);
 void vae_model_chunk(const vae_model *m, int chunk, vae_span *sp);
 
+/* Layer i, counting the encoder's layers first, then the decoder's. */
+static inline const vae_layer *vae_model_layer(const vae_model *m, int i)
+{
+    return i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
+}
+
 /* Layer i's (enc first, then dec) buffers in the workspace: its input, its output, the
  * gradient with respect to its pre-activation output, and the gradient with respect
  * to its input (NULL for the first encoder layer, whose input is data). Rows: B for

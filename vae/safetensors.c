@@ -70,7 +70,7 @@ static int tensor_list(const vae_model *m, tensor *t)
     const int G = m->n_groups, nl = m->n_enc + m->n_dec;
     int nt = 0;
     for (int i = 0; i < nl; i++) {
-        const vae_layer *l = i < m->n_enc ? &m->enc[i] : &m->dec[i - m->n_enc];
+        const vae_layer *l = vae_model_layer(m, i);
         if (i == m->n_enc - 1) {
             /* rows [0, L) of the head are the means, [L, 2L) the log-variances */
             for (int g = 0; g < G; g++) {
