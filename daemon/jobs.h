@@ -1,5 +1,8 @@
-/* jobs.h — the daemon's job manager: the queue, the worker threads that train, and
- * the control block through which clients steer a running job.
+/* jobs.h — the job manager, the door of daemon/ for api/: submit a job, control it,
+ * read its live figures. Inside, it is split by concern (daemon/job.h is the internal
+ * contract): queue.c (the table and the workers), control.c (job_apply: every control
+ * in every state), worker.c (the training loop of one job), recover.c (what a restart
+ * does again), submit.c (validation and queueing).
  *
  * States and transitions (anything else is VAED_ESTATE, HTTP 409):
  *     queued → running ⇄ paused → completed | failed | cancelled
@@ -9,21 +12,21 @@
  * finished (queued, running, paused), each with a live status snapshot that the
  * worker publishes every step.
  *
- * Clients never touch a model. They post control messages (pause, cancel, checkpoint
- * now, a new schedule, a new learning rate) into the job's control block; the worker
- * drains it at the top of every step, so a change applies between two steps, at the
- * step the reply names. The caller waits (bounded) for the worker to act, so a reply
- * says what happened, not what was asked.
+ * One owner per job. Clients never touch a model: each call below posts a message to
+ * the job, and the job's owner applies it through one function (control.c's job_apply)
+ * — the worker of a running job at the top of its next step, or, for a queued or
+ * paused job, the calling thread itself, which holds the job meanwhile so that no
+ * worker starts it halfway through a change. The caller waits (bounded by wait_s) for
+ * the answer, so a reply says what happened, and at which step, not what was asked.
  *
  * Queue order: priority descending, then FIFO (the store's queue_seq). A resumed job
  * goes to the front. A job whose dataset cannot be loaded, whose model does not fit,
  * or that diverges fails with its reason; the worker carries on with the next job.
  *
  * Recovery: at start, jobs that were running or interrupted are queued again and
- * resume from their newest checkpoint; the schedule overrides recorded after that
- * checkpoint are re-applied at their recorded steps, so the steps after it are
- * computed again identically and their metric rows replaced. A fork's 'submit' event
- * at its first step is replayed too, unless it equals the schedule in force. */
+ * resume from their newest checkpoint; the schedule changes recorded after that
+ * checkpoint are applied again at their recorded steps, through job_apply, so the
+ * steps after it are computed again identically and their metric rows replaced. */
 #ifndef VAED_JOBS_H
 #define VAED_JOBS_H
 
@@ -34,8 +37,19 @@
 #include "store/store.h"
 #include "vae/err.h"
 #include "vae/sched.h"
+#include "vae/spec.h"
 
 typedef struct jobs jobs;
+
+/* What the job manager asks of the dataset registry (api/datasets.h registers it; the
+ * daemon does not include api/): parse a spec whose dataset may name a registered
+ * dataset by id, and tell whether a path is an uploaded dataset's file (allowed past
+ * the --data-dir check). */
+typedef struct jobs_datasets {
+    void *ctx;
+    int (*spec_parse)(void *ctx, store *st, vae_spec *out, const json_t *doc, vaed_err *err);
+    int (*owns_path)(void *ctx, const char *path);
+} jobs_datasets;
 
 typedef struct jobs_config {
     int workers;                /* jobs trained at once, >= 1 */
@@ -47,6 +61,7 @@ typedef struct jobs_config {
     double wait_s;              /* how long a control call waits for the worker */
     struct bus *bus;            /* live events (daemon/bus.h); NULL = none. Borrowed,
                                    must outlive the manager. */
+    const jobs_datasets *datasets; /* NULL = specs name files only. Borrowed. */
 } jobs_config;
 
 void jobs_config_default(jobs_config *c);
@@ -68,7 +83,8 @@ int jobs_submit(jobs *j, const json_t *spec, int64_t *id, vaed_err *err);
 
 /* Pause a running job: it checkpoints, frees its worker and becomes paused. Resume
  * puts a paused job at the front of the queue. Cancel ends a queued, running or
- * paused job. VAED_ENOTFOUND (404), VAED_ESTATE (409) with the state in err. */
+ * paused job. VAED_ENOTFOUND (404), VAED_ESTATE (409) with the state in err, VAED_EBUSY
+ * (503) when the owner did not answer within wait_s. */
 int jobs_pause(jobs *j, int64_t id, vaed_err *err);
 int jobs_resume(jobs *j, int64_t id, vaed_err *err);
 int jobs_cancel(jobs *j, int64_t id, vaed_err *err);

@@ -130,6 +130,21 @@ static long num_flag(int i, long lo, long hi)
     return v;
 }
 
+/* The job manager reaches the dataset registry (api/datasets.h) through these: daemon/
+ * below this wiring file includes nothing from api/. */
+static int datasets_spec_parse(void *ctx, store *st, vae_spec *out, const json_t *doc,
+                               vaed_err *err)
+{
+    (void)ctx;
+    return api_datasets_spec_parse(st, out, doc, err);
+}
+
+static int datasets_owns_path(void *ctx, const char *path)
+{
+    (void)ctx;
+    return api_datasets_owns_path(path);
+}
+
 int cmd_serve(int argc, char **argv)
 {
     int rc = parse_flags(argc, argv);
@@ -191,6 +206,8 @@ int cmd_serve(int argc, char **argv)
     jc.max_queued = (int)maxq;
     jc.wait_s = (double)wait_s;
     jc.data_dir = flags[F_DATA_DIR].value[0] ? flags[F_DATA_DIR].value : NULL;
+    static const jobs_datasets datasets = {NULL, datasets_spec_parse, datasets_owns_path};
+    jc.datasets = &datasets;
     /* The event bus comes before the job manager (which publishes into it) and goes
      * after it and the HTTP server (whose streams read from it). */
     bus_config bc;

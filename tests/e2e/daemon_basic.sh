@@ -98,7 +98,8 @@ same_as_ref "$J2" basic "second run of the same spec"
 
 # ---- 9. listing: status filter and pagination --------------------------------------------
 # J1, J2 completed; a long job running; three queued; one of those cancelled.
-LONG=$(tiny_spec long 1000)
+# no checkpoint at every epoch end: a checkpoint commits at once, and JR's epochs are short
+LONG=$(tiny_spec long 1000 '{"checkpoint": {"at_epoch_end": false}}')
 submit "$LONG"; JR=$JOB
 wait_state "$JR" running 60 && ok || fail "long job not running"
 submit "$(tiny_spec q1 1)"; JQ1=$JOB
@@ -157,11 +158,13 @@ expect_status 400
 # ---- 10. a running job's replies: kept until the store's next commit, never older -----
 # JR is the only job writing rows; J1 and J2 committed 120. Before each pair of polls the
 # committed row count is read: a reply must hold at least that many of JR's rows (a
-# reply kept past a commit would not), and a poll repeated at once is mostly served
-# from the kept reply (a commit can come between the two, so not always).
+# reply kept past a commit would not). A poll repeated at once with no commit of rows
+# between the two (the committed count read before the first and after the second is
+# the same) must get the same bytes; how many pairs are that quiet depends on the
+# machine's load, so only a few are required, and the kept reply must serve some.
 prom_val() { curl -sS "$URL/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 H0=$(cache_count hits_total)
-r_stale=0; r_grew=0; r_prev=-1; r_same=0; i=0
+r_stale=0; r_grew=0; r_prev=-1; r_quiet=0; r_differ=0; i=0
 while [ $i -lt 25 ]; do
     R0=$(( $(prom_val vaed_store_rows_committed_total) - 120 ))
     curl -sS "$URL/v1/jobs/$JR/metrics?fields=loss" >"$T/live-a"
@@ -171,7 +174,12 @@ while [ $i -lt 25 ]; do
         { r_stale=$((r_stale + 1)); echo "poll $i: $R0 rows committed before it, replies hold $ra, $rb"; }
     jq -e '(.step | length) == .rows and .step == [range(.rows)]' "$T/live-a" >/dev/null ||
         { r_stale=$((r_stale + 1)); echo "poll $i: rows are not steps 0.. in order"; }
-    cmp -s "$T/live-a" "$T/live-b" && r_same=$((r_same + 1))
+    R1=$(( $(prom_val vaed_store_rows_committed_total) - 120 ))
+    if [ "$R1" -eq "$R0" ]; then
+        r_quiet=$((r_quiet + 1))
+        cmp -s "$T/live-a" "$T/live-b" ||
+            { r_differ=$((r_differ + 1)); echo "poll $i: no commit between two polls, replies differ"; }
+    fi
     [ "$ra" -gt "$r_prev" ] && [ $r_prev -ge 0 ] && r_grew=$((r_grew + 1))
     r_prev=$ra
     sleep_ms 120
@@ -179,9 +187,11 @@ while [ $i -lt 25 ]; do
 done
 check "no poll of the running job was older than the last commit before it" [ $r_stale -eq 0 ]
 check "the running job's replies grew with its commits ($r_grew times in 3 s)" [ $r_grew -ge 2 ]
-check "a poll repeated at once mostly got the same bytes ($r_same of 25)" [ $r_same -ge 13 ]
+check "polls with no commit between them got the same bytes ($r_differ of $r_quiet differ)" \
+    [ $r_differ -eq 0 ]
+check "at least 3 of 25 pairs of polls had no commit between them ($r_quiet)" [ $r_quiet -ge 3 ]
 check "repeated polls of a running job were served from the kept reply" \
-    [ $(( $(cache_count hits_total) - H0 )) -ge 13 ]
+    [ $(( $(cache_count hits_total) - H0 )) -ge 3 ]
 
 for j in $JQ1 $JQ3 $JR; do api POST "/v1/jobs/$j/cancel"; expect_status 200; done
 stop_daemon

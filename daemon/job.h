@@ -1,0 +1,192 @@
+/* job.h — inside the job manager: one job's record, the manager, the control messages
+ * and the one function that applies them. Internal to daemon/ (queue.c, control.c,
+ * worker.c, recover.c, submit.c); the door for everything else is daemon/jobs.h.
+ *
+ * One owner. A job is owned by at most one thread at a time, and only its owner changes
+ * what training will see (the schedule, the learning rate, a checkpoint, the state):
+ *   - a worker owns a running job from the moment it takes it from the queue until it
+ *     has put it down (paused, finished or interrupted);
+ *   - a queued or paused job has no owner. A client call that must change it takes it
+ *     (owner = OWNER_CALLER) for as long as it applies messages, and workers skip a taken
+ *     job, so a job never starts in the middle of a change (the race this closes: a
+ *     worker copying a queued job's spec while a schedule change was being recorded for
+ *     it, so the job trained the old schedule while its history said the new one);
+ *   - on recovery, the worker that resumes a job replays its recorded history through
+ *     job_apply before each step, as the same messages a client would have sent.
+ *
+ * Every control — schedule, learning rate, pause, resume, cancel, checkpoint now — is a
+ * job_msg put in the job's mailbox (FIFO). Whoever owns the job drains the mailbox
+ * through job_apply, which decides in one switch what each message does in each state;
+ * a client that finds the job without an owner becomes its owner and drains it itself.
+ * So a rule is written once, and a change posted before a pause is part of the paused
+ * state, and one posted after it is applied to the paused job.
+ *
+ * Locking: jobs.mu guards the table, each job's state, owner, mailbox, answers and live
+ * snapshot. A job's spec and state are written only by its owner, under mu; its owner
+ * may read them without mu. job_apply runs without mu (it calls the store, which may
+ * wait for a commit). The trainer is touched only by the worker that owns the job.
+ *
+ * Lifetime: the table holds one reference to each unfinished job, a worker running it
+ * one, each client waiting on it one; the last job_unref frees it. */
+#ifndef VAED_JOB_H
+#define VAED_JOB_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "daemon/jobs.h"
+#include "store/store.h"
+#include "vae/spec.h"
+#include "vae/train.h"
+
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_PAUSED, JOB_FINISHED };
+enum job_owner { OWNER_NONE, OWNER_WORKER, OWNER_CALLER };
+
+/* "queued", "running", "paused", "finished". */
+const char *job_state_name(enum job_state s);
+
+enum job_msg_kind { MSG_SCHEDULE, MSG_LR, MSG_PAUSE, MSG_RESUME, MSG_CANCEL, MSG_CHECKPOINT };
+
+/* A control message. The poster fills the request; the owner fills the answer and sets
+ * done (under mu). A poster that stops waiting sets abandoned, and then the owner frees
+ * it when it answers. */
+typedef struct job_msg {
+    enum job_msg_kind kind;
+    sched_spec sched;           /* MSG_SCHEDULE: as the client wrote it */
+    double lr;                  /* MSG_LR */
+    double requested_at;        /* unix seconds */
+    const char *replay;         /* recovery: the recorded event's source ("submit",
+                                   "override"); the change is applied, not recorded again.
+                                   NULL for a client's message. */
+    /* the answer */
+    int done, rc, abandoned;
+    int deferred;               /* answered only once the worker has put the job down */
+    int64_t effective_step;     /* schedule, lr: the first step it governs; checkpoint: its step */
+    sched_spec resolved;        /* MSG_SCHEDULE: the absolute schedule put in force */
+    char msg[sizeof(((vaed_err *)0)->msg)];
+    struct job_msg *next;
+} job_msg;
+
+typedef struct job {
+    int64_t id;
+    vae_spec spec;
+    int64_t queue_seq;
+    enum job_state state;
+    enum job_owner owner;
+    int refs;
+    job_msg *mail_head, *mail_tail;
+    pthread_cond_t cv;          /* answers, state and owner changes */
+    /* live snapshot, published by the worker */
+    int has_live;
+    int64_t step, total_steps, spe;
+    double epoch, beta, loss, xent, kl, elbo, lr, grad_norm, sps, eta;
+    char storage_wait[sizeof(((store_stats *)0)->last_error)]; /* non-empty: waiting */
+    struct job *next;           /* table of unfinished jobs */
+} job;
+
+struct jobs {
+    store *st;
+    jobs_config cfg;
+    char data_dir[PATH_MAX];
+    pthread_mutex_t mu;
+    pthread_cond_t work;        /* a job became takeable, or stopping */
+    job *table;                 /* unfinished jobs */
+    int stopping;
+    int nworkers;
+    pthread_t *workers;
+};
+
+enum outcome { OUT_NONE = -1, OUT_COMPLETED, OUT_FAILED, OUT_CANCELLED, OUT_PAUSED,
+               OUT_INTERRUPTED };
+
+/* A worker's hold on a running job (worker.c). */
+typedef struct run {
+    jobs *J;
+    job *jb;
+    vae_trainer *t;
+    store_event *events;        /* recorded changes still to replay (recover.c) */
+    size_t n_events, next_event;
+    int64_t last_ckpt_step;
+    double last_ckpt_time;
+    double rate_t0;
+    int64_t rate_s0;
+    double last_progress;
+    enum outcome outcome;       /* OUT_NONE while the job goes on */
+    job_msg *deferred;          /* pause/cancel answers held until the job is put down */
+} run;
+
+/* ---- the one door for controls (control.c) ---------------------------------------- */
+
+/* Apply m to jb as jb's owner, in jb's state: r is the worker's run when the job is
+ * running (or being replayed on recovery), NULL when the caller owns a queued or paused
+ * job. Called without mu. Fills m's answer (rc, msg, effective_step, resolved, deferred)
+ * and returns m->rc. */
+int job_apply(jobs *J, job *jb, run *r, job_msg *m);
+
+/* The owner applies every message in jb's mailbox, in order (mu held; released around
+ * each job_apply). A running job's drain stops after a message that ends its run
+ * (r->outcome set): the rest wait for the job to be put down. */
+void job_drain(jobs *J, job *jb, run *r);
+
+/* Mark m answered (mu held): wakes its poster, or frees it if abandoned. */
+void job_answer(job *jb, job_msg *m);
+
+/* The owner lets go (mu held): owner = none; a finished job leaves the table, a queued
+ * one is offered to the workers. */
+void job_release(jobs *J, job *jb);
+
+/* ---- the table and its workers (queue.c) ------------------------------------------ */
+
+job *job_new(int64_t id, const vae_spec *spec, int64_t seq, enum job_state state);
+void job_unref(job *jb);
+job *job_find(jobs *J, int64_t id);        /* mu held */
+int job_count_queued(jobs *J);             /* mu held */
+void job_table_add(jobs *J, job *jb);      /* mu held */
+/* Answer every message in jb's mailbox with rc/why (mu held). */
+void job_answer_all(job *jb, int rc, const char *why);
+
+/* Record a job's state in the store (a few retries), publish it on the bus and log it.
+ * Logs, never fails: the job's fate is decided. */
+void job_record_state(jobs *J, int64_t id, const char *state, const char *reason);
+
+/* ---- the worker (worker.c) -------------------------------------------------------- */
+
+/* Train jb (owned by the caller, a worker) until it ends, pauses, is cancelled or the
+ * daemon stops; r is zeroed by the caller with J and jb set. OUT reason on failure. */
+enum outcome worker_run(run *r, char *reason, size_t reason_len);
+
+/* Take a checkpoint of the running job now (worker.c: wait = 1 retries a failing
+ * store until it writes, or the daemon stops). */
+int worker_checkpoint(run *r, const char *kind, int wait, vaed_err *err);
+
+/* ---- recovery (recover.c) --------------------------------------------------------- */
+
+/* At start: the store's unfinished jobs into the table, queued (running and interrupted
+ * ones resume from their newest checkpoint) or paused. mu not needed (no workers yet). */
+int recover_jobs(jobs *J, vaed_err *err);
+
+/* Load the recorded schedule changes that the resumed run must apply again (r->events). */
+int recover_history(run *r, vaed_err *err);
+
+/* Apply again, through job_apply, the recorded changes whose effective step is the step
+ * about to run. */
+int recover_replay(run *r, vaed_err *err);
+
+/* ---- submission and paths (submit.c) ---------------------------------------------- */
+
+/* A server-side dataset path must lie inside --data-dir (or be an uploaded dataset). */
+int job_check_path(jobs *J, const char *path, const char *field, vaed_err *err);
+
+/* ---- (control.c) -------------------------------------------------------------------- */
+
+/* The step a paused (or queued, checkpointed) job resumes from, the beta in force
+ * there and its epoch length: from its newest checkpoint. VAED_ENOTFOUND: none. */
+int job_resume_point(jobs *J, int64_t id, int64_t *step, double *beta, long *spe,
+                     vaed_err *err);
+
+double job_now_unix(void);
+double job_mono(void);
+void job_nap_ms(long ms);
+
+#endif

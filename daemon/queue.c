@@ -1,0 +1,369 @@
+/* queue.c — the table of unfinished jobs, the queue order, the worker pool and the
+ * manager's start and stop (daemon/jobs.h, daemon/job.h).
+ *
+ * Queue order: priority descending, then FIFO (the store's queue_seq); a resumed job
+ * goes to the front (the store gives it the lowest seq). A worker takes the first
+ * queued job that no client holds (job.owner), owns it while it trains, and puts it
+ * down again: paused (it then applies what is left in the mailbox to the paused job),
+ * or finished (the rest of the mailbox is refused with 409). */
+#include "daemon/job.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/bus.h"
+#include "daemon/log.h"
+#include "vae/err.h"
+
+static const char *const state_names[] = {"queued", "running", "paused", "finished"};
+
+const char *job_state_name(enum job_state s) { return state_names[s]; }
+
+double job_now_unix(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double job_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void job_nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+void jobs_config_default(jobs_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->workers = 1;
+    c->threads = 0;
+    c->max_job_memory = (size_t)4 << 30;
+    c->data_dir = NULL;
+    c->max_queued = 1000;
+    c->wait_s = 30.0;
+}
+
+/* ---- the table (all under mu) ------------------------------------------------------- */
+
+job *job_new(int64_t id, const vae_spec *spec, int64_t seq, enum job_state state)
+{
+    job *jb = xcalloc(1, sizeof *jb);
+    jb->id = id;
+    jb->spec = *spec;
+    jb->queue_seq = seq;
+    jb->state = state;
+    jb->owner = OWNER_NONE;
+    jb->refs = 1;
+    pthread_cond_init(&jb->cv, NULL);
+    return jb;
+}
+
+void job_unref(job *jb)
+{
+    if (--jb->refs > 0)
+        return;
+    for (job_msg *m = jb->mail_head, *n; m; m = n) {
+        n = m->next;
+        free(m);
+    }
+    pthread_cond_destroy(&jb->cv);
+    free(jb);
+}
+
+job *job_find(jobs *J, int64_t id)
+{
+    for (job *jb = J->table; jb; jb = jb->next)
+        if (jb->id == id)
+            return jb;
+    return NULL;
+}
+
+void job_table_add(jobs *J, job *jb)
+{
+    jb->next = J->table;
+    J->table = jb;
+}
+
+/* Drop jb from the table (its table reference); it is finished. */
+static void table_remove(jobs *J, job *jb)
+{
+    for (job **p = &J->table; *p; p = &(*p)->next)
+        if (*p == jb) {
+            *p = jb->next;
+            jb->state = JOB_FINISHED;
+            pthread_cond_broadcast(&jb->cv);
+            job_unref(jb);
+            return;
+        }
+}
+
+/* The next job a worker may take: queued, held by nobody; highest priority, then
+ * lowest queue_seq. */
+static job *next_queued(jobs *J)
+{
+    job *best = NULL;
+    for (job *jb = J->table; jb; jb = jb->next)
+        if (jb->state == JOB_QUEUED && jb->owner == OWNER_NONE &&
+            (!best || jb->spec.priority > best->spec.priority ||
+             (jb->spec.priority == best->spec.priority && jb->queue_seq < best->queue_seq)))
+            best = jb;
+    return best;
+}
+
+int job_count_queued(jobs *J)
+{
+    int n = 0;
+    for (job *jb = J->table; jb; jb = jb->next)
+        n += jb->state == JOB_QUEUED;
+    return n;
+}
+
+void job_answer(job *jb, job_msg *m)
+{
+    m->done = 1;
+    if (m->abandoned) /* its poster gave up waiting: ours to free */
+        free(m);
+    else
+        pthread_cond_broadcast(&jb->cv);
+}
+
+void job_answer_all(job *jb, int rc, const char *why)
+{
+    while (jb->mail_head) {
+        job_msg *m = jb->mail_head;
+        jb->mail_head = m->next;
+        m->rc = rc;
+        snprintf(m->msg, sizeof m->msg, "%s", why);
+        job_answer(jb, m);
+    }
+    jb->mail_tail = NULL;
+}
+
+void job_release(jobs *J, job *jb)
+{
+    jb->owner = OWNER_NONE;
+    if (jb->state == JOB_FINISHED)
+        table_remove(J, jb);
+    else if (jb->state == JOB_QUEUED)
+        pthread_cond_signal(&J->work);
+    pthread_cond_broadcast(&jb->cv);
+}
+
+void job_record_state(jobs *J, int64_t id, const char *state, const char *reason)
+{
+    vaed_err err;
+    /* A few quick tries: a state write lost to one failed allocation would leave the
+     * store saying "running" about a job that has ended, until the daemon restarts. */
+    int rc;
+    for (int tries = 0; (rc = store_job_set_state(J->st, id, state, reason, &err)) != 0 &&
+                        (rc == VAED_ENOMEM || rc == VAED_EDB) && tries < 10; tries++) {
+        job_nap_ms(50);
+    }
+    if (rc)
+        log_msg(LOG_ERROR, "job %lld: could not record state %s: %s", (long long)id, state,
+                err.msg);
+    bus_publish_state(J->cfg.bus, id, state, reason);
+    if (reason)
+        log_msg(LOG_INFO, "job %lld %s: %s", (long long)id, state, reason);
+    else
+        log_msg(LOG_INFO, "job %lld %s", (long long)id, state);
+}
+
+/* ---- the workers -------------------------------------------------------------------- */
+
+static const char *const outcome_names[] = {"completed", "failed", "cancelled", "paused",
+                                            "interrupted"};
+
+/* The worker puts jb down after its run (mu held): answers the pause or cancel that
+ * ended it, applies what is left in the mailbox to the paused job (a worker still owns
+ * it until then), refuses the rest for a finished one, and lets go. */
+static void put_down(jobs *J, job *jb, run *r, enum outcome out)
+{
+    jb->state = out == OUT_PAUSED ? JOB_PAUSED : JOB_FINISHED;
+    for (job_msg *m = r->deferred, *n; m; m = n) {
+        n = m->next;
+        int asked = m->kind == MSG_PAUSE ? OUT_PAUSED : OUT_CANCELLED;
+        m->rc = (int)out == asked ? 0 : VAED_ESTATE;
+        if (m->rc)
+            snprintf(m->msg, sizeof m->msg, "job %lld is %s", (long long)jb->id,
+                     outcome_names[out]);
+        job_answer(jb, m);
+    }
+    r->deferred = NULL;
+    if (jb->state == JOB_PAUSED)
+        job_drain(J, jb, NULL);
+    else
+        job_answer_all(jb, VAED_ESTATE,
+                       out == OUT_INTERRUPTED ? "the daemon is stopping" : "the job has finished");
+    job_release(J, jb);
+}
+
+static void *worker_main(void *arg)
+{
+    jobs *J = arg;
+    pthread_mutex_lock(&J->mu);
+    for (;;) {
+        job *jb = NULL;
+        while (!J->stopping && !(jb = next_queued(J)))
+            pthread_cond_wait(&J->work, &J->mu);
+        if (J->stopping)
+            break;
+        jb->state = JOB_RUNNING;
+        jb->owner = OWNER_WORKER;
+        jb->refs++;
+        pthread_mutex_unlock(&J->mu);
+
+        job_record_state(J, jb->id, "running", NULL);
+        char reason[512] = "";
+        run r = {.J = J, .jb = jb, .last_ckpt_step = -1, .outcome = OUT_NONE};
+        enum outcome out = worker_run(&r, reason, sizeof reason);
+        job_record_state(J, jb->id, outcome_names[out], out == OUT_FAILED ? reason : NULL);
+
+        pthread_mutex_lock(&J->mu);
+        put_down(J, jb, &r, out);
+        job_unref(jb); /* the worker's reference */
+    }
+    pthread_mutex_unlock(&J->mu);
+    return NULL;
+}
+
+/* ---- start and stop ----------------------------------------------------------------- */
+
+int jobs_start(jobs **out, store *st, const jobs_config *cfg, vaed_err *err)
+{
+    *out = NULL;
+    jobs *J = xcalloc(1, sizeof *J);
+    J->st = st;
+    J->cfg = *cfg;
+    if (J->cfg.workers < 1)
+        J->cfg.workers = 1;
+    if (cfg->data_dir) {
+        char real[PATH_MAX];
+        if (!realpath(cfg->data_dir, real) || strlen(real) >= sizeof J->data_dir) {
+            int rc = vaed_err_set(err, VAED_EINVAL, "data-dir", "%s: %s", cfg->data_dir,
+                                  strerror(errno ? errno : ENAMETOOLONG));
+            free(J);
+            return rc;
+        }
+        snprintf(J->data_dir, sizeof J->data_dir, "%s", real);
+        J->cfg.data_dir = J->data_dir;
+    }
+    pthread_mutex_init(&J->mu, NULL);
+    pthread_cond_init(&J->work, NULL);
+
+    int rc = recover_jobs(J, err);
+    if (rc) {
+        for (job *jb = J->table, *n; jb; jb = n) {
+            n = jb->next;
+            job_unref(jb);
+        }
+        pthread_mutex_destroy(&J->mu);
+        pthread_cond_destroy(&J->work);
+        free(J);
+        return rc;
+    }
+    J->nworkers = J->cfg.workers;
+    J->workers = xcalloc((size_t)J->nworkers, sizeof *J->workers);
+    for (int i = 0; i < J->nworkers; i++)
+        if (pthread_create(&J->workers[i], NULL, worker_main, J)) {
+            J->nworkers = i;
+            jobs_stop(J);
+            return vaed_err_set(err, VAED_ENOMEM, NULL, "could not start worker threads");
+        }
+    *out = J;
+    return 0;
+}
+
+void jobs_stop(jobs *J)
+{
+    if (!J)
+        return;
+    pthread_mutex_lock(&J->mu);
+    J->stopping = 1;
+    pthread_cond_broadcast(&J->work);
+    pthread_mutex_unlock(&J->mu);
+    for (int i = 0; i < J->nworkers; i++)
+        pthread_join(J->workers[i], NULL);
+    free(J->workers);
+    pthread_mutex_lock(&J->mu);
+    for (job *jb = J->table, *n; jb; jb = n) {
+        n = jb->next;
+        job_answer_all(jb, VAED_ESTATE, "the daemon is stopping");
+        job_unref(jb);
+    }
+    J->table = NULL;
+    pthread_mutex_unlock(&J->mu);
+    pthread_mutex_destroy(&J->mu);
+    pthread_cond_destroy(&J->work);
+    free(J);
+}
+
+/* ---- live figures ------------------------------------------------------------------- */
+
+void jobs_decorate(jobs *J, int64_t id, json_t *obj)
+{
+    pthread_mutex_lock(&J->mu);
+    job *jb = job_find(J, id);
+    if (jb && jb->state != JOB_FINISHED) {
+        json_object_set_new(obj, "state", json_string(job_state_name(jb->state)));
+        if (jb->total_steps > 0) {
+            json_object_set_new(obj, "step", json_integer(jb->step));
+            json_object_set_new(obj, "epoch", json_real(jb->epoch));
+            json_object_set_new(
+                obj, "progress",
+                json_pack("{s:I, s:I, s:I, s:f}", "step", (json_int_t)jb->step, "total_steps",
+                          (json_int_t)jb->total_steps, "steps_per_epoch", (json_int_t)jb->spe,
+                          "fraction", (double)jb->step / (double)jb->total_steps));
+        }
+        if (jb->has_live) {
+            json_object_set_new(obj, "beta", json_real(jb->beta));
+            json_object_set_new(obj, "last",
+                                json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "loss", jb->loss,
+                                          "xent", jb->xent, "kl", jb->kl, "elbo", jb->elbo, "lr",
+                                          jb->lr, "grad_norm", jb->grad_norm));
+            if (jb->storage_wait[0])
+                json_object_set_new(obj, "waiting_for_storage", json_string(jb->storage_wait));
+            if (jb->state == JOB_RUNNING) {
+                json_object_set_new(obj, "samples_per_sec", json_real(jb->sps));
+                if (jb->sps > 0)
+                    json_object_set_new(obj, "eta_s", json_real(jb->eta));
+            }
+        }
+    }
+    pthread_mutex_unlock(&J->mu);
+}
+
+size_t jobs_snapshot(jobs *J, jobs_live *out, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&J->mu);
+    for (job *jb = J->table; jb && n < max; jb = jb->next) {
+        if (jb->state != JOB_RUNNING)
+            continue;
+        jobs_live *l = &out[n++];
+        l->id = jb->id;
+        snprintf(l->name, sizeof l->name, "%s", jb->spec.name);
+        snprintf(l->state, sizeof l->state, "%s", job_state_name(jb->state));
+        l->step = jb->step;
+        l->epoch = jb->epoch;
+        l->beta = jb->beta;
+        l->loss = jb->loss;
+        l->xent = jb->xent;
+        l->kl = jb->kl;
+        l->elbo = jb->elbo;
+        l->samples_per_sec = jb->sps;
+    }
+    pthread_mutex_unlock(&J->mu);
+    return n;
+}

@@ -1,0 +1,116 @@
+/* recover.c — what a restart must do again. At start, the store's unfinished jobs go
+ * back into the table: running and interrupted ones queued again (they resume from their
+ * newest checkpoint), queued ones in their stored order, paused ones paused. When a
+ * worker resumes a job, the schedule changes recorded after its checkpoint are applied
+ * again at their recorded steps, through job_apply like a client's (control.c), so the
+ * steps after the checkpoint are computed again identically and their rows replaced. A
+ * fork's 'submit' event at its first step is replayed too, unless it equals the
+ * schedule in force. */
+#include "daemon/job.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "vae/spec.h"
+
+int recover_history(run *r, vaed_err *err)
+{
+    int rc = store_events_list(r->J->st, r->jb->id, &r->events, &r->n_events, err);
+    if (rc)
+        return rc;
+    /* keep the overrides that governed steps, in order, and a fork's starting schedule
+     * (a 'submit' event past step 0) */
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_events; i++) {
+        if (!r->events[i].superseded && (!strcmp(r->events[i].source, "override") ||
+                                         r->events[i].effective_step > 0)) {
+            store_event tmp = r->events[k];
+            r->events[k++] = r->events[i];
+            r->events[i] = tmp;
+        }
+    }
+    for (size_t i = k; i < r->n_events; i++)
+        free(r->events[i].schedule);
+    r->n_events = k;
+    r->next_event = 0;
+    return 0;
+}
+
+int recover_replay(run *r, vaed_err *err)
+{
+    long step = vae_trainer_step_index(r->t);
+    while (r->next_event < r->n_events && r->events[r->next_event].effective_step <= step) {
+        store_event *ev = &r->events[r->next_event++];
+        if (ev->effective_step < step)
+            continue; /* already part of the restored state */
+        json_error_t je;
+        json_t *doc = json_loads(ev->schedule, 0, &je);
+        job_msg m = {.kind = MSG_SCHEDULE, .replay = ev->source};
+        int rc = doc ? sched_parse(&m.sched, doc, "schedule", 0, err) : VAED_EINVAL;
+        json_decref(doc);
+        if (rc)
+            return vaed_err_set(err, VAED_EINVAL, NULL,
+                                "recorded schedule change %lld cannot be read back",
+                                (long long)ev->seq);
+        job_apply(r->J, r->jb, r, &m);
+    }
+    return 0;
+}
+
+static int spec_from_text(const char *text, vae_spec *out, vaed_err *err)
+{
+    return vae_spec_parse_text(out, text, strlen(text), err);
+}
+
+int recover_jobs(jobs *J, vaed_err *err)
+{
+    store *st = J->st;
+    /* Unfinished jobs back into the queue, in their stored order. */
+    store_job_list l = {0};
+    int rc = store_jobs_resumable(st, &l, err);
+    if (rc)
+        goto fail;
+    for (size_t i = 0; i < l.n; i++) {
+        store_job *sj = &l.jobs[i];
+        vae_spec spec;
+        vaed_err e2;
+        /* a second try first: jansson reports a failed allocation as a syntax error,
+         * and a job must not fail for good on a transient one */
+        if (spec_from_text(sj->spec, &spec, &e2) && spec_from_text(sj->spec, &spec, &e2)) {
+            char why[600];
+            snprintf(why, sizeof why, "stored spec no longer valid: %s", e2.msg);
+            job_record_state(J, sj->id, "failed", why);
+            continue;
+        }
+        if (strcmp(sj->state, "queued")) {
+            log_msg(LOG_INFO, "job %lld was %s: queued to resume", (long long)sj->id, sj->state);
+            job_record_state(J, sj->id, "queued", NULL);
+        }
+        job_table_add(J, job_new(sj->id, &spec, sj->queue_seq, JOB_QUEUED));
+    }
+    store_job_list_free(&l);
+    /* Paused jobs wait for a resume. */
+    int64_t after = 0;
+    do {
+        if ((rc = store_jobs_list(st, STORE_PAUSED, after, 500, &l, err)))
+            goto fail;
+        for (size_t i = 0; i < l.n; i++) {
+            vae_spec spec;
+            if (spec_from_text(l.jobs[i].spec, &spec, NULL) == 0 ||
+                spec_from_text(l.jobs[i].spec, &spec, NULL) == 0) {
+                job *jb = job_new(l.jobs[i].id, &spec, l.jobs[i].queue_seq, JOB_PAUSED);
+                jb->step = l.jobs[i].step;
+                job_table_add(J, jb);
+            }
+        }
+        after = l.next_after;
+        store_job_list_free(&l);
+    } while (after > 0);
+
+    return 0;
+fail:
+    store_job_list_free(&l);
+    return rc;
+}

@@ -1,0 +1,150 @@
+/* submit.c — a new job: its spec validated (dataset paths inside --data-dir, memory
+ * within --max-job-memory, the queue not full), stored with its starting schedule as
+ * the history's first event, and queued (daemon/jobs.h: jobs_submit). */
+#include "daemon/job.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "daemon/bus.h"
+#include "daemon/fork.h"
+#include "daemon/log.h"
+#include "daemon/paths.h"
+
+/* A server-side path must lie inside the data directory, both as written and once
+ * every symlink is resolved. A path outside is refused (403) before the file system is
+ * asked anything, so a client cannot learn which files exist elsewhere; only a path
+ * inside can get "no such file" (422). */
+int job_check_path(jobs *J, const char *path, const char *field, vaed_err *err)
+{
+    const jobs_datasets *ds = J->cfg.datasets;
+    if (!path[0] || (ds && ds->owns_path(ds->ctx, path))) /* an uploaded dataset */
+        return 0;
+    if (!J->cfg.data_dir)
+        return vaed_err_set(err, VAED_EPERM, field,
+                            "server-side dataset paths are off (start the daemon with --data-dir)");
+    return path_check_inside(path, J->cfg.data_dir, field, NULL, err);
+}
+
+/* Bytes a job is expected to need, before its data is read: the model at the data's
+ * width and the data in memory. For built-in data both are known; for a file, its
+ * size stands in for the data and the width is taken as 1 (the exact figure is
+ * checked again once the data is loaded, failing the job if it is over). */
+static size_t estimate(const vae_spec *s)
+{
+    long n = 70000, D = 784;
+    size_t data = (size_t)n * D;
+    if (s->dataset.path[0]) {
+        struct stat sb;
+        data = stat(s->dataset.path, &sb) == 0 ? (size_t)sb.st_size * 4 : 0;
+        D = 1;
+    } else if (s->dataset.limit > 0 && s->dataset.limit < 60000) {
+        data = (size_t)(s->dataset.limit + 10000) * D;
+    }
+    return vae_model_bytes(s, (int)D, s->train.batch_size) + data;
+}
+
+/* jobs_submit of a spec document; fp says whether it is a fork (daemon/fork.h). */
+static int submit_spec(jobs *J, const json_t *doc, fork_plan *fp, int64_t *id, vaed_err *err)
+{
+    vae_spec spec;
+    const jobs_datasets *ds = J->cfg.datasets;
+    int rc = ds ? ds->spec_parse(ds->ctx, J->st, &spec, doc, err) /* dataset.id → its file */
+                : vae_spec_parse(&spec, doc, err);
+    if (rc)
+        return rc;
+    /* Resolve relative paths against the data directory, so the stored spec is the
+     * file that is read, whatever the daemon's working directory later is. */
+    const char *fields[2] = {"dataset.path", "dataset.test_path"};
+    char *paths[2] = {spec.dataset.path, spec.dataset.test_path};
+    for (int i = 0; i < 2; i++) {
+        if ((rc = job_check_path(J, paths[i], fields[i], err)))
+            return rc;
+        if (paths[i][0] && paths[i][0] != '/') {
+            char full[PATH_MAX * 2];
+            snprintf(full, sizeof full, "%s/%s", J->cfg.data_dir, paths[i]);
+            if (strlen(full) >= sizeof spec.dataset.path)
+                return vaed_err_set(err, VAED_EINVAL, fields[i], "path too long");
+            snprintf(paths[i], sizeof spec.dataset.path, "%s", full);
+        }
+    }
+    size_t need = estimate(&spec);
+    if (need > J->cfg.max_job_memory)
+        return vaed_err_set(err, VAED_ETOOBIG, "model",
+                            "the job needs about %zu MiB, over the daemon's --max-job-memory of "
+                            "%zu MiB",
+                            need >> 20, J->cfg.max_job_memory >> 20);
+    pthread_mutex_lock(&J->mu);
+    int queued = job_count_queued(J);
+    pthread_mutex_unlock(&J->mu);
+    if (queued >= J->cfg.max_queued)
+        return vaed_err_set(err, VAED_EBUSY, "queue", "%d jobs are queued already (the limit)",
+                            queued);
+
+    json_t *full = vae_spec_to_json(&spec);
+    char *text = json_dumps(full, JSON_COMPACT);
+    json_t *sj = sched_to_json(&spec.schedule);
+    char *stext = json_dumps(sj, JSON_COMPACT);
+    json_decref(full);
+    json_decref(sj);
+    if (!text || !stext) {
+        free(stext);
+        free(text);
+        return vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory writing the job spec");
+    }
+    store_job_new nj = {.name = spec.name, .spec = text, .priority = spec.priority,
+                        .parent_id = fp->parent, .parent_step = fp->step};
+    /* Both texts were just written from a parsed spec: a store that calls them invalid
+     * met a failed allocation (jansson's dump can drop a key then, SQLite's json_valid
+     * says 0), so the client hears that, not that its spec was wrong. */
+    rc = store_job_insert(J->st, &nj, id, err);
+    int inserted = rc == 0;
+    if (rc == VAED_EINVAL)
+        rc = VAED_ENOMEM;
+    if (rc == 0)
+        rc = fork_commit(J->st, *id, fp, err); /* a fork's starting checkpoint; else no-op */
+    if (rc == 0 && (rc = store_event_add(J->st, *id, 0, fp->step, stext, "submit", 1, NULL,
+                                         err)) == VAED_EINVAL)
+        rc = VAED_ENOMEM;
+    free(stext);
+    free(text);
+    if (rc && inserted) {
+        /* The row is in the store but the submission failed: left queued, the next
+         * start of the daemon would run a job its client was told did not exist. */
+        char why[sizeof err->msg + 32];
+        snprintf(why, sizeof why, "submission failed: %s", err ? err->msg : "store error");
+        store_job_set_state(J->st, *id, "failed", why, NULL);
+    }
+    if (rc)
+        return rc;
+    store_job sjb;
+    int64_t seq = 0;
+    if (store_job_get(J->st, *id, &sjb, NULL) == 0) {
+        seq = sjb.queue_seq;
+        store_job_clear(&sjb);
+    }
+    bus_publish_state(J->cfg.bus, *id, "queued", NULL); /* before a worker can start it */
+    pthread_mutex_lock(&J->mu);
+    job_table_add(J, job_new(*id, &spec, seq, JOB_QUEUED));
+    pthread_cond_signal(&J->work);
+    pthread_mutex_unlock(&J->mu);
+    log_msg(LOG_INFO, "job %lld queued: %s", (long long)*id, spec.name);
+    return 0;
+}
+
+int jobs_submit(jobs *J, const json_t *doc, int64_t *id, vaed_err *err)
+{
+    /* A request with "from" becomes the child's full spec first (daemon/fork.h). */
+    json_t *forked = NULL;
+    fork_plan fp;
+    int rc = fork_prepare(J->st, doc, &forked, &fp, err);
+    if (rc == 0)
+        rc = submit_spec(J, forked ? forked : doc, &fp, id, err);
+    json_decref(forked);
+    fork_plan_free(&fp);
+    return rc;
+}
+
