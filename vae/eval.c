@@ -1,0 +1,138 @@
+/* eval.c — the importance-weighted bound (eval.h). A vae_model built with c samples per
+ * input and room for B inputs does the work: its forward pass (no backward) fills each
+ * decoder row's −log p(x | z) (row_xent), z and ε; the log-weights are formed here and
+ * folded into each row's running log-sum-exp, c samples at a time. */
+#include "eval.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+/* Decoder rows per forward pass: enough for the decoder's GEMMs to run near full
+ * speed, small enough for the workspace to stay a few MB for image-sized data. */
+#define EVAL_ROWS 1024
+
+struct vae_eval {
+    vae_model *m;
+    int k;                      /* samples per data row */
+    int c;                      /* samples per row in one pass (the model's k) */
+    int B;                      /* data rows per pass */
+    double *mx, *acc, *sum;     /* per row of a pass: running max, Σ e^(lw − mx), Σ lw */
+};
+
+int vae_eval_new(vae_eval **out, const vae_spec *spec, int D, int vocab, const float *params,
+                 long n, int k, vaed_err *err)
+{
+    *out = NULL;
+    if (k < 1)
+        return vaed_err_set(err, VAED_EINVAL, "k", "k must be at least 1 (got %d)", k);
+    vae_eval *e = calloc(1, sizeof *e);
+    if (!e)
+        return vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory");
+    e->k = k;
+    e->c = k < EVAL_ROWS ? k : EVAL_ROWS;
+    e->B = EVAL_ROWS / e->c;
+    vae_spec s = *spec;
+    s.loss.samples = e->c;
+    int rc = vae_model_new(&e->m, &s, D, vocab, e->B, err);
+    if (rc) {
+        free(e);
+        return rc;
+    }
+    if (n != e->m->n_params) {
+        rc = vaed_err_set(err, VAED_EINVAL, NULL,
+                          "the parameters (%ld) do not fit the spec's model (%ld)", n,
+                          e->m->n_params);
+        vae_eval_free(e);
+        return rc;
+    }
+    memcpy(e->m->params, params, sizeof(float) * (size_t)n);
+    e->mx = malloc(sizeof(double) * (size_t)e->B * 3);
+    if (!e->mx) {
+        vae_eval_free(e);
+        return vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory");
+    }
+    e->acc = e->mx + e->B;
+    e->sum = e->acc + e->B;
+    *out = e;
+    return 0;
+}
+
+void vae_eval_free(vae_eval *e)
+{
+    if (!e)
+        return;
+    vae_model_free(e->m);
+    free(e->mx);
+    free(e);
+}
+
+/* Fold the first `use` samples of each of B rows of the last pass into the rows' sums. */
+static void fold(vae_eval *e, int B, int use)
+{
+    const vae_model *m = e->m;
+    const int L = m->L, c = e->c;
+    const float *head = m->enc_out[m->n_enc - 1];
+    for (int i = 0; i < B; i++) {
+        const float *lv = head + (long)i * 2 * L + L;
+        for (int s = 0; s < use; s++) {
+            const long r = (long)i * c + s;
+            const float *z = m->z + r * L, *eps = m->eps + r * L;
+            /* log p(z) − log q(z|x) = −Σ_j ½ (z² − ε² − lv) */
+            double lpq = 0.0;
+            for (int j = 0; j < L; j++)
+                lpq -= 0.5 * ((double)z[j] * z[j] - (double)eps[j] * eps[j] - lv[j]);
+            const double lw = -m->row_xent[r] + lpq;
+            e->sum[i] += lw;
+            if (lw > e->mx[i]) { /* rescale what was summed to the new maximum */
+                e->acc[i] = e->acc[i] * exp(e->mx[i] - lw) + 1.0;
+                e->mx[i] = lw;
+            } else {
+                e->acc[i] += exp(lw - e->mx[i]);
+            }
+        }
+    }
+}
+
+void vae_eval_rows(vae_eval *e, const float *x, long n, vae_rng *rng, double *ll,
+                   double *elbo)
+{
+    vae_model *m = e->m;
+    const int D = m->D, L = m->L, c = e->c;
+    for (long i0 = 0; i0 < n; i0 += e->B) {
+        const int B = (int)(n - i0 < e->B ? n - i0 : e->B);
+        memcpy(m->x, x + i0 * D, sizeof(float) * (size_t)B * D);
+        for (int i = 0; i < B; i++) {
+            e->mx[i] = -INFINITY;
+            e->acc[i] = 0.0;
+            e->sum[i] = 0.0;
+        }
+        for (int done = 0; done < e->k; done += c) {
+            const int use = e->k - done < c ? e->k - done : c;
+            vae_rng_normal(rng, m->eps, (long)B * c * L);
+            for (int s = 0; s < vae_model_shards(B); s++)
+                vae_model_forward(m, B, s, 0);
+            fold(e, B, use);
+        }
+        for (int i = 0; i < B; i++) {
+            ll[i0 + i] = e->mx[i] + log(e->acc[i]) - log((double)e->k);
+            if (elbo)
+                elbo[i0 + i] = e->sum[i] / e->k;
+        }
+    }
+}
+
+void vae_eval_mean_se(const double *v, long n, double *mean, double *se)
+{
+    double s = 0.0;
+    for (long i = 0; i < n; i++)
+        s += v[i];
+    const double mu = n > 0 ? s / (double)n : 0.0;
+    double ss = 0.0;
+    for (long i = 0; i < n; i++)
+        ss += (v[i] - mu) * (v[i] - mu);
+    *mean = mu;
+    *se = n > 1 ? sqrt(ss / (double)(n - 1) / (double)n) : 0.0;
+}

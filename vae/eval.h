@@ -1,0 +1,48 @@
+/* eval.h — judging a trained model by the number papers report: the importance-weighted
+ * bound (IWAE; Burda, Grosse & Salakhutdinov 2016) on log p(x),
+ *
+ *     L_k(x) = log (1/k) Σ_{s=1..k} w_s,   w_s = p(x | z_s) p(z_s) / q(z_s | x),
+ *     z_s ~ q(z | x) independently,
+ *
+ * whose expectation rises with k towards log p(x) (L_1 is the ELBO estimator with a
+ * Monte-Carlo KL). Per data row, the k log-weights are summed with a running
+ * log-sum-exp in double, so k = 5000 neither overflows nor loses the small terms.
+ *
+ * Cost: the encoder runs once per row and chunk of samples, the decoder on every sample:
+ * the samples of several rows are batched into the decoder's GEMMs, up to about 1,024
+ * decoder rows at a time. log p(x | z) is the model's own likelihood term (the negative
+ * of the training xent's per-row term: for bernoulli data in [0, 1] it is the
+ * cross-entropy, a true log-likelihood only for binary data; for gaussian it includes
+ * the normalising constant), and log p(z) − log q(z | x) = −Σ_j ½ (z_j² − ε_j² − lv_j)
+ * with z = μ + e^{lv/2} ε, the constants cancelling.
+ *
+ * Determinism: the draws come from the caller's rng, in row-group order, B·c·L normals
+ * per pass (B rows, c samples each): the same rng state and arguments give the same
+ * numbers on one host. */
+#ifndef VAED_EVAL_H
+#define VAED_EVAL_H
+
+#include "err.h"
+#include "rng.h"
+#include "spec.h"
+
+typedef struct vae_eval vae_eval;
+
+/* An evaluator for spec's model (data width D; vocab > 0 for categorical, as
+ * vae_model_new) with the n parameters params (copied; the layout of vae_model_new),
+ * drawing k >= 1 samples per row. Returns 0, VAED_EINVAL (k < 1, or n is not the
+ * model's parameter count: the message gives both), VAED_ENOMEM; *out NULL on error. */
+int vae_eval_new(vae_eval **out, const vae_spec *spec, int D, int vocab, const float *params,
+                 long n, int k, vaed_err *err);
+void vae_eval_free(vae_eval *e);
+
+/* The bound for each of n rows of x (n, D): OUT ll[i] = L_k(x_i); elbo[i] (may be
+ * NULL) = the mean of the same k log-weights, the k-sample ELBO estimate. */
+void vae_eval_rows(vae_eval *e, const float *x, long n, vae_rng *rng, double *ll,
+                   double *elbo);
+
+/* Mean of v[0..n) and its standard error, sd / sqrt(n) with the n − 1 sample variance
+ * (0 when n < 2). */
+void vae_eval_mean_se(const double *v, long n, double *mean, double *se);
+
+#endif
