@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon/cmd.h"
 #include "vae/report.h"
@@ -72,21 +73,50 @@ static int on_epoch(void *user, const vae_epoch_metrics *e)
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: vaed train SPEC.json [--metrics FILE] [--threads N] [--quiet]\n"
+            "usage: vaed train SPEC.json [--metrics FILE] [--save CKPT] [--threads N] [--quiet]\n"
             "  Train one job in the foreground. Progress per epoch on stderr; a JSON\n"
-            "  summary on stdout. --metrics writes every step as a JSON line.\n"
+            "  summary on stdout. --metrics writes every step as a JSON line. --save writes\n"
+            "  the final checkpoint (for vaed eval).\n"
             "  --threads overrides train.threads (the threads that share each step).\n");
     return 2;
 }
 
+/* The trainer's state as a native checkpoint file: written to a temporary name, synced,
+ * then renamed, so the path holds a whole checkpoint or nothing new. */
+static int save_checkpoint(const vae_trainer *t, const char *path, vaed_err *err)
+{
+    void *blob = NULL;
+    size_t len = 0;
+    int rc = vae_trainer_save(t, &blob, &len, err);
+    if (rc)
+        return rc;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fwrite(blob, 1, len, f) == len;
+    ok = f && fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
+    if (f && fclose(f))
+        ok = 0;
+    if (ok && rename(tmp, path))
+        ok = 0;
+    free(blob);
+    if (!ok) {
+        rc = vaed_err_set(err, VAED_EIO, NULL, "%s: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    return rc;
+}
+
 int cmd_train(int argc, char **argv)
 {
-    const char *spec_path = NULL, *metrics_path = NULL;
+    const char *spec_path = NULL, *metrics_path = NULL, *save_path = NULL;
     int threads = 0, rc = 1;
     run_ctx c = {0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--metrics") && i + 1 < argc)
             metrics_path = argv[++i];
+        else if (!strcmp(argv[i], "--save") && i + 1 < argc)
+            save_path = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quiet"))
@@ -140,6 +170,10 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     double wall = mono() - c.t0, train_s = wall - c.eval_s;
+    if (save_path && save_checkpoint(t, save_path, &err)) {
+        fprintf(stderr, "vaed: %s\n", err.msg);
+        goto done;
+    }
     long steps = vae_trainer_step_index(t);
     /* Samples seen: full epochs of N rows; exact because runs stop on epoch bounds. */
     double samples = (double)steps / vae_trainer_steps_per_epoch(t) * vae_trainer_train_rows(t);

@@ -1,5 +1,5 @@
-/* main.c — the vaed binary: `vaed train SPEC.json` (one job in the foreground) and
- * `vaed serve` (the daemon). The only place that decides the process's exit status. */
+/* main.c — the vaed binary: `vaed train SPEC.json` (one job in the foreground), `vaed
+ * eval` (a checkpoint's likelihood bound) and `vaed serve` (the daemon). The only place that decides the process's exit status. */
 #include <stdio.h>
 #include <string.h>
 
@@ -11,7 +11,10 @@ static int usage(FILE *f)
     fprintf(f,
             "vaed %s — trains variational autoencoders on the CPU\n"
             "usage:\n"
-            "  vaed train SPEC.json [--metrics FILE]   train one job in the foreground\n"
+            "  vaed train SPEC.json [--metrics FILE] [--save CKPT]\n"
+            "                                          train one job in the foreground\n"
+            "  vaed eval SPEC.json CKPT [--k K]        the importance-weighted bound of a\n"
+            "                                          checkpoint (vaed eval --help)\n"
             "  vaed serve [flags]                      run the daemon (vaed serve --help)\n"
             "  vaed --version\n",
             VAED_VERSION);
@@ -26,6 +29,8 @@ int main(int argc, char **argv)
         return cmd_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench-sgemm"))
         return cmd_bench_sgemm(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval"))
+        return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "serve"))
         return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(argv[1], "--version")) {
