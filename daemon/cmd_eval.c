@@ -2,7 +2,9 @@
  * (vae/eval.h) of a checkpoint on its spec's held-out split, from the command line, no
  * server, no database. A progress line on stderr (rows done, rate, ETA), one JSON result
  * on stdout: the bound and the k-sample ELBO estimate, each with its standard error
- * over data rows, and the wall time.
+ * over data rows; the posterior's analytic KL (in all and per latent group), active
+ * units and mutual information I(x; z) over the evaluated rows (vae/eval.h); the wall
+ * time.
  *
  * CHECKPOINT is a native checkpoint blob: `vaed train --save FILE` writes one, and
  * GET /v1/jobs/{id}/checkpoints/{step} downloads one. The same arguments (and --seed)
@@ -99,6 +101,7 @@ int cmd_eval(int argc, char **argv)
     vae_eval *ev = NULL;
     float *x = NULL, *params = NULL;
     double *ll = NULL, *el = NULL;
+    float *mu = NULL, *lv = NULL;
     long *idx = NULL;
     size_t slen = 0, blen = 0;
     char *text = read_file(spec_path, &slen, &err);
@@ -150,7 +153,9 @@ int cmd_eval(int argc, char **argv)
     ll = malloc(sizeof(double) * (size_t)n);
     el = malloc(sizeof(double) * (size_t)n);
     idx = malloc(sizeof(long) * (size_t)block);
-    if (!params || !x || !ll || !el || !idx) {
+    mu = malloc(sizeof(float) * (size_t)n * shape.L);
+    lv = malloc(sizeof(float) * (size_t)n * shape.L);
+    if (!params || !x || !ll || !el || !idx || !mu || !lv) {
         fprintf(stderr, "vaed eval: out of memory\n");
         goto done;
     }
@@ -169,7 +174,7 @@ int cmd_eval(int argc, char **argv)
         for (int i = 0; i < b; i++)
             idx[i] = i0 + i;
         vae_batch_fill(d, idx, b, x);
-        vae_eval_rows(ev, x, b, &rng, ll + i0, el + i0);
+        vae_eval_rows(ev, x, b, &rng, ll + i0, el + i0, mu + i0 * shape.L, lv + i0 * shape.L);
         const double now = mono();
         if (!quiet && (now - last_print >= 1.0 || i0 + b == n)) {
             const double rate = (double)(i0 + b) / (now - t0);
@@ -181,10 +186,18 @@ int cmd_eval(int argc, char **argv)
     double bound, bound_se, elbo, elbo_se;
     vae_eval_mean_se(ll, n, &bound, &bound_se);
     vae_eval_mean_se(el, n, &elbo, &elbo_se);
-    json_t *out = json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "split", split,
-                            "rows", (json_int_t)n, "k", (json_int_t)k, "seed",
+    vae_eval_post post;
+    vae_rng_seed(&rng, (uint64_t)seed, 0x6d69); /* "mi": its own stream */
+    vae_eval_posterior(mu, lv, n, &spec.model, &rng, &post);
+    json_t *groups = json_array();
+    for (int g = 0; groups && g < post.n_groups; g++)
+        json_array_append_new(groups, json_real(post.kl_group[g]));
+    json_t *out = json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:o, s:f}",
+                            "split", split, "rows", (json_int_t)n, "k", (json_int_t)k, "seed",
                             (json_int_t)seed, "bound", bound, "bound_se", bound_se, "elbo",
-                            elbo, "elbo_se", elbo_se, "seconds", mono() - t0);
+                            elbo, "elbo_se", elbo_se, "kl", post.kl, "mi", post.mi,
+                            "active_units", post.active_units, "kl_groups", groups, "seconds",
+                            mono() - t0);
     if (!out) {
         fprintf(stderr, "vaed eval: out of memory\n");
         goto done;
@@ -198,6 +211,8 @@ done:
     vae_dataset_free(train);
     vae_dataset_free(test);
     free(idx);
+    free(mu);
+    free(lv);
     free(el);
     free(ll);
     free(x);

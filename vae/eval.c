@@ -97,7 +97,7 @@ static void fold(vae_eval *e, int B, int use)
 }
 
 void vae_eval_rows(vae_eval *e, const float *x, long n, vae_rng *rng, double *ll,
-                   double *elbo)
+                   double *elbo, float *mu, float *lv)
 {
     vae_model *m = e->m;
     const int D = m->D, L = m->L, c = e->c;
@@ -115,6 +115,11 @@ void vae_eval_rows(vae_eval *e, const float *x, long n, vae_rng *rng, double *ll
             for (int s = 0; s < vae_model_shards(B); s++)
                 vae_model_forward(m, B, s, 0);
             fold(e, B, use);
+        }
+        const float *head = m->enc_out[m->n_enc - 1]; /* (B, 2L): [mu | logvar] rows */
+        for (int i = 0; mu && lv && i < B; i++) {
+            memcpy(mu + (i0 + i) * L, head + (long)i * 2 * L, sizeof(float) * (size_t)L);
+            memcpy(lv + (i0 + i) * L, head + (long)i * 2 * L + L, sizeof(float) * (size_t)L);
         }
         for (int i = 0; i < B; i++) {
             ll[i0 + i] = e->mx[i] + log(e->acc[i]) - log((double)e->k);
@@ -135,4 +140,82 @@ void vae_eval_mean_se(const double *v, long n, double *mean, double *se)
         ss += (v[i] - mu) * (v[i] - mu);
     *mean = mu;
     *se = n > 1 ? sqrt(ss / (double)(n - 1) / (double)n) : 0.0;
+}
+
+double vae_eval_mi(const float *mu, const float *lv, long N, int L, vae_rng *rng)
+{
+    if (N < 1 || L < 1)
+        return 0.0;
+    const double LOG2PI = 1.8378770664093453;
+    double neg_ent = 0.0;
+    for (long i = 0; i < N * L; i++)
+        neg_ent -= 0.5 * (LOG2PI + 1.0 + lv[i]);
+    float *z = malloc(sizeof(float) * (size_t)L);
+    double *iv = malloc(sizeof(double) * (size_t)N * L), *c = malloc(sizeof(double) * (size_t)N);
+    if (!z || !iv || !c) {
+        free(z), free(iv), free(c);
+        return NAN;
+    }
+    /* per row n: 1/σ² and the constant −½ Σ_j (log 2π + lv) of log q(· | x_n) */
+    for (long n = 0; n < N; n++) {
+        double cn = 0.0;
+        for (int j = 0; j < L; j++) {
+            iv[n * L + j] = exp(-(double)lv[n * L + j]);
+            cn -= 0.5 * (LOG2PI + lv[n * L + j]);
+        }
+        c[n] = cn;
+    }
+    double cross = 0.0;
+    for (long i = 0; i < N; i++) {
+        vae_rng_normal(rng, z, L);
+        for (int j = 0; j < L; j++)
+            z[j] = mu[i * L + j] + expf(0.5f * lv[i * L + j]) * z[j];
+        double mx = -INFINITY, acc = 0.0;
+        for (long n = 0; n < N; n++) {
+            double q = c[n];
+            for (int j = 0; j < L; j++) {
+                double d = (double)z[j] - mu[n * L + j];
+                q -= 0.5 * d * d * iv[n * L + j];
+            }
+            if (q > mx) {
+                acc = acc * exp(mx - q) + 1.0;
+                mx = q;
+            } else {
+                acc += exp(q - mx);
+            }
+        }
+        cross += mx + log(acc) - log((double)N);
+    }
+    free(z);
+    free(iv);
+    free(c);
+    return (neg_ent - cross) / (double)N;
+}
+
+void vae_eval_posterior(const float *mu, const float *lv, long N, const vae_model_spec *ms,
+                        vae_rng *rng, vae_eval_post *out)
+{
+    memset(out, 0, sizeof *out);
+    int L = 0;
+    for (int g = 0; g < ms->n_groups; g++)
+        L += ms->groups[g];
+    out->n_groups = ms->n_groups;
+    if (N < 1)
+        return;
+    for (int j = 0, g = 0, end = ms->groups[0]; j < L; j++) {
+        if (j == end)
+            end += ms->groups[++g];
+        double s = 0.0, ss = 0.0, kl = 0.0;
+        for (long i = 0; i < N; i++) {
+            const double m = mu[i * L + j], v = lv[i * L + j];
+            s += m;
+            ss += m * m;
+            kl += 0.5 * (m * m + exp(v) - 1.0 - v);
+        }
+        const double mean = s / (double)N, var = ss / (double)N - mean * mean;
+        out->active_units += var > 0.01;
+        out->kl_group[g] += kl / (double)N;
+        out->kl += kl / (double)N;
+    }
+    out->mi = vae_eval_mi(mu, lv, N, L, rng);
 }

@@ -37,9 +37,33 @@ int vae_eval_new(vae_eval **out, const vae_spec *spec, int D, int vocab, const f
 void vae_eval_free(vae_eval *e);
 
 /* The bound for each of n rows of x (n, D): OUT ll[i] = L_k(x_i); elbo[i] (may be
- * NULL) = the mean of the same k log-weights, the k-sample ELBO estimate. */
+ * NULL) = the mean of the same k log-weights, the k-sample ELBO estimate; mu and lv
+ * (may be NULL; (n, L) each) the posterior's means and log-variances. */
 void vae_eval_rows(vae_eval *e, const float *x, long n, vae_rng *rng, double *ll,
-                   double *elbo);
+                   double *elbo, float *mu, float *lv);
+
+/* The posterior's figures over a split of N rows (mu, lv: (N, L)): the mutual
+ * information (vae_eval_mi, drawing from rng), the active units (Burda et al.'s
+ * definition: latent dimensions j with Var_x(mu_j) > 0.01), and the analytic KL to the
+ * prior per latent group (spec's groups, in order) and in all, each a mean over rows. */
+typedef struct vae_eval_post {
+    double mi, kl;
+    int active_units, n_groups;
+    double kl_group[VAE_MAX_GROUPS];
+} vae_eval_post;
+void vae_eval_posterior(const float *mu, const float *lv, long N, const vae_model_spec *ms,
+                        vae_rng *rng, vae_eval_post *out);
+
+/* The mutual information I(x; z) under q, over a whole split (not a minibatch), as He et
+ * al. (2019) estimate it after Hoffman & Johnson (2016):
+ *     I = E_x E_{q(z|x)} [log q(z|x)] − E_x E_{q(z|x)} [log q(z)],
+ *     q(z) = (1/N) Σ_n q(z | x_n), the aggregate posterior of the N rows.
+ * The first term is the closed-form negative entropy of each diagonal Gaussian,
+ * −Σ_j ½ (log 2π + 1 + lv_j); the second draws one z_i ~ q(z | x_i) per row and sums
+ * log q(z_i | x_n) over every row n with log-sum-exp: O(N² L), exact in N, no minibatch
+ * bias. mu, lv: (N, L) posterior means and log-variances. It lies in [0, log N] up to
+ * Monte-Carlo noise. */
+double vae_eval_mi(const float *mu, const float *lv, long N, int L, vae_rng *rng);
 
 /* Mean of v[0..n) and its standard error, sd / sqrt(n) with the n − 1 sample variance
  * (0 when n < 2). */

@@ -27,6 +27,14 @@ TE=$(jq .test.elbo "$T/train.json")
 check "k = 1 mean ($(jq .bound "$T/k1.json")) agrees with the trainer's test ELBO ($TE)" \
     jq -e --argjson te "$TE" '((.bound - $te) | fabs) < 4 * .bound_se' "$T/k1.json"
 check "a progress line on stderr" grep -q 'rows/s' "$T/k1.err"
+# the posterior's figures over the whole test split, against the trainer's own
+check "analytic KL, per group and in all, and active units equal the trainer's test figures" \
+    jq -en --slurpfile e "$T/k1.json" --slurpfile t "$T/train.json" '
+        ($e[0].kl - $t[0].test.kl | fabs) < 1e-6 * ($t[0].test.kl | fabs) and
+        ($e[0].kl_groups[0] - $t[0].test.kl_groups[0] | fabs) < 1e-6 * ($t[0].test.kl | fabs) and
+        $e[0].active_units == $t[0].test.active_units'
+check "the mutual information lies in [0, log N]" \
+    jq -e '.mi > 0 and .mi < (10000 | log)' "$T/k1.json"
 
 ev k1b --k 1 --quiet || fail "eval k=1 again"
 check "the same arguments give the same numbers" \

@@ -172,7 +172,7 @@ static void test_against_naive(const vae_spec *s)
         double ll[5], el[5];
         vae_rng r;
         vae_rng_seed(&r, 5, 2);
-        vae_eval_rows(e, x, n, &r, ll, el);
+        vae_eval_rows(e, x, n, &r, ll, el, NULL, NULL);
         /* the same draws: one pass of n·k·L when k fits, else chunks of 1024 samples */
         vae_rng_seed(&r, 5, 2);
         float *eps = malloc(sizeof(float) * (size_t)n * k * L);
@@ -217,7 +217,7 @@ static void bounds(const vae_spec *s, const float *x, long n, int k, uint64_t se
     }
     vae_rng r;
     vae_rng_seed(&r, seed, 3);
-    vae_eval_rows(e, x, n, &r, out, elbo);
+    vae_eval_rows(e, x, n, &r, out, elbo, NULL, NULL);
     vae_eval_free(e);
 }
 
@@ -313,6 +313,82 @@ static void test_exact_case(const vae_spec *s)
     free(saved);
 }
 
+/* I(x; z) against a naive loop on the same draws, and two closed forms: posteriors far
+ * apart (each z is plausible under its own row only: I = log N) and identical ones
+ * (q(z) = q(z|x): I = 0), both up to Monte-Carlo noise of standard error sqrt(L/2/N). */
+static void test_mi(void)
+{
+    enum { N = 30, Lm = 3 };
+    float mu[N * Lm], lv[N * Lm], z[Lm];
+    vae_rng r;
+    vae_rng_seed(&r, 4, 4);
+    for (int i = 0; i < N * Lm; i++) {
+        mu[i] = (float)(4.0 * vae_rng_uniform(&r) - 2.0);
+        lv[i] = (float)(3.0 * vae_rng_uniform(&r) - 2.0);
+    }
+    vae_rng_seed(&r, 5, 5);
+    double got = vae_eval_mi(mu, lv, N, Lm, &r);
+    vae_rng_seed(&r, 5, 5);
+    double h = 0.0, cross = 0.0;
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < Lm; j++) /* entropy of N(mu, σ²): ½ log(2πe σ²) */
+            h += 0.5 * log(2 * M_PI * M_E * exp((double)lv[i * Lm + j]));
+        vae_rng_normal(&r, z, Lm);
+        for (int j = 0; j < Lm; j++)
+            z[j] = mu[i * Lm + j] + expf(0.5f * lv[i * Lm + j]) * z[j];
+        double terms[N], mx = -INFINITY, sum = 0.0;
+        for (int n = 0; n < N; n++) {
+            double lq = 0.0;
+            for (int j = 0; j < Lm; j++) {
+                double var = exp((double)lv[n * Lm + j]), d = z[j] - mu[n * Lm + j];
+                lq += -0.5 * log(2 * M_PI * var) - d * d / (2 * var);
+            }
+            terms[n] = lq;
+            mx = fmax(mx, lq);
+        }
+        for (int n = 0; n < N; n++)
+            sum += exp(terms[n] - mx);
+        cross += mx + log(sum / N);
+    }
+    double want = (-h - cross) / N;
+    CHECK(fabs(got - want) < 1e-7 * fmax(1.0, fabs(want)), "MI %.12g, naive loop %.12g", got,
+          want);
+
+    enum { M = 2000 };
+    float *mu2 = calloc(M * Lm, sizeof(float)), *lv2 = calloc(M * Lm, sizeof(float));
+    for (int i = 0; i < M; i++)
+        mu2[i * Lm] = 100.0f * (float)i;
+    /* both: log N or 0 plus the noise of −H − mean log q(z_i|x_i), whose terms have
+     * variance L/2 */
+    double far = vae_eval_mi(mu2, lv2, M, Lm, &r), se = sqrt(Lm / 2.0 / M);
+    CHECK(fabs(far - log((double)M)) < 5 * se, "posteriors far apart: MI %.9g, log N %.9g", far,
+          log((double)M));
+    memset(mu2, 0, sizeof(float) * M * Lm);
+    double same = vae_eval_mi(mu2, lv2, M, Lm, &r);
+    CHECK(fabs(same) < 5 * se, "identical posteriors: MI %.4f, expected 0 within %.4f", same,
+          5 * se);
+    /* the posterior's figures: 1 active unit (dimension 0 varies, the others do not),
+     * the KL of N(100 i, 1) per group (½ mean of mu², dims 0 | 1-2) */
+    for (int i = 0; i < M; i++)
+        mu2[i * Lm] = (float)i / M;
+    vae_eval_post post;
+    vae_model_spec ms = {.n_groups = 2, .groups = {1, 2}};
+    vae_eval_posterior(mu2, lv2, M, &ms, &r, &post);
+    double kl0 = 0.0;
+    for (int i = 0; i < M; i++)
+        kl0 += 0.5 * (double)mu2[i * Lm] * mu2[i * Lm] / M;
+    CHECK(post.active_units == 1, "active units %d, expected 1 (Var of mu_0 = 1/12 > 0.01)",
+          post.active_units);
+    CHECK(fabs(post.kl_group[0] - kl0) < 1e-9 && post.kl_group[1] == 0.0 &&
+              fabs(post.kl - kl0) < 1e-9 && post.n_groups == 2,
+          "KL per group %.9g %.9g (want %.9g 0), total %.9g", post.kl_group[0], post.kl_group[1],
+          kl0, post.kl);
+    printf("MI: naive %.6f got %.6f; far apart %.6f (log N %.6f); identical %.4f (se %.4f)\n",
+           want, got, far, log((double)M), same, se);
+    free(mu2);
+    free(lv2);
+}
+
 static void test_mean_se(void)
 {
     const double v[4] = {1, 2, 3, 6};
@@ -330,6 +406,7 @@ int main(void)
     vae_spec s = tiny();
     make_params(&s);
     test_mean_se();
+    test_mi();
     test_against_naive(&s);
     test_exact_case(&s);
     test_towards_log_px(&s);
