@@ -18,6 +18,12 @@
 int vae_infer_model(vae_model **out, const vae_spec *spec, int D, int max_batch,
                     const void *blob, size_t len, vaed_err *err)
 {
+    return vae_infer_model_vocab(out, spec, D, 0, max_batch, blob, len, err);
+}
+
+int vae_infer_model_vocab(vae_model **out, const vae_spec *spec, int D, int vocab,
+                          int max_batch, const void *blob, size_t len, vaed_err *err)
+{
     *out = NULL;
     const float *p;
     long n;
@@ -25,7 +31,7 @@ int vae_infer_model(vae_model **out, const vae_spec *spec, int D, int max_batch,
     if (rc)
         return rc;
     vae_model *m = NULL;
-    if ((rc = vae_model_new(&m, spec, D, 0, max_batch, err)))
+    if ((rc = vae_model_new(&m, spec, D, vocab, max_batch, err)))
         return rc;
     if (n != m->n_params) {
         vaed_err_set(err, VAED_EINVAL, NULL,
@@ -57,6 +63,49 @@ void vae_infer_decode(vae_model *m, const float *z, int B, float *out)
     long total = (long)B * m->D;
     for (long i = 0; i < total; i++)
         out[i] = m->lik == VAE_LIK_BERNOULLI ? sigmoidf(in[i]) : in[i];
+}
+
+void vae_infer_encode(vae_model *m, const float *x, int B, float *mu, float *lv)
+{
+    const float *in = x;
+    for (int i = 0; i < m->n_enc; i++) {
+        const vae_layer *l = &m->enc[i];
+        dense_forward(m->enc_out[i], in, m->params + l->w, m->params + l->b, B, l->in, l->out,
+                      l->act);
+        in = m->enc_out[i];
+    }
+    const int L = m->L; /* the head is [mu | logvar] per row */
+    for (int i = 0; i < B; i++) {
+        memcpy(mu + (long)i * L, in + (long)i * 2 * L, sizeof(float) * (size_t)L);
+        memcpy(lv + (long)i * L, in + (long)i * 2 * L + L, sizeof(float) * (size_t)L);
+    }
+}
+
+void vae_infer_lik_params(vae_model *m, const float *z, int B, float *out)
+{
+    if (m->lik != VAE_LIK_CATEGORICAL) {
+        vae_infer_decode(m, z, B, out);
+        return;
+    }
+    const float *in = z;
+    for (int i = 0; i < m->n_dec; i++) {
+        const vae_layer *l = &m->dec[i];
+        dense_forward(m->dec_out[i], in, m->params + l->w, m->params + l->b, B, l->in, l->out,
+                      l->act);
+        in = m->dec_out[i];
+    }
+    /* softmax over each position's V logits, shifted by their maximum */
+    const int V = m->vocab;
+    for (long t = 0; t < (long)B * m->D; t += V) {
+        float mx = in[t];
+        for (int v = 1; v < V; v++)
+            mx = in[t + v] > mx ? in[t + v] : mx;
+        double se = 0.0;
+        for (int v = 0; v < V; v++)
+            se += exp((double)(in[t + v] - mx));
+        for (int v = 0; v < V; v++)
+            out[t + v] = (float)(exp((double)(in[t + v] - mx)) / se);
+    }
 }
 
 void vae_infer_reconstruct(vae_model *m, const float *x, int B, float *out)

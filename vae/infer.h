@@ -44,6 +44,21 @@ int vae_ckpt_fits(const void *blob, size_t len, const vae_model *m);
 int vae_infer_model(vae_model **out, const vae_spec *spec, int D, int max_batch,
                     const void *blob, size_t len, vaed_err *err);
 
+/* vae_infer_model for any likelihood: vocab > 0 for a categorical model (D = positions ·
+ * vocab, as vae_model_new). vae_infer_model is this with vocab 0. */
+int vae_infer_model_vocab(vae_model **out, const vae_spec *spec, int D, int vocab,
+                          int max_batch, const void *blob, size_t len, vaed_err *err);
+
+/* Encode B data rows: x (B, D) → the posterior's means mu (B, L) and log-variances
+ * lv (B, L). B <= max_batch. */
+void vae_infer_encode(vae_model *m, const float *x, int B, float *mu, float *lv);
+
+/* The likelihood's parameters for B latent rows: z (B, L) → out (B, D): bernoulli, the
+ * probabilities sigmoid(logits); categorical, the probabilities softmax(logits) of
+ * each position's vocab symbols; gaussian, the means (the variance is the model's
+ * fixed sigma², spec model.sigma). B <= max_batch. */
+void vae_infer_lik_params(vae_model *m, const float *z, int B, float *out);
+
 /* Decode B latent rows: z (B, L) → out (B, D), the likelihood's mean: sigmoid of the
  * logits for bernoulli, the mean itself for gaussian. B <= max_batch. */
 void vae_infer_decode(vae_model *m, const float *z, int B, float *out);
