@@ -65,6 +65,17 @@ void vae_infer_decode(vae_model *m, const float *z, int B, float *out)
         out[i] = m->lik == VAE_LIK_BERNOULLI ? sigmoidf(in[i]) : in[i];
 }
 
+long vae_infer_width(const vae_spec *s, long n)
+{
+    vae_model m0, m1;
+    vae_model_shape(&m0, s, 0, 0);
+    vae_model_shape(&m1, s, 1, 0);
+    long c0 = m0.n_params, slope = m1.n_params - m0.n_params;
+    if (slope <= 0 || n <= c0 || (n - c0) % slope)
+        return 0;
+    return (n - c0) / slope;
+}
+
 void vae_infer_encode(vae_model *m, const float *x, int B, float *mu, float *lv)
 {
     const float *in = x;

@@ -49,6 +49,11 @@ int vae_infer_model(vae_model **out, const vae_spec *spec, int D, int max_batch,
 int vae_infer_model_vocab(vae_model **out, const vae_spec *spec, int D, int vocab,
                           int max_batch, const void *blob, size_t len, vaed_err *err);
 
+/* The data width D for which spec's model (not categorical: vocab 0) has n parameters,
+ * read off the layer shapes (the count is c0 + D · slope); 0 when none fits. The
+ * dataset's width is not in the spec, so a checkpoint's reader solves it from there. */
+long vae_infer_width(const vae_spec *spec, long n);
+
 /* Encode B data rows: x (B, D) → the posterior's means mu (B, L) and log-variances
  * lv (B, L). B <= max_batch. */
 void vae_infer_encode(vae_model *m, const float *x, int B, float *mu, float *lv);

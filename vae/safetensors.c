@@ -27,19 +27,6 @@
 
 #define MAX_TENSORS (2 * VAE_MAX_LAYERS + 4 * VAE_MAX_GROUPS + 2 * VAE_MAX_LAYERS + 2)
 
-/* The data width D for which spec's model has n parameters: the count is
- * c0 + D · slope with both read off the shapes for D = 0 and D = 1. 0 when none. */
-static long solve_width(const vae_spec *s, long n)
-{
-    vae_model m0, m1;
-    vae_model_shape(&m0, s, 0, 0);
-    vae_model_shape(&m1, s, 1, 0);
-    long c0 = m0.n_params, slope = m1.n_params - m0.n_params;
-    if (slope <= 0 || n <= c0 || (n - c0) % slope)
-        return 0;
-    return (n - c0) / slope;
-}
-
 typedef struct tensor {
     char name[40];
     long shape[2];
@@ -196,7 +183,7 @@ int vae_safetensors_from_ckpt(const vae_spec *spec, const void *blob, size_t len
         return rc;
     if (vae_ckpt_peek(blob, len, &ci)) /* it makes the same checks: cannot happen */
         return vaed_err_set(err, VAED_EINVAL, NULL, "checkpoint: not a valid vaed checkpoint");
-    const long D = solve_width(spec, n);
+    const long D = vae_infer_width(spec, n);
     vae_model m;
     if (D > 0 && D <= INT_MAX)
         vae_model_shape(&m, spec, (int)D, 0);
