@@ -18,6 +18,7 @@ typedef struct api_ctx {
                                    past it 503 too_many_streams. 0: no limit */
     atomic_int n_streams;       /* event streams open now */
     struct api_cache *cache;    /* metrics replies kept (api/cache.h); NULL = none */
+    struct api_models *models;  /* loaded models for the serving routes (api/serving.h) */
 } api_ctx;
 
 /* The route table (static). OUT *n: its length. */

@@ -20,6 +20,7 @@
 #include "api/cache.h"
 #include "api/datasets.h"
 #include "api/routes.h"
+#include "api/serving.h"
 #include "daemon/bus.h"
 #include "daemon/cmd.h"
 #include "daemon/jobs.h"
@@ -35,7 +36,7 @@ typedef struct flag {
 
 enum { F_LISTEN, F_DB, F_WORKERS, F_THREADS, F_TOKEN, F_TOKEN_READS, F_DATA_DIR, F_MAXMEM,
        F_MAXQ, F_CORS, F_HTTP_THREADS, F_ACCESS_LOG, F_PORT_FILE, F_WAIT, F_MAXCONN,
-       F_PERIP, F_UPLOAD_DIR, F_MAX_UPLOAD, F_MAX_STREAMS, F_N };
+       F_PERIP, F_UPLOAD_DIR, F_MAX_UPLOAD, F_MAX_STREAMS, F_MODEL_CACHE, F_N };
 
 static flag flags[F_N] = {
     [F_LISTEN] = {"--listen", "VAED_LISTEN", "HOST:PORT", "address to serve on (port 0: any free port)", "127.0.0.1:8080"},
@@ -56,6 +57,7 @@ static flag flags[F_N] = {
     [F_WAIT] = {"--control-wait", "VAED_CONTROL_WAIT", "SECONDS", "how long a control request waits for its job", "30"},
     [F_MAX_STREAMS] = {"--max-streams", "VAED_MAX_STREAMS", "N", "event streams open at once at most (503 past it; 0: no limit)", "200"},
     [F_UPLOAD_DIR] = {"--upload-dir", "VAED_UPLOAD_DIR", "DIR", "where uploaded datasets are kept (default: <db>.datasets beside the database)", ""},
+    [F_MODEL_CACHE] = {"--model-cache", "VAED_MODEL_CACHE", "N", "models kept loaded for the serving routes (encode, decode, ...)", "4"},
     [F_MAX_UPLOAD] = {"--max-upload", "VAED_MAX_UPLOAD", "MIB", "refuse dataset uploads larger than this (413)", "256"},
 };
 
@@ -156,10 +158,11 @@ int cmd_serve(int argc, char **argv)
          access_log = num_flag(F_ACCESS_LOG, 0, 1), wait_s = num_flag(F_WAIT, 1, 3600),
          max_conn = num_flag(F_MAXCONN, 1, 100000), per_ip = num_flag(F_PERIP, 0, 100000),
          max_upload = num_flag(F_MAX_UPLOAD, 1, 1L << 24),
-         max_streams = num_flag(F_MAX_STREAMS, 0, 100000);
+         max_streams = num_flag(F_MAX_STREAMS, 0, 100000),
+         model_cache = num_flag(F_MODEL_CACHE, 1, 1000);
     if (workers < 0 || threads < 0 || maxmem < 0 || maxq < 0 || http_threads < 0 ||
         token_reads < 0 || access_log < 0 || wait_s < 0 || max_conn < 0 || per_ip < 0 ||
-        max_upload < 0 || max_streams < 0)
+        max_upload < 0 || max_streams < 0 || model_cache < 0)
         return 2;
 
     if (pipe(sig_pipe) != 0) {
@@ -182,6 +185,8 @@ int cmd_serve(int argc, char **argv)
     bus *events = NULL;
     api_server *srv = NULL;
     api_cache *cache = NULL;
+    api_models *models = NULL;
+    api_route *routes = NULL;
     char *cors_buf = NULL;
     const char **cors = NULL;
     rc = 1;
@@ -224,8 +229,9 @@ int cmd_serve(int argc, char **argv)
 
     /* Metrics replies, kept: 64 of them, 32 MiB at most (api/cache.h). */
     cache = api_cache_new(64, (size_t)32 << 20);
+    models = api_models_new((int)model_cache);
     api_ctx actx = {.J = J, .st = st, .bus = events, .max_streams = (int)max_streams,
-                    .cache = cache};
+                    .cache = cache, .models = models};
     atomic_init(&actx.n_streams, 0);
     api_config cfg;
     api_config_default(&cfg);
@@ -251,8 +257,13 @@ int cmd_serve(int argc, char **argv)
             cors[k++] = tok;
         cfg.cors_origins = cors;
     }
-    size_t nroutes;
-    const api_route *routes = api_routes(&nroutes);
+    /* the REST routes, then the model-serving ones (api/serving.h) */
+    size_t nbase, nserve;
+    const api_route *base = api_routes(&nbase), *serving = api_serving_routes(&nserve);
+    size_t nroutes = nbase + nserve;
+    routes = xcalloc(nroutes, sizeof *routes);
+    memcpy(routes, base, nbase * sizeof *routes);
+    memcpy(routes + nbase, serving, nserve * sizeof *routes);
     /* The HTTP threads are created from this one and inherit its policy: SCHED_BATCH
      * (unprivileged) keeps a request's wake-up from preempting a training thread in
      * the middle of a multiply, where both of OpenBLAS's threads would then wait for
@@ -296,6 +307,8 @@ int cmd_serve(int argc, char **argv)
 done:
     api_server_stop(srv);
     api_cache_free(cache);
+    api_models_free(models);
+    free(routes);
     jobs_stop(J);
     bus_free(events);
     if (st && store_close(st, &err)) {

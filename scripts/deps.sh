@@ -3,7 +3,8 @@
 # Fast when everything is there: one dpkg query per package, no network.
 #   build and run:  compiler, pkg-config, libmicrohttpd, jansson, OpenBLAS, SQLite, zlib,
 #                   libpng; dataset-fashion-mnist and wamerican (the data the tests use)
-#   tests:          curl, jq, sqlite3, python3 (e2e scripts), prometheus (promtool checks
+#   tests:          curl, jq, sqlite3, python3 (e2e scripts), python3-numpy (the
+#                   independent NumPy model of tests/e2e/model_numpy.py), prometheus (promtool checks
 #                   GET /metrics), chromium and libjs-dygraphs (the dashboard in a real
 #                   browser), nodejs/npm (Playwright and the OpenAPI validator, from npm)
 #   fuzzing:        clang and its libFuzzer runtime (make fuzz, make fuzz-smoke)
@@ -11,7 +12,7 @@
 set -e
 PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libopenblas-dev
 libsqlite3-dev zlib1g-dev libpng-dev dataset-fashion-mnist wamerican curl jq sqlite3
-python3 prometheus chromium libjs-dygraphs clang libclang-rt-14-dev wrk"
+python3 python3-numpy prometheus chromium libjs-dygraphs clang libclang-rt-14-dev wrk"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||
