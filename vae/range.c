@@ -48,7 +48,7 @@ const vae_range vae_ranges[] = {
     {"train.threads", NULL, 1, 64, 0, 0, 1, "threads sharing each step (results do not depend on it)"},
     {"checkpoint.every_steps", NULL, 0, I53, 0, 0, 1, "a checkpoint every N steps; 0 = off"},
     {"checkpoint.every_seconds", NULL, 0, 1e7, 0, 0, 0, "a checkpoint every S seconds; 0 = off"},
-    {"checkpoint.keep", NULL, 1, 1000000, 0, 0, 1, "periodic checkpoints kept"},
+    {"checkpoint.keep", NULL, 1, 1000000, 0, 0, 1, "periodic, manual and pause checkpoints kept"},
     {"schedule.start", NULL, 0, T, 0, 0, 0, "t = 0 of the schedule, in its unit"},
     {"schedule.value", NULL, 0, W, 0, 0, 0, "constant: beta"},
     {"schedule.from", "linear cyclical", 0, W, 0, 0, 0, "beta at the start of the ramp"},
@@ -125,8 +125,9 @@ int vae_range_check(const vae_range *r, double x, const char *field, vaed_err *e
 void vae_range_num(double x, char *buf, size_t n)
 {
     char t[40];
-    /* Whole numbers below 1e7, and 2^53 (which stands for that exact integer), whole. */
-    if (x == trunc(x) && (fabs(x) < 1e7 || fabs(x) == I53)) {
+    /* Whole numbers below 1e5, and 2^53 (which stands for that exact integer), whole;
+     * larger round numbers read better as 1e6, 1e15. */
+    if (x == trunc(x) && (fabs(x) < 1e5 || fabs(x) == I53)) {
         snprintf(buf, n, "%.0f", x);
         return;
     }
@@ -158,5 +159,9 @@ void vae_range_format(const vae_range *r, char *buf, size_t n)
     char lo[40], hi[40];
     vae_range_num(r->min, lo, sizeof lo);
     vae_range_num(r->max, hi, sizeof hi);
+    if (r->integer) { /* a count reads best whole: [1, 100000] */
+        snprintf(lo, sizeof lo, "%.0f", r->min);
+        snprintf(hi, sizeof hi, "%.0f", r->max);
+    }
     snprintf(buf, n, "%c%s, %s%c", r->min_open ? '(' : '[', lo, hi, r->max_open ? ')' : ']');
 }

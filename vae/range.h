@@ -56,11 +56,13 @@ int vae_range_holds(const vae_range *r, double x);
  * A NULL r (a field with no row: a bug) is refused too, never let through. */
 int vae_range_check(const vae_range *r, double x, const char *field, vaed_err *err);
 
-/* x printed readably: the shortest of %.15g that reads back as x when there is one
- * ("0.9", not "0.90000000000000002"), exponents without padding ("1e15", "1e-8"). */
+/* x printed readably: whole numbers below 1e5 whole, others in the fewest digits that
+ * read back as x ("0.9", not "0.90000000000000002"), exponents without padding
+ * ("1e15", "1e-8"). */
 void vae_range_num(double x, char *buf, size_t n);
 
-/* r's interval in the docs' notation: "(0, 10]", "[1, 64]", "[0, 1e15]". */
+/* r's interval in the docs' notation: "(0, 10]", "[1, 64]", "[0, 1e15]"; an integer
+ * row's bounds are printed whole ("[1, 100000]"). */
 void vae_range_format(const vae_range *r, char *buf, size_t n);
 
 /* +0 for -0, x otherwise: the parsers store no negative zero (it would be written
