@@ -594,6 +594,10 @@ static const struct bad {
     {"{\"optimizer\": {\"lr\": 0}}", "optimizer.lr", "> 0"},
     {"{\"optimizer\": {\"lr\": -0.001}}", "optimizer.lr", "> 0"},
     {"{\"optimizer\": {\"lr\": \"fast\"}}", "optimizer.lr", "must be a number"},
+    /* every number is bounded (vae/range.c; each row: test_spec_ranges.c) */
+    {"{\"optimizer\": {\"lr\": 1.79e308}}", "optimizer.lr", "must be <= 10"},
+    {"{\"schedule\": {\"kind\": \"constant\", \"value\": 1.79e308}}", "schedule.value",
+     "must be <= 1e5"},
     {"{\"optimizer\": {\"beta1\": 1}}", "optimizer.beta1", "must be < 1"},
     {"{\"optimizer\": {\"beta2\": -0.1}}", "optimizer.beta2", "must be >= 0"},
     {"{\"optimizer\": {\"eps\": 0}}", "optimizer.eps", ">= 1e-30"},
