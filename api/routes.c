@@ -302,14 +302,12 @@ static void h_optimizer_put(api_req *req)
         lr = json_is_number(v) ? json_number_value(v) : NAN;
     }
     json_decref(doc);
-    if (!(lr > 0) || !isfinite(lr)) {
-        api_reply_error(req, 422, "invalid", "lr", "lr: must be a positive number");
-        return;
-    }
     int64_t eff;
     vaed_err err;
     vaed_err_clear(&err);
-    int rc = jobs_set_lr(ctx(req)->J, id, lr, &eff, &err);
+    int rc = vae_spec_check_lr(lr, "lr", &err); /* optimizer.lr's range, vae/range.c */
+    if (!rc)
+        rc = jobs_set_lr(ctx(req)->J, id, lr, &eff, &err);
     if (rc) {
         reply_err(req, rc, &err);
         return;

@@ -1,4 +1,4 @@
-/* sched.c — KL weight (beta) schedules; see sched.h and README "Schedules".
+/* sched.c — KL weight (beta) schedules; see sched.h and docs/spec.md.
  *
  * Every kind but the controller is a pure function of progress t (in the schedule's
  * unit, after granularity, minus `start`), so the beta the loss uses at step n can be
@@ -6,7 +6,8 @@
  * rebind, which is the Keras bug this daemon exists to avoid.
  *
  * Invariants kept by sched_parse, relied on by the evaluators:
- *   - every double in the spec is finite; durations and periods are > 0; k > 0;
+ *   - every number is within its row of the range table (range.h), so finite, and
+ *     never -0; durations and periods are > 0; k > 0;
  *   - every beta a schedule can produce for t >= 0 is >= 0 (logistic: see resolve);
  *   - piecewise times are >= 0 and strictly increasing, 1..SCHED_MAX_POINTS points;
  *   - cyclical has exactly one of period > 0, or cycles > 0 together with duration;
@@ -22,6 +23,8 @@
  *   - "from": "current" is accepted only with "origin": "now": only a schedule that
  *     begins when it takes effect can start at the current beta with no jump. */
 #include "sched.h"
+
+#include "range.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -271,11 +274,17 @@ void sched_resolve(sched_spec *s, long effective_step, long steps_per_epoch, dou
          * schedule's epochs line up with the run's (beta at the effective step is
          * still the schedule's value at t = 0). */
         s->start += sched_progress(s, effective_step, steps_per_epoch);
+        /* The stored schedule must parse again (recovery and forks read it back), so
+         * start stays within its range; a run never gets near 1e15 epochs or steps. */
+        s->start = fmin(s->start, VAE_RANGE_TIME_MAX);
         s->origin_now = 0;
     }
     if (s->from_current) {
-        if (!isfinite(beta_now) || beta_now < 0)
+        /* Into the range of a KL weight (NaN and -0 give +0), for the same reason; a
+         * beta produced by a parsed schedule is already in it. */
+        if (!(beta_now > 0))
             beta_now = 0.0;
+        beta_now = fmin(beta_now, VAE_RANGE_WEIGHT_MAX);
         /* sched_parse only accepts "current" together with origin "now", so the
          * effective step is at or before the schedule's t = 0, where every kind
          * below starts at its first value. */
@@ -344,9 +353,11 @@ static void kind_defaults(sched_spec *s, enum sched_kind kind)
     }
 }
 
-/* Parsing context: the prefix and a buffer for the field path being reported. */
+/* Parsing context: the prefix, the kind (its name picks the range rows meant for it)
+ * and a buffer for the field path being reported. */
 typedef struct pctx {
     const char *prefix;
+    const char *kind;
     vaed_err *err;
     char field[128];
 } pctx;
@@ -368,7 +379,16 @@ static int in_list(const char *const *list, const char *key)
     return 0;
 }
 
-/* A finite number at key (if present). Returns 1 if found, 0 if absent, <0 error. */
+/* The range row of a schedule key (range.h), whatever the prefix of this parse. */
+static const vae_range *row(const pctx *c, const char *key)
+{
+    char f[64];
+    snprintf(f, sizeof f, "schedule.%s", key);
+    return vae_range_find(f, c->kind);
+}
+
+/* A number at key (if present) within its row's range; -0 is stored as +0.
+ * Returns 1 if found, 0 if absent, <0 error. */
 static int get_num(pctx *c, const json_t *doc, const char *key, double *out)
 {
     json_t *v = json_object_get(doc, key);
@@ -377,9 +397,10 @@ static int get_num(pctx *c, const json_t *doc, const char *key, double *out)
     if (!json_is_number(v))
         return vaed_err_set(c->err, VAED_EINVAL, fld(c, key), "must be a number");
     double d = json_number_value(v);
-    if (!isfinite(d))
-        return vaed_err_set(c->err, VAED_EINVAL, fld(c, key), "must be a finite number");
-    *out = d;
+    int rc = vae_range_check(row(c, key), d, fld(c, key), c->err);
+    if (rc)
+        return rc;
+    *out = vae_range_unsign_zero(d);
     return 1;
 }
 
@@ -411,32 +432,7 @@ static int get_enum(pctx *c, const json_t *doc, const char *key, const char *con
             return rc_;                                                          \
     } while (0)
 
-/* A beta-valued key (value, from, to): finite and >= 0. */
-static int get_beta(pctx *c, const json_t *doc, const char *key, double *out)
-{
-    int rc = get_num(c, doc, key, out);
-    if (rc > 0 && *out < 0)
-        return vaed_err_set(c->err, VAED_EINVAL, fld(c, key), "must be >= 0 (a KL weight)");
-    return rc;
-}
-
-static int get_positive(pctx *c, const json_t *doc, const char *key, double *out)
-{
-    int rc = get_num(c, doc, key, out);
-    if (rc > 0 && !(*out > 0))
-        return vaed_err_set(c->err, VAED_EINVAL, fld(c, key), "must be > 0");
-    return rc;
-}
-
-static int get_nonneg(pctx *c, const json_t *doc, const char *key, double *out)
-{
-    int rc = get_num(c, doc, key, out);
-    if (rc > 0 && *out < 0)
-        return vaed_err_set(c->err, VAED_EINVAL, fld(c, key), "must be >= 0");
-    return rc;
-}
-
-/* "from": a number >= 0, or "current" when relative parts are allowed. */
+/* "from": a number in its range, or "current" when relative parts are allowed. */
 static int get_from(pctx *c, const json_t *doc, int allow_relative, sched_spec *s)
 {
     json_t *v = json_object_get(doc, "from");
@@ -451,7 +447,7 @@ static int get_from(pctx *c, const json_t *doc, int allow_relative, sched_spec *
         s->from_current = 1;
         return 1;
     }
-    return get_beta(c, doc, "from", &s->from);
+    return get_num(c, doc, "from", &s->from);
 }
 
 static int parse_points(pctx *c, const json_t *doc, int allow_relative, sched_spec *s)
@@ -476,25 +472,31 @@ static int parse_points(pctx *c, const json_t *doc, int allow_relative, sched_sp
         if (!json_is_array(p) || json_array_size(p) != 2)
             return vaed_err_set(c->err, VAED_EINVAL, f, "must be a [t, beta] pair");
         json_t *jt = json_array_get(p, 0), *jb = json_array_get(p, 1);
-        double t = json_is_number(jt) ? json_number_value(jt) : NAN;
-        if (!isfinite(t) || t < 0)
-            return vaed_err_set(c->err, VAED_EINVAL, f,
-                                "t must be a finite number >= 0 (measured from start)");
+        char ft[170], fb[170];
+        snprintf(ft, sizeof ft, "%s[0]", f);
+        snprintf(fb, sizeof fb, "%s[1]", f);
+        if (!json_is_number(jt))
+            return vaed_err_set(c->err, VAED_EINVAL, ft, "t must be a number (measured from start)");
+        double t = vae_range_unsign_zero(json_number_value(jt));
+        int rc = vae_range_check(row(c, "points[][0]"), t, ft, c->err);
+        if (rc)
+            return rc;
         if (i > 0 && !(t > s->points[i - 1][0]))
-            return vaed_err_set(c->err, VAED_EINVAL, f, "times must be strictly increasing");
+            return vaed_err_set(c->err, VAED_EINVAL, ft, "times must be strictly increasing");
         double b;
         if (i == 0 && json_is_string(jb) && strcmp(json_string_value(jb), "current") == 0) {
             if (!allow_relative)
-                return vaed_err_set(c->err, VAED_EINVAL, f,
+                return vaed_err_set(c->err, VAED_EINVAL, fb,
                                     "\"current\" is only accepted when changing the "
                                     "schedule of a running job");
             s->from_current = 1;
             b = 0.0;
         } else {
-            b = json_is_number(jb) ? json_number_value(jb) : NAN;
-            if (!isfinite(b) || b < 0)
-                return vaed_err_set(c->err, VAED_EINVAL, f,
-                                    "beta must be a finite number >= 0");
+            if (!json_is_number(jb))
+                return vaed_err_set(c->err, VAED_EINVAL, fb, "beta must be a number");
+            b = vae_range_unsign_zero(json_number_value(jb));
+            if ((rc = vae_range_check(row(c, "points[][1]"), b, fb, c->err)))
+                return rc;
         }
         s->points[i][0] = t;
         s->points[i][1] = b;
@@ -522,6 +524,7 @@ int sched_parse(sched_spec *out, const json_t *doc, const char *prefix, int allo
                             "controller or capacity)");
     TRY(get_enum(&c, doc, "kind", kind_names, N_KINDS, &kind));
     kind_defaults(&s, (enum sched_kind)kind);
+    c.kind = kind_names[kind];
 
     json_object_foreach((json_t *)doc, key, v) {
         if (in_list(common_keys, key) || in_list(kind_keys[kind], key))
@@ -545,7 +548,7 @@ int sched_parse(sched_spec *out, const json_t *doc, const char *prefix, int allo
         return rc;
     if (rc > 0)
         s.granularity = (enum sched_gran)e;
-    TRY(get_nonneg(&c, doc, "start", &s.start));
+    TRY(get_num(&c, doc, "start", &s.start));
     if ((v = json_object_get(doc, "origin"))) {
         const char *o = json_string_value(v);
         if (o && strcmp(o, "start") == 0) {
@@ -564,12 +567,12 @@ int sched_parse(sched_spec *out, const json_t *doc, const char *prefix, int allo
 
     switch (s.kind) {
     case SCHED_CONSTANT:
-        TRY(get_beta(&c, doc, "value", &s.value));
+        TRY(get_num(&c, doc, "value", &s.value));
         break;
     case SCHED_LINEAR:
         TRY(get_from(&c, doc, allow_relative, &s));
-        TRY(get_beta(&c, doc, "to", &s.to));
-        TRY(get_positive(&c, doc, "duration", &s.duration));
+        TRY(get_num(&c, doc, "to", &s.to));
+        TRY(get_num(&c, doc, "duration", &s.duration));
         break;
     case SCHED_LOGISTIC: {
         /* from is read as a plain number here: a resolved from-"current" logistic
@@ -580,31 +583,38 @@ int sched_parse(sched_spec *out, const json_t *doc, const char *prefix, int allo
             TRY(get_from(&c, doc, allow_relative, &s));
         else
             TRY(get_num(&c, doc, "from", &s.from));
-        TRY(get_beta(&c, doc, "to", &s.to));
-        TRY(get_positive(&c, doc, "k", &s.k));
+        TRY(get_num(&c, doc, "to", &s.to));
+        TRY(get_num(&c, doc, "k", &s.k));
         TRY(get_num(&c, doc, "midpoint", &s.midpoint));
-        /* Tolerance relative to the magnitudes: a resolved from-"current" logistic
-         * passes through beta_now >= 0 at start up to rounding. */
-        if (!s.from_current &&
-            logistic_at(&s, 0.0) < -1e-12 * fmax(1.0, fmax(fabs(s.from), fabs(s.to))))
+        /* Every beta for t >= 0 lies between the value at start and `to`, so that
+         * value must be a KL weight like `to`. Tolerance relative to the magnitudes:
+         * a resolved from-"current" logistic passes through beta_now at start up to
+         * rounding. */
+        double b0 = logistic_at(&s, 0.0), tol = 1e-12 * fmax(1.0, fmax(fabs(s.from), fabs(s.to)));
+        const vae_range *w = row(&c, "to");
+        if (!s.from_current && (b0 < w->min - tol || b0 > w->max + tol)) {
+            char lo[40], hi[40];
+            vae_range_num(w->min, lo, sizeof lo);
+            vae_range_num(w->max, hi, sizeof hi);
             return vaed_err_set(err, VAED_EINVAL, fld(&c, "from"),
-                                "must be >= 0 (a KL weight)");
+                                "the beta at start (%g) must be in [%s, %s]", b0, lo, hi);
+        }
         break;
     }
     case SCHED_CYCLICAL: {
         TRY(get_from(&c, doc, allow_relative, &s));
-        TRY(get_beta(&c, doc, "to", &s.to));
+        TRY(get_num(&c, doc, "to", &s.to));
         int has_period = 0, has_cycles = 0, has_dur = 0;
-        TRY(has_period = get_positive(&c, doc, "period", &s.period));
+        TRY(has_period = get_num(&c, doc, "period", &s.period));
         if ((v = json_object_get(doc, "cycles"))) {
             double n = json_is_number(v) ? json_number_value(v) : NAN;
-            if (!isfinite(n) || n < 1 || n != floor(n) || n > 1e9)
+            if (n != floor(n)) /* NaN too */
                 return vaed_err_set(err, VAED_EINVAL, fld(&c, "cycles"),
                                     "must be a positive integer");
-            s.cycles = n;
+            TRY(get_num(&c, doc, "cycles", &s.cycles));
             has_cycles = 1;
         }
-        TRY(has_dur = get_positive(&c, doc, "duration", &s.duration));
+        TRY(has_dur = get_num(&c, doc, "duration", &s.duration));
         if (has_period && has_cycles)
             return vaed_err_set(err, VAED_EINVAL, fld(&c, "cycles"),
                                 "give either period, or cycles with duration, not both");
@@ -617,10 +627,7 @@ int sched_parse(sched_spec *out, const json_t *doc, const char *prefix, int allo
         if (!has_period && !has_cycles)
             return vaed_err_set(err, VAED_EINVAL, fld(&c, "period"),
                                 "required: a period, or cycles together with duration");
-        if (get_num(&c, doc, "ratio", &s.ratio) < 0)
-            return VAED_EINVAL;
-        if (!(s.ratio > 0 && s.ratio <= 1))
-            return vaed_err_set(err, VAED_EINVAL, fld(&c, "ratio"), "must be in (0, 1]");
+        TRY(get_num(&c, doc, "ratio", &s.ratio));
         int sh = 0;
         if ((rc = get_enum(&c, doc, "shape", shape_names, 3, &sh)) < 0)
             return rc;
@@ -635,19 +642,19 @@ int sched_parse(sched_spec *out, const json_t *doc, const char *prefix, int allo
         if (!json_object_get(doc, "target_kl"))
             return vaed_err_set(err, VAED_EINVAL, fld(&c, "target_kl"),
                                 "required: the KL (nats per example) to hold");
-        TRY(get_positive(&c, doc, "target_kl", &s.target_kl));
-        TRY(get_nonneg(&c, doc, "kp", &s.kp));
-        TRY(get_nonneg(&c, doc, "ki", &s.ki));
-        TRY(get_beta(&c, doc, "min", &s.min));
-        TRY(get_beta(&c, doc, "max", &s.max));
+        TRY(get_num(&c, doc, "target_kl", &s.target_kl));
+        TRY(get_num(&c, doc, "kp", &s.kp));
+        TRY(get_num(&c, doc, "ki", &s.ki));
+        TRY(get_num(&c, doc, "min", &s.min));
+        TRY(get_num(&c, doc, "max", &s.max));
         if (s.min > s.max)
             return vaed_err_set(err, VAED_EINVAL, fld(&c, "max"), "must be >= min (%g)",
                                 s.min);
         break;
     case SCHED_CAPACITY:
-        TRY(get_nonneg(&c, doc, "gamma", &s.gamma));
-        TRY(get_nonneg(&c, doc, "c_max", &s.c_max));
-        TRY(get_positive(&c, doc, "duration", &s.duration));
+        TRY(get_num(&c, doc, "gamma", &s.gamma));
+        TRY(get_num(&c, doc, "c_max", &s.c_max));
+        TRY(get_num(&c, doc, "duration", &s.duration));
         break;
     }
 

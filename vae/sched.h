@@ -65,8 +65,9 @@ typedef struct sched_state {
 } sched_state;
 
 /* Parse a schedule document into out. prefix is the dotted path used in error
- * fields ("schedule" in a job spec, "" for a PUT body). Unknown keys, wrong types,
- * non-finite numbers and out-of-range values are errors naming the field.
+ * fields ("schedule" in a job spec, "" for a PUT body). Unknown keys, wrong types
+ * and numbers outside their range (range.h: one table for every field) are errors
+ * naming the field ("schedule.points[2][1]"); -0 is stored as +0.
  * allow_relative: accept "origin": "now" and "from": "current" (PUT bodies).
  * Returns 0 or VAED_EINVAL with err filled. out is fully written on success. */
 int sched_parse(sched_spec *out, const json_t *doc, const char *prefix, int allow_relative,
@@ -77,7 +78,8 @@ void sched_default(sched_spec *out);
 
 /* Turn relative parts into absolute ones. effective_step is the step at which the
  * schedule takes effect, steps_per_epoch converts to epochs, beta_now is the beta in
- * force at that moment (used for from = "current"). */
+ * force at that moment (used for from = "current"; taken into [0, the largest KL
+ * weight]). The result parses again: start is held at most at its range's top. */
 void sched_resolve(sched_spec *s, long effective_step, long steps_per_epoch, double beta_now);
 
 /* Progress of step `step` in the schedule's unit, after granularity is applied and

@@ -1,4 +1,4 @@
-/* spec.c — the job spec parser and writer (see spec.h; README "The job spec").
+/* spec.c — the job spec parser and writer (see spec.h; docs/spec.md).
  *
  * Strictness is the point: a key this file does not know is an error that names it,
  * every value is checked for type and range, and options that only make sense for
@@ -18,15 +18,13 @@
  *    bernoulli) are left out, since parsing them back would be an error. */
 #include "spec.h"
 
+#include "range.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_LAYER_SIZE 65536
-#define MAX_TEXT_LEN 65536
-#define MAX_KEEP 1000000
-#define INT53 9007199254740992LL /* 2^53: largest integer a double holds exactly */
 
 static const char *const act_names[] = {"relu", "tanh", "elu", NULL};
 static const char *const lik_names[] = {"bernoulli", "categorical", "gaussian", NULL};
@@ -118,17 +116,32 @@ static int as_int(const json_t *v, long long lo, long long hi, long long *out)
     return 1;
 }
 
+/* The row of vae_ranges (range.h) for a spec field: every number's bounds live there,
+ * once, for this parser, the docs and the tests. */
+static const vae_range *row(const char *field)
+{
+    return vae_range_find(field, NULL);
+}
+
+/* [lo, hi] of an integer row; a field without a row gets an empty range (refused),
+ * which the range tests would report. */
+static void int_bounds(const vae_range *r, long long *lo, long long *hi)
+{
+    *lo = r ? (long long)r->min : 1;
+    *hi = r ? (long long)r->max : 0;
+}
+
 static int range_err(vaed_err *err, const char *f, long long lo, long long hi)
 {
-    if (hi == INT53)
+    if (hi == (long long)VAE_RANGE_INT53)
         return vaed_err_set(err, VAED_EINVAL, f, "must be an integer >= %lld", lo);
     return vaed_err_set(err, VAED_EINVAL, f, "must be an integer from %lld to %lld", lo, hi);
 }
 
-/* Optional integer obj[key] in [lo, hi]: absent leaves *out alone. *seen (may be
- * NULL) is set to whether the key was there. */
-static int get_int(const json_t *obj, const char *prefix, const char *key, long long lo,
-                   long long hi, long long *out, int *seen, vaed_err *err)
+/* Optional integer obj[key] in its row's range: absent leaves *out alone. *seen (may
+ * be NULL) is set to whether the key was there. */
+static int get_int(const json_t *obj, const char *prefix, const char *key, long long *out,
+                   int *seen, vaed_err *err)
 {
     const json_t *v = obj ? json_object_get(obj, key) : NULL;
     if (seen)
@@ -136,7 +149,9 @@ static int get_int(const json_t *obj, const char *prefix, const char *key, long 
     if (!v)
         return 0;
     char f[256];
+    long long lo, hi;
     field_path(f, sizeof f, prefix, key);
+    int_bounds(row(f), &lo, &hi);
     switch (as_int(v, lo, hi, out)) {
     case 0:
         return 0;
@@ -147,37 +162,30 @@ static int get_int(const json_t *obj, const char *prefix, const char *key, long 
     }
 }
 
-/* get_int into an int or a long (the ranges given always fit the target). */
-static int get_i(const json_t *obj, const char *prefix, const char *key, long long lo,
-                 long long hi, int *out, int *seen, vaed_err *err)
+/* get_int into an int or a long (the table's ranges always fit the target). */
+static int get_i(const json_t *obj, const char *prefix, const char *key, int *out, int *seen,
+                 vaed_err *err)
 {
     long long x = *out;
-    int rc = get_int(obj, prefix, key, lo, hi, &x, seen, err);
+    int rc = get_int(obj, prefix, key, &x, seen, err);
     if (rc == 0)
         *out = (int)x;
     return rc;
 }
 
-static int get_l(const json_t *obj, const char *prefix, const char *key, long long lo,
-                 long long hi, long *out, int *seen, vaed_err *err)
+static int get_l(const json_t *obj, const char *prefix, const char *key, long *out, int *seen,
+                 vaed_err *err)
 {
     long long x = *out;
-    int rc = get_int(obj, prefix, key, lo, hi, &x, seen, err);
+    int rc = get_int(obj, prefix, key, &x, seen, err);
     if (rc == 0)
         *out = (long)x;
     return rc;
 }
 
-/* Ranges for real numbers. */
-enum num_range {
-    NUM_ANY,      /* any finite number */
-    NUM_GE0,      /* >= 0 */
-    NUM_GT0,      /* > 0 */
-    NUM_UNIT_OPEN /* [0, 1) */
-};
-
-static int get_num(const json_t *obj, const char *prefix, const char *key, enum num_range r,
-                   double *out, int *seen, vaed_err *err)
+/* Optional real obj[key] in its row's range; -0 is stored as +0. */
+static int get_num(const json_t *obj, const char *prefix, const char *key, double *out,
+                   int *seen, vaed_err *err)
 {
     const json_t *v = obj ? json_object_get(obj, key) : NULL;
     if (seen)
@@ -188,27 +196,19 @@ static int get_num(const json_t *obj, const char *prefix, const char *key, enum 
     field_path(f, sizeof f, prefix, key);
     if (!json_is_number(v))
         return vaed_err_set(err, VAED_EINVAL, f, "must be a number");
+    /* jansson refuses numbers that overflow a double, so d is finite; the range check
+     * would refuse an infinity all the same. */
     double d = json_number_value(v);
-    if (!isfinite(d))
-        return vaed_err_set(err, VAED_EINVAL, f, "must be a finite number");
-    switch (r) {
-    case NUM_ANY:
-        break;
-    case NUM_GE0:
-        if (!(d >= 0))
-            return vaed_err_set(err, VAED_EINVAL, f, "must be >= 0");
-        break;
-    case NUM_GT0:
-        if (!(d > 0))
-            return vaed_err_set(err, VAED_EINVAL, f, "must be > 0");
-        break;
-    case NUM_UNIT_OPEN:
-        if (!(d >= 0 && d < 1))
-            return vaed_err_set(err, VAED_EINVAL, f, "must be in [0, 1)");
-        break;
-    }
-    *out = d;
+    int rc = vae_range_check(row(f), d, f, err);
+    if (rc)
+        return rc;
+    *out = vae_range_unsign_zero(d);
     return 0;
+}
+
+int vae_spec_check_lr(double lr, const char *field, vaed_err *err)
+{
+    return vae_range_check(row("optimizer.lr"), lr, field, err);
 }
 
 static int get_bool(const json_t *obj, const char *prefix, const char *key, int *out,
@@ -319,10 +319,9 @@ static int parse_dataset(vae_data_spec *d, const json_t *o, vaed_err *err)
         (rc = get_enum(o, "dataset", "format", fmt_names, &fmt, &seen->format, err)) ||
         (rc = get_str(o, "dataset", "test_path", d->test_path, sizeof d->test_path, 0,
                       &seen->test_path, err)) ||
-        (rc = get_l(o, "dataset", "limit", 0, INT53, &d->limit, NULL, err)) ||
-        (rc = get_num(o, "dataset", "validation_fraction", NUM_UNIT_OPEN,
-                      &d->validation_fraction, NULL, err)) ||
-        (rc = get_i(o, "dataset", "max_len", 0, MAX_TEXT_LEN, &d->max_len, &seen->max_len,
+        (rc = get_l(o, "dataset", "limit", &d->limit, NULL, err)) ||
+        (rc = get_num(o, "dataset", "validation_fraction", &d->validation_fraction, NULL, err)) ||
+        (rc = get_i(o, "dataset", "max_len", &d->max_len, &seen->max_len,
                     err)) ||
         (rc = get_enum(o, "dataset", "overlong", long_names, &ovl, &seen->overlong, err)) ||
         (rc = get_bool(o, "dataset", "header", &d->csv_header, &seen->header, err)) ||
@@ -389,14 +388,17 @@ static int parse_layers(const json_t *o, const char *key, int *n, int *sizes, va
     if (json_array_size(v) > VAE_MAX_LAYERS)
         return vaed_err_set(err, VAED_EINVAL, f, "at most %d layers", VAE_MAX_LAYERS);
     int count = (int)json_array_size(v);
+    long long lo, hi;
+    snprintf(f, sizeof f, "model.%s[]", key);
+    int_bounds(row(f), &lo, &hi);
     for (int i = 0; i < count; i++) {
         long long x;
         snprintf(f, sizeof f, "model.%s[%d]", key, i);
-        int r = as_int(json_array_get(v, (size_t)i), 1, MAX_LAYER_SIZE, &x);
+        int r = as_int(json_array_get(v, (size_t)i), lo, hi, &x);
         if (r == 1)
             return vaed_err_set(err, VAED_EINVAL, f, "must be a positive integer");
         if (r == 2)
-            return range_err(err, f, 1, MAX_LAYER_SIZE);
+            return range_err(err, f, lo, hi);
         sizes[i] = (int)x;
     }
     for (int i = count; i < VAE_MAX_LAYERS; i++)
@@ -411,7 +413,8 @@ static int parse_latent(vae_model_spec *m, const json_t *v, vaed_err *err)
 {
     int groups[VAE_MAX_GROUPS] = {0};
     int n = 0;
-    long long x;
+    long long x, lo, hi;
+    int_bounds(row("model.latent"), &lo, &hi);
     if (json_is_array(v)) {
         if (json_array_size(v) == 0)
             return vaed_err_set(err, VAED_EINVAL, "model.latent", LATENT_MSG);
@@ -420,20 +423,19 @@ static int parse_latent(vae_model_spec *m, const json_t *v, vaed_err *err)
                                 VAE_MAX_GROUPS);
         n = (int)json_array_size(v);
         for (int i = 0; i < n; i++) {
-            int r = as_int(json_array_get(v, (size_t)i), 1, LLONG_MAX, &x);
+            int r = as_int(json_array_get(v, (size_t)i), lo, LLONG_MAX, &x);
             if (r)
                 return vaed_err_set(err, VAED_EINVAL, "model.latent", LATENT_MSG);
-            if (x > MAX_LAYER_SIZE)
+            if (x > hi)
                 return vaed_err_set(err, VAED_EINVAL, "model.latent",
-                                    "each group must be at most %d", MAX_LAYER_SIZE);
+                                    "each group must be at most %lld", hi);
             groups[i] = (int)x;
         }
     } else {
-        if (as_int(v, 1, LLONG_MAX, &x))
+        if (as_int(v, lo, LLONG_MAX, &x))
             return vaed_err_set(err, VAED_EINVAL, "model.latent", LATENT_MSG);
-        if (x > MAX_LAYER_SIZE)
-            return vaed_err_set(err, VAED_EINVAL, "model.latent", "must be at most %d",
-                                MAX_LAYER_SIZE);
+        if (x > hi)
+            return vaed_err_set(err, VAED_EINVAL, "model.latent", "must be at most %lld", hi);
         groups[0] = (int)x;
         n = 1;
     }
@@ -455,7 +457,7 @@ static int parse_model(vae_model_spec *m, const json_t *o, int *sigma_seen, vaed
         (rc = parse_layers(o, "decoder", &m->n_dec, m->dec, err)) ||
         (rc = get_enum(o, "model", "activation", act_names, &act, NULL, err)) ||
         (rc = get_enum(o, "model", "likelihood", lik_names, &lik, NULL, err)) ||
-        (rc = get_num(o, "model", "sigma", NUM_GT0, &m->sigma, sigma_seen, err)))
+        (rc = get_num(o, "model", "sigma", &m->sigma, sigma_seen, err)))
         return rc;
     m->activation = (enum vae_act)act;
     m->likelihood = (enum vae_lik)lik;
@@ -469,8 +471,8 @@ static int parse_loss(vae_loss_spec *l, const json_t *o, vaed_err *err)
         return 0;
     if ((rc = check_keys(o, "loss", loss_keys, err)) ||
         (rc = get_enum(o, "loss", "kl", kl_names, &kl, NULL, err)) ||
-        (rc = get_i(o, "loss", "samples", 1, 1024, &l->samples, NULL, err)) ||
-        (rc = get_num(o, "loss", "free_bits", NUM_GE0, &l->free_bits, NULL, err)))
+        (rc = get_i(o, "loss", "samples", &l->samples, NULL, err)) ||
+        (rc = get_num(o, "loss", "free_bits", &l->free_bits, NULL, err)))
         return rc;
     l->kl = (enum vae_klkind)kl;
     return 0;
@@ -483,12 +485,12 @@ static int parse_optimizer(vae_optim_spec *p, const json_t *o, vaed_err *err)
         return 0;
     if ((rc = check_keys(o, "optimizer", optim_keys, err)) ||
         (rc = get_enum(o, "optimizer", "kind", optim_names, &kind, NULL, err)) ||
-        (rc = get_num(o, "optimizer", "lr", NUM_GT0, &p->lr, NULL, err)) ||
-        (rc = get_num(o, "optimizer", "beta1", NUM_UNIT_OPEN, &p->beta1, NULL, err)) ||
-        (rc = get_num(o, "optimizer", "beta2", NUM_UNIT_OPEN, &p->beta2, NULL, err)) ||
-        (rc = get_num(o, "optimizer", "eps", NUM_GT0, &p->eps, NULL, err)) ||
-        (rc = get_num(o, "optimizer", "weight_decay", NUM_GE0, &p->weight_decay, NULL, err)) ||
-        (rc = get_num(o, "optimizer", "clip_norm", NUM_GE0, &p->clip_norm, NULL, err)))
+        (rc = get_num(o, "optimizer", "lr", &p->lr, NULL, err)) ||
+        (rc = get_num(o, "optimizer", "beta1", &p->beta1, NULL, err)) ||
+        (rc = get_num(o, "optimizer", "beta2", &p->beta2, NULL, err)) ||
+        (rc = get_num(o, "optimizer", "eps", &p->eps, NULL, err)) ||
+        (rc = get_num(o, "optimizer", "weight_decay", &p->weight_decay, NULL, err)) ||
+        (rc = get_num(o, "optimizer", "clip_norm", &p->clip_norm, NULL, err)))
         return rc;
     return 0;
 }
@@ -500,10 +502,10 @@ static int parse_train(vae_train_spec *t, const json_t *o, vaed_err *err)
     if (!o)
         return 0;
     if ((rc = check_keys(o, "train", train_keys, err)) ||
-        (rc = get_i(o, "train", "epochs", 1, 100000, &t->epochs, NULL, err)) ||
-        (rc = get_i(o, "train", "batch_size", 1, 65536, &t->batch_size, NULL, err)) ||
-        (rc = get_int(o, "train", "seed", 0, INT53, &seed, NULL, err)) ||
-        (rc = get_i(o, "train", "threads", 1, 64, &t->threads, NULL, err)))
+        (rc = get_i(o, "train", "epochs", &t->epochs, NULL, err)) ||
+        (rc = get_i(o, "train", "batch_size", &t->batch_size, NULL, err)) ||
+        (rc = get_int(o, "train", "seed", &seed, NULL, err)) ||
+        (rc = get_i(o, "train", "threads", &t->threads, NULL, err)))
         return rc;
     t->seed = (uint64_t)seed;
     return 0;
@@ -515,11 +517,11 @@ static int parse_checkpoint(vae_ckpt_spec *c, const json_t *o, vaed_err *err)
     if (!o)
         return 0;
     if ((rc = check_keys(o, "checkpoint", ckpt_keys, err)) ||
-        (rc = get_l(o, "checkpoint", "every_steps", 0, INT53, &c->every_steps, NULL, err)) ||
-        (rc = get_num(o, "checkpoint", "every_seconds", NUM_GE0, &c->every_seconds, NULL,
+        (rc = get_l(o, "checkpoint", "every_steps", &c->every_steps, NULL, err)) ||
+        (rc = get_num(o, "checkpoint", "every_seconds", &c->every_seconds, NULL,
                       err)) ||
         (rc = get_bool(o, "checkpoint", "at_epoch_end", &c->at_epoch_end, NULL, err)) ||
-        (rc = get_i(o, "checkpoint", "keep", 1, MAX_KEEP, &c->keep, NULL, err)) ||
+        (rc = get_i(o, "checkpoint", "keep", &c->keep, NULL, err)) ||
         (rc = get_bool(o, "checkpoint", "keep_epoch_end", &c->keep_epoch_end, NULL, err)))
         return rc;
     return 0;
@@ -594,11 +596,11 @@ int vae_spec_parse(vae_spec *out, const json_t *doc, vaed_err *err)
         return vaed_err_set(err, VAED_EINVAL, NULL, "the job spec must be a JSON object");
     vae_spec_default(out);
 
-    /* Sections are read in document order of the README table, so when several
+    /* Sections are read in the order of docs/spec.md, so when several
      * things are wrong the first one reported is the same every time. */
     if ((rc = check_keys(doc, "", top_keys, err)) ||
         (rc = get_str(doc, "", "name", out->name, sizeof out->name, 1, NULL, err)) ||
-        (rc = get_i(doc, "", "priority", -1000, 1000, &out->priority, NULL, err)) ||
+        (rc = get_i(doc, "", "priority", &out->priority, NULL, err)) ||
         (rc = get_section(doc, "dataset", &ds, err)) ||
         (rc = get_section(doc, "model", &mo, err)) ||
         (rc = get_section(doc, "loss", &lo, err)) ||

@@ -3,9 +3,10 @@
  * Parsing is strict: every key is known or it is an error (a typo must never
  * silently change a run), every value is type- and range-checked, and every error
  * names its dotted field path ("model.latent: must be a positive integer or a list
- * of positive integers"). Fields left out take the defaults documented in the README
- * (section "The job spec"); vae_spec_to_json writes the spec back with every default
- * filled in, which is what runs and what is stored. */
+ * of positive integers"). Every number has a finite range, from the one table in
+ * range.h; -0 is stored as +0. Fields left out take the defaults documented in
+ * docs/spec.md; vae_spec_to_json writes the spec back with every default filled in,
+ * which is what runs and what is stored. */
 #ifndef VAED_SPEC_H
 #define VAED_SPEC_H
 
@@ -84,6 +85,11 @@ int vae_spec_parse_text(vae_spec *out, const char *text, size_t len, vaed_err *e
 
 /* The spec with every default written (new reference). Parses back to the same spec. */
 json_t *vae_spec_to_json(const vae_spec *s);
+
+/* Whether lr is a learning rate the spec would accept (optimizer.lr's row of range.h),
+ * for the route that changes a running job's lr. Returns 0, or VAED_EINVAL with err
+ * naming `field` (the caller's name for it: "lr" in a PUT body). */
+int vae_spec_check_lr(double lr, const char *field, vaed_err *err);
 
 /* Total latent dimension (sum of groups). */
 int vae_spec_latent(const vae_spec *s);
