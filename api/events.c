@@ -143,6 +143,9 @@ typedef struct ev_stream {
     int ending;                 /* the final state is in out: end once it is written */
 } ev_stream;
 
+/* The bus's wake-up for an idle stream (daemon/bus.h knows no HTTP). */
+static void wake_stream(void *st) { api_stream_wake(st); }
+
 static ssize_t ev_read(void *cls, char *buf, size_t max)
 {
     ev_stream *es = cls;
@@ -252,5 +255,5 @@ void api_h_events(api_req *req)
     store_job_clear(&sj);
     api_stream *st = api_reply_stream(req, "text/event-stream", ev_read, ev_free, es);
     if (st) /* on failure ev_free has run already */
-        bus_sub_attach(es->sub, st);
+        bus_sub_attach(es->sub, wake_stream, st);
 }

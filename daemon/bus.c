@@ -55,7 +55,8 @@ struct bus_sub {
     chan *ch;                   /* NULL: a finished job the bus had no record of */
     uint64_t cursor;            /* next id to read */
     int idle;                   /* found nothing: wake on the next publish */
-    api_stream *st;             /* under ch->mu */
+    bus_wake_fn wake;           /* the reader's wake-up, and its argument; under ch->mu */
+    void *wake_arg;
     int need_reset, need_snap;
     bus_event reset, snap;
     char *snap_text;            /* owned: the snapshot's reason */
@@ -242,9 +243,9 @@ static void commit(bus *b, chan *ch, const bus_event *ev, char *text)
     ch->next_id++;
     atomic_fetch_add_explicit(&b->published, 1, memory_order_relaxed);
     for (bus_sub *s = ch->subs; s; s = s->next)
-        if (s->idle && s->st) {
+        if (s->idle && s->wake) {
             s->idle = 0;
-            api_stream_wake(s->st);
+            s->wake(s->wake_arg);
         }
 }
 
@@ -436,12 +437,13 @@ bus_sub *bus_subscribe(bus *b, int64_t job, int64_t last_id, const char *fallbac
     return s;
 }
 
-void bus_sub_attach(bus_sub *s, api_stream *st)
+void bus_sub_attach(bus_sub *s, bus_wake_fn wake, void *arg)
 {
     if (!s->ch)
         return;
     pthread_mutex_lock(&s->ch->mu);
-    s->st = st;
+    s->wake = wake;
+    s->wake_arg = arg;
     pthread_mutex_unlock(&s->ch->mu);
 }
 
@@ -516,7 +518,7 @@ void bus_unsubscribe(bus_sub *s)
         if (s->next)
             s->next->prev = s->prev;
         ch->nsubs--;
-        s->st = NULL;
+        s->wake = NULL;
         pthread_mutex_unlock(&ch->mu);
         /* ch may be freed from here on */
         pthread_mutex_lock(&s->b->mu);

@@ -4,7 +4,8 @@
  *
  * The one rule: a publisher never waits for a subscriber. Training threads publish;
  * a publish copies a fixed-size record into the job's ring under a short mutex and
- * wakes the subscribers that were idle (api_stream_wake, which never blocks for long).
+ * wakes the subscribers that were idle (through the wake callback each subscriber's
+ * reader attached — the SSE route's api_stream_wake — which must never block for long).
  * It never does I/O and never waits for a client: a slow client reads from its cursor
  * at its own pace, and one that falls further behind than the ring holds is told so
  * (a reset) instead of holding anything up.
@@ -27,15 +28,17 @@
  * (queued, paused) are kept small because they only hold state events.
  *
  * Locking: b->mu guards the table of jobs; each job's channel has its own mutex for
- * its ring and subscribers. Order: b->mu, then a channel's mu, then the HTTP layer's
- * stream lock (taken inside api_stream_wake). */
+ * its ring and subscribers. Order: b->mu, then a channel's mu, then whatever lock the
+ * wake callback takes (the HTTP layer's stream lock, inside api_stream_wake).
+ *
+ * The bus knows nothing of HTTP (daemon/ includes no api/ header but in its wiring
+ * file): a reader hands it a callback to wake it. */
 #ifndef VAED_BUS_H
 #define VAED_BUS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "api/http.h"
 
 typedef struct bus bus;
 typedef struct bus_sub bus_sub;
@@ -129,11 +132,13 @@ int bus_state_final(const char *state);
 bus_sub *bus_subscribe(bus *b, int64_t job, int64_t last_id, const char *fallback_state,
                        int64_t fallback_step, const char *fallback_reason);
 
-/* Tell the bus which stream to wake when new events arrive for s (NULL: none). Call
- * it once the stream exists; the bus only calls api_stream_wake under the channel's
- * lock, and bus_unsubscribe (called from the stream's free callback) drops it under
- * that lock, so the handle is never used after the stream is gone. */
-void bus_sub_attach(bus_sub *s, api_stream *st);
+/* How to wake s's reader when new events arrive while it is idle: wake(arg) (wake
+ * NULL: none). Call it once the reader exists; the bus calls wake only under the
+ * channel's lock, and bus_unsubscribe (called from the reader's free callback) drops
+ * it under that lock, so arg is never used after the reader is gone. wake must not
+ * block for long nor call into the bus. */
+typedef void (*bus_wake_fn)(void *arg);
+void bus_sub_attach(bus_sub *s, bus_wake_fn wake, void *arg);
 
 /* The next event for s. Returns 1 and fills *ev (ev->text points into s, valid until
  * the next call on s), or 0 when there is nothing new: s is then marked idle and its
