@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/errors.h"
 #include "api/routes.h"
 #include "daemon/paths.h"
 #include "store/datasets.h"
@@ -221,24 +222,6 @@ json_t *api_datasets_info(enum vae_data_format fmt, const vae_dataset *train,
 
 /* ---- errors ----------------------------------------------------------------------- */
 
-static void reply_err(api_req *req, int rc, const vaed_err *e)
-{
-    unsigned st;
-    const char *code;
-    switch (rc) {
-    case VAED_EINVAL: st = 422, code = "invalid"; break;
-    case VAED_ENOTFOUND: st = 404, code = "not_found"; break;
-    case VAED_ESTATE: st = 409, code = "conflict"; break;
-    case VAED_EPERM: st = 403, code = "forbidden"; break;
-    case VAED_ETOOBIG: st = 422, code = "too_large"; break;
-    case VAED_EBUSY: st = 503, code = "busy"; break;
-    case VAED_EDB: st = 503, code = "store_failing"; break;
-    case VAED_ENOMEM: st = 503, code = "busy"; break;
-    case VAED_EIO: st = 422, code = "invalid"; break; /* a file that cannot be read */
-    default: st = 500, code = "internal"; break;
-    }
-    api_reply_from_err(req, st, code, e);
-}
 
 /* Registration fields are the job's dataset fields without "dataset.": take the prefix
  * out of err's field and message. */
@@ -359,7 +342,7 @@ static void reply_created(api_req *req, int64_t id)
     vaed_err_clear(&err);
     int rc = store_dataset_get(ctx(req)->st, id, &d, &err);
     if (rc) {
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return;
     }
     char loc[64];
@@ -479,7 +462,7 @@ static void register_file(api_req *req, const char *body_path, uint64_t body_len
     reply_created(req, id);
     goto done;
 fail:
-    reply_err(req, rc, &err);
+    api_reply_vaed(req, rc, &err);
 done:
     json_decref(info);
     json_decref(ds);
@@ -581,7 +564,7 @@ static void register_upload(api_req *req, const char *body_path, uint64_t body_l
     reply_created(req, id);
     goto done;
 fail:
-    reply_err(req, rc, &err);
+    api_reply_vaed(req, rc, &err);
 done:
     json_decref(info);
     json_decref(ds);
@@ -627,7 +610,7 @@ void api_h_datasets_list(api_req *req)
     vaed_err_clear(&err);
     int rc = store_datasets_list(ctx(req)->st, &d, &n, &err);
     if (rc) {
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return;
     }
     json_t *arr = json_array();
@@ -645,7 +628,7 @@ void api_h_datasets_get(api_req *req)
     vaed_err_clear(&err);
     int rc = store_dataset_get(ctx(req)->st, id, &d, &err);
     if (rc) {
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return;
     }
     api_reply_json(req, 200, ds_object(&d));
@@ -660,7 +643,7 @@ void api_h_datasets_delete(api_req *req)
     vaed_err_clear(&err);
     int rc = store_dataset_delete(ctx(req)->st, id, &d, NULL, &err);
     if (rc) {
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return;
     }
     if (!strcmp(d.source, "upload")) {

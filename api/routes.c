@@ -1,13 +1,10 @@
 /* routes.c — the REST routes of vaed v1 on the HTTP layer (http.h): jobs, their
  * control, schedules, metrics, epochs and checkpoints. Each handler validates its
  * input (unknown query parameters and bad numbers are 400 naming the parameter),
- * calls the job manager or the store, and maps their error codes to statuses:
- *
- *   VAED_EINVAL 422 invalid     VAED_ENOTFOUND 404 not_found   VAED_ESTATE 409 conflict
- *   VAED_EPERM  403 forbidden   VAED_ETOOBIG   422 too_large   VAED_EBUSY  503 busy
- *   VAED_EDB    503 store_failing (the database cannot be written now: retry later)
- *   anything else 500 internal */
+ * calls the job manager or the store, and answers their errors through the one map
+ * of api/errors.h. */
 #include "api/routes.h"
+#include "api/errors.h"
 #include "api/web.h"
 
 #include <errno.h>
@@ -27,28 +24,6 @@
 #include "vae/safetensors.h"
 #include "vae/sched.h"
 
-static unsigned status_of(int rc, const char **code)
-{
-    switch (rc) {
-    case VAED_EINVAL: *code = "invalid"; return 422;
-    case VAED_ENOTFOUND: *code = "not_found"; return 404;
-    case VAED_ESTATE: *code = "conflict"; return 409;
-    case VAED_EPERM: *code = "forbidden"; return 403;
-    case VAED_ETOOBIG: *code = "too_large"; return 422;
-    case VAED_EBUSY: *code = "busy"; return 503;
-    case VAED_EDB: *code = "store_failing"; return 503;
-    default: *code = "internal"; return 500;
-    }
-}
-
-static void reply_err(api_req *req, int rc, const vaed_err *e)
-{
-    const char *code;
-    unsigned st = status_of(rc, &code);
-    if (rc == VAED_EBUSY && !strcmp(e->field, "queue"))
-        st = 429, code = "queue_full";
-    api_reply_from_err(req, st, code, e);
-}
 
 static api_ctx *ctx(api_req *req) { return api_req_user(req); }
 
@@ -95,7 +70,7 @@ static json_t *job_object(api_req *req, int64_t id)
     if (rc) {
         if (rc == VAED_ENOTFOUND)
             vaed_err_set(&err, rc, NULL, "no job %lld", (long long)id);
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return NULL;
     }
     json_t *o = store_job_json(&sj);
@@ -133,7 +108,7 @@ static void h_submit(api_req *req)
     int rc = jobs_submit(ctx(req)->J, doc, &id, &err);
     json_decref(doc);
     if (rc) {
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return;
     }
     json_t *o = job_object(req, id);
@@ -174,7 +149,7 @@ static void h_list(api_req *req)
     int rc = store_jobs_list(ctx(req)->st, states, after > 0 ? after : 0,
                              limit > 0 ? (int)limit : 100, &l, &err);
     if (rc) {
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return;
     }
     json_t *arr = json_array();
@@ -204,7 +179,7 @@ static void control(api_req *req, int (*fn)(jobs *, int64_t, vaed_err *))
     vaed_err_clear(&err);
     int rc = fn(ctx(req)->J, id, &err);
     if (rc) {
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return;
     }
     json_t *o = job_object(req, id);
@@ -230,7 +205,7 @@ static void h_schedule_get(api_req *req)
     int rc = store_events_list(ctx(req)->st, id, &ev, &n, &err);
     if (rc) {
         json_decref(job);
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return;
     }
     json_int_t step = json_integer_value(json_object_get(job, "step"));
@@ -269,13 +244,13 @@ static void h_schedule_put(api_req *req)
     int rc = sched_parse(&s, doc, "", 1, &err);
     json_decref(doc);
     if (rc) {
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return;
     }
     int64_t eff = -1;
     rc = jobs_set_schedule(ctx(req)->J, id, &s, &eff, &resolved, &err);
     if (rc) {
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return;
     }
     api_reply_json(req, 200,
@@ -309,7 +284,7 @@ static void h_optimizer_put(api_req *req)
     if (!rc)
         rc = jobs_set_lr(ctx(req)->J, id, lr, &eff, &err);
     if (rc) {
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return;
     }
     api_reply_json(req, 200, json_pack("{s:I, s:I, s:f}", "job", (json_int_t)id,
@@ -328,7 +303,7 @@ static int job_lookup(api_req *req, int64_t id, store_job *sj)
     if (rc) {
         if (rc == VAED_ENOTFOUND)
             vaed_err_set(&err, rc, NULL, "no job %lld", (long long)id);
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return 0;
     }
     if (!sj)
@@ -489,7 +464,7 @@ static void h_metrics(api_req *req)
                       : store_metrics_range(ctx(req)->st, id, since >= 0 ? since : -1,
                                             until >= 0 ? until : -1, mask, 0, &s, &err);
     if (rc) {
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return;
     }
     int downsampled = maxp > 0 && s.total > (size_t)maxp;
@@ -545,7 +520,7 @@ static void h_epochs(api_req *req)
     vaed_err err;
     int rc = store_epochs_list(ctx(req)->st, id, &e, &n, &err);
     if (rc) {
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return;
     }
     json_t *arr = json_array();
@@ -579,7 +554,7 @@ static void h_ckpt_list(api_req *req)
     vaed_err err;
     int rc = store_checkpoints_list(ctx(req)->st, id, &c, &n, &err);
     if (rc) {
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return;
     }
     json_t *arr = json_array();
@@ -599,7 +574,7 @@ static void h_ckpt_take(api_req *req)
     vaed_err_clear(&err);
     int rc = jobs_checkpoint_now(ctx(req)->J, id, &step, &err);
     if (rc) {
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         return;
     }
     api_reply_json(req, 201, json_pack("{s:I, s:I, s:s}", "job", (json_int_t)id, "step",
@@ -633,7 +608,7 @@ static void h_ckpt_get(api_req *req)
         vaed_err_set(&err, rc, NULL, "job %lld has no checkpoint at step %lld", (long long)id,
                      (long long)step);
     if (rc) {
-        reply_err(req, rc, &err);
+        api_reply_vaed(req, rc, &err);
         goto done;
     }
     if (st) {

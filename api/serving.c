@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/errors.h"
 #include "api/routes.h"
 #include "vae/data.h"
 #include "vae/infer.h"
@@ -309,13 +310,6 @@ static int wants_npy(api_req *req)
 
 /* ---- the routes ----------------------------------------------------------------------- */
 
-/* MERGE: replaced by the one error→status map of api/ */
-static void reply_err(api_req *req, int rc, const vaed_err *e)
-{
-    unsigned st = rc == VAED_EINVAL || rc == VAED_ETOOBIG ? 422 : rc == VAED_ENOTFOUND ? 404
-                  : rc == VAED_ENOMEM || rc == VAED_EBUSY || rc == VAED_EDB ? 503 : 500;
-    api_reply_from_err(req, st, st == 422 ? "invalid" : st == 404 ? "not_found" : "busy", e);
-}
 
 enum op { OP_ENCODE, OP_DECODE, OP_RECONSTRUCT, OP_SAMPLE, OP_INTERPOLATE };
 
@@ -508,7 +502,7 @@ static void serve(api_req *req, enum op op)
     api_reply_json(req, 200, out);
     goto done;
 fail:
-    reply_err(req, rc, &err);
+    api_reply_vaed(req, rc, &err);
 done:
     if (e)
         put_model(cx, e);

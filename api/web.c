@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/errors.h"
 #include "api/routes.h"
 #include "vae/infer.h"
 #include "vae/rng.h"
@@ -237,22 +238,6 @@ int api_png_gray(const float *px, int w, int h, unsigned char **out, size_t *len
 #define GAP 2        /* pixels between cells */
 #define SAMPLE_SEED 20160601u
 
-static unsigned status_of(int rc, const char **code)
-{
-    switch (rc) {
-    case VAED_EINVAL: *code = "invalid"; return 422;
-    case VAED_ENOTFOUND: *code = "not_found"; return 404;
-    case VAED_ENOMEM: *code = "busy"; return 503;
-    default: *code = "internal"; return 500;
-    }
-}
-
-static void reply_err(api_req *req, int rc, const vaed_err *e)
-{
-    const char *code;
-    unsigned st = status_of(rc, &code);
-    api_reply_from_err(req, st, code, e);
-}
 
 /* Copy nimg images of r × c into a grid row `gr` of a (W × H) canvas. */
 static void blit(float *canvas, int W, int gr, const float *img, int nimg, int r, int c)
@@ -354,7 +339,7 @@ static void job_images(api_req *req, int samples)
     api_reply_text(req, 200, "image/png", (const char *)png, plen);
     goto done;
 fail:
-    reply_err(req, rc, &err);
+    api_reply_vaed(req, rc, &err);
 done:
     free(png);
     free(z);

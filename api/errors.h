@@ -1,0 +1,30 @@
+/* errors.h — the one map from vaed's error codes (vae/err.h) to HTTP: every route that
+ * answers an error from the layers below answers it through here, so a code means the
+ * same status everywhere.
+ *
+ *   VAED_EINVAL    422 invalid        bad input: the field is named
+ *   VAED_ETOOBIG   422 too_large      over a configured limit
+ *   VAED_EIO       422 unreadable     a file the request names cannot be read
+ *   VAED_ENOTFOUND 404 not_found
+ *   VAED_ESTATE    409 conflict       not allowed in the current state
+ *   VAED_EPERM     403 forbidden      e.g. a path outside --data-dir
+ *   VAED_EBUSY     503 busy           try again later; 429 queue_full when the field is
+ *                                     "queue" (the job queue is full)
+ *   VAED_ENOMEM    503 busy           a request-sized allocation failed: try again
+ *   VAED_EDB       503 store_failing  the database cannot be written now: retry later
+ *   anything else  500 internal
+ *
+ * The body is {"error": {"code", "message", "field"}} (api_reply_from_err). */
+#ifndef VAED_API_ERRORS_H
+#define VAED_API_ERRORS_H
+
+#include "api/http.h"
+
+/* The status and error code for rc (e may be NULL; its field picks 429 for a full
+ * queue). OUT *code: a static string. */
+unsigned api_status_of(int rc, const vaed_err *e, const char **code);
+
+/* Answer the request with rc's status and e's message and field. */
+int api_reply_vaed(api_req *req, int rc, const vaed_err *e);
+
+#endif

@@ -1,0 +1,37 @@
+/* test_errors.c — the one map from error codes to HTTP (api/errors.h), row by row as its
+ * header documents it, the full-queue case, and an unknown code. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/errors.h"
+#include "tests/unit/t.h"
+
+int main(void)
+{
+    static const struct {
+        int rc;
+        const char *field;
+        unsigned status;
+        const char *code;
+    } want[] = {
+        {VAED_EINVAL, "", 422, "invalid"},     {VAED_ETOOBIG, "", 422, "too_large"},
+        {VAED_EIO, "", 422, "unreadable"},     {VAED_ENOTFOUND, "", 404, "not_found"},
+        {VAED_ESTATE, "", 409, "conflict"},    {VAED_EPERM, "", 403, "forbidden"},
+        {VAED_EBUSY, "", 503, "busy"},         {VAED_EBUSY, "queue", 429, "queue_full"},
+        {VAED_ENOMEM, "", 503, "busy"},        {VAED_EDB, "", 503, "store_failing"},
+        {VAED_EDIVERGED, "", 500, "internal"}, {-99, "", 500, "internal"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        vaed_err e;
+        vaed_err_clear(&e);
+        snprintf(e.field, sizeof e.field, "%s", want[i].field);
+        const char *code = NULL;
+        unsigned st = api_status_of(want[i].rc, &e, &code);
+        CHECK(st == want[i].status && code && !strcmp(code, want[i].code),
+              "rc %d field '%s': %u %s, want %u %s", want[i].rc, want[i].field, st,
+              code ? code : "(null)", want[i].status, want[i].code);
+    }
+    const char *code = NULL;
+    CHECK(api_status_of(VAED_EBUSY, NULL, &code) == 503, "no err: EBUSY is 503 busy");
+    return t_done("test_errors");
+}
