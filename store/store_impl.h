@@ -79,4 +79,17 @@ int store_migrate(sqlite3 *db, vaed_err *err);
 int store_writer_start(store *st, vaed_err *err);
 size_t store_writer_stop(store *st);
 
+/* The read pool (store.c), for the read modules beside it (metrics.c). Take a read
+ * connection, opening one if the pool has room, else waiting for one; give it back. */
+int store_racquire(store *st, struct rconn **out, vaed_err *err);
+void store_rrelease(store *st, struct rconn *c);
+/* The connection's prepared statement id (prepared on first use), NULL with err. */
+sqlite3_stmt *store_rstmt(struct rconn *c, enum rstmt_id id, vaed_err *err);
+/* Reset s; a step result that is neither a row nor the end becomes VAED_EDB (or
+ * VAED_ENOMEM) with the connection's message. */
+int store_rdone(struct rconn *c, sqlite3_stmt *s, int step_rc, const char *what,
+                vaed_err *err);
+/* A blob of doubles copied into a new array (xmalloc); OUT *n its length, 0 → NULL. */
+double *store_col_doubles(sqlite3_stmt *s, int i, int *n);
+
 #endif
