@@ -26,57 +26,12 @@
 #include "store/pyramid.h"
 #include "store/store_impl.h"
 #include "store/writer_call.h"
+#include "store/writer_ops.h"
 
 #define URGENT_BYTES (8u << 20)      /* commit early past this much queued data */
 #define BACKOFF_MIN 0.1
 #define BACKOFF_MAX 5.0
 #define CLOSE_TRIES 3                /* batch attempts at close before giving up */
-
-enum op_kind {
-    OP_FLUSH, OP_METRICS, OP_EPOCH, OP_EVENT, OP_CKPT, OP_JOB_INSERT, OP_JOB_STATE,
-    OP_JOB_PROGRESS, OP_JOB_FRONT, OP_JOB_PRIO, OP_CALL,
-};
-
-struct waiter {
-    int done, rc;
-    int64_t id;
-    char msg[512];
-};
-
-struct op {
-    struct op *next;
-    enum op_kind kind;
-    int64_t job;
-    double t_enq;                    /* store_mono() at enqueue */
-    size_t bytes;                    /* counted against max_pending_bytes */
-    struct waiter *w;                /* NULL unless the caller waits */
-    store_done_fn done;
-    void *done_arg;
-    int rc;                          /* this op's own outcome in the last attempt */
-    int64_t out_id;                  /* job id (insert) or event seq */
-    char msg[256];
-    /* payload: which fields mean what depends on kind */
-    size_t n;
-    store_metric *rows;              /* OP_METRICS: n rows, kl_groups point into blob */
-    store_epoch ep;                  /* OP_EPOCH: kl_dims points into blob */
-    int64_t i1, i2, i3;
-    double d1;
-    int keep, keep_epoch_end;
-    char s_kind[16];                 /* state, checkpoint kind or event source */
-    char *s1, *s2;                   /* owned strings */
-    void *blob;                      /* owned */
-    size_t size;
-    store_call_fn call;              /* OP_CALL (writer_call.h): call(call_arg) */
-    void *call_arg;                  /* borrowed: the caller waits */
-};
-
-enum wstmt_id {
-    W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
-    W_METRIC, W_EPOCH, W_EVENT_SUPERSEDE, W_EVENT, W_CKPT, W_CKPT_RETAIN,
-    W_JOB_INSERT, W_JOB_STATE, W_JOB_PROGRESS, W_JOB_FRONT, W_JOB_PRIO,
-    W_SUM_GET, W_SUM_PUT, W_RAW, W_NSTMT,
-};
-_Static_assert(W_NSTMT <= STORE_W_NSTMT, "room for the writer's statements");
 
 static const char *const wsql[W_NSTMT] = {
     [W_BEGIN] = "BEGIN IMMEDIATE",
@@ -131,18 +86,23 @@ static const char *const wsql[W_NSTMT] = {
               "FROM metrics WHERE job = ?1 AND step >= ?2 AND step <= ?3",
 };
 
-static void op_free(struct op *o)
+void store_op_free(struct op *o)
 {
     if (!o)
         return;
-    free(o->rows);
-    free(o->s1);
-    free(o->s2);
-    free(o->blob);
+    switch (o->kind) {
+    case OP_METRICS: free(o->u.metrics.rows); break;
+    case OP_EPOCH: free(o->u.epoch.kl_dims); break;
+    case OP_EVENT: free(o->u.event.schedule); break;
+    case OP_CKPT: free(o->u.ckpt.blob); break;
+    case OP_JOB_INSERT: free(o->u.insert.name), free(o->u.insert.spec); break;
+    case OP_JOB_STATE: free(o->u.state.reason); break;
+    default: break;
+    }
     free(o);
 }
 
-static struct op *op_new(enum op_kind kind, int64_t job)
+struct op *store_op_new(enum op_kind kind, int64_t job)
 {
     struct op *o = xcalloc(1, sizeof *o);
     o->kind = kind;
@@ -166,7 +126,7 @@ static int transient(int rc)
 
 /* Step s to completion and reset it; SQLITE_DONE on success. With row != NULL, the
  * first column of the first row is stored there. */
-static int run(sqlite3_stmt *s, int64_t *row)
+int store_wrun(sqlite3_stmt *s, int64_t *row)
 {
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
@@ -202,170 +162,6 @@ static void check_found(store *st, struct op *o)
     }
 }
 
-/* ---- the min/max pyramid ------------------------------------------------------------ */
-
-/* Merge into acc the level-lvl summaries of job for buckets lo..hi. SQLITE_DONE or the
- * failing code (SQLITE_CORRUPT for a blob of the wrong size). */
-static int sum_get(store *st, int64_t job, int lvl, int64_t lo, int64_t hi, struct sum *acc)
-{
-    sqlite3_stmt *s = st->wstmt[W_SUM_GET];
-    sqlite3_bind_int64(s, 1, job);
-    sqlite3_bind_int(s, 2, lvl);
-    sqlite3_bind_int64(s, 3, lo);
-    sqlite3_bind_int64(s, 4, hi);
-    int rc, bad = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct sum one;
-        if (sum_decode(&one, sqlite3_column_int64(s, 0), sqlite3_column_blob(s, 1),
-                       sqlite3_column_bytes(s, 1)) != 0)
-            bad = 1;
-        else
-            sum_merge(acc, &one);
-    }
-    int rrc = sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    if (rc != SQLITE_DONE)
-        return rrc != SQLITE_OK ? rrc : rc;
-    return bad ? SQLITE_CORRUPT : SQLITE_DONE;
-}
-
-/* The summary of job's raw rows with lo <= step <= hi, into acc. */
-static int sum_raw(store *st, int64_t job, int64_t lo, int64_t hi, struct sum *acc)
-{
-    sqlite3_stmt *s = st->wstmt[W_RAW];
-    sqlite3_bind_int64(s, 1, job);
-    sqlite3_bind_int64(s, 2, lo);
-    sqlite3_bind_int64(s, 3, hi);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        sum_add_stmt(acc, s, 0, 1);
-    int rrc = sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return rc == SQLITE_DONE ? SQLITE_DONE : (rrc != SQLITE_OK ? rrc : rc);
-}
-
-static int sum_put(store *st, int64_t job, int lvl, int64_t bucket, const struct sum *v)
-{
-    unsigned char blob[SUM_BLOB_BYTES];
-    sqlite3_stmt *s = st->wstmt[W_SUM_PUT];
-    sum_encode(v, blob);
-    sqlite3_bind_int64(s, 1, job);
-    sqlite3_bind_int(s, 2, lvl);
-    sqlite3_bind_int64(s, 3, bucket);
-    sqlite3_bind_int64(s, 4, v->n);
-    sqlite3_bind_blob(s, 5, blob, SUM_BLOB_BYTES, SQLITE_STATIC);
-    return run(s, NULL);
-}
-
-struct step_ix {
-    int64_t step;
-    size_t i;
-};
-
-static int by_step(const void *a, const void *b)
-{
-    const struct step_ix *x = a, *y = b;
-    if (x->step != y->step)
-        return x->step < y->step ? -1 : 1;
-    return x->i < y->i ? -1 : x->i > y->i;
-}
-
-/* A bucket the batch touched: dirty when a row may have replaced an older one (its
- * step is not past the bucket's last step), so the bucket is recomputed; otherwise
- * delta, the summary of the batch's rows in it, is merged into the stored one. */
-struct touched {
-    int64_t bucket;
-    int dirty;
-    struct sum delta;
-};
-
-/* Bring job's summaries up to date with rows, just written by INSERT OR REPLACE.
- *
- * Appends (the common case: each row's step is past the last step of its level-0
- * bucket) are a read-modify-write of the one or two buckets per level a batch
- * touches. A row that may have replaced an older one — after crash recovery the
- * recomputed steps overwrite the rows that survived, with the same values except
- * `time` — makes its level-0 bucket dirty: that bucket is recomputed from its raw rows
- * (at most 256), and each dirty bucket's parent from its 16 children, so no stale
- * extreme of a replaced value survives. Returns SQLITE_DONE or the failing code. */
-static int sums_update(store *st, int64_t job, const store_metric *rows, size_t n)
-{
-    struct step_ix *ix = malloc(n * sizeof *ix);
-    struct touched *t = malloc(n * sizeof *t);
-    int rc = SQLITE_DONE;
-    if (!ix || !t) {
-        rc = SQLITE_NOMEM;   /* transient: the batch is retried */
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++)
-        ix[i] = (struct step_ix){rows[i].step, i};
-    qsort(ix, n, sizeof *ix, by_step);
-
-    /* Level 0, from the rows. */
-    size_t nt = 0;
-    const int64_t w0 = STORE_SUM_WIDTH(0);
-    for (size_t i = 0; i < n && rc == SQLITE_DONE;) {
-        int64_t b = sum_floor_div(ix[i].step, w0), first = ix[i].step;
-        struct touched *e = &t[nt++];
-        e->bucket = b;
-        e->dirty = 0;
-        e->delta.n = 0;
-        for (; i < n && sum_floor_div(ix[i].step, w0) == b; i++) {
-            const store_metric *m = &rows[ix[i].i];
-            if (i + 1 < n && ix[i + 1].step == m->step)
-                continue;   /* the same step twice in a batch: the later row won */
-            const double v[STORE_M_NCOLS] = {m->epoch, m->beta, m->loss, m->xent, m->kl,
-                                             m->elbo, m->lr, m->grad_norm, m->capacity,
-                                             m->time};
-            sum_add(&e->delta, m->step, v);
-        }
-        struct sum cur = {0};
-        if ((rc = sum_get(st, job, 0, b, b, &cur)) != SQLITE_DONE)
-            break;
-        if (cur.n > 0 && first <= cur.last) {
-            /* Maybe a replacement: recompute the bucket from its raw rows. */
-            e->dirty = 1;
-            cur.n = 0;
-            if ((rc = sum_raw(st, job, b * w0, b * w0 + w0 - 1, &cur)) != SQLITE_DONE)
-                break;
-        } else {
-            sum_merge(&cur, &e->delta);
-        }
-        if (cur.n > 0)
-            rc = sum_put(st, job, 0, b, &cur);
-    }
-
-    /* Each higher level from the one below: t[] is sorted by bucket, so the children
-     * of a parent are adjacent; the parents are written back over t[] in place. */
-    for (int l = 1; l < STORE_SUM_LEVELS && rc == SQLITE_DONE; l++) {
-        const int64_t fan = STORE_SUM_WIDTH(l) / STORE_SUM_WIDTH(l - 1);
-        size_t np = 0;
-        for (size_t i = 0; i < nt && rc == SQLITE_DONE;) {
-            int64_t p = sum_floor_div(t[i].bucket, fan);
-            struct touched par = {.bucket = p};
-            for (; i < nt && sum_floor_div(t[i].bucket, fan) == p; i++) {
-                par.dirty |= t[i].dirty;
-                sum_merge(&par.delta, &t[i].delta);
-            }
-            struct sum cur = {0};
-            if (par.dirty)
-                rc = sum_get(st, job, l - 1, p * fan, p * fan + fan - 1, &cur);
-            else if ((rc = sum_get(st, job, l, p, p, &cur)) == SQLITE_DONE)
-                sum_merge(&cur, &par.delta);
-            if (rc == SQLITE_DONE && cur.n > 0)
-                rc = sum_put(st, job, l, p, &cur);
-            t[np++] = par;
-        }
-        nt = np;
-    }
-done:
-    free(ix);
-    free(t);
-    return rc;
-}
-
-/* Run one op's statements. Returns SQLITE_DONE, or the failing SQLite code (the
- * caller tells transient from permanent). Sets o->rc/msg for logical failures. */
 static int apply_op(store *st, struct op *o)
 {
     sqlite3_stmt **w = st->wstmt, *s;
@@ -376,8 +172,8 @@ static int apply_op(store *st, struct op *o)
         break;
     case OP_METRICS:
         s = w[W_METRIC];
-        for (size_t i = 0; i < o->n && rc == SQLITE_DONE; i++) {
-            const store_metric *m = &o->rows[i];
+        for (size_t i = 0; i < o->u.metrics.n && rc == SQLITE_DONE; i++) {
+            const store_metric *m = &o->u.metrics.rows[i];
             sqlite3_bind_int64(s, 1, o->job);
             sqlite3_bind_int64(s, 2, m->step);
             const double v[10] = {m->epoch, m->beta, m->loss, m->xent, m->kl,
@@ -389,97 +185,97 @@ static int apply_op(store *st, struct op *o)
                                   SQLITE_STATIC);
             else
                 sqlite3_bind_null(s, 13);
-            rc = run(s, NULL);
+            rc = store_wrun(s, NULL);
         }
         if (rc == SQLITE_DONE)
-            rc = sums_update(st, o->job, o->rows, o->n);
+            rc = store_sums_update(st, o->job, o->u.metrics.rows, o->u.metrics.n);
         break;
     case OP_EPOCH:
         s = w[W_EPOCH];
         sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_int64(s, 2, o->ep.epoch);
-        sqlite3_bind_text(s, 3, o->ep.split, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 4, o->ep.step);
-        sqlite3_bind_double(s, 5, o->ep.xent);
-        sqlite3_bind_double(s, 6, o->ep.kl);
-        sqlite3_bind_double(s, 7, o->ep.elbo);
-        sqlite3_bind_int(s, 8, o->ep.active_units);
-        if (o->ep.n_dims > 0)
-            sqlite3_bind_blob(s, 9, o->ep.kl_dims, o->ep.n_dims * (int)sizeof(double),
+        sqlite3_bind_int64(s, 2, o->u.epoch.epoch);
+        sqlite3_bind_text(s, 3, o->u.epoch.split, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, o->u.epoch.step);
+        sqlite3_bind_double(s, 5, o->u.epoch.xent);
+        sqlite3_bind_double(s, 6, o->u.epoch.kl);
+        sqlite3_bind_double(s, 7, o->u.epoch.elbo);
+        sqlite3_bind_int(s, 8, o->u.epoch.active_units);
+        if (o->u.epoch.n_dims > 0)
+            sqlite3_bind_blob(s, 9, o->u.epoch.kl_dims, o->u.epoch.n_dims * (int)sizeof(double),
                               SQLITE_STATIC);
         else
             sqlite3_bind_null(s, 9);
-        sqlite3_bind_double(s, 10, o->ep.time);
-        rc = run(s, NULL);
+        sqlite3_bind_double(s, 10, o->u.epoch.time);
+        rc = store_wrun(s, NULL);
         break;
     case OP_EVENT:
         s = w[W_EVENT_SUPERSEDE];
         sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_int64(s, 2, o->i1);
-        rc = run(s, NULL);
+        sqlite3_bind_int64(s, 2, o->u.event.effective_step);
+        rc = store_wrun(s, NULL);
         if (rc != SQLITE_DONE)
             break;
         s = w[W_EVENT];
         sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_double(s, 2, o->d1 > 0 ? o->d1 : now);
-        sqlite3_bind_int64(s, 3, o->i1);
-        sqlite3_bind_text(s, 4, o->s1, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 5, o->s_kind, -1, SQLITE_STATIC);
-        rc = run(s, &o->out_id);
+        sqlite3_bind_double(s, 2, o->u.event.requested_at > 0 ? o->u.event.requested_at : now);
+        sqlite3_bind_int64(s, 3, o->u.event.effective_step);
+        sqlite3_bind_text(s, 4, o->u.event.schedule, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 5, o->u.event.source, -1, SQLITE_STATIC);
+        rc = store_wrun(s, &o->out_id);
         break;
     case OP_CKPT:
         s = w[W_CKPT];
         sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_int64(s, 2, o->i1);
-        sqlite3_bind_double(s, 3, o->d1);
+        sqlite3_bind_int64(s, 2, o->u.ckpt.step);
+        sqlite3_bind_double(s, 3, o->u.ckpt.epoch);
         sqlite3_bind_double(s, 4, now);
-        sqlite3_bind_text(s, 5, o->s_kind, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 6, (sqlite3_int64)o->size);
-        sqlite3_bind_blob64(s, 7, o->blob ? o->blob : "", o->size, SQLITE_STATIC);
-        rc = run(s, NULL);
-        if (rc != SQLITE_DONE || o->keep <= 0)
+        sqlite3_bind_text(s, 5, o->u.ckpt.kind, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 6, (sqlite3_int64)o->u.ckpt.size);
+        sqlite3_bind_blob64(s, 7, o->u.ckpt.blob ? o->u.ckpt.blob : "", o->u.ckpt.size, SQLITE_STATIC);
+        rc = store_wrun(s, NULL);
+        if (rc != SQLITE_DONE || o->u.ckpt.keep <= 0)
             break;
         s = w[W_CKPT_RETAIN];
         sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_int(s, 2, o->keep);
-        sqlite3_bind_int(s, 3, o->keep_epoch_end);
-        rc = run(s, NULL);
+        sqlite3_bind_int(s, 2, o->u.ckpt.keep);
+        sqlite3_bind_int(s, 3, o->u.ckpt.keep_epoch_end);
+        rc = store_wrun(s, NULL);
         break;
     case OP_JOB_INSERT:
         s = w[W_JOB_INSERT];
-        sqlite3_bind_text(s, 1, o->s1, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, o->s2, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, o->s_kind, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 4, o->i1);
+        sqlite3_bind_text(s, 1, o->u.insert.name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, o->u.insert.spec, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, o->u.insert.state, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, o->u.insert.priority);
         sqlite3_bind_double(s, 5, now);
-        if (o->i2 > 0) {
-            sqlite3_bind_int64(s, 6, o->i2);
-            sqlite3_bind_int64(s, 7, o->i3);
+        if (o->u.insert.parent_id > 0) {
+            sqlite3_bind_int64(s, 6, o->u.insert.parent_id);
+            sqlite3_bind_int64(s, 7, o->u.insert.parent_step);
         } else {
             sqlite3_bind_null(s, 6);
             sqlite3_bind_null(s, 7);
         }
-        rc = run(s, NULL);
+        rc = store_wrun(s, NULL);
         if (rc == SQLITE_DONE)
             o->out_id = sqlite3_last_insert_rowid(st->wdb);
         break;
     case OP_JOB_STATE:
         s = w[W_JOB_STATE];
         sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_text(s, 2, o->s_kind, -1, SQLITE_STATIC);
-        bind_text_or_null(s, 3, o->s1);
+        sqlite3_bind_text(s, 2, o->u.state.state, -1, SQLITE_STATIC);
+        bind_text_or_null(s, 3, o->u.state.reason);
         sqlite3_bind_double(s, 4, now);
-        rc = run(s, NULL);
+        rc = store_wrun(s, NULL);
         if (rc == SQLITE_DONE)
             check_found(st, o);
         break;
     case OP_JOB_PROGRESS:
         s = w[W_JOB_PROGRESS];
         sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_int64(s, 2, o->i1);
-        sqlite3_bind_double(s, 3, o->d1);
+        sqlite3_bind_int64(s, 2, o->u.progress.step);
+        sqlite3_bind_double(s, 3, o->u.progress.epoch);
         bind_time(s, 4, now);
-        rc = run(s, NULL);
+        rc = store_wrun(s, NULL);
         if (rc == SQLITE_DONE)
             check_found(st, o);
         break;
@@ -487,23 +283,23 @@ static int apply_op(store *st, struct op *o)
         s = w[W_JOB_FRONT];
         sqlite3_bind_int64(s, 1, o->job);
         sqlite3_bind_double(s, 2, now);
-        rc = run(s, NULL);
+        rc = store_wrun(s, NULL);
         if (rc == SQLITE_DONE)
             check_found(st, o);
         break;
     case OP_JOB_PRIO:
         s = w[W_JOB_PRIO];
         sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_int64(s, 2, o->i1);
+        sqlite3_bind_int64(s, 2, o->u.prio.priority);
         sqlite3_bind_double(s, 3, now);
-        rc = run(s, NULL);
+        rc = store_wrun(s, NULL);
         if (rc == SQLITE_DONE)
             check_found(st, o);
         break;
     case OP_CALL:
-        rc = o->call(st->wdb, o->call_arg, &o->rc, &o->out_id, o->msg, sizeof o->msg);
+        rc = o->u.call.fn(st->wdb, o->u.call.arg, &o->rc, &o->out_id, o->msg, sizeof o->msg);
         if (rc == SQLITE_DONE && o->rc)
-            run(w[W_ROLLBACK_TO], NULL); /* a refused call leaves nothing behind */
+            store_wrun(w[W_ROLLBACK_TO], NULL); /* a refused call leaves nothing behind */
         break;
     }
     return rc;
@@ -530,14 +326,14 @@ static int run_batch(store *st, struct op *batch, char *emsg, size_t emsz)
         full |= o->kind == OP_CKPT && st->opts.fsync_checkpoints;
     if (full)
         sqlite3_exec(db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
-    if ((rc = run(w[W_BEGIN], NULL)) != SQLITE_DONE) {
+    if ((rc = store_wrun(w[W_BEGIN], NULL)) != SQLITE_DONE) {
         snprintf(emsg, emsz, "begin: %s", sqlite3_errmsg(db));
         goto fail;
     }
     for (o = batch; o; o = o->next) {
         o->rc = 0;
         o->msg[0] = '\0';
-        if ((rc = run(w[W_SAVEPOINT], NULL)) != SQLITE_DONE) {
+        if ((rc = store_wrun(w[W_SAVEPOINT], NULL)) != SQLITE_DONE) {
             snprintf(emsg, emsz, "savepoint: %s", sqlite3_errmsg(db));
             goto fail;
         }
@@ -555,16 +351,16 @@ static int run_batch(store *st, struct op *batch, char *emsg, size_t emsz)
             if (o->kind == OP_JOB_INSERT &&
                 (rc & 0xff) == SQLITE_CONSTRAINT)   /* checked before enqueue, but */
                 o->rc = VAED_EINVAL;               /* the schema is the last word */
-            run(w[W_ROLLBACK_TO], NULL);
+            store_wrun(w[W_ROLLBACK_TO], NULL);
         }
         if (o->rc == VAED_ENOTFOUND)
-            run(w[W_ROLLBACK_TO], NULL);
-        if ((rc = run(w[W_RELEASE], NULL)) != SQLITE_DONE) {
+            store_wrun(w[W_ROLLBACK_TO], NULL);
+        if ((rc = store_wrun(w[W_RELEASE], NULL)) != SQLITE_DONE) {
             snprintf(emsg, emsz, "release: %s", sqlite3_errmsg(db));
             goto fail;
         }
     }
-    if ((rc = run(w[W_COMMIT], NULL)) != SQLITE_DONE) {
+    if ((rc = store_wrun(w[W_COMMIT], NULL)) != SQLITE_DONE) {
         snprintf(emsg, emsz, "commit: %s", sqlite3_errmsg(db));
         goto fail;
     }
@@ -573,7 +369,7 @@ static int run_batch(store *st, struct op *batch, char *emsg, size_t emsz)
     return 0;
 fail:
     if (!sqlite3_get_autocommit(db))
-        run(w[W_ROLLBACK], NULL);
+        store_wrun(w[W_ROLLBACK], NULL);
     if (full)
         sqlite3_exec(db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
     return -1;
@@ -620,7 +416,7 @@ static int resolve_locked(store *st, struct op *o, int rc, const char *msg)
     if (rc == 0) {
         st->stats.ops_committed++;
         if (o->kind == OP_METRICS)
-            st->stats.rows_committed += o->n;
+            st->stats.rows_committed += o->u.metrics.n;
     } else {
         st->stats.dropped_ops++;
         if (!o->w && !o->done) {
@@ -720,7 +516,7 @@ static void *writer_main(void *arg)
                 *cb_tail = o;
                 cb_tail = &o->next;
             } else {
-                op_free(o);
+                store_op_free(o);
             }
         }
         if (keep) {
@@ -739,8 +535,8 @@ static void *writer_main(void *arg)
 
         for (struct op *o = callbacks, *next; o; o = next) {
             next = o->next;
-            o->done(o->done_arg, o->job, o->i1, o->rc, o->rc ? o->msg : "");
-            op_free(o);
+            o->done(o->done_arg, o->job, o->u.ckpt.step, o->rc, o->rc ? o->msg : "");
+            store_op_free(o);
         }
         pthread_mutex_lock(&st->mu);
     }
@@ -782,7 +578,7 @@ size_t store_writer_stop(store *st)
 
 /* Append o to the queue; with wait, block until it is resolved and report its
  * outcome (and *id). Takes ownership of o in every case. */
-static int submit(store *st, struct op *o, int wait, int64_t *id, vaed_err *err)
+int store_writer_submit(store *st, struct op *o, int wait, int64_t *id, vaed_err *err)
 {
     struct waiter w;
     memset(&w, 0, sizeof w);
@@ -794,7 +590,7 @@ static int submit(store *st, struct op *o, int wait, int64_t *id, vaed_err *err)
         snprintf(last, sizeof last, "%s", st->stats.last_error);
         size_t pend = st->pending_bytes;
         pthread_mutex_unlock(&st->mu);
-        op_free(o);
+        store_op_free(o);
         return vaed_err_set(err, VAED_ETOOBIG, "",
                             "store write queue full (%zu bytes pending); last write error: %s",
                             pend, last[0] ? last : "none");
@@ -835,216 +631,15 @@ static int submit(store *st, struct op *o, int wait, int64_t *id, vaed_err *err)
 
 int store_flush(store *st, vaed_err *err)
 {
-    return submit(st, op_new(OP_FLUSH, 0), 1, NULL, err);
+    return store_writer_submit(st, store_op_new(OP_FLUSH, 0), 1, NULL, err);
 }
 
 int store_writer_call(store *st, store_call_fn fn, void *arg, int64_t *out_id, vaed_err *err)
 {
-    struct op *o = op_new(OP_CALL, 0);
-    o->call = fn;
-    o->call_arg = arg;
-    return submit(st, o, 1, out_id, err);
-}
-
-static const char *const state_names[] = {STORE_STATE_NAMES};
-
-unsigned store_state_bit(const char *state)
-{
-    for (size_t i = 0; state && i < sizeof state_names / sizeof state_names[0]; i++)
-        if (strcmp(state, state_names[i]) == 0)
-            return 1u << i;
-    return 0;
-}
-
-static int check_state(const char *state, vaed_err *err)
-{
-    if (!store_state_bit(state))
-        return vaed_err_set(err, VAED_EINVAL, "state", "unknown job state \"%s\"",
-                            state ? state : "(null)");
-    return 0;
-}
-
-/* json_valid() in the schema is the last word; this catches the common mistake at
- * the caller, with a message, instead of in the writer. */
-static int check_json(const char *text, const char *field, vaed_err *err)
-{
-    json_error_t je;
-    json_t *j = text ? json_loads(text, JSON_DECODE_ANY, &je) : NULL;
-    /* jansson reports a failed allocation as a syntax error (or as nothing) on some
-     * paths: parse a text that failed once again before calling it invalid. */
-    if (!j && text)
-        j = json_loads(text, JSON_DECODE_ANY, &je);
-    if (!j && text && json_error_code(&je) == json_error_out_of_memory)
-        return vaed_err_set(err, VAED_ENOMEM, field, "out of memory checking the JSON");
-    if (!j)
-        return vaed_err_set(err, VAED_EINVAL, field, "not valid JSON: %s",
-                            text ? je.text : "missing");
-    json_decref(j);
-    return 0;
-}
-
-int store_job_insert(store *st, const store_job_new *nj, int64_t *id, vaed_err *err)
-{
-    const char *state = nj->state ? nj->state : "queued";
-    int rc = check_state(state, err);
-    if (rc || (rc = check_json(nj->spec, "spec", err)))
-        return rc;
-    struct op *o = op_new(OP_JOB_INSERT, 0);
-    o->s1 = xstrdup(nj->name ? nj->name : "");
-    o->s2 = xstrdup(nj->spec);
-    snprintf(o->s_kind, sizeof o->s_kind, "%s", state);
-    o->i1 = nj->priority;
-    o->i2 = nj->parent_id;
-    o->i3 = nj->parent_step;
-    return submit(st, o, 1, id, err);
-}
-
-int store_job_set_state(store *st, int64_t id, const char *state, const char *reason,
-                        vaed_err *err)
-{
-    int rc = check_state(state, err);
-    if (rc)
-        return rc;
-    struct op *o = op_new(OP_JOB_STATE, id);
-    snprintf(o->s_kind, sizeof o->s_kind, "%s", state);
-    o->s1 = reason ? xstrdup(reason) : NULL;
-    return submit(st, o, 1, NULL, err);
-}
-
-int store_job_set_progress(store *st, int64_t id, int64_t step, double epoch, int wait,
-                           vaed_err *err)
-{
-    struct op *o = op_new(OP_JOB_PROGRESS, id);
-    o->i1 = step;
-    o->d1 = epoch;
-    return submit(st, o, wait, NULL, err);
-}
-
-int store_job_requeue_front(store *st, int64_t id, vaed_err *err)
-{
-    return submit(st, op_new(OP_JOB_FRONT, id), 1, NULL, err);
-}
-
-int store_job_set_priority(store *st, int64_t id, int priority, vaed_err *err)
-{
-    struct op *o = op_new(OP_JOB_PRIO, id);
-    o->i1 = priority;
-    return submit(st, o, 1, NULL, err);
-}
-
-int store_metrics_append(store *st, int64_t job, const store_metric *rows, size_t n,
-                         vaed_err *err)
-{
-    if (n == 0)
-        return 0;
-    size_t groups = 0;
-    for (size_t i = 0; i < n; i++)
-        if (rows[i].n_groups > 0)
-            groups += (size_t)rows[i].n_groups;
-    /* n comes from the caller's batch: request-sized, so a plain checked malloc. */
-    if (n > SIZE_MAX / 2 / sizeof(store_metric))
-        return vaed_err_set(err, VAED_ETOOBIG, "", "too many metric rows (%zu)", n);
-    size_t sz = n * sizeof(store_metric) + groups * sizeof(double);
-    store_metric *copy = malloc(sz);
-    if (!copy)
-        return vaed_err_set(err, VAED_ENOMEM, "", "no memory for %zu metric rows", n);
-    double *g = (double *)(copy + n);
-    for (size_t i = 0; i < n; i++) {
-        copy[i] = rows[i];
-        if (rows[i].n_groups > 0 && rows[i].kl_groups) {
-            memcpy(g, rows[i].kl_groups, (size_t)rows[i].n_groups * sizeof(double));
-            copy[i].kl_groups = g;
-            g += rows[i].n_groups;
-        } else {
-            copy[i].n_groups = 0;
-            copy[i].kl_groups = NULL;
-        }
-    }
-    struct op *o = op_new(OP_METRICS, job);
-    o->rows = copy;
-    o->n = n;
-    o->bytes += sz;
-    return submit(st, o, 0, NULL, err);
-}
-
-int store_epoch_put(store *st, int64_t job, const store_epoch *e, vaed_err *err)
-{
-    struct op *o = op_new(OP_EPOCH, job);
-    o->ep = *e;
-    o->ep.split[sizeof o->ep.split - 1] = '\0';
-    o->ep.kl_dims = NULL;
-    if (e->n_dims > 0 && e->kl_dims) {
-        size_t sz = (size_t)e->n_dims * sizeof(double);
-        o->blob = malloc(sz);
-        if (!o->blob) {
-            op_free(o);
-            return vaed_err_set(err, VAED_ENOMEM, "", "no memory for %d KL dims", e->n_dims);
-        }
-        memcpy(o->blob, e->kl_dims, sz);
-        o->ep.kl_dims = o->blob;
-        o->bytes += sz;
-    } else {
-        o->ep.n_dims = 0;
-    }
-    return submit(st, o, 0, NULL, err);
-}
-
-int store_event_add(store *st, int64_t job, double requested_at, int64_t effective_step,
-                    const char *schedule_json, const char *source, int wait,
-                    int64_t *seq, vaed_err *err)
-{
-    if (!source || (strcmp(source, "submit") != 0 && strcmp(source, "override") != 0))
-        return vaed_err_set(err, VAED_EINVAL, "source",
-                            "must be \"submit\" or \"override\"");
-    int rc = check_json(schedule_json, "schedule", err);
-    if (rc)
-        return rc;
-    struct op *o = op_new(OP_EVENT, job);
-    o->d1 = requested_at;
-    o->i1 = effective_step;
-    o->s1 = xstrdup(schedule_json);
-    o->bytes += strlen(schedule_json);
-    snprintf(o->s_kind, sizeof o->s_kind, "%s", source);
-    return submit(st, o, wait, seq, err);
-}
-
-int store_checkpoint_put(store *st, const store_ckpt_put *req, vaed_err *err)
-{
-    static const char *const kinds[] = {"periodic", "epoch", "final", "manual", "pause",
-                                         "fork"};
-    int known = 0;
-    for (size_t i = 0; req->kind && i < sizeof kinds / sizeof kinds[0]; i++)
-        known |= strcmp(req->kind, kinds[i]) == 0;
-    if (!known) {
-        if (req->give)
-            free((void *)req->blob);
-        return vaed_err_set(err, VAED_EINVAL, "kind", "unknown checkpoint kind \"%s\"",
-                            req->kind ? req->kind : "(null)");
-    }
-    struct op *o = op_new(OP_CKPT, req->job);
-    o->i1 = req->step;
-    o->d1 = req->epoch;
-    snprintf(o->s_kind, sizeof o->s_kind, "%s", req->kind);
-    o->keep = req->keep;
-    o->keep_epoch_end = req->keep_epoch_end;
-    o->done = req->done;
-    o->done_arg = req->done_arg;
-    if (req->size > 0 && req->give) {
-        o->blob = (void *)req->blob;
-        o->size = req->size;
-        o->bytes += req->size;
-    } else if (req->size > 0) {
-        o->blob = malloc(req->size);
-        if (!o->blob) {
-            op_free(o);
-            return vaed_err_set(err, VAED_ENOMEM, "",
-                                "no memory to copy a %zu-byte checkpoint", req->size);
-        }
-        memcpy(o->blob, req->blob, req->size);
-        o->size = req->size;
-        o->bytes += req->size;
-    }
-    return submit(st, o, req->wait, NULL, err);
+    struct op *o = store_op_new(OP_CALL, 0);
+    o->u.call.fn = fn;
+    o->u.call.arg = arg;
+    return store_writer_submit(st, o, 1, out_id, err);
 }
 
 void store_set_max_db_bytes(store *st, int64_t bytes)

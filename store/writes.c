@@ -1,0 +1,212 @@
+/* writes.c — the store's write calls (store.h): each checks its arguments, copies them
+ * into an op (writer_ops.h) and queues it for the writer thread (writer.c), waiting for
+ * the commit when the call's contract says so. */
+#include "store/store.h"
+#include "store/writer_ops.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const state_names[] = {STORE_STATE_NAMES};
+
+unsigned store_state_bit(const char *state)
+{
+    for (size_t i = 0; state && i < sizeof state_names / sizeof state_names[0]; i++)
+        if (strcmp(state, state_names[i]) == 0)
+            return 1u << i;
+    return 0;
+}
+
+static int check_state(const char *state, vaed_err *err)
+{
+    if (!store_state_bit(state))
+        return vaed_err_set(err, VAED_EINVAL, "state", "unknown job state \"%s\"",
+                            state ? state : "(null)");
+    return 0;
+}
+
+/* json_valid() in the schema is the last word; this catches the common mistake at
+ * the caller, with a message, instead of in the writer. */
+static int check_json(const char *text, const char *field, vaed_err *err)
+{
+    json_error_t je;
+    json_t *j = text ? json_loads(text, JSON_DECODE_ANY, &je) : NULL;
+    /* jansson reports a failed allocation as a syntax error (or as nothing) on some
+     * paths: parse a text that failed once again before calling it invalid. */
+    if (!j && text)
+        j = json_loads(text, JSON_DECODE_ANY, &je);
+    if (!j && text && json_error_code(&je) == json_error_out_of_memory)
+        return vaed_err_set(err, VAED_ENOMEM, field, "out of memory checking the JSON");
+    if (!j)
+        return vaed_err_set(err, VAED_EINVAL, field, "not valid JSON: %s",
+                            text ? je.text : "missing");
+    json_decref(j);
+    return 0;
+}
+
+int store_job_insert(store *st, const store_job_new *nj, int64_t *id, vaed_err *err)
+{
+    const char *state = nj->state ? nj->state : "queued";
+    int rc = check_state(state, err);
+    if (rc || (rc = check_json(nj->spec, "spec", err)))
+        return rc;
+    struct op *o = store_op_new(OP_JOB_INSERT, 0);
+    o->u.insert.name = xstrdup(nj->name ? nj->name : "");
+    o->u.insert.spec = xstrdup(nj->spec);
+    snprintf(o->u.insert.state, sizeof o->u.insert.state, "%s", state);
+    o->u.insert.priority = nj->priority;
+    o->u.insert.parent_id = nj->parent_id;
+    o->u.insert.parent_step = nj->parent_step;
+    return store_writer_submit(st, o, 1, id, err);
+}
+
+int store_job_set_state(store *st, int64_t id, const char *state, const char *reason,
+                        vaed_err *err)
+{
+    int rc = check_state(state, err);
+    if (rc)
+        return rc;
+    struct op *o = store_op_new(OP_JOB_STATE, id);
+    snprintf(o->u.state.state, sizeof o->u.state.state, "%s", state);
+    o->u.state.reason = reason ? xstrdup(reason) : NULL;
+    return store_writer_submit(st, o, 1, NULL, err);
+}
+
+int store_job_set_progress(store *st, int64_t id, int64_t step, double epoch, int wait,
+                           vaed_err *err)
+{
+    struct op *o = store_op_new(OP_JOB_PROGRESS, id);
+    o->u.progress.step = step;
+    o->u.progress.epoch = epoch;
+    return store_writer_submit(st, o, wait, NULL, err);
+}
+
+int store_job_requeue_front(store *st, int64_t id, vaed_err *err)
+{
+    return store_writer_submit(st, store_op_new(OP_JOB_FRONT, id), 1, NULL, err);
+}
+
+int store_job_set_priority(store *st, int64_t id, int priority, vaed_err *err)
+{
+    struct op *o = store_op_new(OP_JOB_PRIO, id);
+    o->u.prio.priority = priority;
+    return store_writer_submit(st, o, 1, NULL, err);
+}
+
+int store_metrics_append(store *st, int64_t job, const store_metric *rows, size_t n,
+                         vaed_err *err)
+{
+    if (n == 0)
+        return 0;
+    size_t groups = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].n_groups > 0)
+            groups += (size_t)rows[i].n_groups;
+    /* n comes from the caller's batch: request-sized, so a plain checked malloc. */
+    if (n > SIZE_MAX / 2 / sizeof(store_metric))
+        return vaed_err_set(err, VAED_ETOOBIG, "", "too many metric rows (%zu)", n);
+    size_t sz = n * sizeof(store_metric) + groups * sizeof(double);
+    store_metric *copy = malloc(sz);
+    if (!copy)
+        return vaed_err_set(err, VAED_ENOMEM, "", "no memory for %zu metric rows", n);
+    double *g = (double *)(copy + n);
+    for (size_t i = 0; i < n; i++) {
+        copy[i] = rows[i];
+        if (rows[i].n_groups > 0 && rows[i].kl_groups) {
+            memcpy(g, rows[i].kl_groups, (size_t)rows[i].n_groups * sizeof(double));
+            copy[i].kl_groups = g;
+            g += rows[i].n_groups;
+        } else {
+            copy[i].n_groups = 0;
+            copy[i].kl_groups = NULL;
+        }
+    }
+    struct op *o = store_op_new(OP_METRICS, job);
+    o->u.metrics.rows = copy;
+    o->u.metrics.n = n;
+    o->bytes += sz;
+    return store_writer_submit(st, o, 0, NULL, err);
+}
+
+int store_epoch_put(store *st, int64_t job, const store_epoch *e, vaed_err *err)
+{
+    struct op *o = store_op_new(OP_EPOCH, job);
+    o->u.epoch = *e;
+    o->u.epoch.split[sizeof o->u.epoch.split - 1] = '\0';
+    o->u.epoch.kl_dims = NULL;
+    if (e->n_dims > 0 && e->kl_dims) {
+        size_t sz = (size_t)e->n_dims * sizeof(double);
+        o->u.epoch.kl_dims = malloc(sz);
+        if (!o->u.epoch.kl_dims) {
+            store_op_free(o);
+            return vaed_err_set(err, VAED_ENOMEM, "", "no memory for %d KL dims", e->n_dims);
+        }
+        memcpy(o->u.epoch.kl_dims, e->kl_dims, sz);
+        o->bytes += sz;
+    } else {
+        o->u.epoch.n_dims = 0;
+    }
+    return store_writer_submit(st, o, 0, NULL, err);
+}
+
+int store_event_add(store *st, int64_t job, double requested_at, int64_t effective_step,
+                    const char *schedule_json, const char *source, int wait,
+                    int64_t *seq, vaed_err *err)
+{
+    if (!source || (strcmp(source, "submit") != 0 && strcmp(source, "override") != 0))
+        return vaed_err_set(err, VAED_EINVAL, "source",
+                            "must be \"submit\" or \"override\"");
+    int rc = check_json(schedule_json, "schedule", err);
+    if (rc)
+        return rc;
+    struct op *o = store_op_new(OP_EVENT, job);
+    o->u.event.requested_at = requested_at;
+    o->u.event.effective_step = effective_step;
+    o->u.event.schedule = xstrdup(schedule_json);
+    o->bytes += strlen(schedule_json);
+    snprintf(o->u.event.source, sizeof o->u.event.source, "%s", source);
+    return store_writer_submit(st, o, wait, seq, err);
+}
+
+int store_checkpoint_put(store *st, const store_ckpt_put *req, vaed_err *err)
+{
+    static const char *const kinds[] = {"periodic", "epoch", "final", "manual", "pause",
+                                         "fork"};
+    int known = 0;
+    for (size_t i = 0; req->kind && i < sizeof kinds / sizeof kinds[0]; i++)
+        known |= strcmp(req->kind, kinds[i]) == 0;
+    if (!known) {
+        if (req->give)
+            free((void *)req->blob);
+        return vaed_err_set(err, VAED_EINVAL, "kind", "unknown checkpoint kind \"%s\"",
+                            req->kind ? req->kind : "(null)");
+    }
+    struct op *o = store_op_new(OP_CKPT, req->job);
+    o->u.ckpt.step = req->step;
+    o->u.ckpt.epoch = req->epoch;
+    snprintf(o->u.ckpt.kind, sizeof o->u.ckpt.kind, "%s", req->kind);
+    o->u.ckpt.keep = req->keep;
+    o->u.ckpt.keep_epoch_end = req->keep_epoch_end;
+    o->done = req->done;
+    o->done_arg = req->done_arg;
+    if (req->size > 0 && req->give) {
+        o->u.ckpt.blob = (void *)req->blob;
+        o->u.ckpt.size = req->size;
+        o->bytes += req->size;
+    } else if (req->size > 0) {
+        o->u.ckpt.blob = malloc(req->size);
+        if (!o->u.ckpt.blob) {
+            store_op_free(o);
+            return vaed_err_set(err, VAED_ENOMEM, "",
+                                "no memory to copy a %zu-byte checkpoint", req->size);
+        }
+        memcpy(o->u.ckpt.blob, req->blob, req->size);
+        o->u.ckpt.size = req->size;
+        o->bytes += req->size;
+    }
+    return store_writer_submit(st, o, req->wait, NULL, err);
+}
+
