@@ -28,6 +28,7 @@
  * locks; MHD may hold the response lock while calling the reader, which takes
  * srv->smu, and nothing of ours takes an MHD response lock. */
 #include "api/http.h"
+#include "api/http_impl.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,108 +46,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_SEGS 32
-#define MAX_PARAMS 8
-#define MAX_STATUSES 24
-#define STREAM_BLOCK 8192
-
 const double api_lat_bounds[API_LAT_NBUCKETS - 1] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-};
-
-enum { SEG_LIT, SEG_POS, SEG_UINT, SEG_STR };
-
-typedef struct seg {
-    int kind;
-    char *text; /* literal text, or parameter name */
-} seg;
-
-typedef struct route {
-    const char *method, *pattern;
-    api_handler fn;
-    int spool; /* listed in api_config.spool_routes */
-    size_t nseg;
-    seg segs[MAX_SEGS];
-} route;
-
-typedef struct stat_slot {
-    unsigned status[MAX_STATUSES];
-    uint64_t count[MAX_STATUSES];
-    uint64_t bucket[API_LAT_NBUCKETS];
-    uint64_t nlat;
-    double sum_s;
-} stat_slot;
-
-typedef struct hdr {
-    char *name, *value;
-    struct hdr *next;
-} hdr;
-
-enum { ST_RUNNING, ST_SUSPENDED, ST_RESUMING };
-
-struct api_stream {
-    api_server *srv;
-    struct MHD_Connection *conn;
-    api_stream_read reader;
-    api_stream_free free_cb;
-    void *cls;
-    int sse;
-    int state, pending, tick; /* under srv->smu */
-    api_stream *prev, *next;  /* srv->streams list, under srv->smu */
-};
-
-struct api_server {
-    api_config cfg;
-    size_t toklen;
-    struct MHD_Daemon *d;
-    unsigned port;
-    route *routes;
-    size_t nroutes;
-
-    pthread_mutex_t smu; /* streams, stopping, ticker flag */
-    pthread_cond_t tcond;
-    api_stream *streams;
-    uint64_t nstreams;
-    int stopping;
-    int ticker_started;
-    pthread_t ticker;
-
-    pthread_mutex_t stmu; /* stats */
-    stat_slot *stats;     /* nroutes + 1: the last is "unmatched" */
-};
-
-struct api_req {
-    api_server *srv;
-    struct MHD_Connection *conn;
-    const char *method;
-    char *path;
-    char *segbuf;
-    size_t nseg;
-    char *segp[MAX_SEGS];
-    int route; /* index, or -1 */
-    size_t nparams;
-    const char *pname[MAX_PARAMS];
-    const char *pval[MAX_PARAMS];
-
-    size_t nq, qcap;
-    const char **qk, **qv;
-    int q_loaded;
-
-    char *body;
-    size_t len, cap;
-    int discard; /* body past the cap or already answered: drop further chunks */
-
-    int spool_fd;       /* spooled route: the open body file, -1 when none */
-    char *spool_path;   /* its path; NULL when none or kept by the handler */
-    uint64_t spool_len;
-
-    struct MHD_Response *resp; /* built by a reply, queued by queue_reply */
-    unsigned status;
-    int answered; /* a reply was made (resp built or queued) */
-    int queued;   /* handed to MHD */
-    int is_stream;
-    hdr *extra;
-    struct timespec t0;
 };
 
 /* ---------------------------------------------------------------- utilities */
@@ -168,7 +69,7 @@ static double since_s(const struct timespec *t0)
 /* Copy s with every byte that is not part of a well-formed UTF-8 sequence
  * replaced by '?': error messages echo client input, and jansson refuses to
  * build a string from invalid UTF-8 (which would lose the whole error body). */
-static char *utf8_clean(const char *s)
+char *http_utf8_clean(const char *s)
 {
     size_t n = strlen(s);
     char *out = xmalloc(n + 1);
@@ -203,7 +104,7 @@ static char *utf8_clean(const char *s)
 }
 
 /* Decimal integer check: positive (no leading zero) or, with allow_zero, also "0". */
-static int is_uint(const char *s, int allow_zero)
+int http_is_uint(const char *s, int allow_zero)
 {
     size_t n = strlen(s);
     if (n == 0 || n > 19)
@@ -228,581 +129,6 @@ static int token_equal(const char *given, size_t glen, const char *tok, size_t t
         d |= (unsigned char)(g ^ (unsigned char)tok[i]);
     }
     return d == 0;
-}
-
-/* ---------------------------------------------------------------- patterns */
-
-static void route_free(route *r)
-{
-    for (size_t i = 0; i < r->nseg; i++)
-        free(r->segs[i].text);
-}
-
-static int route_parse(route *r, vaed_err *err)
-{
-    const char *p = r->pattern;
-    if (!p || p[0] != '/')
-        return vaed_err_set(err, VAED_EINVAL, "routes", "pattern \"%s\" must start with /",
-                            p ? p : "(null)");
-    p++;
-    size_t nparam = 0;
-    for (;;) {
-        const char *e = strchr(p, '/');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (r->nseg == MAX_SEGS)
-            return vaed_err_set(err, VAED_EINVAL, "routes", "pattern \"%s\" has over %d segments",
-                                r->pattern, MAX_SEGS);
-        seg *s = &r->segs[r->nseg++];
-        if (n >= 2 && p[0] == '{' && p[n - 1] == '}') {
-            char *name = xmalloc(n - 1);
-            memcpy(name, p + 1, n - 2);
-            name[n - 2] = '\0';
-            s->kind = SEG_POS;
-            char *colon = strchr(name, ':');
-            if (colon) {
-                *colon = '\0';
-                if (!strcmp(colon + 1, "u"))
-                    s->kind = SEG_UINT;
-                else if (!strcmp(colon + 1, "s"))
-                    s->kind = SEG_STR;
-                else
-                    s->kind = -1;
-            }
-            s->text = name;
-            if (s->kind < 0 || !name[0] || strpbrk(name, "{}") || ++nparam > MAX_PARAMS)
-                return vaed_err_set(err, VAED_EINVAL, "routes", "pattern \"%s\": bad parameter",
-                                    r->pattern);
-        } else {
-            s->kind = SEG_LIT;
-            s->text = xmalloc(n + 1);
-            memcpy(s->text, p, n);
-            s->text[n] = '\0';
-            if (strpbrk(s->text, "{}"))
-                return vaed_err_set(err, VAED_EINVAL, "routes", "pattern \"%s\": stray brace",
-                                    r->pattern);
-        }
-        if (!e)
-            break;
-        p = e + 1;
-    }
-    return 0;
-}
-
-/* Does route r match the request's segments? On success fills names/vals with
- * the parameters and returns their count + 1; returns 0 on no match. */
-static size_t route_match(const route *r, const api_req *req, const char **names,
-                          const char **vals)
-{
-    if (r->nseg != req->nseg)
-        return 0;
-    size_t np = 0;
-    for (size_t i = 0; i < r->nseg; i++) {
-        const seg *s = &r->segs[i];
-        const char *v = req->segp[i];
-        switch (s->kind) {
-        case SEG_LIT:
-            if (strcmp(s->text, v))
-                return 0;
-            continue;
-        case SEG_POS:
-            if (!is_uint(v, 0))
-                return 0;
-            break;
-        case SEG_UINT:
-            if (!is_uint(v, 1))
-                return 0;
-            break;
-        default:
-            if (!v[0])
-                return 0;
-            break;
-        }
-        names[np] = s->text;
-        vals[np] = v;
-        np++;
-    }
-    return np + 1;
-}
-
-static int method_is(const char *m, const char *want)
-{
-    return strcmp(m, want) == 0;
-}
-
-/* Route req: sets req->route (or -1), and *allow to the methods that the path
- * accepts (comma-separated, "" when the path matches no pattern). */
-static void route_request(api_req *req, char *allow, size_t allow_size)
-{
-    api_server *srv = req->srv;
-    allow[0] = '\0';
-    req->route = -1;
-    int ok = 1;
-    if (req->path[0] != '/')
-        ok = 0;
-    if (ok) {
-        req->segbuf = xstrdup(req->path + 1);
-        char *p = req->segbuf;
-        for (;;) {
-            if (req->nseg == MAX_SEGS) {
-                ok = 0;
-                break;
-            }
-            req->segp[req->nseg++] = p;
-            char *e = strchr(p, '/');
-            if (!e)
-                break;
-            *e = '\0';
-            p = e + 1;
-        }
-    }
-    if (!ok)
-        return;
-    int found = -1;
-    size_t nfound = 0;
-    const char *methods[32];
-    for (size_t i = 0; i < srv->nroutes; i++) {
-        const route *r = &srv->routes[i];
-        const char *names[MAX_PARAMS], *vals[MAX_PARAMS];
-        size_t m = route_match(r, req, names, vals);
-        if (!m)
-            continue;
-        int dup = 0;
-        for (size_t k = 0; k < nfound; k++)
-            dup |= !strcmp(methods[k], r->method);
-        if (!dup && nfound < 32)
-            methods[nfound++] = r->method;
-        int want = method_is(req->method, r->method) ||
-                   (method_is(req->method, "HEAD") && method_is(r->method, "GET"));
-        if (found < 0 && want) {
-            found = (int)i;
-            req->nparams = m - 1;
-            memcpy(req->pname, names, sizeof names);
-            memcpy(req->pval, vals, sizeof vals);
-        }
-    }
-    req->route = found;
-    size_t o = 0;
-    int has_get = 0;
-    for (size_t k = 0; k < nfound; k++)
-        has_get |= !strcmp(methods[k], "GET");
-    for (size_t k = 0; k < nfound + (size_t)has_get + (nfound > 0); k++) {
-        const char *m = k < nfound ? methods[k] : (has_get && k == nfound) ? "HEAD" : "OPTIONS";
-        int w = snprintf(allow + o, allow_size - o, "%s%s", o ? ", " : "", m);
-        if (w < 0 || (size_t)w >= allow_size - o)
-            break;
-        o += (size_t)w;
-    }
-}
-
-/* ---------------------------------------------------------------- replies */
-
-static int set_response(api_req *req, unsigned status, struct MHD_Response *r,
-                        const char *content_type)
-{
-    if (!r) {
-        req->answered = 1;
-        req->status = 500;
-        return VAED_ENOMEM;
-    }
-    if (content_type)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    req->resp = r;
-    req->status = status;
-    req->answered = 1;
-    return 0;
-}
-
-int api_set_header(api_req *req, const char *name, const char *value)
-{
-    hdr *h = xmalloc(sizeof *h);
-    h->name = xstrdup(name);
-    h->value = xstrdup(value);
-    h->next = req->extra;
-    req->extra = h;
-    return 0;
-}
-
-int api_reply_text(api_req *req, unsigned status, const char *content_type, const char *text,
-                   size_t len)
-{
-    if (req->answered)
-        return VAED_ESTATE;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)(len ? text : ""), MHD_RESPMEM_MUST_COPY);
-    return set_response(req, status, r, content_type);
-}
-
-int api_reply_json(api_req *req, unsigned status, json_t *body)
-{
-    if (req->answered) {
-        json_decref(body);
-        return VAED_ESTATE;
-    }
-    char *s = NULL;
-    size_t n = 0;
-    if (body) {
-        s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
-        json_decref(body);
-        if (!s)
-            return set_response(req, 500, NULL, NULL);
-        /* a trailing newline keeps curl output readable; JSON parsers ignore it */
-        n = strlen(s);
-        char *t = realloc(s, n + 2);
-        if (!t) {
-            free(s);
-            return set_response(req, 500, NULL, NULL);
-        }
-        s = t;
-        s[n++] = '\n';
-        s[n] = '\0';
-    }
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(n, s ? s : (void *)"", s ? MHD_RESPMEM_MUST_FREE
-                                                                 : MHD_RESPMEM_PERSISTENT);
-    if (!r)
-        free(s);
-    return set_response(req, status, r, "application/json");
-}
-
-static json_t *error_body(const char *code, const char *field, const char *msg)
-{
-    char *c = utf8_clean(code), *m = utf8_clean(msg);
-    json_t *e = json_object();
-    json_object_set_new(e, "code", json_string(c));
-    json_object_set_new(e, "message", json_string(m));
-    if (field && field[0]) {
-        char *f = utf8_clean(field);
-        json_object_set_new(e, "field", json_string(f));
-        free(f);
-    }
-    free(c);
-    free(m);
-    json_t *root = json_object();
-    json_object_set_new(root, "error", e);
-    return root;
-}
-
-int api_reply_error(api_req *req, unsigned status, const char *code, const char *field,
-                    const char *fmt, ...)
-{
-    if (req->answered)
-        return VAED_ESTATE;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return api_reply_json(req, status, error_body(code, field, msg));
-}
-
-int api_reply_from_err(api_req *req, unsigned status, const char *code, const vaed_err *e)
-{
-    if (req->answered)
-        return VAED_ESTATE;
-    return api_reply_json(req, status,
-                          error_body(code, e ? e->field : NULL, e && e->msg[0] ? e->msg : code));
-}
-
-/* ---------------------------------------------------------------- request */
-
-const char *api_req_method(const api_req *req) { return req->method; }
-const char *api_req_path(const api_req *req) { return req->path; }
-void *api_req_user(const api_req *req) { return req->srv->cfg.user; }
-api_server *api_req_server(const api_req *req) { return req->srv; }
-
-const char *api_req_pattern(const api_req *req)
-{
-    return req->route >= 0 ? req->srv->routes[req->route].pattern : NULL;
-}
-
-const char *api_param(const api_req *req, const char *name)
-{
-    for (size_t i = 0; i < req->nparams; i++)
-        if (!strcmp(req->pname[i], name))
-            return req->pval[i];
-    return NULL;
-}
-
-int64_t api_param_int(const api_req *req, const char *name)
-{
-    const char *v = api_param(req, name);
-    if (!v || !is_uint(v, 1))
-        return -1;
-    return (int64_t)strtoll(v, NULL, 10);
-}
-
-static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
-{
-    api_req *req = cls;
-    if (req->nq == req->qcap) {
-        req->qcap = req->qcap ? 2 * req->qcap : 8;
-        req->qk = realloc(req->qk, req->qcap * sizeof *req->qk);
-        req->qv = realloc(req->qv, req->qcap * sizeof *req->qv);
-        if (!req->qk || !req->qv) /* small, bounded by MHD's connection memory */
-            abort();
-    }
-    req->qk[req->nq] = key;
-    req->qv[req->nq] = value ? value : "";
-    req->nq++;
-    return MHD_YES;
-}
-
-static void load_query(api_req *req)
-{
-    if (!req->q_loaded) {
-        req->q_loaded = 1;
-        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
-    }
-}
-
-const char *api_query_get(const api_req *req, const char *key)
-{
-    load_query((api_req *)req);
-    for (size_t i = 0; i < req->nq; i++)
-        if (!strcmp(req->qk[i], key))
-            return req->qv[i];
-    return NULL;
-}
-
-size_t api_query_count(const api_req *req)
-{
-    load_query((api_req *)req);
-    return req->nq;
-}
-
-void api_query_at(const api_req *req, size_t i, const char **key, const char **value)
-{
-    load_query((api_req *)req);
-    *key = i < req->nq ? req->qk[i] : NULL;
-    *value = i < req->nq ? req->qv[i] : NULL;
-}
-
-int api_query_only(api_req *req, const char *const *allowed)
-{
-    load_query(req);
-    for (size_t i = 0; i < req->nq; i++) {
-        int known = 0;
-        for (size_t k = 0; allowed && allowed[k]; k++)
-            known |= !strcmp(allowed[k], req->qk[i]);
-        if (!known) {
-            api_reply_error(req, 400, "unknown_param", req->qk[i],
-                            "%s: unknown query parameter", req->qk[i]);
-            return VAED_EINVAL;
-        }
-    }
-    return 0;
-}
-
-const char *api_header(const api_req *req, const char *name)
-{
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
-const char *api_req_body_file(const api_req *req, uint64_t *size)
-{
-    if (size)
-        *size = req->spool_len;
-    return req->spool_path;
-}
-
-void api_req_body_file_keep(api_req *req)
-{
-    free(req->spool_path);
-    req->spool_path = NULL;
-}
-
-/* Close and delete the spooled body, if any. */
-static void spool_drop(api_req *req)
-{
-    if (req->spool_fd >= 0)
-        close(req->spool_fd);
-    req->spool_fd = -1;
-    if (req->spool_path)
-        unlink(req->spool_path);
-    free(req->spool_path);
-    req->spool_path = NULL;
-    req->spool_len = 0;
-}
-
-const char *api_req_body(const api_req *req, size_t *len)
-{
-    if (len)
-        *len = req->len;
-    return req->body ? req->body : "";
-}
-
-int api_body_json(api_req *req, json_t **out)
-{
-    *out = NULL;
-    if (req->len == 0) {
-        api_reply_error(req, 400, "bad_json", NULL, "request body is empty; a JSON document was expected");
-        return VAED_EINVAL;
-    }
-    json_error_t je;
-    json_t *j = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &je);
-    if (!j) {
-        api_reply_error(req, 400, "bad_json", NULL, "invalid JSON at line %d, column %d: %s",
-                        je.line, je.column, je.text);
-        return VAED_EINVAL;
-    }
-    *out = j;
-    return 0;
-}
-
-/* ---------------------------------------------------------------- streams */
-
-static const char keepalive[] = ": keepalive\n\n";
-
-static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    api_stream *st = cls;
-    api_server *srv = st->srv;
-    pthread_mutex_lock(&srv->smu);
-    st->state = ST_RUNNING;
-    st->pending = 0;
-    int tick = st->tick;
-    st->tick = 0;
-    int stopping = srv->stopping;
-    pthread_mutex_unlock(&srv->smu);
-    if (stopping)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    for (int tries = 0;; tries++) {
-        ssize_t n = st->reader(st->cls, buf, max);
-        if (n > 0)
-            return n > (ssize_t)max ? MHD_CONTENT_READER_END_WITH_ERROR : n;
-        if (n == API_STREAM_END)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        if (n < 0)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        pthread_mutex_lock(&srv->smu);
-        if (srv->stopping) {
-            pthread_mutex_unlock(&srv->smu);
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        }
-        if (st->pending && tries < 3) { /* a wake came in while the reader ran */
-            st->pending = 0;
-            pthread_mutex_unlock(&srv->smu);
-            continue;
-        }
-        if (tick && st->sse && max >= sizeof keepalive - 1) {
-            pthread_mutex_unlock(&srv->smu);
-            memcpy(buf, keepalive, sizeof keepalive - 1);
-            return (ssize_t)(sizeof keepalive - 1);
-        }
-        MHD_suspend_connection(st->conn);
-        if (st->pending) { /* a producer that wakes constantly: go round once more */
-            st->pending = 0;
-            st->state = ST_RESUMING;
-            MHD_resume_connection(st->conn);
-        } else {
-            st->state = ST_SUSPENDED;
-        }
-        pthread_mutex_unlock(&srv->smu);
-        return 0;
-    }
-}
-
-static void stream_free(void *cls)
-{
-    api_stream *st = cls;
-    api_server *srv = st->srv;
-    pthread_mutex_lock(&srv->smu);
-    if (st->prev)
-        st->prev->next = st->next;
-    else
-        srv->streams = st->next;
-    if (st->next)
-        st->next->prev = st->prev;
-    srv->nstreams--;
-    pthread_mutex_unlock(&srv->smu);
-    if (st->free_cb)
-        st->free_cb(st->cls);
-    free(st);
-}
-
-api_stream *api_reply_stream(api_req *req, const char *content_type, api_stream_read reader,
-                             api_stream_free free_cb, void *cls)
-{
-    if (req->answered) {
-        if (free_cb)
-            free_cb(cls);
-        return NULL;
-    }
-    api_server *srv = req->srv;
-    api_stream *st = xcalloc(1, sizeof *st);
-    st->srv = srv;
-    st->conn = req->conn;
-    st->reader = reader;
-    st->free_cb = free_cb;
-    st->cls = cls;
-    st->sse = content_type && !strncasecmp(content_type, "text/event-stream", 17);
-    st->state = ST_RUNNING;
-    pthread_mutex_lock(&srv->smu);
-    st->next = srv->streams;
-    if (st->next)
-        st->next->prev = st;
-    srv->streams = st;
-    srv->nstreams++;
-    pthread_mutex_unlock(&srv->smu);
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK,
-                                                               stream_reader, st, stream_free);
-    if (!r) {
-        stream_free(st);
-        set_response(req, 500, NULL, NULL);
-        return NULL;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    if (st->sse) /* tell nginx-style proxies not to buffer the events */
-        MHD_add_response_header(r, "X-Accel-Buffering", "no");
-    set_response(req, 200, r, content_type);
-    req->is_stream = 1;
-    return st;
-}
-
-void api_stream_wake(api_stream *st)
-{
-    api_server *srv = st->srv;
-    pthread_mutex_lock(&srv->smu);
-    if (st->state == ST_SUSPENDED) {
-        st->state = ST_RESUMING;
-        MHD_resume_connection(st->conn);
-    } else {
-        st->pending = 1;
-    }
-    pthread_mutex_unlock(&srv->smu);
-}
-
-/* Every keepalive period, resume the suspended streams with tick set: an idle SSE
- * stream then writes a keepalive comment, and a vanished client is noticed. */
-static void *ticker_main(void *arg)
-{
-    api_server *srv = arg;
-    pthread_mutex_lock(&srv->smu);
-    while (!srv->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += srv->cfg.keepalive_ms / 1000;
-        ts.tv_nsec += (long)(srv->cfg.keepalive_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        int rc = 0;
-        while (!srv->stopping && rc != ETIMEDOUT)
-            rc = pthread_cond_timedwait(&srv->tcond, &srv->smu, &ts);
-        if (srv->stopping)
-            break;
-        for (api_stream *st = srv->streams; st; st = st->next) {
-            if (st->state == ST_SUSPENDED) {
-                st->tick = 1;
-                st->state = ST_RESUMING;
-                MHD_resume_connection(st->conn);
-            }
-        }
-    }
-    pthread_mutex_unlock(&srv->smu);
-    return NULL;
 }
 
 /* ---------------------------------------------------------------- dispatch */
@@ -848,9 +174,9 @@ static enum MHD_Result queue_reply(api_req *req)
 
 static int needs_token(const api_server *srv, const char *m)
 {
-    if (srv->toklen == 0 || method_is(m, "OPTIONS"))
+    if (srv->toklen == 0 || http_method_is(m, "OPTIONS"))
         return 0;
-    if (method_is(m, "GET") || method_is(m, "HEAD"))
+    if (http_method_is(m, "GET") || http_method_is(m, "HEAD"))
         return srv->cfg.reads_need_token;
     return 1; /* POST, PUT, PATCH, DELETE and anything unknown */
 }
@@ -895,8 +221,8 @@ static int answer_early(api_req *req)
                         "more than one Content-Length header");
         return 1;
     }
-    route_request(req, allow, sizeof allow);
-    if (method_is(req->method, "OPTIONS")) {
+    http_route_request(req, allow, sizeof allow);
+    if (http_method_is(req->method, "OPTIONS")) {
         if (!allow[0]) {
             api_reply_error(req, 404, "not_found", NULL, "no such resource: %s", req->path);
             return 1;
@@ -964,7 +290,7 @@ static void spool_chunk(api_req *req, const char *data, size_t n)
 {
     api_server *srv = req->srv;
     if (n > srv->cfg.max_spool - req->spool_len) { /* spool_len <= max_spool always holds */
-        spool_drop(req);
+        http_spool_drop(req);
         req->discard = 1;
         api_reply_error(req, 413, "payload_too_large", NULL,
                         "upload exceeds the limit of %llu bytes",
@@ -994,7 +320,7 @@ static void spool_chunk(api_req *req, const char *data, size_t n)
             continue;
         if (w <= 0) {
             int e = w < 0 ? errno : EIO;
-            spool_drop(req);
+            http_spool_drop(req);
             req->discard = 1;
             if (e == ENOSPC || e == EDQUOT)
                 api_reply_error(req, 507, "insufficient_storage", NULL,
@@ -1136,7 +462,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free(h->value);
         free(h);
     }
-    spool_drop(req);
+    http_spool_drop(req);
     free(req->qk);
     free(req->qv);
     free(req->body);
@@ -1235,7 +561,7 @@ static int explain_bind_failure(const char *addr, const struct sockaddr_storage 
 static void server_free(api_server *srv)
 {
     for (size_t i = 0; i < srv->nroutes; i++)
-        route_free(&srv->routes[i]);
+        http_route_free(&srv->routes[i]);
     free(srv->routes);
     free(srv->stats);
     pthread_mutex_destroy(&srv->smu);
@@ -1279,7 +605,7 @@ int api_server_start(const api_config *cfg, const api_route *routes, size_t nrou
             rc = vaed_err_set(err, VAED_EINVAL, "routes", "route %zu lacks a method or handler", i);
             goto fail;
         }
-        if ((rc = route_parse(r, err)))
+        if ((rc = http_route_parse(r, err)))
             goto fail;
         for (size_t k = 0; k < i; k++)
             if (!strcmp(srv->routes[k].method, r->method) &&
@@ -1333,7 +659,7 @@ int api_server_start(const api_config *cfg, const api_route *routes, size_t nrou
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;
-    if (pthread_create(&srv->ticker, NULL, ticker_main, srv) != 0) {
+    if (pthread_create(&srv->ticker, NULL, http_ticker_main, srv) != 0) {
         MHD_stop_daemon(srv->d);
         rc = vaed_err_set(err, VAED_EIO, "listen", "%s: cannot start the keepalive thread",
                           cfg->listen);
