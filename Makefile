@@ -67,9 +67,9 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libvaed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# The allocation-failure test counts and fails vaed's own allocations: it alone is
+# The allocation-failure tests count and fail vaed's own allocations: they alone are
 # linked with malloc and friends (and the xmalloc family, to exempt it) wrapped.
-$(B)/tests/test_alloc_fail: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
+$(B)/tests/test_alloc_fail $(B)/tests/test_alloc_fail_part1: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
     -Wl,--wrap=strdup,--wrap=xmalloc,--wrap=xcalloc,--wrap=xstrdup
 
 run: deps

@@ -1,0 +1,137 @@
+/* test_alloc_fail_part1.c — more of test_alloc_fail.c's tests (split for size; same fixtures: test_alloc_fail_util.h). */
+#include "tests/unit/test_alloc_fail_util.h"
+
+static void test_checkpoint(void)
+{
+    const char *what = "checkpoint save (blob + store)";
+    char p[512];
+    remove_db("ckpt.db");
+    path_of(p, sizeof p, "ckpt.db");
+    store_opts o = quick_opts();
+    store *st = NULL;
+    vae_trainer *tr = NULL;
+    vaed_err e;
+    vae_spec spec;
+    if (spec_parse(&spec, "ckpt", 1000) || store_open(&st, p, &o, &e) ||
+        vae_trainer_new(&tr, &spec, &e)) {
+        CHECK(0, "%s: setting up", what);
+        if (st)
+            store_close(st, NULL);
+        return;
+    }
+    store_job_new nj = {.name = "ckpt", .spec = "{}", .state = "running"};
+    int64_t job = 0;
+    CHECK(store_job_insert(st, &nj, &job, &e) == 0, "%s: job: %s", what, e.msg);
+    tally t = {0};
+    for (long n = first_n();; n++) {
+        vae_metrics m;
+        if (vae_trainer_step(tr, &m, &e)) {
+            CHECK(0, "%s: step: %s", what, e.msg);
+            break;
+        }
+        long step = vae_trainer_step_index(tr);
+        void *want = NULL;
+        size_t want_len = 0;
+        if (vae_trainer_save(tr, &want, &want_len, &e)) {
+            CHECK(0, "%s: reference save: %s", what, e.msg);
+            break;
+        }
+        void *blob = NULL;
+        size_t len = 0;
+        vaed_err_clear(&e);
+        fi_arm(n);
+        int rc = vae_trainer_save(tr, &blob, &len, &e);
+        if (rc == 0) {
+            store_ckpt_put req = {.job = job, .step = step, .epoch = m.epoch, .kind = "periodic",
+                                  .blob = blob, .size = len, .give = 1, .keep = KEEP,
+                                  .wait = 1};
+            rc = store_checkpoint_put(st, &req, &e); /* the blob is the store's now */
+        }
+        int hit = fi_disarm();
+        if (rc) {
+            CHECK(code_ok(rc, mem_or_db) && e.msg[0], "%s, allocation %ld failed: rc %d, \"%s\"",
+                  what, n, rc, e.msg);
+            /* a waited checkpoint that failed was not written */
+            void *got = NULL;
+            size_t glen = 0;
+            int grc = store_checkpoint_get(st, job, step, NULL, &got, &glen, &e);
+            CHECK(grc == VAED_ENOTFOUND, "%s, allocation %ld failed: reported failed, but the "
+                  "checkpoint at %ld reads back with %d", what, n, step, grc);
+            free(got);
+            integrity_ok("ckpt.db", what, n);
+            /* the retry, without faults */
+            store_ckpt_put req = {.job = job, .step = step, .epoch = m.epoch, .kind = "periodic",
+                                  .blob = want, .size = want_len, .keep = KEEP, .wait = 1};
+            rc = store_checkpoint_put(st, &req, &e);
+            CHECK(rc == 0, "%s, allocation %ld failed: the retry failed: %s", what, n, e.msg);
+            t.failed++;
+        } else if (hit) {
+            t.survived++;
+        }
+        /* what is stored is exactly the trainer's state */
+        void *got = NULL;
+        size_t glen = 0;
+        int grc = store_checkpoint_get(st, job, -1, NULL, &got, &glen, &e);
+        CHECK(grc == 0 && glen == want_len && !memcmp(got, want, glen),
+              "%s, allocation %ld failed: newest checkpoint differs from the state (rc %d, %zu "
+              "bytes, want %zu)", what, n, grc, glen, want_len);
+        free(got);
+        free(want);
+        store_ckpt *list = NULL;
+        size_t nl = 0;
+        if (store_checkpoints_list(st, job, &list, &nl, &e) == 0) {
+            CHECK(nl <= KEEP && nl > 0 && list[nl - 1].step == step,
+                  "%s, allocation %ld failed: %zu checkpoints kept (keep %d), newest at %lld, "
+                  "want %ld", what, n, nl, KEEP, nl ? (long long)list[nl - 1].step : -1LL,
+                  step);
+            free(list);
+        }
+        if (!hit) {
+            CHECK(rc == 0, "%s without a failure: %d %s", what, rc, e.msg);
+            t.n = n - 1;
+            break;
+        }
+        if (n >= MAX_N || vae_trainer_finished(tr)) {
+            CHECK(0, "%s: still allocating after %ld", what, n);
+            break;
+        }
+    }
+    vae_trainer_free(tr);
+    CHECK(store_close(st, &e) == 0, "%s: close: %s", what, e.msg);
+    integrity_ok("ckpt.db", what, 0);
+    tally_print(what, &t);
+    remove_db("ckpt.db");
+    leak_check(what);
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (fi_install()) {
+        fprintf(stderr, "cannot install the allocators\n");
+        return 1;
+    }
+    /* Thousands of databases are opened, committed and closed: on a disk their syncs
+     * take minutes, so a memory file system is preferred when there is one (this
+     * test is about error paths, not about durability). */
+    const char *tmp = getenv("TMPDIR");
+    if (access("/dev/shm", W_OK) == 0)
+        tmp = "/dev/shm";
+    snprintf(dir, sizeof dir, "%s/vaed-allocfail-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir) || write_csv()) {
+        perror(dir);
+        return 1;
+    }
+    /* A job's life logs a few lines; thousands of them would drown the failures. */
+    log_set_level(getenv("AF_LOG") ? LOG_DEBUG : LOG_ERROR + 1);
+    vae_blas_init();
+
+    if (want("checkpoint"))
+        test_checkpoint();
+
+    char p[512];
+    path_of(p, sizeof p, "d.csv");
+    unlink(p);
+    rmdir(dir);
+    return t_done("test_alloc_fail_part1");
+}
