@@ -8,6 +8,7 @@
 #include "api/web.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "api/datasets.h"
 #include "api/events.h"
 #include "api/extra.h"
+#include "api/serving.h"
 #include "api/textbuf.h"
 #include "daemon/bus.h"
 #include "daemon/version.h"
@@ -667,8 +669,31 @@ static const api_route routes[] = {
     {"DELETE", "/v1/datasets/{id}", api_h_datasets_delete},
 };
 
+/* The whole table: the routes above, then those of the modules with tables of their
+ * own (api/serving.h, api/schedules.c), put together once. */
+static api_route all[sizeof routes / sizeof *routes + 16];
+static size_t nall;
+static pthread_once_t all_once = PTHREAD_ONCE_INIT;
+
+static void add(const api_route *r, size_t n)
+{
+    for (size_t i = 0; i < n && nall < sizeof all / sizeof *all; i++)
+        all[nall++] = r[i];
+}
+
+static void build_all(void)
+{
+    size_t n;
+    add(routes, sizeof routes / sizeof *routes);
+    const api_route *r = api_serving_routes(&n);
+    add(r, n);
+    r = api_schedule_routes(&n);
+    add(r, n);
+}
+
 const api_route *api_routes(size_t *n)
 {
-    *n = sizeof routes / sizeof *routes;
-    return routes;
+    pthread_once(&all_once, build_all);
+    *n = nall;
+    return all;
 }

@@ -21,7 +21,12 @@ typedef struct api_ctx {
     struct api_models *models;  /* loaded models for the serving routes (api/serving.h) */
 } api_ctx;
 
-/* The route table (static). OUT *n: its length. */
+/* The route table (static): every route of the API, those of routes.c and those of the
+ * modules with tables of their own. OUT *n: its length. */
 const api_route *api_routes(size_t *n);
+
+/* The schedule routes (api/schedules.c): GET /v1/schedules/kinds, POST
+ * /v1/schedules/preview. OUT *n. */
+const api_route *api_schedule_routes(size_t *n);
 
 #endif

@@ -13,7 +13,7 @@
 /* GET /: web/index.html. */
 void api_h_web_index(api_req *req);
 
-/* GET /web/{name:s}: the page's own files (web/app.js, web/sched.js, web/style.css),
+/* GET /web/{name:s}: the page's own files (web/app.js, web/style.css),
  * from the copies compiled in; 404 for any other name. */
 void api_h_web_asset(api_req *req);
 

@@ -186,7 +186,6 @@ int cmd_serve(int argc, char **argv)
     api_server *srv = NULL;
     api_cache *cache = NULL;
     api_models *models = NULL;
-    api_route *routes = NULL;
     char *cors_buf = NULL;
     const char **cors = NULL;
     rc = 1;
@@ -257,13 +256,8 @@ int cmd_serve(int argc, char **argv)
             cors[k++] = tok;
         cfg.cors_origins = cors;
     }
-    /* the REST routes, then the model-serving ones (api/serving.h) */
-    size_t nbase, nserve;
-    const api_route *base = api_routes(&nbase), *serving = api_serving_routes(&nserve);
-    size_t nroutes = nbase + nserve;
-    routes = xcalloc(nroutes, sizeof *routes);
-    memcpy(routes, base, nbase * sizeof *routes);
-    memcpy(routes + nbase, serving, nserve * sizeof *routes);
+    size_t nroutes;
+    const api_route *routes = api_routes(&nroutes);
     /* The HTTP threads are created from this one and inherit its policy: SCHED_BATCH
      * (unprivileged) keeps a request's wake-up from preempting a training thread in
      * the middle of a multiply, where both of OpenBLAS's threads would then wait for
@@ -308,7 +302,6 @@ done:
     api_server_stop(srv);
     api_cache_free(cache);
     api_models_free(models);
-    free(routes);
     jobs_stop(J);
     bus_free(events);
     if (st && store_close(st, &err)) {

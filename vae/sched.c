@@ -767,3 +767,17 @@ json_t *sched_to_json(const sched_spec *s)
     }
     return o;
 }
+
+const char *sched_kind_name(int kind)
+{
+    return kind >= 0 && kind < N_KINDS ? kind_names[kind] : NULL;
+}
+
+json_t *sched_kind_defaults_json(int kind)
+{
+    if (kind < 0 || kind >= N_KINDS)
+        return NULL;
+    sched_spec s;
+    kind_defaults(&s, (enum sched_kind)kind);
+    return sched_to_json(&s);
+}

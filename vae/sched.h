@@ -27,6 +27,7 @@ enum sched_kind {
     SCHED_CONTROLLER,
     SCHED_CAPACITY,
 };
+#define SCHED_NKINDS 7
 enum sched_unit { SCHED_EPOCHS = 0, SCHED_STEPS };
 enum sched_gran { SCHED_PER_STEP = 0, SCHED_PER_EPOCH };
 enum sched_shape { SCHED_SHAPE_LINEAR = 0, SCHED_SHAPE_COSINE, SCHED_SHAPE_SIGMOID };
@@ -104,6 +105,14 @@ void sched_state_init(const sched_spec *s, sched_state *st, double beta_now);
 
 /* Capacity C(t) in nats for the capacity kind; 0 for every other kind. */
 double sched_capacity(const sched_spec *s, long step, long steps_per_epoch);
+
+/* The name of kind ("constant", ...), NULL when out of range. */
+const char *sched_kind_name(int kind);
+
+/* kind's defaults, as sched_to_json writes them (new reference; NULL when kind is out of
+ * range): what a client's form starts from. Fields with no default (piecewise's points,
+ * the controller's target_kl, cyclical's period or cycles) hold placeholders of 0. */
+json_t *sched_kind_defaults_json(int kind);
 
 /* The schedule as a JSON object (new reference), every field of its kind written,
  * absolute (no origin/from-current). Round-trips through sched_parse. */

@@ -12,7 +12,6 @@
 (function () {
   'use strict';
   var $ = function (id) { return document.getElementById(id); };
-  var S = window.VaedSched;
   var EXAMPLE = {
     name: 'demo',
     dataset: { name: 'fashion-mnist', limit: 5000 },
@@ -24,6 +23,8 @@
   var TERMINAL = { completed: 1, failed: 1, cancelled: 1 };
 
   var st = {
+    kinds: null,
+    previewSeq: 0,
     token: sessionStorage.getItem('vaed_token') || '',
     readsNeedToken: false,
     jobs: [],
@@ -466,8 +467,12 @@
   var FIELD_ORDER = ['value', 'from', 'to', 'duration', 'k', 'midpoint', 'ratio', 'shape', 'period',
                      'cycles', 'points', 'target_kl', 'kp', 'ki', 'min', 'max', 'gamma', 'c_max'];
 
+  /* Every kind's fields and defaults, from the daemon (GET /v1/schedules/kinds): the
+   * formulas and defaults live in vae/sched.c only. */
+  function kindDefaults(kind) { return (st.kinds && st.kinds[kind]) || {}; }
+
   function buildFields(kind) {
-    var box = $('sched-fields'), d = S.DEFAULTS[kind];
+    var box = $('sched-fields'), d = kindDefaults(kind);
     box.textContent = '';
     FIELD_ORDER.forEach(function (k) {
       if (!(k in d)) return;
@@ -493,7 +498,9 @@
   function formSchedule() {
     var f = $('sched-form'), kind = f.kind.value, s = { kind: kind };
     var fv = function (n) { return f.elements[n] ? f.elements[n].value.trim() : ''; };
-    Object.keys(S.DEFAULTS[kind]).forEach(function (k) {
+    Object.keys(kindDefaults(kind)).filter(function (k) {
+      return FIELD_ORDER.indexOf(k) >= 0;
+    }).forEach(function (k) {
       var v = fv(k);
       if (v === '') return;
       if (k === 'shape') { s.shape = v; return; }
@@ -516,6 +523,8 @@
     return s;
   }
 
+  /* The preview is the daemon's own curve for the proposed schedule, resolved at the
+   * job's current step and beta as a PUT would be now (POST /v1/schedules/preview). */
   function updatePreview() {
     var j = st.job;
     var out = $('sched-json');
@@ -523,16 +532,17 @@
     try { s = formSchedule(); } catch (e) { out.textContent = e.message; st.preview = null; return; }
     out.textContent = 'PUT body: ' + JSON.stringify(s);
     if (!j || !j.progress || TERMINAL[j.state]) { st.preview = null; redrawSoon(); return; }
-    var p = j.progress, eff = p.step, spe = p.steps_per_epoch, total = p.total_steps;
-    var r = S.resolve(s, eff, spe, j.beta);
-    var pts = [], n = Math.min(400, Math.max(1, total - eff)), dx = (total - eff) / n;
-    for (var i = 0; i <= n; i++) {
-      var step = Math.round(eff + i * dx);
-      if (pts.length && pts[pts.length - 1][0] === step) continue;
-      pts.push([step, S.beta(r, step, spe)]);
-    }
-    st.preview = pts;
-    redrawSoon();
+    var asked = ++st.previewSeq;
+    api('POST', '/v1/schedules/preview', { schedule: s, job: j.id }).then(function (r) {
+      if (asked !== st.previewSeq) return;  /* a newer form state was asked for meanwhile */
+      st.preview = r.step.map(function (x, i) { return [x, r.beta[i]]; });
+      redrawSoon();
+    }).catch(function (e) {
+      if (asked !== st.previewSeq) return;
+      out.textContent = 'PUT body: ' + JSON.stringify(s) + ' — ' + e.message;
+      st.preview = null;
+      redrawSoon();
+    });
   }
 
   function applySchedule(ev) {
@@ -612,9 +622,12 @@
     });
     $('smooth').addEventListener('input', function () { $('smooth-val').textContent = $('smooth').value; redrawSoon(); });
     var f = $('sched-form');
-    S.KINDS.forEach(function (k) { f.kind.appendChild(el('option', {}, k)); });
-    f.kind.value = 'linear';
-    buildFields('linear');
+    api('GET', '/v1/schedules/kinds').then(function (r) {
+      st.kinds = r.kinds;
+      Object.keys(r.kinds).forEach(function (k) { f.kind.appendChild(el('option', {}, k)); });
+      f.kind.value = 'linear';
+      buildFields('linear');
+    }).catch(fail);
     f.kind.addEventListener('change', function () { buildFields(f.kind.value); updatePreview(); });
     f.addEventListener('input', function (ev) { if (ev.target.name !== 'kind') updatePreview(); });
     f.addEventListener('change', function (ev) { if (ev.target.name !== 'kind') updatePreview(); });

@@ -10,7 +10,8 @@
  *   - the running job's curves grow (rows in the chart increase);
  *   - a schedule applied from the form comes back with its effective step, the marker
  *     appears there, and the betas the daemon reports from that step on are the ones
- *     web/sched.js computes for the schedule the server resolved (so the preview's
+ *     the preview route (POST /v1/schedules/preview) gives for the schedule the server
+ *     resolved (so the preview's
  *     formulas agree with vae/sched.c), and the beta chart shows them;
  *   - the reconstruction and sample images load (naturalWidth > 0);
  *   - the comparison overlay draws both jobs' beta curves. */
@@ -96,12 +97,31 @@ async function main() {
       const g = window.vaed.charts.beta;
       return g.getValue(g.numRows() - 1, 0) >= e + 50;
     }, eff).catch(() => {});
-    const cmp = await page.evaluate((a) => {
-      const S = window.VaedSched, r = window.vaed.rows, spe = window.vaed.job.progress.steps_per_epoch;
+    // the daemon's own curve for the schedule it resolved (POST /v1/schedules/preview)
+    const pv = await page.evaluate(async (a) => {
+      const p = window.vaed.job.progress, tok = window.vaed.token;
+      const r = await fetch('/v1/schedules/preview', {
+        method: 'POST',
+        headers: Object.assign({ 'Content-Type': 'application/json' },
+                               tok ? { Authorization: 'Bearer ' + tok } : {}),
+        // every step of the 2,000 from the effective one (the schedule is absolute
+        // already: resolving it there changes nothing)
+        body: JSON.stringify({ schedule: a.schedule, steps_per_epoch: p.steps_per_epoch,
+                               effective_step: a.effective_step,
+                               total_steps: a.effective_step + 2000,
+                               max_points: 2000 })
+      });
+      const b = await r.json();
+      const m = {};
+      b.step.forEach((x, i) => { m[x] = b.beta[i]; });
+      return m;
+    }, applied);
+    const cmp = await page.evaluate((arg) => {
+      const a = arg.a, pv = arg.pv, r = window.vaed.rows;
       let n = 0, maxdiff = 0, first = null;
       for (let i = 0; i < r.step.length; i++) {
-        if (r.step[i] < a.effective_step) continue;
-        const want = S.beta(a.schedule, r.step[i], spe);
+        if (r.step[i] < a.effective_step || !(r.step[i] in pv)) continue;
+        const want = pv[r.step[i]];
         const d = Math.abs(want - r.beta[i]);
         if (d > maxdiff) { maxdiff = d; first = [r.step[i], r.beta[i], want]; }
         n++;
@@ -111,13 +131,13 @@ async function main() {
       let shown = 0;
       for (let i = 0; i < g.numRows(); i++) {
         const x = g.getValue(i, 0), b = g.getValue(i, 1);
-        if (x >= a.effective_step && b !== null && Math.abs(b - S.beta(a.schedule, x, spe)) < 1e-9) shown++;
+        if (x >= a.effective_step && (x in pv) && b !== null && Math.abs(b - pv[x]) < 1e-9) shown++;
       }
       return { n, maxdiff, first, shown };
-    }, applied);
+    }, { a: applied, pv });
     check(cmp.n >= 50 && cmp.maxdiff < 1e-9,
-          `daemon's beta after the change = sched.js on the resolved schedule over ${cmp.n} steps ` +
-          `(maxdiff=${cmp.maxdiff}` + (cmp.first ? `, worst step ${cmp.first[0]}: daemon ${cmp.first[1]}, js ${cmp.first[2]}` : '') + ')');
+          `daemon's beta after the change = the preview route's curve of the resolved schedule over ${cmp.n} steps ` +
+          `(maxdiff=${cmp.maxdiff}` + (cmp.first ? `, worst step ${cmp.first[0]}: daemon ${cmp.first[1]}, preview ${cmp.first[2]}` : '') + ')');
     check(cmp.shown >= 50, `the beta chart shows the new betas (${cmp.shown} rows)`);
     check(applied.schedule.kind === 'linear' && applied.schedule.to === 0.9 &&
           applied.schedule.unit === 'steps', 'the server resolved the form\'s schedule: ' +
