@@ -232,7 +232,7 @@
       var changed = s.history.length !== st.history.length;
       st.history = s.history;
       st.schedNow = s.schedule;
-      $('sched-now').textContent = 'In force: ' + JSON.stringify(s.schedule) +
+      $('sched-now').textContent = 'In force: ' + readable(s.schedule) +
         '  ·  changes: ' + s.history.map(function (h) {
           return h.source + '@' + h.effective_step + (h.superseded ? ' (superseded)' : '');
         }).join(', ');
@@ -470,6 +470,12 @@
   /* Every kind's fields and defaults, from the daemon (GET /v1/schedules/kinds): the
    * formulas and defaults live in vae/sched.c only. */
   function kindDefaults(kind) { return (st.kinds && st.kinds[kind]) || {}; }
+
+  /* A schedule for people: every number to 6 significant digits (the resolved "from" of
+   * a change is beta_now, 0.44920127795527154, and shows as 0.449201). */
+  function readable(o) {
+    return JSON.stringify(o, function (k, v) { return typeof v === 'number' ? +v.toPrecision(6) : v; });
+  }
 
   function buildFields(kind) {
     var box = $('sched-fields'), d = kindDefaults(kind);

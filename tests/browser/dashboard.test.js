@@ -139,6 +139,11 @@ async function main() {
           `daemon's beta after the change = the preview route's curve of the resolved schedule over ${cmp.n} steps ` +
           `(maxdiff=${cmp.maxdiff}` + (cmp.first ? `, worst step ${cmp.first[0]}: daemon ${cmp.first[1]}, preview ${cmp.first[2]}` : '') + ')');
     check(cmp.shown >= 50, `the beta chart shows the new betas (${cmp.shown} rows)`);
+    // the schedule in force is shown readably: no number with more than 6 significant digits
+    await page.waitForFunction(() => /In force: \{/.test(document.getElementById('sched-now').textContent)).catch(() => {});
+    const inForce = await page.textContent('#sched-now');
+    const longest = Math.max(0, ...(inForce.match(/\d+\.\d+/g) || []).map((x) => x.replace('.', '').replace(/^0+/, '').length));
+    check(longest <= 6, `the schedule in force is shown readably: ${inForce}`);
     check(applied.schedule.kind === 'linear' && applied.schedule.to === 0.9 &&
           applied.schedule.unit === 'steps', 'the server resolved the form\'s schedule: ' +
           JSON.stringify(applied.schedule));
