@@ -50,15 +50,23 @@ static float sigmoidf(float x)
     return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
 }
 
+/* The layers of one MLP (n of them, outputs in outs) on B rows of x; returns the last
+ * layer's output: the encoder's [mu | logvar] head, or the decoder's logits or means. */
+static const float *mlp(vae_model *m, const vae_layer *layers, int n, float *const *outs,
+                        const float *x, int B)
+{
+    const float *in = x;
+    for (int i = 0; i < n; i++) {
+        const vae_layer *l = &layers[i];
+        dense_forward(outs[i], in, m->params + l->w, m->params + l->b, B, l->in, l->out, l->act);
+        in = outs[i];
+    }
+    return in;
+}
+
 void vae_infer_decode(vae_model *m, const float *z, int B, float *out)
 {
-    const float *in = z;
-    for (int i = 0; i < m->n_dec; i++) {
-        const vae_layer *l = &m->dec[i];
-        dense_forward(m->dec_out[i], in, m->params + l->w, m->params + l->b, B, l->in, l->out,
-                      l->act);
-        in = m->dec_out[i];
-    }
+    const float *in = mlp(m, m->dec, m->n_dec, m->dec_out, z, B);
     /* The output layer is linear: logits for bernoulli, the mean for gaussian. */
     long total = (long)B * m->D;
     for (long i = 0; i < total; i++)
@@ -78,13 +86,7 @@ long vae_infer_width(const vae_spec *s, long n)
 
 void vae_infer_encode(vae_model *m, const float *x, int B, float *mu, float *lv)
 {
-    const float *in = x;
-    for (int i = 0; i < m->n_enc; i++) {
-        const vae_layer *l = &m->enc[i];
-        dense_forward(m->enc_out[i], in, m->params + l->w, m->params + l->b, B, l->in, l->out,
-                      l->act);
-        in = m->enc_out[i];
-    }
+    const float *in = mlp(m, m->enc, m->n_enc, m->enc_out, x, B);
     const int L = m->L; /* the head is [mu | logvar] per row */
     for (int i = 0; i < B; i++) {
         memcpy(mu + (long)i * L, in + (long)i * 2 * L, sizeof(float) * (size_t)L);
@@ -98,13 +100,7 @@ void vae_infer_lik_params(vae_model *m, const float *z, int B, float *out)
         vae_infer_decode(m, z, B, out);
         return;
     }
-    const float *in = z;
-    for (int i = 0; i < m->n_dec; i++) {
-        const vae_layer *l = &m->dec[i];
-        dense_forward(m->dec_out[i], in, m->params + l->w, m->params + l->b, B, l->in, l->out,
-                      l->act);
-        in = m->dec_out[i];
-    }
+    const float *in = mlp(m, m->dec, m->n_dec, m->dec_out, z, B);
     /* softmax over each position's V logits, shifted by their maximum */
     const int V = m->vocab;
     for (long t = 0; t < (long)B * m->D; t += V) {
@@ -121,13 +117,7 @@ void vae_infer_lik_params(vae_model *m, const float *z, int B, float *out)
 
 void vae_infer_reconstruct(vae_model *m, const float *x, int B, float *out)
 {
-    const float *in = x;
-    for (int i = 0; i < m->n_enc; i++) {
-        const vae_layer *l = &m->enc[i];
-        dense_forward(m->enc_out[i], in, m->params + l->w, m->params + l->b, B, l->in, l->out,
-                      l->act);
-        in = m->enc_out[i];
-    }
+    const float *in = mlp(m, m->enc, m->n_enc, m->enc_out, x, B);
     /* The head is [mu | logvar] per row; z = mu (no noise: the mean reconstruction). */
     const int L = m->L;
     for (int i = 0; i < B; i++)

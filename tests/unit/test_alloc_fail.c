@@ -308,26 +308,9 @@ static void test_worker_start(void)
 
 int main(void)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    if (fi_install()) {
-        fprintf(stderr, "cannot install the allocators\n");
-        return 1;
-    }
-    /* Thousands of databases are opened, committed and closed: on a disk their syncs
-     * take minutes, so a memory file system is preferred when there is one (this
-     * test is about error paths, not about durability). */
-    const char *tmp = getenv("TMPDIR");
-    if (access("/dev/shm", W_OK) == 0)
-        tmp = "/dev/shm";
-    snprintf(dir, sizeof dir, "%s/vaed-allocfail-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir) || write_csv()) {
-        perror(dir);
-        return 1;
-    }
-    /* A job's life logs a few lines; thousands of them would drown the failures. */
-    log_set_level(getenv("AF_LOG") ? LOG_DEBUG : LOG_ERROR + 1);
-    vae_blas_init();
-
+    int rc = test_alloc_fail_begin();
+    if (rc)
+        return rc;
     for (int v = 0; v < STORE_SCHEMA_VERSION && want("migration"); v++)
         test_migration(v);
     if (want("trainer"))
@@ -336,10 +319,5 @@ int main(void)
         test_submit();
     if (want("worker"))
         test_worker_start();
-
-    char p[512];
-    path_of(p, sizeof p, "d.csv");
-    unlink(p);
-    rmdir(dir);
-    return t_done("test_alloc_fail");
+    return test_alloc_fail_end("test_alloc_fail");
 }

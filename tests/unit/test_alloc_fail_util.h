@@ -475,4 +475,41 @@ static int64_t queue_job(store *st, const char *spec_text, const char *sched_tex
 
 #define KEEP 2
 
+/* What every test_alloc_fail program does first: its scratch directory and fixtures. 0, or the
+ * exit status to stop with. */
+static int test_alloc_fail_begin(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (fi_install()) {
+        fprintf(stderr, "cannot install the allocators\n");
+        return 1;
+    }
+    /* Thousands of databases are opened, committed and closed: on a disk their syncs
+     * take minutes, so a memory file system is preferred when there is one (this
+     * test is about error paths, not about durability). */
+    const char *tmp = getenv("TMPDIR");
+    if (access("/dev/shm", W_OK) == 0)
+        tmp = "/dev/shm";
+    snprintf(dir, sizeof dir, "%s/vaed-allocfail-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir) || write_csv()) {
+        perror(dir);
+        return 1;
+    }
+    /* A job's life logs a few lines; thousands of them would drown the failures. */
+    log_set_level(getenv("AF_LOG") ? LOG_DEBUG : LOG_ERROR + 1);
+    vae_blas_init();
+
+    return 0;
+}
+
+/* ... and last: the closing line "name: N passed, N failed", the scratch cleaned up. */
+static int test_alloc_fail_end(const char *name)
+{
+    char p[512];
+    path_of(p, sizeof p, "d.csv");
+    unlink(p);
+    rmdir(dir);
+    return t_done(name);
+}
+
 #endif

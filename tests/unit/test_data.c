@@ -401,20 +401,12 @@ static void test_text(void)
 
 int main(void)
 {
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/vaed-test-data-XXXXXX", t && t[0] ? t : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    int rc = test_data_begin();
+    if (rc)
+        return rc;
     test_idx();
     test_npy();
     test_csv();
     test_text();
-    for (int i = 0; i < n_made; i++) {
-        unlink(made[i]);
-        free(made[i]);
-    }
-    rmdir(tmpdir);
-    return t_done("test_data");
+    return test_data_end("test_data");
 }

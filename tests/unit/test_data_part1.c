@@ -385,21 +385,13 @@ static void test_enomem(void)
 
 int main(void)
 {
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/vaed-test-data-XXXXXX", t && t[0] ? t : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    int rc = test_data_begin();
+    if (rc)
+        return rc;
     test_batch_split();
     test_load();
     test_fashion_mnist();
     test_words();
     test_enomem();
-    for (int i = 0; i < n_made; i++) {
-        unlink(made[i]);
-        free(made[i]);
-    }
-    rmdir(tmpdir);
-    return t_done("test_data_part1");
+    return test_data_end("test_data_part1");
 }

@@ -273,4 +273,28 @@ static unsigned char *gz_all(const char *path, size_t *len)
     return b;
 }
 
+/* What every test_data program does first: its scratch directory and fixtures. 0, or the
+ * exit status to stop with. */
+static int test_data_begin(void)
+{
+    const char *t = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/vaed-test-data-XXXXXX", t && t[0] ? t : "/tmp");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 2;
+    }
+    return 0;
+}
+
+/* ... and last: the closing line "name: N passed, N failed", the scratch cleaned up. */
+static int test_data_end(const char *name)
+{
+    for (int i = 0; i < n_made; i++) {
+        unlink(made[i]);
+        free(made[i]);
+    }
+    rmdir(tmpdir);
+    return t_done(name);
+}
+
 #endif

@@ -357,26 +357,13 @@ static void test_metrics(void)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/vaed-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    /* The forking test runs first, while this process has no threads. */
+    int rc = test_store_begin();
+    if (rc)
+        return rc;
     test_open_and_version();
     test_migration_from_v1();
     test_newer_refused();
     test_jobs();
     test_metrics();
-    int rc = t_done("test_store");
-    if (rc == 0) {
-        char cmd[300];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", dir);
-    } else {
-        fprintf(stderr, "files kept in %s\n", dir);
-    }
-    return rc;
+    return test_store_end("test_store");
 }

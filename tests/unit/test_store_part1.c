@@ -342,13 +342,9 @@ static void test_checkpoint_durability(void)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/vaed-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    /* The forking test runs first, while this process has no threads. */
+    int rc = test_store_begin();
+    if (rc)
+        return rc;
     test_downsample();
     test_migration_v2_v3();
     test_migration_v3_v4();
@@ -356,14 +352,5 @@ int main(void)
     test_checkpoint_durability();
     if (getenv("VAED_STORE_BENCH"))
         bench_million();
-    int rc = t_done("test_store_part1");
-    if (rc == 0) {
-        char cmd[300];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", dir);
-    } else {
-        fprintf(stderr, "files kept in %s\n", dir);
-    }
-    return rc;
+    return test_store_end("test_store_part1");
 }

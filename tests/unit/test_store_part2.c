@@ -311,26 +311,14 @@ static void test_integrity_all(void)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/vaed-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    int rc = test_store_begin();
+    if (rc)
+        return rc;
     /* The forking test runs first, while this process has no threads. */
     test_kill9();
     test_verbatim_epochs_events();
     test_concurrent();
     test_disk_full();
     test_integrity_all();
-    int rc = t_done("test_store_part2");
-    if (rc == 0) {
-        char cmd[300];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", dir);
-    } else {
-        fprintf(stderr, "files kept in %s\n", dir);
-    }
-    return rc;
+    return test_store_end("test_store_part2");
 }

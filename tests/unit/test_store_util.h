@@ -719,4 +719,32 @@ static void child_writer(const char *p, int fd)
 
 /* ---- integrity of every file --------------------------------------------------- */
 
+/* What every test_store program does first: its scratch directory and fixtures. 0, or the
+ * exit status to stop with. */
+static int test_store_begin(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/vaed-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    return 0;
+}
+
+/* ... and last: the closing line "name: N passed, N failed", the scratch cleaned up. */
+static int test_store_end(const char *name)
+{
+    int rc = t_done(name);
+    if (rc == 0) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", dir);
+    } else {
+        fprintf(stderr, "files kept in %s\n", dir);
+    }
+    return rc;
+}
+
 #endif
