@@ -57,16 +57,9 @@ char *api_sse_format(const bus_event *ev, size_t *len)
     case BUS_STEP: {
         const bus_step *s = &ev->u.step;
         tb_printf(&b, ",\"step\":%lld", (long long)s->step);
-        num(&b, "epoch", s->epoch);
-        num(&b, "beta", s->beta);
-        num(&b, "capacity", s->capacity);
-        num(&b, "loss", s->loss);
-        num(&b, "xent", s->xent);
-        num(&b, "kl", s->kl);
-        num(&b, "elbo", s->elbo);
-        num(&b, "lr", s->lr);
-        num(&b, "grad_norm", s->grad_norm);
-        num(&b, "time", s->time);
+#define FIELD(ID, name, unit, flags, meaning) num(&b, #name, s->name);
+        VAE_METRIC_FIELDS(FIELD)
+#undef FIELD
         num(&b, "samples_per_sec", s->samples_per_sec);
         break;
     }

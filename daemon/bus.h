@@ -39,6 +39,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vae/metric_fields.h"
+
 
 typedef struct bus bus;
 typedef struct bus_sub bus_sub;
@@ -64,8 +66,7 @@ const char *bus_type_name(int type);
  * 0-based index of the step just taken; epoch its progress at the start). */
 typedef struct bus_step {
     int64_t step;
-    double epoch, beta, capacity, loss, xent, kl, elbo, lr, grad_norm;
-    double time;                /* unix seconds when the step finished */
+    VAE_METRIC_FIELDS(VAE_MF_DECL) /* vae/metric_fields.h: epoch, beta, ..., time */
     double samples_per_sec;     /* training rate over the last second or so; 0 unknown */
 } bus_step;
 

@@ -108,12 +108,8 @@ static void publish(run *r, const vae_metrics *m)
 
 static void store_step(run *r, const vae_metrics *m)
 {
-    store_metric row = {
-        .step = m->step, .epoch = m->epoch, .beta = m->beta, .loss = m->loss,
-        .xent = m->xent, .kl = m->kl, .elbo = m->elbo, .lr = m->lr,
-        .grad_norm = m->grad_norm, .capacity = m->capacity, .time = m->time,
-        .n_groups = m->n_groups, .kl_groups = m->kl_group,
-    };
+    store_metric row = {.step = m->step, .n_groups = m->n_groups, .kl_groups = m->kl_group};
+    VAE_METRIC_COPY(&row, m);
     vaed_err err;
     /* A failed allocation is worth waiting out: a row not queued is a step missing from
      * the job's metrics for good (nothing recomputes it unless the daemon restarts). */
@@ -301,10 +297,8 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
         double sps = jb->sps;
         pthread_mutex_unlock(&J->mu);
         if (J->cfg.bus) { /* O(1), throttled by the bus; never waits for a client */
-            bus_step bs = {.step = m.step, .epoch = m.epoch, .beta = m.beta,
-                           .capacity = m.capacity, .loss = m.loss, .xent = m.xent, .kl = m.kl,
-                           .elbo = m.elbo, .lr = m.lr, .grad_norm = m.grad_norm,
-                           .time = m.time, .samples_per_sec = sps};
+            bus_step bs = {.step = m.step, .samples_per_sec = sps};
+            VAE_METRIC_COPY(&bs, &m);
             bus_publish_step(J->cfg.bus, jb->id, &bs);
         }
 

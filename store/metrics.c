@@ -13,9 +13,8 @@
 
 /* ---- metrics ---------------------------------------------------------------------- */
 
-static const char *const mcol_names[STORE_M_NCOLS] = {
-    "epoch", "beta", "loss", "xent", "kl", "elbo", "lr", "grad_norm", "capacity", "time",
-};
+#define MCOL_NAME(ID, name, unit, flags, meaning) #name,
+static const char *const mcol_names[STORE_M_NCOLS] = {VAE_METRIC_FIELDS(MCOL_NAME)};
 
 const char *store_mcol_name(int c)
 {
@@ -91,8 +90,8 @@ static int series_push(store_series *out, size_t *cap, sqlite3_stmt *s, unsigned
         if (mask & STORE_MCOL(k))
             out->col[k][n] = sqlite3_column_double(s, 1 + k);
     if (mask & STORE_M_KL_GROUPS_BIT) {
-        const double *g = sqlite3_column_blob(s, 11);
-        int ng = g ? sqlite3_column_bytes(s, 11) / (int)sizeof(double) : 0;
+        const double *g = sqlite3_column_blob(s, 1 + STORE_M_NCOLS);
+        int ng = g ? sqlite3_column_bytes(s, 1 + STORE_M_NCOLS) / (int)sizeof(double) : 0;
         if (ng > out->n_groups && widen_groups(out, n, *cap, ng) != 0)
             return -1;
         for (int k = 0; k < out->n_groups; k++) {
@@ -305,9 +304,9 @@ int store_metrics_downsample(store *st, int64_t job, int64_t since, int64_t unti
         sqlite3_prepare_v2(c->db, "SELECT bucket, n, agg FROM metrics_sum WHERE job = ?1 "
                                   "AND lvl = ?2 AND bucket >= ?3 AND bucket <= ?4 "
                                   "ORDER BY bucket", -1, &x.sum, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(c->db, "SELECT step, epoch, beta, loss, xent, kl, elbo, lr, "
-                                  "grad_norm, capacity, time FROM metrics WHERE job = ?1 "
-                                  "AND step >= ?2 AND step <= ?3", -1, &x.raw, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(c->db, "SELECT step" VAE_METRIC_SQL_COLUMNS " FROM metrics "
+                                  "WHERE job = ?1 AND step >= ?2 AND step <= ?3", -1, &x.raw,
+                           NULL) != SQLITE_OK) {
         rc = store_dberr(err, c->db, "preparing the downsampling reads");
         goto done;
     }

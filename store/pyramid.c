@@ -125,8 +125,8 @@ int sum_build_all(sqlite3 *db, vaed_err *err)
 {
     sqlite3_stmt *sel = NULL, *ins = NULL;
     int rc = 0;
-    if (sqlite3_prepare_v2(db, "SELECT job, step, epoch, beta, loss, xent, kl, elbo, lr, "
-                               "grad_norm, capacity, time FROM metrics ORDER BY job, step",
+    if (sqlite3_prepare_v2(db, "SELECT job, step" VAE_METRIC_SQL_COLUMNS " FROM metrics "
+                               "ORDER BY job, step",
                            -1, &sel, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO metrics_sum(job, lvl, bucket, n, agg) "
                                "VALUES (?1, ?2, ?3, ?4, ?5)",

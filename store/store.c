@@ -208,9 +208,8 @@ static const char *const rsql[R_NSTMT] = {
     [R_JOBS_RESUMABLE] = "SELECT " JOB_COLS " FROM jobs "
                          "WHERE state IN ('queued', 'running', 'interrupted') "
                          "ORDER BY priority DESC, queue_seq ASC",
-    [R_METRICS] = "SELECT step, epoch, beta, loss, xent, kl, elbo, lr, grad_norm, capacity, "
-                  "time, kl_groups FROM metrics WHERE job = ?1 AND step > ?2 AND step <= ?3 "
-                  "ORDER BY step LIMIT ?4",
+    [R_METRICS] = "SELECT step" VAE_METRIC_SQL_COLUMNS ", kl_groups FROM metrics "
+                  "WHERE job = ?1 AND step > ?2 AND step <= ?3 ORDER BY step LIMIT ?4",
     [R_EPOCHS] = "SELECT epoch, split, step, xent, kl, elbo, active_units, kl_dims, time "
                  "FROM epochs WHERE job = ?1 ORDER BY epoch, split",
     [R_EVENTS] = "SELECT seq, requested_at, effective_step, schedule, source, superseded "

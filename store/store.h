@@ -64,6 +64,7 @@
 #include <stdint.h>
 
 #include "vae/err.h"
+#include "vae/metric_fields.h"
 
 #define STORE_SCHEMA_VERSION 4
 
@@ -153,10 +154,18 @@ int store_job_set_priority(store *st, int64_t id, int priority, vaed_err *err);
 /* One training step's figures. */
 typedef struct store_metric {
     int64_t step;
-    double epoch, beta, loss, xent, kl, elbo, lr, grad_norm, capacity, time;
+    VAE_METRIC_FIELDS(VAE_MF_DECL) /* vae/metric_fields.h, in storage order */
     int n_groups;               /* KL per latent group; 0 = not recorded */
     const double *kl_groups;    /* n_groups values, borrowed (copied by append) */
 } store_metric;
+
+/* A row's column values, in storage order (v: STORE_M_NCOLS doubles). */
+#define STORE_MCOL_VALUE(ID, name, unit, flags, meaning) v[k++] = m->name;
+static inline void store_metric_values(const store_metric *m, double *v)
+{
+    int k = 0;
+    VAE_METRIC_FIELDS(STORE_MCOL_VALUE)
+}
 
 /* Enqueue n metric rows of job; returns at once (never waits on disk). Rows replace
  * any existing row with the same (job, step). VAED_ETOOBIG when the queue is over
@@ -285,12 +294,11 @@ int store_jobs_resumable(store *st, store_job_list *out, vaed_err *err);
 /* Free the jobs of l and zero it; l may be NULL. */
 void store_job_list_free(store_job_list *l);
 
-/* Metric columns, in storage order. */
-enum store_mcol {
-    STORE_M_EPOCH = 0, STORE_M_BETA, STORE_M_LOSS, STORE_M_XENT, STORE_M_KL,
-    STORE_M_ELBO, STORE_M_LR, STORE_M_GRAD_NORM, STORE_M_CAPACITY, STORE_M_TIME,
-    STORE_M_NCOLS,
-};
+/* Metric columns, in storage order: the fields of vae/metric_fields.h. */
+#define STORE_MCOL_ENUM(ID, name, unit, flags, meaning) STORE_M_##ID,
+enum store_mcol { VAE_METRIC_FIELDS(STORE_MCOL_ENUM) STORE_M_NCOLS };
+
+
 #define STORE_MCOL(c) (1u << (c))
 #define STORE_M_KL_GROUPS_BIT (1u << STORE_M_NCOLS)   /* ask for kl_groups */
 #define STORE_MCOL_ALL ((1u << STORE_M_NCOLS) - 1)

@@ -121,9 +121,8 @@ int store_sums_update(store *st, int64_t job, const store_metric *rows, size_t n
             const store_metric *m = &rows[ix[i].i];
             if (i + 1 < n && ix[i + 1].step == m->step)
                 continue;   /* the same step twice in a batch: the later row won */
-            const double v[STORE_M_NCOLS] = {m->epoch, m->beta, m->loss, m->xent, m->kl,
-                                             m->elbo, m->lr, m->grad_norm, m->capacity,
-                                             m->time};
+            double v[STORE_M_NCOLS];
+            store_metric_values(m, v);
             sum_add(&e->delta, m->step, v);
         }
         struct sum cur = {0};

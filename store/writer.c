@@ -33,6 +33,7 @@
 #define BACKOFF_MAX 5.0
 #define CLOSE_TRIES 3                /* batch attempts at close before giving up */
 
+#define W_PARAM(ID, name, unit, flags, meaning) ", ?"
 static const char *const wsql[W_NSTMT] = {
     [W_BEGIN] = "BEGIN IMMEDIATE",
     [W_COMMIT] = "COMMIT",
@@ -40,9 +41,9 @@ static const char *const wsql[W_NSTMT] = {
     [W_SAVEPOINT] = "SAVEPOINT op",
     [W_RELEASE] = "RELEASE op",
     [W_ROLLBACK_TO] = "ROLLBACK TO op",
-    [W_METRIC] = "INSERT OR REPLACE INTO metrics(job, step, epoch, beta, loss, xent, kl, "
-                 "elbo, lr, grad_norm, capacity, time, kl_groups) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    /* job, step, the metric fields (metric_fields.h), kl_groups: bound by position */
+    [W_METRIC] = "INSERT OR REPLACE INTO metrics(job, step" VAE_METRIC_SQL_COLUMNS
+                 ", kl_groups) VALUES (?, ?" VAE_METRIC_FIELDS(W_PARAM) ", ?)",
     [W_EPOCH] = "INSERT OR REPLACE INTO epochs(job, epoch, split, step, xent, kl, elbo, "
                 "active_units, kl_dims, time) "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -82,8 +83,8 @@ static const char *const wsql[W_NSTMT] = {
                   "AND bucket >= ?3 AND bucket <= ?4",
     [W_SUM_PUT] = "INSERT OR REPLACE INTO metrics_sum(job, lvl, bucket, n, agg) "
                   "VALUES (?1, ?2, ?3, ?4, ?5)",
-    [W_RAW] = "SELECT step, epoch, beta, loss, xent, kl, elbo, lr, grad_norm, capacity, time "
-              "FROM metrics WHERE job = ?1 AND step >= ?2 AND step <= ?3",
+    [W_RAW] = "SELECT step" VAE_METRIC_SQL_COLUMNS
+              " FROM metrics WHERE job = ?1 AND step >= ?2 AND step <= ?3",
 };
 
 void store_op_free(struct op *o)
@@ -176,15 +177,15 @@ static int apply_op(store *st, struct op *o)
             const store_metric *m = &o->u.metrics.rows[i];
             sqlite3_bind_int64(s, 1, o->job);
             sqlite3_bind_int64(s, 2, m->step);
-            const double v[10] = {m->epoch, m->beta, m->loss, m->xent, m->kl,
-                                  m->elbo, m->lr, m->grad_norm, m->capacity, m->time};
-            for (int k = 0; k < 10; k++)
+            double v[STORE_M_NCOLS];
+            store_metric_values(m, v);
+            for (int k = 0; k < STORE_M_NCOLS; k++)
                 sqlite3_bind_double(s, 3 + k, v[k]);
             if (m->n_groups > 0)
-                sqlite3_bind_blob(s, 13, m->kl_groups, m->n_groups * (int)sizeof(double),
-                                  SQLITE_STATIC);
+                sqlite3_bind_blob(s, 3 + STORE_M_NCOLS, m->kl_groups,
+                                  m->n_groups * (int)sizeof(double), SQLITE_STATIC);
             else
-                sqlite3_bind_null(s, 13);
+                sqlite3_bind_null(s, 3 + STORE_M_NCOLS);
             rc = store_wrun(s, NULL);
         }
         if (rc == SQLITE_DONE)

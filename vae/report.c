@@ -9,16 +9,22 @@ static json_t *doubles(const double *v, int n)
     return a;
 }
 
+const vae_metric_field vae_metric_fields[] = {
+#define ROW(ID, name, unit, flags, meaning) {#name, unit, meaning, flags},
+    VAE_METRIC_FIELDS(ROW)
+#undef ROW
+};
+
 json_t *vae_metrics_json(const vae_metrics *m)
 {
-    json_t *o = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "step",
-                          (json_int_t)m->step, "epoch", m->epoch, "beta", m->beta, "loss", m->loss,
-                          "xent", m->xent, "kl", m->kl, "elbo", m->elbo, "lr", m->lr, "grad_norm",
-                          m->grad_norm, "time", m->time);
+    json_t *o = json_pack("{s:I}", "step", (json_int_t)m->step);
+#define FIELD(ID, name, unit, flags, meaning)                                                 \
+    if (!((flags) & VAE_MF_SPARSE) || m->name != 0.0)                                          \
+        json_object_set_new(o, #name, json_real(m->name));
+    VAE_METRIC_FIELDS(FIELD)
+#undef FIELD
     if (m->n_groups > 1)
         json_object_set_new(o, "kl_groups", doubles(m->kl_group, m->n_groups));
-    if (m->capacity != 0.0)
-        json_object_set_new(o, "capacity", json_real(m->capacity));
     return o;
 }
 

@@ -21,22 +21,19 @@
 
 #include "data.h"
 #include "err.h"
+#include "metric_fields.h"
 #include "model.h"
 #include "rng.h"
 #include "sched.h"
+#include "metric_fields.h"
 #include "spec.h"
 
 /* One step's figures; nats per example. */
 typedef struct vae_metrics {
-    long step;
-    double epoch;               /* progress at the start of the step: step / S */
-    double beta;                /* the weight the loss used (gamma for capacity) */
-    double capacity;            /* C(t) for the capacity schedule, else 0 */
-    double loss, xent, kl, elbo;
-    double lr, grad_norm;       /* grad_norm before clipping */
+    long step;                  /* 0-based index of the step */
+    VAE_METRIC_FIELDS(VAE_MF_DECL) /* epoch, beta, ..., time: metric_fields.h */
     int n_groups;
     double kl_group[VAE_MAX_GROUPS];
-    double time;                /* unix seconds when the step finished */
 } vae_metrics;
 
 /* One epoch's figures: training means over its steps, and the held-out split at

@@ -1,0 +1,155 @@
+/* test_metric_fields.c — the one table of a step's figures (vae/metric_fields.h) and the
+ * outputs it feeds: each lists exactly the table's fields, by the table's names.
+ *   - the store: its column names (store_mcol_name) in table order, and the columns of
+ *     the metrics table of a freshly created database;
+ *   - a row written and read back: every field's value, by name;
+ *   - `vaed train`'s JSON (vae_metrics_json) and an SSE step event (api_sse_format);
+ *   - the OpenAPI document's MetricSeries schema.
+ * The values are distinct per field (1, 2, 3, ...), so a field wired to another's slot
+ * shows. */
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/events.h"
+#include "api/extra.h"
+#include "daemon/bus.h"
+#include "store/store.h"
+#include "tests/unit/t.h"
+#include "vae/report.h"
+
+#define N VAE_METRIC_NFIELDS
+
+/* Field i's test value. */
+static double val(int i) { return 1.5 + i; }
+
+static void fill(vae_metrics *m)
+{
+    memset(m, 0, sizeof *m);
+    m->step = 42;
+    int i = 0;
+#define SET(ID, name, unit, flags, meaning) m->name = val(i++);
+    VAE_METRIC_FIELDS(SET)
+#undef SET
+}
+
+/* obj has every field of the table with its test value, and how many of its keys are
+ * table fields. */
+static void has_all(const char *what, json_t *obj, int allow_sparse_missing)
+{
+    for (int i = 0; i < N; i++) {
+        const vae_metric_field *f = &vae_metric_fields[i];
+        json_t *v = json_object_get(obj, f->name);
+        if (!v && allow_sparse_missing && (f->flags & VAE_MF_SPARSE))
+            continue;
+        CHECK(json_is_number(v) && json_number_value(v) == val(i), "%s: field %s is %s", what,
+              f->name, v ? "another value" : "missing");
+    }
+}
+
+int main(void)
+{
+    CHECK(N == STORE_M_NCOLS, "the table has %d fields, the store %d columns", N,
+          STORE_M_NCOLS);
+    for (int i = 0; i < N; i++)
+        CHECK(store_mcol_name(i) && !strcmp(store_mcol_name(i), vae_metric_fields[i].name) &&
+                  store_mcol_by_name(vae_metric_fields[i].name) == i &&
+                  vae_metric_fields[i].unit[0] && vae_metric_fields[i].meaning[0],
+              "column %d is %s, the table's field %d is %s", i, store_mcol_name(i), i,
+              vae_metric_fields[i].name);
+
+    /* the store: a fresh database's metrics columns, and a row through it */
+    char dir[] = "/tmp/vaed-fields-XXXXXX", path[64];
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/f.db", dir);
+    store *st = NULL;
+    vaed_err err;
+    int64_t id = 0;
+    CHECK(store_open(&st, path, NULL, &err) == 0, "open: %s", err.msg);
+    store_job_new nj = {.name = "f", .spec = "{}"};
+    CHECK(st && store_job_insert(st, &nj, &id, &err) == 0, "insert: %s", err.msg);
+    vae_metrics m;
+    fill(&m);
+    store_metric row = {.step = m.step};
+    VAE_METRIC_COPY(&row, &m);
+    CHECK(store_metrics_append(st, id, &row, 1, &err) == 0 && store_flush(st, &err) == 0,
+          "append: %s", err.msg);
+    store_series s = {0};
+    CHECK(store_metrics_range(st, id, -1, -1, STORE_MCOL_ALL, 0, &s, &err) == 0 && s.n == 1,
+          "read back: %s", err.msg);
+    for (int i = 0; s.n == 1 && i < N; i++)
+        CHECK(s.col[i][0] == val(i), "stored %s: %g, wrote %g", vae_metric_fields[i].name,
+              s.col[i][0], val(i));
+    store_series_free(&s);
+    store_close(st, NULL);
+    sqlite3 *db = NULL;
+    sqlite3_open(path, &db);
+    sqlite3_stmt *q = NULL;
+    sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info('metrics')", -1, &q, NULL);
+    int seen[N] = {0}, others = 0;
+    while (q && sqlite3_step(q) == SQLITE_ROW) {
+        const char *c = (const char *)sqlite3_column_text(q, 0);
+        int k = store_mcol_by_name(c);
+        if (k >= 0)
+            seen[k]++;
+        else if (strcmp(c, "job") && strcmp(c, "step") && strcmp(c, "kl_groups"))
+            others++;
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    for (int i = 0; i < N; i++)
+        CHECK(seen[i] == 1, "the metrics table has %d columns named %s", seen[i],
+              vae_metric_fields[i].name);
+    CHECK(others == 0, "the metrics table has %d columns the table does not name", others);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+
+    /* vaed train's JSON */
+    json_t *j = vae_metrics_json(&m);
+    has_all("vae_metrics_json", j, 0);
+    CHECK(json_object_size(j) == (size_t)N + 1, "vae_metrics_json: %zu keys, want step + %d",
+          json_object_size(j), N);
+    json_decref(j);
+
+    /* an SSE step event */
+    bus_event ev = {.id = 1, .type = BUS_STEP, .job = 3};
+    ev.u.step.step = m.step;
+    VAE_METRIC_COPY(&ev.u.step, &m);
+    size_t len = 0;
+    char *sse = api_sse_format(&ev, &len);
+    const char *data = sse ? strstr(sse, "data: ") : NULL;
+    json_error_t je;
+    json_t *o = data ? json_loads(data + 6, JSON_DISABLE_EOF_CHECK, &je) : NULL;
+    CHECK(o != NULL, "the SSE event's data is JSON: %s", sse ? sse : "(none)");
+    if (o) {
+        has_all("SSE step event", o, 0);
+        CHECK(json_object_size(o) == (size_t)N + 3,
+              "SSE step event: %zu keys, want job, step, samples_per_sec + %d",
+              json_object_size(o), N);
+    }
+    json_decref(o);
+    free(sse);
+
+    /* the OpenAPI document's metric series */
+    size_t dl = 0;
+    const char *doc = api_openapi_doc(&dl);
+    json_t *d = doc ? json_loadb(doc, dl, 0, &je) : NULL;
+    json_t *props = json_object_get(
+        json_object_get(json_object_get(json_object_get(d, "components"), "schemas"),
+                        "MetricSeries"),
+        "properties");
+    CHECK(props != NULL, "the OpenAPI document has components.schemas.MetricSeries");
+    for (int i = 0; props && i < N; i++)
+        CHECK(json_object_get(props, vae_metric_fields[i].name) != NULL,
+              "OpenAPI MetricSeries does not list %s", vae_metric_fields[i].name);
+    json_decref(d);
+    return t_done("test_metric_fields");
+}
