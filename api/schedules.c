@@ -2,6 +2,7 @@
  * (vae/sched.c is the one definition):
  *
  *   GET  /v1/schedules/kinds     every kind with its defaults, for a client's form
+ *   GET  /v1/metrics/fields      the table of a step's figures: name, unit, meaning
  *   POST /v1/schedules/preview   the beta per step of a proposed schedule
  *
  * A preview body: {"schedule": {...} (as PUT /v1/jobs/{id}/schedule takes it, relative
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vae/metric_fields.h"
 #include "vae/sched.h"
 
 static void h_kinds(api_req *req)
@@ -157,7 +159,21 @@ fail:
     api_reply_vaed(req, rc, &err);
 }
 
+/* GET /v1/metrics/fields: the table of a step's figures (vae/metric_fields.h), in
+ * storage order, for clients that list or label them (the dashboard). */
+static void h_fields(api_req *req)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < VAE_METRIC_NFIELDS; i++) {
+        const vae_metric_field *f = &vae_metric_fields[i];
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "name", f->name, "unit", f->unit,
+                                           "meaning", f->meaning));
+    }
+    api_reply_json(req, 200, json_pack("{s:o}", "fields", a));
+}
+
 static const api_route routes[] = {
+    {"GET", "/v1/metrics/fields", h_fields},
     {"GET", "/v1/schedules/kinds", h_kinds},
     {"POST", "/v1/schedules/preview", h_preview},
 };

@@ -151,7 +151,7 @@
 
   /* ---- the selected job ------------------------------------------------------------ */
 
-  function emptyRows() { return { step: [], beta: [], kl: [], xent: [], elbo: [] }; }
+  function emptyRows() { return { step: [], beta: [], kl: [], xent: [], elbo: [], capacity: [] }; }
 
   /* Drop the selected job's charts (not the comparison's); redraw() builds them again. */
   function resetCharts() {
@@ -200,7 +200,9 @@
     });
   }
 
-  var FIELDS = 'beta,kl,xent,elbo';
+  /* The curves drawn, by the names of the daemon's field table (GET /v1/metrics/fields,
+   * vae/metric_fields.h); init() checks each one is there. */
+  var FIELDS = 'beta,kl,xent,elbo,capacity';
 
   /* Rows after the last one held; the first call takes the whole run, downsampled. */
   function fetchRows() {
@@ -215,7 +217,7 @@
       for (var i = 0; i < m.step.length; i++) {
         if (r.step.length && m.step[i] <= r.step[r.step.length - 1]) continue;
         r.step.push(m.step[i]); r.beta.push(m.beta[i]); r.kl.push(m.kl[i]);
-        r.xent.push(m.xent[i]); r.elbo.push(m.elbo[i]);
+        r.xent.push(m.xent[i]); r.elbo.push(m.elbo[i]); r.capacity.push(m.capacity[i]);
       }
       st.nextSince = m.next_since;
       if (m.step.length) redrawSoon();
@@ -372,10 +374,15 @@
     if (!r || !r.step.length) return;
     var w = +$('smooth').value, log = $('logscale').checked;
     var kl = ema(r.kl, w), xent = ema(r.xent, w), elbo = ema(r.elbo, w);
+    /* Under a capacity objective the weight column holds gamma (on |KL - C|), never a
+     * beta: the chart says gamma, and C(t) is drawn beside the KL it steers. */
+    var cap = !!(st.schedNow && st.schedNow.kind === 'capacity');
+    if (st.charts.beta && st.chartsCap !== cap) resetCharts();
+    st.chartsCap = cap;
     var betaData = [], lossData = [], elboData = [];
     for (var i = 0; i < r.step.length; i++) {
       betaData.push([r.step[i], r.beta[i], null]);
-      lossData.push([r.step[i], kl[i], xent[i]]);
+      lossData.push(cap ? [r.step[i], kl[i], xent[i], r.capacity[i]] : [r.step[i], kl[i], xent[i]]);
       elboData.push([r.step[i], elbo[i], null]);
     }
     if (st.preview) {
@@ -389,14 +396,16 @@
     var c = st.charts;
     if (!c.beta) {
       c.beta = new Dygraph($('chart-beta'), betaData, chartOpts({
-        labels: ['step', 'beta', 'preview'], ylabel: 'beta', axes: { y: { logscale: log, axisLabelWidth: 60 } },
+        labels: ['step', cap ? 'gamma' : 'beta', 'preview'], ylabel: cap ? 'gamma (on |KL - C|)' : 'beta',
+        axes: { y: { logscale: log, axisLabelWidth: 60 } },
         colors: ['#1565c0', '#e65100'], series: { preview: { strokePattern: [6, 3] } } }));
       c.loss = new Dygraph($('chart-loss'), lossData, chartOpts({
         /* on a log scale KL and xent share one axis (dygraphs' second axis does not
          * take a log scale well); on a linear one xent gets its own */
-        labels: ['step', 'KL', 'xent'], ylabel: log ? 'KL, xent (nats)' : 'KL (nats)',
+        labels: cap ? ['step', 'KL', 'xent', 'capacity C(t)'] : ['step', 'KL', 'xent'],
+        ylabel: log ? 'KL, xent (nats)' : 'KL (nats)',
         y2label: log ? undefined : 'xent (nats)', logscale: log,
-        colors: ['#6a1b9a', '#2e7d32'], series: log ? {} : { xent: { axis: 'y2' } } }));
+        colors: ['#6a1b9a', '#2e7d32', '#c62828'], series: log ? {} : { xent: { axis: 'y2' } } }));
       c.elbo = new Dygraph($('chart-elbo'), elboData, chartOpts({
         labels: ['step', 'ELBO', 'test ELBO'], ylabel: 'ELBO (nats)', colors: ['#37474f', '#d81b60'],
         series: { 'test ELBO': { drawPoints: true, pointSize: 4, strokeWidth: 0 } } }));
@@ -647,6 +656,13 @@
       drawCompare().catch(fail);
     });
     api('GET', '/healthz').then(function (h) { $('health').textContent = 'v' + h.version; }).catch(function () {});
+    api('GET', '/v1/metrics/fields').then(function (r) {
+      st.fields = r.fields;
+      var names = r.fields.map(function (f) { return f.name; });
+      FIELDS.split(',').forEach(function (n) {
+        if (names.indexOf(n) < 0) status('the daemon has no metric field ' + n, true);
+      });
+    }).catch(fail);
     var m = /[#&]job=(\d+)/.exec(location.hash);
     refreshJobs().then(function () {
       if (m) select(+m[1]);

@@ -4,7 +4,8 @@
 #     oracle gives at every step (1e-12 relative), the capacity C(t) beside it, relative
 #     forms ("origin": "now", "from": "current") resolved at the effective step and
 #     beta given, and for a running job at its own step and beta;
-#   - GET /v1/schedules/kinds lists the seven kinds with their defaults;
+#   - GET /v1/schedules/kinds lists the seven kinds with their defaults, and
+#     GET /v1/metrics/fields the metric fields' table;
 #   - bad bodies are 4xx naming the field.
 . tests/e2e/lib.sh
 . tests/e2e/daemon_lib.sh
@@ -77,6 +78,10 @@ check "controller: a curve, and the KL it assumes is named" jqt '.assumes_kl == 
 
 api GET /v1/schedules/kinds
 check "kinds: the seven, with defaults" jqt '(.kinds | keys | sort) == ["capacity","constant","controller","cyclical","linear","logistic","piecewise"] and .kinds.linear.duration == 10 and .kinds.constant.value == 1'
+
+api GET /v1/metrics/fields
+check "metrics/fields: the step figures' table, in storage order, each with unit and meaning" \
+    jqt '[.fields[].name] == ["epoch","beta","loss","xent","kl","elbo","lr","grad_norm","capacity","time"] and all(.fields[]; (.unit | length) > 0 and (.meaning | length) > 0)'
 
 # a running job: its own step and beta
 submit "$(tiny_spec prev 200 '{"schedule": {"kind": "linear", "from": 0, "to": 1, "duration": 400}}')"
