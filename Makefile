@@ -38,7 +38,7 @@ endif
 LIB_SRC  := $(wildcard vae/*.c store/*.c api/*.c) $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
-TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%) $(B)/tests/test_metric_extra
 
 .PHONY: all deps run test unit e2e bench clean fuzz fuzz-smoke fuzz-build
 .SECONDARY:
@@ -71,6 +71,22 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libvaed.a
 # linked with malloc and friends (and the xmalloc family, to exempt it) wrapped.
 $(B)/tests/test_alloc_fail $(B)/tests/test_alloc_fail_part1: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
     -Wl,--wrap=strdup,--wrap=xmalloc,--wrap=xcalloc,--wrap=xstrdup
+
+# Adding a metric field is one line of vae/metric_fields.h: test_metric_extra proves it.
+# The whole library is built again with one more field (below), and the same test as
+# test_metric_fields runs against it, on a database created without that column too.
+EXTRA_FIELD := -D'VAE_METRIC_FIELDS_EXTRA(X)=X(EXTRA_TEST, extra_test, "1", VAE_MF_TESTONLY, "a field only the test build has")'
+$(B)/extra/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(EXTRA_FIELD) -c $< -o $@
+$(B)/extra/libvaed.a: $(LIB_SRC:%.c=$(B)/extra/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+$(B)/extra/api/openapi.o: api/openapi.json
+$(B)/extra/api/web.o: $(wildcard web/*)
+$(B)/tests/test_metric_extra: $(B)/extra/tests/unit/test_metric_fields.o $(B)/extra/libvaed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 run: deps
 	@$(MAKE) --no-print-directory all

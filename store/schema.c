@@ -206,6 +206,64 @@ static int user_version(sqlite3 *db, int *v, vaed_err *err)
     return store_dberr(err, db, "reading user_version");
 }
 
+/* Add the metric fields (vae/metric_fields.h) the database's metrics table lacks as
+ * columns (old rows read them as 0). Runs inside the caller's transaction; *added
+ * counts them. A database without a metrics table yet is left alone. */
+static int add_missing_columns(sqlite3 *db, int *added, vaed_err *err)
+{
+    *added = 0;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT count(*), sum(name = ?1) FROM pragma_table_info('metrics')",
+                           -1, &q, NULL) != SQLITE_OK)
+        return store_dberr(err, db, "reading the metrics table's columns");
+    int rc = 0;
+    for (int i = 0; i < VAE_METRIC_NFIELDS && rc == 0; i++) {
+        sqlite3_bind_text(q, 1, vae_metric_fields[i].name, -1, SQLITE_STATIC);
+        int step = sqlite3_step(q);
+        if (step != SQLITE_ROW) {
+            rc = store_dberr(err, db, "reading the metrics table's columns");
+            break;
+        }
+        int ncols = sqlite3_column_int(q, 0), has = sqlite3_column_int(q, 1);
+        sqlite3_reset(q);
+        if (ncols == 0 || has)
+            continue;
+        /* the name is our own table's identifier, not a value from outside */
+        char sql[160];
+        snprintf(sql, sizeof sql, "ALTER TABLE metrics ADD COLUMN %s REAL",
+                 vae_metric_fields[i].name);
+        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+            rc = store_dberr(err, db, "adding metric column %s", vae_metric_fields[i].name);
+        else
+            (*added)++;
+    }
+    sqlite3_finalize(q);
+    return rc;
+}
+
+/* After the numbered migrations: the fields the table has gained since the database
+ * was written, added, and the pyramid, whose rows are sized by the column count, built
+ * again — in one transaction. So a new metric field is one line of the table and
+ * needs no numbered migration. */
+static int add_metric_columns(sqlite3 *db, vaed_err *err)
+{
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return store_dberr(err, db, "adding metric columns: begin");
+    int added = 0;
+    int rc = add_missing_columns(db, &added, err);
+    if (rc == 0 && added > 0) {
+        if (sqlite3_exec(db, "DELETE FROM metrics_sum", NULL, NULL, NULL) != SQLITE_OK)
+            rc = store_dberr(err, db, "adding metric columns: clearing the pyramid");
+        else
+            rc = sum_build_all(db, err);
+    }
+    if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = store_dberr(err, db, "adding metric columns: commit");
+    if (rc)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
 int store_migrate(sqlite3 *db, vaed_err *err)
 {
     int v = 0;
@@ -230,7 +288,9 @@ int store_migrate(sqlite3 *db, vaed_err *err)
             sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
             return rc;
         }
-        if (migration_fn[v + 1] && (rc = migration_fn[v + 1](db, err)) != 0) {
+        int added = 0; /* a migration that reads metric rows reads every field */
+        if ((migration_fn[v + 1] && (rc = add_missing_columns(db, &added, err)) != 0) ||
+            (migration_fn[v + 1] && (rc = migration_fn[v + 1](db, err)) != 0)) {
             vaed_err_prefix(err, "migration to v%d: ", v + 1);
             sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
             return rc;
@@ -241,5 +301,5 @@ int store_migrate(sqlite3 *db, vaed_err *err)
             return rc;
         }
     }
-    return 0;
+    return add_metric_columns(db, err);
 }

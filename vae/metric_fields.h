@@ -16,6 +16,7 @@
 #define VAED_METRIC_FIELDS_H
 
 #define VAE_MF_SPARSE 1
+#define VAE_MF_TESTONLY 2 /* a field of the test build only (not in api/openapi.json) */
 
 #define VAE_METRIC_FIELDS(X)                                                                  \
     X(EPOCH, epoch, "epochs", 0, "progress at the start of the step: step / steps per epoch")  \
