@@ -134,11 +134,11 @@ static const struct {
 static double job_value(const jobs_live *l, int v)
 {
     switch (v) {
-    case JV_BETA: return l->beta;
-    case JV_LOSS: return l->loss;
-    case JV_XENT: return l->xent;
-    case JV_KL: return l->kl;
-    case JV_ELBO: return l->elbo;
+    case JV_BETA: return l->last.beta;
+    case JV_LOSS: return l->last.loss;
+    case JV_XENT: return l->last.xent;
+    case JV_KL: return l->last.kl;
+    case JV_ELBO: return l->last.elbo;
     case JV_STEP: return (double)l->step;
     case JV_EPOCH: return l->epoch;
     default: return l->samples_per_sec;

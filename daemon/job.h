@@ -80,7 +80,9 @@ typedef struct job {
     /* live snapshot, published by the worker */
     int has_live;
     int64_t step, total_steps, spe;
-    double epoch, beta, loss, xent, kl, elbo, lr, grad_norm, sps, eta;
+    double epoch;               /* steps done / steps per epoch */
+    vae_metrics last;           /* the last step's figures (beta, lr set before one runs) */
+    double sps, eta;
     char storage_wait[sizeof(((store_stats *)0)->last_error)]; /* non-empty: waiting */
     struct job *next;           /* table of unfinished jobs */
 } job;

@@ -38,6 +38,7 @@
 #include "vae/err.h"
 #include "vae/sched.h"
 #include "vae/spec.h"
+#include "vae/train.h"
 
 typedef struct jobs jobs;
 
@@ -113,7 +114,8 @@ typedef struct jobs_live {
     char name[128];
     char state[16];
     int64_t step;
-    double epoch, beta, loss, xent, kl, elbo, samples_per_sec;
+    double epoch, samples_per_sec;
+    vae_metrics last;           /* the last step's figures (vae/metric_fields.h) */
 } jobs_live;
 size_t jobs_snapshot(jobs *j, jobs_live *out, size_t max);
 

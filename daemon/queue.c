@@ -327,11 +327,12 @@ void jobs_decorate(jobs *J, int64_t id, json_t *obj)
                           "fraction", (double)jb->step / (double)jb->total_steps));
         }
         if (jb->has_live) {
-            json_object_set_new(obj, "beta", json_real(jb->beta));
+            json_object_set_new(obj, "beta", json_real(jb->last.beta));
             json_object_set_new(obj, "last",
-                                json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "loss", jb->loss,
-                                          "xent", jb->xent, "kl", jb->kl, "elbo", jb->elbo, "lr",
-                                          jb->lr, "grad_norm", jb->grad_norm));
+                                json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "loss",
+                                          jb->last.loss, "xent", jb->last.xent, "kl",
+                                          jb->last.kl, "elbo", jb->last.elbo, "lr", jb->last.lr,
+                                          "grad_norm", jb->last.grad_norm));
             if (jb->storage_wait[0])
                 json_object_set_new(obj, "waiting_for_storage", json_string(jb->storage_wait));
             if (jb->state == JOB_RUNNING) {
@@ -357,11 +358,7 @@ size_t jobs_snapshot(jobs *J, jobs_live *out, size_t max)
         snprintf(l->state, sizeof l->state, "%s", job_state_name(jb->state));
         l->step = jb->step;
         l->epoch = jb->epoch;
-        l->beta = jb->beta;
-        l->loss = jb->loss;
-        l->xent = jb->xent;
-        l->kl = jb->kl;
-        l->elbo = jb->elbo;
+        l->last = jb->last;
         l->samples_per_sec = jb->sps;
     }
     pthread_mutex_unlock(&J->mu);

@@ -95,13 +95,7 @@ static void publish(run *r, const vae_metrics *m)
     jb->has_live = 1;
     jb->step = m->step + 1;
     jb->epoch = (double)(m->step + 1) / (double)jb->spe;
-    jb->beta = m->beta;
-    jb->loss = m->loss;
-    jb->xent = m->xent;
-    jb->kl = m->kl;
-    jb->elbo = m->elbo;
-    jb->lr = m->lr;
-    jb->grad_norm = m->grad_norm;
+    jb->last = *m;
     if (jb->sps > 0)
         jb->eta = (double)(jb->total_steps - jb->step) * jb->spec.train.batch_size / jb->sps;
 }
@@ -239,8 +233,8 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
     jb->spe = vae_trainer_steps_per_epoch(r->t);
     jb->total_steps = vae_trainer_total_steps(r->t);
     jb->step = vae_trainer_step_index(r->t);
-    jb->beta = vae_trainer_beta(r->t);
-    jb->lr = spec.optimizer.lr;
+    jb->last.beta = vae_trainer_beta(r->t);
+    jb->last.lr = spec.optimizer.lr;
     pthread_mutex_unlock(&J->mu);
     r->rate_t0 = job_mono();
     r->rate_s0 = vae_trainer_step_index(r->t);
@@ -272,7 +266,7 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
             if (pause) {
                 pthread_mutex_lock(&J->mu);
                 jb->step = vae_trainer_step_index(r->t);
-                jb->beta = vae_trainer_beta(r->t);
+                jb->last.beta = vae_trainer_beta(r->t);
                 pthread_mutex_unlock(&J->mu);
             }
             break;

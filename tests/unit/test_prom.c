@@ -104,10 +104,10 @@ static int check_structure(const char *text)
 static void test_render(void)
 {
     jobs_live live[2] = {
-        {.id = 7, .step = 1234, .epoch = 2.5, .beta = 0.25, .loss = 101.5, .xent = 90.25,
-         .kl = 45, .elbo = -135.25, .samples_per_sec = 5000},
-        {.id = 12, .step = 3, .epoch = 0.001, .beta = 0.1, .loss = NAN, .xent = INFINITY,
-         .kl = -INFINITY, .elbo = 1e-8, .samples_per_sec = 0},
+        {.id = 7, .step = 1234, .epoch = 2.5, .samples_per_sec = 5000,
+         .last = {.beta = 0.25, .loss = 101.5, .xent = 90.25, .kl = 45, .elbo = -135.25}},
+        {.id = 12, .step = 3, .epoch = 0.001, .samples_per_sec = 0,
+         .last = {.beta = 0.1, .loss = NAN, .xent = INFINITY, .kl = -INFINITY, .elbo = 1e-8}},
     };
     /* backslash, quote, newline, a stray 0xFF, a valid two-byte é, a truncated sequence */
     snprintf(live[0].name, sizeof live[0].name, "a\"b\\c\nd\xff\xc3\xa9");
