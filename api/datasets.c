@@ -46,16 +46,18 @@
 
 const char *const api_datasets_spool_routes[] = {"POST /v1/datasets", NULL};
 
-/* Set once by api_datasets_init, read-only afterwards. */
-static char g_data_dir[PATH_MAX];     /* "" = server-side files are off */
-static char g_upload_dir[PATH_MAX];
+/* The registry's configuration: set by api_datasets_new, read-only afterwards. */
+struct api_datasets {
+    char data_dir[PATH_MAX];    /* "" = server-side files are off */
+    char upload_dir[PATH_MAX];
+};
 
 /* ---- configuration ---------------------------------------------------------------- */
 
-int api_datasets_init(const char *data_dir, const char *upload_dir, vaed_err *err)
+static int configure(api_datasets *ds, const char *data_dir, const char *upload_dir,
+                     vaed_err *err)
 {
-    g_data_dir[0] = g_upload_dir[0] = '\0';
-    if (data_dir && data_dir[0] && !realpath(data_dir, g_data_dir))
+    if (data_dir && data_dir[0] && !realpath(data_dir, ds->data_dir))
         return vaed_err_set(err, VAED_EINVAL, "data-dir", "data-dir: %s: %s", data_dir,
                             strerror(errno));
     if (!upload_dir || !upload_dir[0])
@@ -64,15 +66,14 @@ int api_datasets_init(const char *data_dir, const char *upload_dir, vaed_err *er
         return vaed_err_set(err, VAED_EIO, "upload-dir", "upload-dir: %s: %s", upload_dir,
                             strerror(errno));
     struct stat sb;
-    if (!realpath(upload_dir, g_upload_dir) || stat(g_upload_dir, &sb) != 0 ||
+    if (!realpath(upload_dir, ds->upload_dir) || stat(ds->upload_dir, &sb) != 0 ||
         !S_ISDIR(sb.st_mode)) {
         int e = errno ? errno : ENOTDIR;
-        g_upload_dir[0] = '\0';
         return vaed_err_set(err, VAED_EIO, "upload-dir", "upload-dir: %s: %s", upload_dir,
                             strerror(e));
     }
     /* Partial uploads a crash left behind: nothing refers to them. */
-    DIR *d = opendir(g_upload_dir);
+    DIR *d = opendir(ds->upload_dir);
     if (d) {
         struct dirent *e;
         while ((e = readdir(d)))
@@ -83,28 +84,44 @@ int api_datasets_init(const char *data_dir, const char *upload_dir, vaed_err *er
     return 0;
 }
 
-const char *api_datasets_upload_dir(void) { return g_upload_dir; }
+int api_datasets_new(api_datasets **out, const char *data_dir, const char *upload_dir,
+                     vaed_err *err)
+{
+    api_datasets *ds = xcalloc(1, sizeof *ds);
+    int rc = configure(ds, data_dir, upload_dir, err);
+    if (rc) {
+        free(ds);
+        ds = NULL;
+    }
+    *out = ds;
+    return rc;
+}
+
+void api_datasets_free(api_datasets *ds) { free(ds); }
+
+const char *api_datasets_upload_dir(const api_datasets *ds) { return ds->upload_dir; }
 
 /* ---- paths ------------------------------------------------------------------------ */
 
 /* A registration's path (field names it): inside --data-dir by text and once resolved;
  * OUT real (PATH_MAX bytes) its real path. 403 outside or with no --data-dir, 422 when
  * it does not exist. */
-static int check_path(const char *path, const char *field, char *real, vaed_err *err)
+static int check_path(const api_datasets *ds, const char *path, const char *field, char *real,
+                      vaed_err *err)
 {
-    if (!g_data_dir[0])
+    if (!ds->data_dir[0])
         return vaed_err_set(err, VAED_EPERM, field,
                             "server-side dataset paths are off (start the daemon with "
                             "--data-dir, or upload the file)");
-    return path_check_inside(path, g_data_dir, field, real, err);
+    return path_check_inside(path, ds->data_dir, field, real, err);
 }
 
 static const char *const upload_exts[] = {"npy", "csv", "txt", "idx", NULL};
 
-int api_datasets_owns_path(const char *path)
+int api_datasets_owns_path(const api_datasets *ds, const char *path)
 {
-    size_t n = strlen(g_upload_dir);
-    if (!n || !path || strncmp(path, g_upload_dir, n) || path[n] != '/')
+    size_t n = strlen(ds->upload_dir);
+    if (!n || !path || strncmp(path, ds->upload_dir, n) || path[n] != '/')
         return 0;
     const char *p = path + n + 1, *q = p;
     while (*q >= '0' && *q <= '9')
@@ -120,7 +137,7 @@ int api_datasets_owns_path(const char *path)
      * lead out of it. */
     char real[PATH_MAX];
     if (realpath(path, real))
-        return path_under(real, g_upload_dir);
+        return path_under(real, ds->upload_dir);
     return 1; /* missing: the load will say so */
 }
 
@@ -442,11 +459,12 @@ static void register_file(api_req *req, const char *body_path, uint64_t body_len
     json_object_del(ds, "name");
     if ((rc = parse_ds(ds, &spec, &err)))
         goto fail;
-    if ((rc = check_path(spec.dataset.path, "path", real, &err)) ||
+    if ((rc = check_path(ctx(req)->datasets, spec.dataset.path, "path", real, &err)) ||
         (rc = set_real(spec.dataset.path, sizeof spec.dataset.path, real, "path", &err)))
         goto fail;
     if (spec.dataset.test_path[0] &&
-        ((rc = check_path(spec.dataset.test_path, "test_path", treal, &err)) ||
+        ((rc = check_path(ctx(req)->datasets, spec.dataset.test_path, "test_path", treal,
+                          &err)) ||
          (rc = set_real(spec.dataset.test_path, sizeof spec.dataset.test_path, treal,
                         "test_path", &err))))
         goto fail;
@@ -544,14 +562,15 @@ static void register_upload(api_req *req, const char *body_path, uint64_t body_l
     }
     store_dataset_new nd = {
         .name = name, .source = "upload",
-        .size = (int64_t)body_len, .path_dir = g_upload_dir,
+        .size = (int64_t)body_len, .path_dir = ctx(req)->datasets->upload_dir,
         .path_ext = upload_ext(spec.dataset.format),
     };
     int64_t id;
     if ((rc = insert_row(req, &spec, info, &nd, &id, &err)))
         goto fail;
     char final[PATH_MAX + 32];
-    snprintf(final, sizeof final, "%s/%lld.%s", g_upload_dir, (long long)id, nd.path_ext);
+    snprintf(final, sizeof final, "%s/%lld.%s", ctx(req)->datasets->upload_dir, (long long)id,
+             nd.path_ext);
     if (rename(body_path, final) != 0) {
         int e = errno;
         store_dataset_delete(ctx(req)->st, id, NULL, NULL, NULL);
@@ -560,7 +579,7 @@ static void register_upload(api_req *req, const char *body_path, uint64_t body_l
         goto done;
     }
     api_req_body_file_keep(req);
-    sync_path(g_upload_dir, 1);
+    sync_path(ctx(req)->datasets->upload_dir, 1);
     reply_created(req, id);
     goto done;
 fail:
@@ -649,8 +668,8 @@ void api_h_datasets_delete(api_req *req)
     if (!strcmp(d.source, "upload")) {
         json_t *spec = json_loads(d.spec, 0, NULL);
         const char *p = json_string_value(json_object_get(spec, "path"));
-        if (p && api_datasets_owns_path(p) && unlink(p) == 0)
-            sync_path(g_upload_dir, 1);
+        if (p && api_datasets_owns_path(ctx(req)->datasets, p) && unlink(p) == 0)
+            sync_path(ctx(req)->datasets->upload_dir, 1);
         json_decref(spec);
     }
     store_dataset_clear(&d);

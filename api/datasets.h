@@ -14,7 +14,7 @@
  * recovered job reads the same file even if the registry changes meanwhile, and a
  * registered dataset cannot be deleted while an unfinished job's spec names its file.
  *
- * Configuration is process-wide, set once by api_datasets_init before the HTTP server
+ * Configuration is one object (api_datasets_new), made before the HTTP server
  * and the job manager start, and only read afterwards (so without a lock). */
 #ifndef VAED_API_DATASETS_H
 #define VAED_API_DATASETS_H
@@ -27,15 +27,18 @@
 #include "vae/data.h"
 #include "vae/spec.h"
 
-/* Set the directories: data_dir (NULL or "" = no server-side files may be registered)
- * and upload_dir (created with mode 0700 if missing; leftover partial uploads in it
- * are deleted). Both are resolved to absolute real paths. Returns 0, or VAED_EIO /
- * VAED_EINVAL with err naming "data-dir" or "upload-dir". */
-int api_datasets_init(const char *data_dir, const char *upload_dir, vaed_err *err);
+/* The registry's configuration, one object (no process-wide state): data_dir (NULL or
+ * "" = no server-side files may be registered) and upload_dir (created 0700 if missing;
+ * partial uploads a crash left there are removed). OUT *out (api_datasets_free), NULL
+ * on error: VAED_EINVAL naming data-dir or upload-dir, VAED_EIO. The routes reach it
+ * through api_ctx.datasets. */
+typedef struct api_datasets api_datasets;
+int api_datasets_new(api_datasets **out, const char *data_dir, const char *upload_dir,
+                     vaed_err *err);
+void api_datasets_free(api_datasets *ds);
 
-/* The resolved upload directory (static storage; "" before api_datasets_init): the
- * HTTP layer's spool_dir, so an upload is renamed into place, never copied. */
-const char *api_datasets_upload_dir(void);
+/* The resolved upload directory (the spooled bodies' directory, api_config.spool_dir). */
+const char *api_datasets_upload_dir(const api_datasets *ds);
 
 /* The routes whose body is spooled to a file (api_config.spool_routes). */
 extern const char *const api_datasets_spool_routes[];
@@ -58,7 +61,7 @@ int api_datasets_spec_parse(store *st, vae_spec *out, const json_t *doc, vaed_er
 /* Whether path is an uploaded dataset's file: "<upload dir>/<digits>.<npy|csv|txt|idx>"
  * exactly, resolving (when it exists) inside the upload directory. The job manager
  * lets such paths through its --data-dir check. */
-int api_datasets_owns_path(const char *path);
+int api_datasets_owns_path(const api_datasets *ds, const char *path);
 
 /* ---- pure parts, exposed for the unit tests ---- */
 

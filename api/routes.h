@@ -19,6 +19,7 @@ typedef struct api_ctx {
     atomic_int n_streams;       /* event streams open now */
     struct api_cache *cache;    /* metrics replies kept (api/cache.h); NULL = none */
     struct api_models *models;  /* loaded models for the serving routes (api/serving.h) */
+    struct api_datasets *datasets; /* the dataset registry's configuration (api/datasets.h) */
 } api_ctx;
 
 /* The route table (static): every route of the API, those of routes.c and those of the

@@ -143,8 +143,7 @@ static int datasets_spec_parse(void *ctx, store *st, vae_spec *out, const json_t
 
 static int datasets_owns_path(void *ctx, const char *path)
 {
-    (void)ctx;
-    return api_datasets_owns_path(path);
+    return api_datasets_owns_path(ctx, path);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -186,6 +185,7 @@ int cmd_serve(int argc, char **argv)
     api_server *srv = NULL;
     api_cache *cache = NULL;
     api_models *models = NULL;
+    api_datasets *datasets = NULL;
     char *cors_buf = NULL;
     const char **cors = NULL;
     rc = 1;
@@ -198,7 +198,7 @@ int cmd_serve(int argc, char **argv)
     snprintf(upload_dir, sizeof upload_dir, "%s", flags[F_UPLOAD_DIR].value);
     if (!upload_dir[0])
         snprintf(upload_dir, sizeof upload_dir, "%s.datasets", flags[F_DB].value);
-    if (api_datasets_init(flags[F_DATA_DIR].value, upload_dir, &err)) {
+    if (api_datasets_new(&datasets, flags[F_DATA_DIR].value, upload_dir, &err)) {
         log_msg(LOG_ERROR, "%s", err.msg);
         goto done;
     }
@@ -210,8 +210,8 @@ int cmd_serve(int argc, char **argv)
     jc.max_queued = (int)maxq;
     jc.wait_s = (double)wait_s;
     jc.data_dir = flags[F_DATA_DIR].value[0] ? flags[F_DATA_DIR].value : NULL;
-    static const jobs_datasets datasets = {NULL, datasets_spec_parse, datasets_owns_path};
-    jc.datasets = &datasets;
+    const jobs_datasets jd = {datasets, datasets_spec_parse, datasets_owns_path};
+    jc.datasets = &jd;
     /* The event bus comes before the job manager (which publishes into it) and goes
      * after it and the HTTP server (whose streams read from it). */
     bus_config bc;
@@ -230,7 +230,7 @@ int cmd_serve(int argc, char **argv)
     cache = api_cache_new(64, (size_t)32 << 20);
     models = api_models_new((int)model_cache);
     api_ctx actx = {.J = J, .st = st, .bus = events, .max_streams = (int)max_streams,
-                    .cache = cache, .models = models};
+                    .cache = cache, .models = models, .datasets = datasets};
     atomic_init(&actx.n_streams, 0);
     api_config cfg;
     api_config_default(&cfg);
@@ -243,7 +243,7 @@ int cmd_serve(int argc, char **argv)
     cfg.access_log = (int)access_log;
     cfg.user = &actx;
     cfg.spool_routes = api_datasets_spool_routes;
-    cfg.spool_dir = api_datasets_upload_dir();
+    cfg.spool_dir = api_datasets_upload_dir(datasets);
     cfg.max_spool = (uint64_t)max_upload << 20;
     if (flags[F_CORS].value[0]) {
         cors_buf = xstrdup(flags[F_CORS].value);
@@ -303,6 +303,7 @@ done:
     api_cache_free(cache);
     api_models_free(models);
     jobs_stop(J);
+    api_datasets_free(datasets);
     bus_free(events);
     if (st && store_close(st, &err)) {
         log_msg(LOG_ERROR, "closing the database: %s", err.msg);

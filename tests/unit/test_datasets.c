@@ -35,7 +35,7 @@ static void test_inside(void)
     }
 }
 
-static void test_owns(const char *up)
+static void test_owns(const api_datasets *ds, const char *up)
 {
     char p[4200];
     static const struct { const char *name; int want; } cases[] = {
@@ -45,10 +45,10 @@ static void test_owns(const char *up)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", up, cases[i].name);
-        int got = api_datasets_owns_path(p);
+        int got = api_datasets_owns_path(ds, p);
         CHECK(got == cases[i].want, "owns(%s) = %d, want %d", cases[i].name, got, cases[i].want);
     }
-    CHECK(!api_datasets_owns_path("/tmp/12.npy"), "a path elsewhere is not an upload");
+    CHECK(!api_datasets_owns_path(ds, "/tmp/12.npy"), "a path elsewhere is not an upload");
 }
 
 static void test_merge(void)
@@ -258,21 +258,29 @@ int main(void)
     char up[sizeof dir + 16];
     snprintf(up, sizeof up, "%s/up", dir);
     vaed_err err;
-    CHECK(api_datasets_init(NULL, up, &err) == 0, "init: %s", err.msg);
+    api_datasets *ds = NULL, *ds2 = NULL;
+    CHECK(api_datasets_new(&ds, NULL, up, &err) == 0, "new: %s", err.msg);
     char spool[sizeof up + 32];
     snprintf(spool, sizeof spool, "%s/.spool-left", up);
     FILE *f = fopen(spool, "w");
     if (f)
         fclose(f);
-    CHECK(api_datasets_init(NULL, up, &err) == 0, "init again: %s", err.msg);
-    CHECK(access(spool, F_OK) != 0, "a partial upload left by a crash is deleted at init");
+    CHECK(api_datasets_new(&ds2, NULL, up, &err) == 0, "new again: %s", err.msg);
+    CHECK(access(spool, F_OK) != 0, "a partial upload left by a crash is deleted at start");
+    api_datasets_free(ds2);
+    CHECK(api_datasets_new(&ds2, dir, "", &err) == VAED_EINVAL && ds2 == NULL &&
+              !strcmp(err.field, "upload-dir"),
+          "no upload dir: refused naming it (%s)", err.msg);
 
     test_inside();
-    test_owns(api_datasets_upload_dir());
+    if (!ds)
+        return t_done("test_datasets");
+    test_owns(ds, api_datasets_upload_dir(ds));
     test_merge();
     test_query();
     test_info();
-    test_store(dir, api_datasets_upload_dir());
+    test_store(dir, api_datasets_upload_dir(ds));
+    api_datasets_free(ds);
 
     char cmd[sizeof dir + 16];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
