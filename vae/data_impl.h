@@ -1,5 +1,6 @@
-/* data_impl.h — inside the dataset readers (data.c, data_npy.c, data_text.c): the
- * small helpers they share. Not for use outside vae/data*.c; the door is data.h. */
+/* data_impl.h — inside the dataset readers (data.c, data_idx.c, data_npy.c,
+ * data_text.c): the small helpers they share. Not for use outside vae/data*.c; the
+ * door is data.h. */
 #ifndef VAED_DATA_IMPL_H
 #define VAED_DATA_IMPL_H
 

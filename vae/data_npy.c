@@ -1,6 +1,14 @@
-/* data_npy.c — the NPY reader (numpy's format; byte layout at the top of data.c): a
- * strict parser of the header's dict literal, 1-D and 2-D arrays of the numeric dtypes,
- * C order, either byte order. See data.h (vae_parse_npy). */
+/* data_npy.c — the NPY reader (numpy's format): a strict parser of the header's dict
+ * literal, 1-D and 2-D arrays of the numeric dtypes, C order, either byte order. See
+ * data.h (vae_parse_npy); the file readers and gzip are in data.c.
+ *
+ * Byte layout:
+ *     0  "\x93NUMPY"   6 u8 major (1, 2 or 3)   7 u8 minor
+ *     8  header length: u16 LE for version 1, u32 LE for versions 2 and 3
+ *     .. header: a Python dict literal {'descr': '<f4', 'fortran_order': False,
+ *        'shape': (n, d), } padded with spaces and '\n'
+ *     .. data, n*d elements in C order
+ *   Accepted: descr '<f4' '<f8' (and '>' big-endian), '|u1' '<u1'; shape (n, d). */
 #include "data.h"
 #include "data_impl.h"
 

@@ -1,4 +1,4 @@
-/* data_text.c — the line-based readers (layouts at the top of data.c): CSV of numbers,
+/* data_text.c — the line-based readers (each layout above its vae_parse_*): CSV of numbers,
  * and text, one sequence per line of UTF-8 symbols with the vocabulary built from the
  * file (or reused from the training split). See data.h (vae_parse_csv, vae_parse_text). */
 #include "data.h"
