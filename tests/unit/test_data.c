@@ -1,7 +1,7 @@
-/* test_data.c — the dataset readers against files this test writes (every value
- * checked against what was written), every error path named in data.h, batch_fill
- * against a naive loop, splits, and the real Debian data: Fashion-MNIST (checked
- * against an independent gzread + hand-parsed header) and /usr/share/dict/words. */
+/* test_data.c — the format readers (IDX, NPY, CSV, text) against files this test
+ * writes, plain and gzipped (every value checked against what was written), and every
+ * error path named in data.h. The dataset object, vae_data_load and the real Debian
+ * data are in test_data_load.c; both share test_data_util.h. */
 #include "tests/unit/test_data_util.h"
 
 static void test_idx(void)

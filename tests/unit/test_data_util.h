@@ -1,5 +1,7 @@
-/* test_data_util.h — what the test_data programs share: includes, fixtures and helpers. Each
- * program uses a part of them, hence the pragmas. */
+/* test_data_util.h — what test_data.c (the format readers) and test_data_load.c (the
+ * dataset object, vae_data_load, real data) share: includes, file writers in a scratch
+ * directory, IDX and NPY builders, expect_err, the batch-fill oracle. Each program uses
+ * a part of them, hence the pragmas. */
 #ifndef VAED_TESTS_TEST_DATA_UTIL_H
 #define VAED_TESTS_TEST_DATA_UTIL_H
 

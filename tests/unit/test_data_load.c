@@ -1,4 +1,9 @@
-/* test_data_part1.c — more of test_data.c's tests (split for size; same fixtures: test_data_util.h). */
+/* test_data_load.c — the dataset object and vae_data_load, beside test_data.c's
+ * format readers (same fixtures: test_data_util.h): batch fill against a naive loop for
+ * every kind, truncation and tail splits; vae_data_load by format, name, test path and
+ * validation fraction, with its errors naming the field; the shipped Fashion-MNIST
+ * (checked against an independent gzread and a hand-parsed header) and
+ * /usr/share/dict/words; out-of-memory on a data-sized allocation. */
 #include "tests/unit/test_data_util.h"
 
 static void test_batch_split(void)
@@ -393,5 +398,5 @@ int main(void)
     test_fashion_mnist();
     test_words();
     test_enomem();
-    return test_data_end("test_data_part1");
+    return test_data_end("test_data_load");
 }
