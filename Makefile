@@ -68,8 +68,9 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libvaed.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The allocation-failure tests count and fail vaed's own allocations: they alone are
-# linked with malloc and friends (and the xmalloc family, to exempt it) wrapped.
-$(B)/tests/test_alloc_fail $(B)/tests/test_alloc_fail_part1: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
+# linked with malloc and friends (and the xmalloc family, to exempt it) wrapped; the
+# pattern gives every test_alloc_fail_* program the rule too.
+$(B)/tests/test_alloc_fail $(B)/tests/test_alloc_fail_%: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
     -Wl,--wrap=strdup,--wrap=xmalloc,--wrap=xcalloc,--wrap=xstrdup
 
 # Adding a metric field is one line of vae/metric_fields.h: test_metric_extra proves it.

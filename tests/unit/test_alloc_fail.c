@@ -1,26 +1,10 @@
-/* test_alloc_fail.c — allocation-failure injection over the paths that must never
- * corrupt state (jansson's test_chaos, STYLE.md): job submission, job start (the
- * engine building a trainer, and a worker picking a job up), checkpoint save, and
- * schema migration of a fresh and of every older database.
- *
- * For N = 1, 2, 3, ... the Nth allocation made while the operation runs fails, once;
- * the loop ends at the first N the operation never reaches. For every N: no crash,
- * the call returns 0 or an error code with a message (VAED_ENOMEM or VAED_EDB; a job
- * that cannot start fails with its reason), the database passes PRAGMA
- * integrity_check, and the operation succeeds when retried without faults. Leaks are
- * LeakSanitizer's job: the test must run clean under SANITIZER=address, and there it
- * also checks for leaks after each operation's loop, so a leak names its operation.
- *
- * How allocations fail. This binary alone is linked with
- * -Wl,--wrap=malloc,calloc,realloc,strdup (see the Makefile): every call to them from
- * vaed's objects reaches the __wrap_ functions below, which count and fail the Nth;
- * __real_malloc is the C library's (or ASan's interceptor). jansson allocates through
- * json_set_alloc_funcs and SQLite through SQLITE_CONFIG_MALLOC, both counted into the
- * same counter. The xmalloc family is wrapped too, but only to mark its allocations
- * exempt: by the allocation policy (err.h) a small fixed-size allocation aborts on
- * failure, so failing one would test the policy, not the error paths. The counter is
- * shared by every thread (the store's writer, the job workers): a failure lands in
- * whichever thread makes the Nth allocation, as it would in the daemon. */
+/* test_alloc_fail.c — allocation-failure injection (jansson's test_chaos, STYLE.md) over
+ * the store's paths that must never corrupt state: schema migration of a fresh and of
+ * every older database, and a checkpoint save (the engine's blob, then the store's
+ * transaction). The job paths (a trainer built, a job submitted, a worker starting a
+ * job) are in test_alloc_fail_jobs.c. The method, the injector and the shared fixtures
+ * are in test_alloc_fail_util.h; both programs are linked with the allocators wrapped
+ * (the Makefile's test_alloc_fail% rule). */
 #include "tests/unit/test_alloc_fail_util.h"
 
 static void test_migration(int v0)
@@ -94,215 +78,106 @@ static void test_migration(int v0)
     leak_check(what);
 }
 
-static void test_trainer_new(void)
+static void test_checkpoint(void)
 {
-    const char *what = "vae_trainer_new (CSV data)";
-    vae_spec spec;
-    if (spec_parse(&spec, "start", 1))
-        return;
-    tally t = {0};
-    for (long n = first_n();; n++) {
-        vae_trainer *tr = NULL;
-        vaed_err e;
-        vaed_err_clear(&e);
-        fi_arm(n);
-        int rc = vae_trainer_new(&tr, &spec, &e);
-        int hit = fi_disarm();
-        if (rc == 0) {
-            /* the trainer it built works */
-            vae_metrics m;
-            int src = vae_trainer_step(tr, &m, &e);
-            CHECK(src == 0 && m.step == 0, "%s, allocation %ld failed: a step of the new "
-                  "trainer: %d %s", what, n, src, e.msg);
-            vae_trainer_free(tr);
-        }
-        if (!hit) {
-            CHECK(rc == 0, "%s without a failure: %d %s", what, rc, e.msg);
-            t.n = n - 1;
-            break;
-        }
-        if (rc) {
-            t.failed++;
-            CHECK(code_ok(rc, mem_only) && e.msg[0], "%s, allocation %ld failed: rc %d, \"%s\"",
-                  what, n, rc, e.msg);
-            rc = vae_trainer_new(&tr, &spec, &e);
-            CHECK(rc == 0, "%s, allocation %ld failed: the retry failed: %s", what, n, e.msg);
-            vae_trainer_free(tr);
-        } else {
-            t.survived++;
-        }
-        if (n >= MAX_N) {
-            CHECK(0, "%s: still allocating after %ld", what, n);
-            break;
-        }
-    }
-    tally_print(what, &t);
-    leak_check(what);
-}
-
-static void test_submit(void)
-{
-    const char *what = "jobs_submit";
-    char p[512], state[16], reason[512];
-    remove_db("submit.db");
-    path_of(p, sizeof p, "submit.db");
+    const char *what = "checkpoint save (blob + store)";
+    char p[512];
+    remove_db("ckpt.db");
+    path_of(p, sizeof p, "ckpt.db");
     store_opts o = quick_opts();
     store *st = NULL;
-    jobs *J = NULL;
+    vae_trainer *tr = NULL;
     vaed_err e;
-    jobs_config cfg = manager_config();
-    if (store_open(&st, p, &o, &e) || jobs_start(&J, st, &cfg, &e)) {
-        CHECK(0, "%s: setting up: %s", what, e.msg);
+    vae_spec spec;
+    if (spec_parse(&spec, "ckpt", 1000) || store_open(&st, p, &o, &e) ||
+        vae_trainer_new(&tr, &spec, &e)) {
+        CHECK(0, "%s: setting up", what);
         if (st)
             store_close(st, NULL);
         return;
     }
-    json_t *spec = spec_json("submitted", EPOCHS);
+    store_job_new nj = {.name = "ckpt", .spec = "{}", .state = "running"};
+    int64_t job = 0;
+    CHECK(store_job_insert(st, &nj, &job, &e) == 0, "%s: job: %s", what, e.msg);
     tally t = {0};
-    for (long n = first_n(); spec; n++) {
-        int64_t id = 0;
+    for (long n = first_n();; n++) {
+        vae_metrics m;
+        if (vae_trainer_step(tr, &m, &e)) {
+            CHECK(0, "%s: step: %s", what, e.msg);
+            break;
+        }
+        long step = vae_trainer_step_index(tr);
+        void *want = NULL;
+        size_t want_len = 0;
+        if (vae_trainer_save(tr, &want, &want_len, &e)) {
+            CHECK(0, "%s: reference save: %s", what, e.msg);
+            break;
+        }
+        void *blob = NULL;
+        size_t len = 0;
         vaed_err_clear(&e);
         fi_arm(n);
-        int rc = jobs_submit(J, spec, &id, &e);
-        int hit = fi_disarm();
+        int rc = vae_trainer_save(tr, &blob, &len, &e);
         if (rc == 0) {
-            /* a job that was queued runs; a failure injected in its worker while the
-             * window was open fails it with its reason */
-            int done = wait_finished(st, id, 20, state, sizeof state, reason, sizeof reason);
-            CHECK(done, "%s, allocation %ld failed: job %lld not finished (%s)", what, n,
-                  (long long)id, state);
-            CHECK(strcmp(state, "failed") || reason[0], "%s, allocation %ld failed: job failed "
-                  "without a reason", what, n);
+            store_ckpt_put req = {.job = job, .step = step, .epoch = m.epoch, .kind = "periodic",
+                                  .blob = blob, .size = len, .give = 1, .keep = KEEP,
+                                  .wait = 1};
+            rc = store_checkpoint_put(st, &req, &e); /* the blob is the store's now */
+        }
+        int hit = fi_disarm();
+        if (rc) {
+            CHECK(code_ok(rc, mem_or_db) && e.msg[0], "%s, allocation %ld failed: rc %d, \"%s\"",
+                  what, n, rc, e.msg);
+            /* a waited checkpoint that failed was not written */
+            void *got = NULL;
+            size_t glen = 0;
+            int grc = store_checkpoint_get(st, job, step, NULL, &got, &glen, &e);
+            CHECK(grc == VAED_ENOTFOUND, "%s, allocation %ld failed: reported failed, but the "
+                  "checkpoint at %ld reads back with %d", what, n, step, grc);
+            free(got);
+            integrity_ok("ckpt.db", what, n);
+            /* the retry, without faults */
+            store_ckpt_put req = {.job = job, .step = step, .epoch = m.epoch, .kind = "periodic",
+                                  .blob = want, .size = want_len, .keep = KEEP, .wait = 1};
+            rc = store_checkpoint_put(st, &req, &e);
+            CHECK(rc == 0, "%s, allocation %ld failed: the retry failed: %s", what, n, e.msg);
+            t.failed++;
+        } else if (hit) {
+            t.survived++;
+        }
+        /* what is stored is exactly the trainer's state */
+        void *got = NULL;
+        size_t glen = 0;
+        int grc = store_checkpoint_get(st, job, -1, NULL, &got, &glen, &e);
+        CHECK(grc == 0 && glen == want_len && !memcmp(got, want, glen),
+              "%s, allocation %ld failed: newest checkpoint differs from the state (rc %d, %zu "
+              "bytes, want %zu)", what, n, grc, glen, want_len);
+        free(got);
+        free(want);
+        store_ckpt *list = NULL;
+        size_t nl = 0;
+        if (store_checkpoints_list(st, job, &list, &nl, &e) == 0) {
+            CHECK(nl <= KEEP && nl > 0 && list[nl - 1].step == step,
+                  "%s, allocation %ld failed: %zu checkpoints kept (keep %d), newest at %lld, "
+                  "want %ld", what, n, nl, KEEP, nl ? (long long)list[nl - 1].step : -1LL,
+                  step);
+            free(list);
         }
         if (!hit) {
             CHECK(rc == 0, "%s without a failure: %d %s", what, rc, e.msg);
-            CHECK(!strcmp(state, "completed"), "%s without a failure: job %s (%s)", what,
-                  state, reason);
-            if (!strcmp(state, "completed"))
-                metrics_complete("submit.db", id, STEPS_PER_EPOCH * EPOCHS, what, n);
             t.n = n - 1;
             break;
         }
-        if (rc) {
-            t.failed++;
-            CHECK(code_ok(rc, mem_or_db) && e.msg[0], "%s, allocation %ld failed: rc %d, \"%s\"",
-                  what, n, rc, e.msg);
-            int64_t left = unfinished_jobs("submit.db");
-            CHECK(left == 0, "%s, allocation %ld failed (%s): %lld unfinished jobs left in the "
-                  "store", what, n, e.msg, (long long)left);
-            rc = jobs_submit(J, spec, &id, &e);
-            CHECK(rc == 0, "%s, allocation %ld failed: the retry failed: %s", what, n, e.msg);
-            if (rc == 0) {
-                wait_finished(st, id, 20, state, sizeof state, reason, sizeof reason);
-                CHECK(!strcmp(state, "completed"), "%s, allocation %ld failed: the retried job "
-                      "is %s (%s)", what, n, state, reason);
-            }
-        } else {
-            t.survived++;
-        }
-        integrity_ok("submit.db", what, n);
-        if (n >= MAX_N) {
+        if (n >= MAX_N || vae_trainer_finished(tr)) {
             CHECK(0, "%s: still allocating after %ld", what, n);
             break;
         }
     }
-    json_decref(spec);
-    jobs_stop(J);
+    vae_trainer_free(tr);
     CHECK(store_close(st, &e) == 0, "%s: close: %s", what, e.msg);
-    integrity_ok("submit.db", what, 0);
+    integrity_ok("ckpt.db", what, 0);
     tally_print(what, &t);
-    remove_db("submit.db");
-    leak_check(what);
-}
-
-/* A worker picking a job up: the manager starts (re-queueing the stored job), its
- * worker loads the data, builds the trainer, trains, checkpoints and records the end. */
-static void test_worker_start(void)
-{
-    const char *what = "jobs_start + the job's run";
-    char p[512], state[16], reason[512];
-    remove_db("worker.db");
-    path_of(p, sizeof p, "worker.db");
-    store_opts o = quick_opts();
-    store *st = NULL;
-    vaed_err e;
-    vae_spec spec;
-    if (spec_parse(&spec, "worker", EPOCHS) || store_open(&st, p, &o, &e)) {
-        CHECK(0, "%s: setting up", what);
-        return;
-    }
-    json_t *sj = vae_spec_to_json(&spec), *schj = sched_to_json(&spec.schedule);
-    char *spec_text = json_dumps(sj, JSON_COMPACT), *sched_text = json_dumps(schj, JSON_COMPACT);
-    json_decref(sj);
-    json_decref(schj);
-    jobs_config cfg = manager_config();
-    tally t = {0};
-    for (long n = first_n();; n++) {
-        int64_t id = queue_job(st, spec_text, sched_text);
-        if (!id) {
-            CHECK(0, "%s: cannot queue a job", what);
-            break;
-        }
-        jobs *J = NULL;
-        vaed_err_clear(&e);
-        state[0] = reason[0] = '\0';
-        fi_arm(n);
-        int rc = jobs_start(&J, st, &cfg, &e);
-        int done = rc == 0 && wait_finished(st, id, 20, state, sizeof state, reason, sizeof reason);
-        int hit = fi_disarm();
-        jobs_stop(J);
-        if (rc)
-            CHECK(code_ok(rc, mem_or_db) && e.msg[0] && J == NULL,
-                  "%s, allocation %ld failed: jobs_start: rc %d, \"%s\"", what, n, rc, e.msg);
-        else
-            CHECK(done, "%s, allocation %ld failed: job %lld not finished (%s)", what, n,
-                  (long long)id, state);
-        CHECK(strcmp(state, "failed") || reason[0], "%s, allocation %ld failed: job failed "
-              "without a reason", what, n);
-        int ok = rc == 0 && done && !strcmp(state, "completed");
-        if (ok)
-            metrics_complete("worker.db", id, STEPS_PER_EPOCH * EPOCHS, what, n);
-        if (!hit) {
-            CHECK(ok, "%s without a failure: rc %d, job %s (%s %s)", what, rc, state, reason,
-                  e.msg);
-            t.n = n - 1;
-            break;
-        }
-        if (ok) {
-            t.survived++;
-        } else {
-            t.failed++;
-            /* the retry: a manager started without faults finishes what is unfinished
-             * (a job left queued or running is resumed) and runs a new job */
-            int64_t again = queue_job(st, spec_text, sched_text);
-            rc = jobs_start(&J, st, &cfg, &e);
-            CHECK(rc == 0, "%s, allocation %ld failed: the retry failed: %s", what, n, e.msg);
-            if (rc == 0) {
-                int fin = wait_finished(st, again, 20, state, sizeof state, reason,
-                                        sizeof reason);
-                CHECK(fin && !strcmp(state, "completed"), "%s, allocation %ld failed: the "
-                      "retried job is %s (%s)", what, n, state, reason);
-                if (fin)
-                    metrics_complete("worker.db", again, STEPS_PER_EPOCH * EPOCHS, what, n);
-                wait_finished(st, id, 20, state, sizeof state, reason, sizeof reason);
-                jobs_stop(J);
-            }
-        }
-        int64_t left = unfinished_jobs("worker.db");
-        CHECK(left == 0, "%s, allocation %ld failed: %lld jobs left unfinished", what, n,
-              (long long)left);
-        integrity_ok("worker.db", what, n);
-        if (n >= MAX_N) {
-            CHECK(0, "%s: still allocating after %ld", what, n);
-            break;
-        }
-    }
-    free(spec_text);
-    free(sched_text);
-    CHECK(store_close(st, &e) == 0, "%s: close: %s", what, e.msg);
-    integrity_ok("worker.db", what, 0);
-    tally_print(what, &t);
-    remove_db("worker.db");
+    remove_db("ckpt.db");
     leak_check(what);
 }
 
@@ -313,11 +188,7 @@ int main(void)
         return rc;
     for (int v = 0; v < STORE_SCHEMA_VERSION && want("migration"); v++)
         test_migration(v);
-    if (want("trainer"))
-        test_trainer_new();
-    if (want("submit"))
-        test_submit();
-    if (want("worker"))
-        test_worker_start();
+    if (want("checkpoint"))
+        test_checkpoint();
     return test_alloc_fail_end("test_alloc_fail");
 }

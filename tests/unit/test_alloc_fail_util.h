@@ -1,5 +1,26 @@
-/* test_alloc_fail_util.h — what the test_alloc_fail programs share: includes, fixtures and helpers. Each
- * program uses a part of them, hence the pragmas. */
+/* test_alloc_fail_util.h — what the allocation-failure programs share (test_alloc_fail.c:
+ * the store's paths; test_alloc_fail_jobs.c: a job's paths): the fault injector, the
+ * fixtures and the helpers. Each program uses a part of them, hence the pragmas. It
+ * defines the __wrap_ allocators, so exactly one file of a program includes it.
+ *
+ * For N = 1, 2, 3, ... the Nth allocation made while the operation runs fails, once;
+ * the loop ends at the first N the operation never reaches. For every N: no crash,
+ * the call returns 0 or an error code with a message (VAED_ENOMEM or VAED_EDB; a job
+ * that cannot start fails with its reason), the database passes PRAGMA
+ * integrity_check, and the operation succeeds when retried without faults. Leaks are
+ * LeakSanitizer's job: the test must run clean under SANITIZER=address, and there it
+ * also checks for leaks after each operation's loop, so a leak names its operation.
+ *
+ * How allocations fail. These programs alone are linked with
+ * -Wl,--wrap=malloc,calloc,realloc,strdup (see the Makefile): every call to them from
+ * vaed's objects reaches the __wrap_ functions below, which count and fail the Nth;
+ * __real_malloc is the C library's (or ASan's interceptor). jansson allocates through
+ * json_set_alloc_funcs and SQLite through SQLITE_CONFIG_MALLOC, both counted into the
+ * same counter. The xmalloc family is wrapped too, but only to mark its allocations
+ * exempt: by the allocation policy (err.h) a small fixed-size allocation aborts on
+ * failure, so failing one would test the policy, not the error paths. The counter is
+ * shared by every thread (the store's writer, the job workers): a failure lands in
+ * whichever thread makes the Nth allocation, as it would in the daemon. */
 #ifndef VAED_TESTS_TEST_ALLOC_FAIL_UTIL_H
 #define VAED_TESTS_TEST_ALLOC_FAIL_UTIL_H
 
