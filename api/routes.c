@@ -689,6 +689,8 @@ static void build_all(void)
     add(r, n);
     r = api_schedule_routes(&n);
     add(r, n);
+    r = api_eval_routes(&n);
+    add(r, n);
 }
 
 const api_route *api_routes(size_t *n)

@@ -30,4 +30,8 @@ const api_route *api_routes(size_t *n);
  * /v1/schedules/preview. OUT *n. */
 const api_route *api_schedule_routes(size_t *n);
 
+/* The evaluation routes (api/evals.c): POST/GET /v1/jobs/{id}/evaluations, GET
+ * /v1/jobs/{id}/evaluations/{eid}, POST .../{eid}/cancel. OUT *n. */
+const api_route *api_eval_routes(size_t *n);
+
 #endif

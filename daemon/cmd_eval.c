@@ -99,10 +99,9 @@ int cmd_eval(int argc, char **argv)
     vae_spec spec;
     vae_dataset *train = NULL, *test = NULL;
     vae_eval *ev = NULL;
-    float *x = NULL, *params = NULL;
+    float *params = NULL;
     double *ll = NULL, *el = NULL;
     float *mu = NULL, *lv = NULL;
-    long *idx = NULL;
     size_t slen = 0, blen = 0;
     char *text = read_file(spec_path, &slen, &err);
     char *blob = text ? read_file(ckpt_path, &blen, &err) : NULL;
@@ -148,14 +147,11 @@ int cmd_eval(int argc, char **argv)
     }
     params = malloc(sizeof(float) * (size_t)np);
     const long n = rows > 0 && rows < d->n ? rows : d->n;
-    const long block = 256;
-    x = malloc(sizeof(float) * (size_t)block * d->dim);
     ll = malloc(sizeof(double) * (size_t)n);
     el = malloc(sizeof(double) * (size_t)n);
-    idx = malloc(sizeof(long) * (size_t)block);
     mu = malloc(sizeof(float) * (size_t)n * shape.L);
     lv = malloc(sizeof(float) * (size_t)n * shape.L);
-    if (!params || !x || !ll || !el || !idx || !mu || !lv) {
+    if (!params || !ll || !el || !mu || !lv) {
         fprintf(stderr, "vaed eval: out of memory\n");
         goto done;
     }
@@ -165,40 +161,27 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "vaed eval: %s\n", err.msg);
         goto done;
     }
-    vae_rng rng;
-    vae_rng_seed(&rng, (uint64_t)seed, 0x6576616c); /* "eval" */
     const double t0 = mono();
     double last_print = t0;
-    for (long i0 = 0; i0 < n; i0 += block) {
-        const int b = (int)(n - i0 < block ? n - i0 : block);
-        for (int i = 0; i < b; i++)
-            idx[i] = i0 + i;
-        vae_batch_fill(d, idx, b, x);
-        vae_eval_rows(ev, x, b, &rng, ll + i0, el + i0, mu + i0 * shape.L, lv + i0 * shape.L);
+    const long nb = vae_eval_blocks(n);
+    for (long b = 0; b < nb; b++) {
+        const long i0 = b * VAE_EVAL_BLOCK;
+        const long got = vae_eval_block(ev, d, n, (uint64_t)seed, b, ll + i0, el + i0,
+                                        mu + i0 * shape.L, lv + i0 * shape.L);
         const double now = mono();
-        if (!quiet && (now - last_print >= 1.0 || i0 + b == n)) {
-            const double rate = (double)(i0 + b) / (now - t0);
-            fprintf(stderr, "vaed eval: %ld/%ld rows, %.0f rows/s, ETA %.0f s\n", i0 + b, n,
-                    rate, (double)(n - i0 - b) / rate);
+        if (!quiet && (now - last_print >= 1.0 || b + 1 == nb)) {
+            const double rate = (double)(i0 + got) / (now - t0);
+            fprintf(stderr, "vaed eval: %ld/%ld rows, %.0f rows/s, ETA %.0f s\n", i0 + got, n,
+                    rate, (double)(n - i0 - got) / rate);
             last_print = now;
         }
     }
-    double bound, bound_se, elbo, elbo_se;
-    vae_eval_mean_se(ll, n, &bound, &bound_se);
-    vae_eval_mean_se(el, n, &elbo, &elbo_se);
-    vae_eval_post post;
-    vae_rng_seed(&rng, (uint64_t)seed, 0x6d69); /* "mi": its own stream */
-    vae_eval_posterior(mu, lv, n, &spec.model, &rng, &post);
-    json_t *groups = json_array();
-    for (int g = 0; groups && g < post.n_groups; g++)
-        json_array_append_new(groups, json_real(post.kl_group[g]));
-    json_t *out = json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:o, s:f}",
-                            "split", split, "rows", (json_int_t)n, "k", (json_int_t)k, "seed",
-                            (json_int_t)seed, "bound", bound, "bound_se", bound_se, "elbo",
-                            elbo, "elbo_se", elbo_se, "kl", post.kl, "mi", post.mi,
-                            "active_units", post.active_units, "kl_groups", groups, "seconds",
-                            mono() - t0);
-    if (!out) {
+    vae_eval_result res;
+    vae_eval_summarize(ll, el, mu, lv, n, (int)k, (uint64_t)seed, &spec.model, &res);
+    json_t *out = vae_eval_result_json(&res);
+    if (!out || json_object_set_new(out, "split", json_string(split)) ||
+        json_object_set_new(out, "seconds", json_real(mono() - t0))) {
+        json_decref(out);
         fprintf(stderr, "vaed eval: out of memory\n");
         goto done;
     }
@@ -210,12 +193,10 @@ done:
     vae_eval_free(ev);
     vae_dataset_free(train);
     vae_dataset_free(test);
-    free(idx);
     free(mu);
     free(lv);
     free(el);
     free(ll);
-    free(x);
     free(params);
     free(blob);
     free(text);

@@ -87,6 +87,14 @@ typedef struct job {
     struct job *next;           /* table of unfinished jobs */
 } job;
 
+/* An unfinished evaluation (evals.c): its record is in the store; this is its place in
+ * the queue. running: a worker has it; cancel: a client asked it to stop. */
+typedef struct eval_unit {
+    int64_t id, job;
+    int running, cancel;
+    struct eval_unit *next;
+} eval_unit;
+
 struct jobs {
     store *st;
     jobs_config cfg;
@@ -94,6 +102,8 @@ struct jobs {
     pthread_mutex_t mu;
     pthread_cond_t work;        /* a job became takeable, or stopping */
     job *table;                 /* unfinished jobs */
+    eval_unit *evals;           /* unfinished evaluations, oldest first */
+    pthread_cond_t evals_cv;    /* an evaluation ended */
     int stopping;
     int nworkers;
     pthread_t *workers;
@@ -174,6 +184,18 @@ int recover_history(run *r, vaed_err *err);
 /* Apply again, through job_apply, the recorded changes whose effective step is the step
  * about to run. */
 int recover_replay(run *r, vaed_err *err);
+
+/* ---- evaluations (evals.c) ------------------------------------------------------- */
+
+/* The next evaluation a worker may take (mu held), NULL when none is waiting. */
+eval_unit *evals_next(jobs *J);
+/* Run u on the calling worker (u->running set by it, mu not held) to its end, record
+ * its outcome, and drop it from the list. */
+void evals_run(jobs *J, eval_unit *u);
+/* At start: the store's queued and running evaluations into the list. */
+int evals_recover(jobs *J, vaed_err *err);
+/* Free the list (mu held, no worker left). */
+void evals_free_all(jobs *J);
 
 /* ---- submission and paths (submit.c) ---------------------------------------------- */
 

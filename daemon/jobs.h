@@ -108,6 +108,37 @@ int jobs_checkpoint_now(jobs *j, int64_t id, int64_t *step, vaed_err *err);
  * not in memory (finished) are left as the store has them. */
 void jobs_decorate(jobs *j, int64_t id, json_t *obj);
 
+/* ---- evaluations (daemon/evals.c) ----
+ * POST /v1/jobs/{id}/evaluations: the importance-weighted bound of one checkpoint of a
+ * job (vae/eval.h), queued like a job and run by a worker (see evals.c for the
+ * scheduling and how it survives a crash). */
+#define JOBS_EVAL_MAX_K 100000
+typedef struct jobs_eval_req {
+    int64_t job;
+    const char *checkpoint;     /* "final" (the newest), "best", or NULL: step */
+    int64_t step;               /* with checkpoint NULL: the checkpoint's step */
+    const char *split;          /* "test" | "train" */
+    int k;                      /* samples per row, 1..JOBS_EVAL_MAX_K */
+    int64_t seed;               /* >= 0 */
+    int64_t rows;               /* the first rows of the split; 0 = all */
+} jobs_eval_req;
+
+/* Queue an evaluation. OUT *id. VAED_EINVAL (422 naming k, split, rows or
+ * dataset.binarize), VAED_ENOTFOUND (404: no such job, or no such checkpoint: field
+ * "checkpoint"), VAED_ESTATE ("best" without a completed evaluation). */
+int jobs_eval_submit(jobs *j, const jobs_eval_req *r, int64_t *id, vaed_err *err);
+
+/* Stop an evaluation of job: a queued one is cancelled at once, a running one at the end
+ * of its current block (waited for up to wait_s: VAED_EBUSY past it). VAED_ESTATE when
+ * it has finished, VAED_ENOTFOUND when job has no such evaluation. */
+int jobs_eval_cancel(jobs *j, int64_t job, int64_t id, vaed_err *err);
+
+/* OUT *out: evaluation id of job (store_eval_json). VAED_ENOTFOUND, VAED_ENOMEM. */
+int jobs_eval_json(jobs *j, int64_t job, int64_t id, json_t **out, vaed_err *err);
+
+/* Every evaluation of job, oldest first, as an array; NULL with err on failure. */
+json_t *jobs_evals_json(jobs *j, int64_t job, vaed_err *err);
+
 /* Per running job, for /metrics: calls fn once per job under no lock of the caller. */
 typedef struct jobs_live {
     int64_t id;

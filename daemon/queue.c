@@ -215,10 +215,18 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&J->mu);
     for (;;) {
         job *jb = NULL;
-        while (!J->stopping && !(jb = next_queued(J)))
+        eval_unit *eu = NULL;
+        while (!J->stopping && !(eu = evals_next(J)) && !(jb = next_queued(J)))
             pthread_cond_wait(&J->work, &J->mu);
         if (J->stopping)
             break;
+        if (eu) { /* evaluations first: see daemon/evals.c */
+            eu->running = 1;
+            pthread_mutex_unlock(&J->mu);
+            evals_run(J, eu);
+            pthread_mutex_lock(&J->mu);
+            continue;
+        }
         jb->state = JOB_RUNNING;
         jb->owner = OWNER_WORKER;
         jb->refs++;
@@ -261,15 +269,20 @@ int jobs_start(jobs **out, store *st, const jobs_config *cfg, vaed_err *err)
     }
     pthread_mutex_init(&J->mu, NULL);
     pthread_cond_init(&J->work, NULL);
+    pthread_cond_init(&J->evals_cv, NULL);
 
     int rc = recover_jobs(J, err);
+    if (!rc)
+        rc = evals_recover(J, err);
     if (rc) {
+        evals_free_all(J);
         for (job *jb = J->table, *n; jb; jb = n) {
             n = jb->next;
             job_unref(jb);
         }
         pthread_mutex_destroy(&J->mu);
         pthread_cond_destroy(&J->work);
+        pthread_cond_destroy(&J->evals_cv);
         free(J);
         return rc;
     }
@@ -303,9 +316,11 @@ void jobs_stop(jobs *J)
         job_unref(jb);
     }
     J->table = NULL;
+    evals_free_all(J);
     pthread_mutex_unlock(&J->mu);
     pthread_mutex_destroy(&J->mu);
     pthread_cond_destroy(&J->work);
+    pthread_cond_destroy(&J->evals_cv);
     free(J);
 }
 

@@ -18,7 +18,9 @@
  *     widens it in place by the procedure SQLite documents for loosening a CHECK
  *     ("Making Other Kinds Of Table Schema Changes"): rewrite the table's SQL text in
  *     sqlite_master under writable_schema and bump schema_version. No stored row
- *     changes meaning, since the new check accepts every value the old one did. */
+ *     changes meaning, since the new check accepts every value the old one did.
+ * v5: evaluations and eval_blocks (store/evals.h): an evaluation's committed blocks
+ *     let it resume after a crash. */
 #include <sqlite3.h>
 #include <stdio.h>
 
@@ -104,6 +106,34 @@ static const char *const migrations[] = {
     "  size INTEGER NOT NULL,"
     "  created_at REAL NOT NULL"
     ");",
+    /* v5 */
+    "CREATE TABLE evaluations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  ckpt_step INTEGER NOT NULL,"
+    "  asked TEXT NOT NULL,"
+    "  split TEXT NOT NULL CHECK (split IN ('test','train')),"
+    "  k INTEGER NOT NULL,"
+    "  seed INTEGER NOT NULL,"
+    "  rows INTEGER NOT NULL,"
+    "  rows_done INTEGER NOT NULL DEFAULT 0,"
+    "  state TEXT NOT NULL CHECK (state IN ('queued','running','completed','failed',"
+    "                                       'cancelled')),"
+    "  reason TEXT,"
+    "  result TEXT CHECK (result IS NULL OR json_valid(result)),"
+    "  created_at REAL NOT NULL,"
+    "  started_at REAL,"
+    "  finished_at REAL,"
+    "  seconds REAL NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX evaluations_job ON evaluations(job);"
+    "CREATE TABLE eval_blocks ("
+    "  eval INTEGER NOT NULL REFERENCES evaluations(id) ON DELETE CASCADE,"
+    "  block INTEGER NOT NULL,"
+    "  rows INTEGER NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  PRIMARY KEY (eval, block)"
+    ") WITHOUT ROWID;",
 };
 
 static int exec_all(sqlite3 *db, const char *sql, vaed_err *err)
@@ -181,6 +211,7 @@ static int (*const migration_fn[])(sqlite3 *, vaed_err *) = {
     NULL, NULL, NULL,
     sum_build_all,   /* v3 */
     ckpt_kind_fork,  /* v4 */
+    NULL,            /* v5 */
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION + 1,

@@ -19,6 +19,10 @@
  *   datasets(id PK, name, source 'file'|'upload', spec JSON, info JSON, size,
  *            created_at)  registered datasets (v4): spec is the dataset object a job
  *       naming this dataset trains on, info its shape as GET /v1/datasets shows it
+ *   evaluations(id PK, job, ckpt_step, asked, split, k, seed, rows, rows_done, state,
+ *               reason, result JSON, created_at, started_at, finished_at, seconds)
+ *   eval_blocks(eval, block, rows, data BLOB)    PK(eval, block) WITHOUT ROWID
+ *       evaluations of a checkpoint and the blocks they have done (v5; store/evals.h)
  * Times are unix seconds (REAL); 0 in a struct means "not set" (NULL in SQL).
  * BLOB arrays (kl_groups, kl_dims) are native-endian IEEE-754 doubles.
  *
@@ -66,7 +70,7 @@
 #include "vae/err.h"
 #include "vae/metric_fields.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 typedef struct store store;
 

@@ -20,6 +20,9 @@ struct vae_eval {
     int c;                      /* samples per row in one pass (the model's k) */
     int B;                      /* data rows per pass */
     double *mx, *acc, *sum;     /* per row of a pass: running max, Σ e^(lw − mx), Σ lw */
+    int D;
+    float *x;                   /* a block's rows (eval_run.c): VAE_EVAL_BLOCK × D */
+    long *idx;                  /* their row numbers */
 };
 
 int vae_eval_new(vae_eval **out, const vae_spec *spec, int D, int vocab, const float *params,
@@ -49,8 +52,11 @@ int vae_eval_new(vae_eval **out, const vae_spec *spec, int D, int vocab, const f
         return rc;
     }
     memcpy(e->m->params, params, sizeof(float) * (size_t)n);
+    e->D = D;
     e->mx = malloc(sizeof(double) * (size_t)e->B * 3);
-    if (!e->mx) {
+    e->x = malloc(sizeof(float) * (size_t)VAE_EVAL_BLOCK * (size_t)D);
+    e->idx = malloc(sizeof(long) * VAE_EVAL_BLOCK);
+    if (!e->mx || !e->x || !e->idx) {
         vae_eval_free(e);
         return vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory");
     }
@@ -66,7 +72,15 @@ void vae_eval_free(vae_eval *e)
         return;
     vae_model_free(e->m);
     free(e->mx);
+    free(e->x);
+    free(e->idx);
     free(e);
+}
+
+void vae_eval_scratch(vae_eval *e, float **x, long **idx)
+{
+    *x = e->x;
+    *idx = e->idx;
 }
 
 /* Fold the first `use` samples of each of B rows of the last pass into the rows' sums. */

@@ -22,6 +22,9 @@
 #ifndef VAED_EVAL_H
 #define VAED_EVAL_H
 
+#include <jansson.h>
+#include <stdint.h>
+
 #include "err.h"
 #include "rng.h"
 #include "spec.h"
@@ -68,5 +71,46 @@ double vae_eval_mi(const float *mu, const float *lv, long N, int L, vae_rng *rng
 /* Mean of v[0..n) and its standard error, sd / sqrt(n) with the n − 1 sample variance
  * (0 when n < 2). */
 void vae_eval_mean_se(const double *v, long n, double *mean, double *se);
+
+/* ---- a split in blocks (eval_run.c) -------------------------------------------------
+ * Rows [b·VAE_EVAL_BLOCK, (b + 1)·VAE_EVAL_BLOCK) of a split form block b. Each block
+ * draws from its own stream, (seed, b), so its numbers do not depend on which blocks
+ * ran before it or where: an evaluation stopped after any block and resumed (the
+ * daemon's, after a SIGKILL) gives the same bits as one that never stopped, and `vaed
+ * eval` gives the daemon's numbers for the same checkpoint, rows, k and seed. */
+#define VAE_EVAL_BLOCK 256
+
+/* The evaluator's room for one block: VAE_EVAL_BLOCK rows of its data width, their row
+ * numbers. */
+void vae_eval_scratch(vae_eval *e, float **x, long **idx);
+
+/* The number of blocks of n rows. */
+long vae_eval_blocks(long n);
+
+/* Evaluate block b of the first n rows of d: OUT, for its rows r (at most
+ * VAE_EVAL_BLOCK, from row b·VAE_EVAL_BLOCK), ll[r], elbo[r], mu[r·L..], lv[r·L..]
+ * as vae_eval_rows. Returns the block's row count (0 past the end). */
+long vae_eval_block(vae_eval *e, const struct vae_dataset *d, long n, uint64_t seed, long b,
+                    double *ll, double *elbo, float *mu, float *lv);
+
+/* What an evaluation reports: the mean bound and k-sample ELBO over its rows, each with
+ * its standard error over rows, and the posterior's figures (vae_eval_posterior, drawn
+ * from the stream (seed, "mi")). One definition for `vaed eval` and the daemon. */
+typedef struct vae_eval_result {
+    long rows;
+    int k;
+    uint64_t seed;
+    double bound, bound_se, elbo, elbo_se;
+    vae_eval_post post;
+} vae_eval_result;
+
+/* Summarise the per-row figures of n rows (the blocks' outputs, in row order). */
+void vae_eval_summarize(const double *ll, const double *elbo, const float *mu, const float *lv,
+                        long n, int k, uint64_t seed, const vae_model_spec *ms,
+                        vae_eval_result *out);
+
+/* A new JSON object: rows, k, seed, bound, bound_se, elbo, elbo_se, kl, mi,
+ * active_units, kl_groups. NULL on allocation failure. */
+json_t *vae_eval_result_json(const vae_eval_result *r);
 
 #endif

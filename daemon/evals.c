@@ -1,0 +1,471 @@
+/* evals.c — evaluations as queued units of work (daemon/jobs.h: jobs_eval_*): the
+ * importance-weighted bound of one checkpoint of a job (vae/eval.h), run by the job
+ * workers, stored in the store (store/evals.h) block by block.
+ *
+ * Scheduling. An evaluation takes a worker like a job does, so it never slows a
+ * running training job by more than one worker's share: with one worker it waits
+ * until no job is running, with --workers 2 it runs beside one. A free worker takes
+ * queued evaluations before queued jobs (an evaluation is minutes, and someone is
+ * waiting for its number), oldest first. It runs on the worker's own thread with
+ * single-threaded BLAS.
+ *
+ * Durability. Every block of VAE_EVAL_BLOCK rows is committed with its per-row figures
+ * before the next begins; the block's draws depend only on (seed, block) (vae/eval.h),
+ * so an evaluation stopped by SIGTERM, SIGKILL or a crash resumes at start-up from
+ * the blocks it had committed and ends with the same bits as one that never stopped.
+ * The summary (mean bound, standard errors, MI, active units, KL per group) is made
+ * from all the rows once the last block is in, by the same function `vaed eval` uses.
+ *
+ * A block's bytes: ll[rows], elbo[rows] (doubles), then mu[rows × L], lv[rows × L]
+ * (floats), native-endian like the store's other BLOB arrays. */
+#include "daemon/job.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "store/evals.h"
+#include "vae/data.h"
+#include "vae/eval.h"
+#include "vae/infer.h"
+#include "vae/model.h"
+
+/* ---- the list (all under mu) -------------------------------------------------------- */
+
+static eval_unit *unit_new(const store_eval *e)
+{
+    eval_unit *u = xcalloc(1, sizeof *u);
+    u->id = e->id;
+    u->job = e->job;
+    return u;
+}
+
+static void unit_add(jobs *J, eval_unit *u)
+{
+    eval_unit **p = &J->evals;
+    while (*p)
+        p = &(*p)->next;
+    *p = u;
+}
+
+static void unit_remove(jobs *J, eval_unit *u)
+{
+    for (eval_unit **p = &J->evals; *p; p = &(*p)->next)
+        if (*p == u) {
+            *p = u->next;
+            free(u);
+            return;
+        }
+}
+
+eval_unit *evals_next(jobs *J)
+{
+    for (eval_unit *u = J->evals; u; u = u->next)
+        if (!u->running)
+            return u;
+    return NULL;
+}
+
+int evals_recover(jobs *J, vaed_err *err)
+{
+    store_eval *open = NULL;
+    size_t n = 0;
+    int rc = store_evals_list(J->st, 0, 1, &open, &n, err);
+    for (size_t i = 0; !rc && i < n; i++)
+        unit_add(J, unit_new(&open[i]));
+    if (n)
+        log_msg(LOG_INFO, "%zu unfinished evaluation(s) queued again", n);
+    store_evals_free(open, n);
+    return rc;
+}
+
+void evals_free_all(jobs *J)
+{
+    while (J->evals)
+        unit_remove(J, J->evals);
+}
+
+/* ---- one evaluation, on a worker ---------------------------------------------------- */
+
+typedef struct rows_buf {
+    long n;
+    int L;
+    double *ll, *el;
+    float *mu, *lv;
+    unsigned char *done;        /* per block */
+} rows_buf;
+
+static size_t block_bytes(long rows, int L)
+{
+    return (size_t)rows * (2 * sizeof(double) + 2 * (size_t)L * sizeof(float));
+}
+
+static void block_pack(const rows_buf *b, long blk, long rows, unsigned char *out)
+{
+    const long i0 = blk * VAE_EVAL_BLOCK;
+    const size_t L = (size_t)b->L;
+    memcpy(out, b->ll + i0, sizeof(double) * (size_t)rows);
+    out += sizeof(double) * (size_t)rows;
+    memcpy(out, b->el + i0, sizeof(double) * (size_t)rows);
+    out += sizeof(double) * (size_t)rows;
+    memcpy(out, b->mu + i0 * L, sizeof(float) * (size_t)rows * L);
+    out += sizeof(float) * (size_t)rows * L;
+    memcpy(out, b->lv + i0 * L, sizeof(float) * (size_t)rows * L);
+}
+
+/* A committed block back into the row arrays (store_eval_block_fn). */
+static int block_unpack(void *arg, int64_t blk, int64_t rows, const void *data, size_t len)
+{
+    rows_buf *b = arg;
+    const long i0 = (long)blk * VAE_EVAL_BLOCK;
+    const long want = b->n - i0 < VAE_EVAL_BLOCK ? b->n - i0 : VAE_EVAL_BLOCK;
+    if (blk < 0 || i0 >= b->n || rows != want || len != block_bytes(rows, b->L))
+        return 1; /* not what this evaluation writes: this block and those after it are
+                     evaluated again (their draws are their own, so the bits are the same) */
+    const unsigned char *p = data;
+    const size_t L = (size_t)b->L;
+    memcpy(b->ll + i0, p, sizeof(double) * (size_t)rows);
+    p += sizeof(double) * (size_t)rows;
+    memcpy(b->el + i0, p, sizeof(double) * (size_t)rows);
+    p += sizeof(double) * (size_t)rows;
+    memcpy(b->mu + i0 * L, p, sizeof(float) * (size_t)rows * L);
+    p += sizeof(float) * (size_t)rows * L;
+    memcpy(b->lv + i0 * L, p, sizeof(float) * (size_t)rows * L);
+    b->done[blk] = 1;
+    return 0;
+}
+
+static void rows_buf_free(rows_buf *b)
+{
+    free(b->ll);
+    free(b->el);
+    free(b->mu);
+    free(b->lv);
+    free(b->done);
+}
+
+enum eval_end { EV_DONE, EV_FAILED, EV_CANCELLED, EV_STOPPED };
+
+static int should_stop(jobs *J, eval_unit *u, enum eval_end *why)
+{
+    pthread_mutex_lock(&J->mu);
+    int stop = J->stopping || u->cancel;
+    if (stop)
+        *why = u->cancel ? EV_CANCELLED : EV_STOPPED;
+    pthread_mutex_unlock(&J->mu);
+    return stop;
+}
+
+/* Run evaluation u to its end; OUT *result (JSON text, malloc'd) when done. */
+static enum eval_end eval_run(jobs *J, eval_unit *u, char **result, vaed_err *err)
+{
+    enum eval_end end = EV_FAILED;
+    store_eval se = {0};
+    store_job sj = {0};
+    vae_spec spec;
+    vae_dataset *train = NULL, *test = NULL;
+    void *blob = NULL;
+    size_t blen = 0;
+    float *params = NULL;
+    unsigned char *pack = NULL;
+    vae_eval *ev = NULL;
+    rows_buf rb = {0};
+
+    if (store_eval_get(J->st, u->id, &se, err) || store_job_get(J->st, se.job, &sj, err) ||
+        vae_spec_parse_text(&spec, sj.spec, strlen(sj.spec), err))
+        goto out;
+    if (job_check_path(J, spec.dataset.path, "dataset.path", err) ||
+        job_check_path(J, spec.dataset.test_path, "dataset.test_path", err) ||
+        vae_data_load(&spec.dataset, &train, &test, err))
+        goto out;
+    const vae_dataset *d = !strcmp(se.split, "train") ? train : test;
+    if (!d) {
+        vaed_err_set(err, VAED_EINVAL, "split",
+                     "the job's spec has no test split (no shipped test set, no "
+                     "dataset.test_path, validation_fraction 0): evaluate split \"train\"");
+        goto out;
+    }
+    if (store_checkpoint_get(J->st, se.job, se.ckpt_step, NULL, &blob, &blen, err))
+        goto out;
+    const int vocab = d->kind == VAE_DATA_SEQ ? d->vocab : 0;
+    vae_model shape;
+    vae_model_shape(&shape, &spec, (int)d->dim, vocab);
+    const float *p = NULL;
+    long np = 0;
+    if (vae_ckpt_params(blob, blen, &p, &np, err))
+        goto out;
+    if (!vae_ckpt_fits(blob, blen, &shape)) {
+        vaed_err_set(err, VAED_EINVAL, "checkpoint",
+                     "checkpoint %" PRId64 " does not fit the job's model", se.ckpt_step);
+        goto out;
+    }
+    const long n = se.rows > 0 && se.rows < d->n ? (long)se.rows : d->n;
+    const long nb = vae_eval_blocks(n);
+    rb.n = n;
+    rb.L = shape.L;
+    params = malloc(sizeof(float) * (size_t)np);
+    rb.ll = malloc(sizeof(double) * (size_t)n);
+    rb.el = malloc(sizeof(double) * (size_t)n);
+    rb.mu = malloc(sizeof(float) * (size_t)n * (size_t)rb.L);
+    rb.lv = malloc(sizeof(float) * (size_t)n * (size_t)rb.L);
+    rb.done = calloc((size_t)nb, 1);
+    pack = malloc(block_bytes(VAE_EVAL_BLOCK, rb.L));
+    if (!params || !rb.ll || !rb.el || !rb.mu || !rb.lv || !rb.done || !pack) {
+        vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory for %ld rows", n);
+        goto out;
+    }
+    memcpy(params, p, sizeof(float) * (size_t)np);
+    if (vae_eval_new(&ev, &spec, (int)d->dim, vocab, params, np, se.k, err))
+        goto out;
+    /* the blocks committed before a stop */
+    if (store_eval_blocks(J->st, u->id, block_unpack, &rb, err) < 0)
+        goto out;
+    if (store_eval_set_state(J->st, u->id, "running", NULL, NULL, n, err))
+        goto out;
+    vae_blas_init();
+    for (long b = 0; b < nb; b++) {
+        if (rb.done[b])
+            continue;
+        if (should_stop(J, u, &end))
+            goto out;
+        const double t0 = job_mono();
+        const long i0 = b * VAE_EVAL_BLOCK;
+        const long rows = vae_eval_block(ev, d, n, (uint64_t)se.seed, b, rb.ll + i0,
+                                         rb.el + i0, rb.mu + i0 * rb.L, rb.lv + i0 * rb.L);
+        block_pack(&rb, b, rows, pack);
+        int rc;
+        /* a store that cannot write now is waited for, as a training job waits */
+        while ((rc = store_eval_block_put(J->st, u->id, b, rows, pack, block_bytes(rows, rb.L),
+                                          job_mono() - t0, err)) == VAED_EDB &&
+               !should_stop(J, u, &end))
+            job_nap_ms(500);
+        if (rc)
+            goto out;
+    }
+    vae_eval_result res;
+    vae_eval_summarize(rb.ll, rb.el, rb.mu, rb.lv, n, se.k, (uint64_t)se.seed, &spec.model,
+                       &res);
+    json_t *j = vae_eval_result_json(&res);
+    *result = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(j);
+    if (!*result) {
+        vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory");
+        goto out;
+    }
+    end = EV_DONE;
+out:
+    vae_eval_free(ev);
+    rows_buf_free(&rb);
+    free(pack);
+    free(params);
+    free(blob);
+    vae_dataset_free(train);
+    vae_dataset_free(test);
+    store_job_clear(&sj);
+    store_eval_clear(&se);
+    return end;
+}
+
+void evals_run(jobs *J, eval_unit *u)
+{
+    vaed_err err;
+    vaed_err_clear(&err);
+    char *result = NULL;
+    log_msg(LOG_INFO, "evaluation %" PRId64 " of job %" PRId64 " running", u->id, u->job);
+    enum eval_end end = eval_run(J, u, &result, &err);
+    static const char *const state[] = {"completed", "failed", "cancelled", "queued"};
+    vaed_err e2;
+    int rc = store_eval_set_state(J->st, u->id, state[end], end == EV_FAILED ? err.msg : NULL,
+                                  result, -1, &e2);
+    if (rc)
+        log_msg(LOG_ERROR, "evaluation %" PRId64 ": could not record %s: %s", u->id,
+                state[end], e2.msg);
+    if (end == EV_FAILED)
+        log_msg(LOG_WARN, "evaluation %" PRId64 " failed: %s", u->id, err.msg);
+    else
+        log_msg(LOG_INFO, "evaluation %" PRId64 " %s", u->id,
+                end == EV_STOPPED ? "interrupted (resumes at start)" : state[end]);
+    free(result);
+    pthread_mutex_lock(&J->mu);
+    unit_remove(J, u);
+    pthread_cond_broadcast(&J->evals_cv);
+    pthread_mutex_unlock(&J->mu);
+}
+
+/* ---- the client calls --------------------------------------------------------------- */
+
+/* The step of the checkpoint req names: "final" (or absent) the newest, "best" the one
+ * whose completed evaluation has the highest bound, or a step that has a checkpoint. */
+static int resolve_ckpt(jobs *J, const jobs_eval_req *r, int64_t *step, vaed_err *err)
+{
+    if (r->checkpoint && !strcmp(r->checkpoint, "best")) {
+        store_eval *all = NULL;
+        size_t n = 0;
+        int rc = store_evals_list(J->st, r->job, 0, &all, &n, err);
+        double best = 0;
+        int found = 0;
+        for (size_t i = 0; !rc && i < n; i++) {
+            json_t *res = all[i].result ? json_loads(all[i].result, 0, NULL) : NULL;
+            json_t *bj = json_object_get(res, "bound");
+            if (!strcmp(all[i].state, "completed") && json_is_number(bj) &&
+                (!found || json_number_value(bj) > best)) {
+                best = json_number_value(bj);
+                *step = all[i].ckpt_step;
+                found = 1;
+            }
+            json_decref(res);
+        }
+        store_evals_free(all, n);
+        if (!rc && !found)
+            rc = vaed_err_set(err, VAED_ESTATE, "checkpoint",
+                              "checkpoint \"best\": job %" PRId64
+                              " has no completed evaluation to choose it by",
+                              r->job);
+        return rc;
+    }
+    store_ckpt meta;
+    void *blob = NULL;
+    size_t len = 0;
+    const int64_t want = r->checkpoint ? -1 : r->step;
+    int rc = store_checkpoint_get(J->st, r->job, want, &meta, &blob, &len, err);
+    free(blob);
+    if (rc == VAED_ENOTFOUND)
+        return vaed_err_set(err, VAED_ENOTFOUND, "checkpoint",
+                            want < 0 ? "job %" PRId64 " has no checkpoint yet"
+                                     : "job %" PRId64 " has no checkpoint at step %" PRId64,
+                            r->job, want);
+    if (!rc)
+        *step = meta.step;
+    return rc;
+}
+
+int jobs_eval_submit(jobs *J, const jobs_eval_req *r, int64_t *id, vaed_err *err)
+{
+    if (r->k < 1 || r->k > JOBS_EVAL_MAX_K)
+        return vaed_err_set(err, VAED_EINVAL, "k", "k: a whole number from 1 to %d",
+                            JOBS_EVAL_MAX_K);
+    if (!r->split || (strcmp(r->split, "test") && strcmp(r->split, "train")))
+        return vaed_err_set(err, VAED_EINVAL, "split", "split: \"test\" or \"train\"");
+    if (r->rows < 0)
+        return vaed_err_set(err, VAED_EINVAL, "rows", "rows: a positive whole number");
+    store_job sj = {0};
+    int rc = store_job_get(J->st, r->job, &sj, err);
+    if (rc)
+        return rc;
+    vae_spec spec;
+    rc = vae_spec_parse_text(&spec, sj.spec, strlen(sj.spec), err);
+    store_job_clear(&sj);
+    if (rc)
+        return rc;
+    if (spec.dataset.binarize != VAE_BIN_NONE)
+        /* the trainer binarizes with its own streams: other bits than it trained on
+         * would be a different number under the same name */
+        return vaed_err_set(err, VAED_EINVAL, "dataset.binarize",
+                            "jobs trained with dataset.binarize \"static\" or \"dynamic\" "
+                            "are not evaluated yet");
+    int64_t step = 0;
+    if ((rc = resolve_ckpt(J, r, &step, err)))
+        return rc;
+    char asked[24];
+    if (r->checkpoint)
+        snprintf(asked, sizeof asked, "%s", r->checkpoint);
+    else
+        snprintf(asked, sizeof asked, "%" PRId64, r->step);
+    store_eval_new ne = {.job = r->job, .ckpt_step = step, .asked = asked, .split = r->split,
+                         .k = r->k, .seed = r->seed, .rows = r->rows};
+    if ((rc = store_eval_insert(J->st, &ne, id, err)))
+        return rc;
+    store_eval se = {.id = *id, .job = r->job};
+    pthread_mutex_lock(&J->mu);
+    unit_add(J, unit_new(&se));
+    pthread_cond_signal(&J->work);
+    pthread_mutex_unlock(&J->mu);
+    log_msg(LOG_INFO, "evaluation %" PRId64 " of job %" PRId64 " (step %" PRId64 ", k %d) queued",
+            *id, r->job, step, r->k);
+    return 0;
+}
+
+/* The evaluation id of job, from the store (VAED_ENOTFOUND if it is another job's). */
+static int eval_of_job(jobs *J, int64_t job_id, int64_t id, store_eval *e, vaed_err *err)
+{
+    int rc = store_eval_get(J->st, id, e, err);
+    if (!rc && e->job != job_id) {
+        store_eval_clear(e);
+        rc = vaed_err_set(err, VAED_ENOTFOUND, "", "job %" PRId64 " has no evaluation %" PRId64,
+                          job_id, id);
+    }
+    return rc;
+}
+
+int jobs_eval_cancel(jobs *J, int64_t job_id, int64_t id, vaed_err *err)
+{
+    store_eval e;
+    int rc = eval_of_job(J, job_id, id, &e, err);
+    if (rc)
+        return rc;
+    store_eval_clear(&e);
+    pthread_mutex_lock(&J->mu);
+    eval_unit *u = J->evals;
+    while (u && u->id != id)
+        u = u->next;
+    if (u && !u->running) { /* queued: nobody runs it, so it ends here */
+        unit_remove(J, u);
+        pthread_mutex_unlock(&J->mu);
+        return store_eval_set_state(J->st, id, "cancelled", NULL, NULL, -1, err);
+    }
+    if (!u) { /* finished already */
+        pthread_mutex_unlock(&J->mu);
+        return store_eval_set_state(J->st, id, "cancelled", NULL, NULL, -1, err);
+    }
+    u->cancel = 1; /* running: its worker stops at the next block */
+    const double deadline = job_mono() + J->cfg.wait_s;
+    int still = 1;
+    while (still && job_mono() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&J->evals_cv, &J->mu, &ts);
+        still = 0;
+        for (eval_unit *v = J->evals; v; v = v->next)
+            still |= v->id == id;
+    }
+    pthread_mutex_unlock(&J->mu);
+    if (still)
+        return vaed_err_set(err, VAED_EBUSY, NULL,
+                            "evaluation %" PRId64 " stops at the end of its current block; "
+                            "it did not within %.0f s", id, J->cfg.wait_s);
+    return 0;
+}
+
+int jobs_eval_json(jobs *J, int64_t job_id, int64_t id, json_t **out, vaed_err *err)
+{
+    store_eval e;
+    *out = NULL;
+    int rc = eval_of_job(J, job_id, id, &e, err);
+    if (rc)
+        return rc;
+    *out = store_eval_json(&e);
+    store_eval_clear(&e);
+    return *out ? 0 : vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory");
+}
+
+json_t *jobs_evals_json(jobs *J, int64_t job_id, vaed_err *err)
+{
+    store_eval *all = NULL;
+    size_t n = 0;
+    if (store_evals_list(J->st, job_id, 0, &all, &n, err))
+        return NULL;
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, store_eval_json(&all[i]));
+    store_evals_free(all, n);
+    if (!arr)
+        vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory");
+    return arr;
+}

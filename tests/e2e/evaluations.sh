@@ -1,0 +1,150 @@
+# evaluations.sh — evaluations as durable units of work (POST /v1/jobs/{id}/evaluations,
+# daemon/evals.c) against the real daemon: the daemon's bound is `vaed eval`'s for the
+# same checkpoint, rows, k and seed, bit for bit; an evaluation killed with SIGKILL in
+# the middle resumes from its committed blocks at the next start and ends with the same
+# bits; SIGTERM puts a running evaluation back in the queue; cancel stops a running one;
+# "best" names the checkpoint with the best bound; bad requests are refused naming the
+# field.
+. tests/e2e/lib.sh
+. tests/e2e/daemon_lib.sh
+e2e_init
+start_daemon
+
+# a small finished job with two checkpoints (one per epoch)
+SPEC=$(tiny_spec ev 2)
+printf '%s\n' "$SPEC" >"$T/spec.json"
+submit "$SPEC" || { finish; exit 1; }
+wait_state "$JOB" completed 120 || fail "the job did not complete"
+api GET "/v1/jobs/$JOB/checkpoints"
+FINAL=$(jqb '[.checkpoints[].step] | max')
+FIRST=$(jqb '[.checkpoints[].step] | min')
+curl -sS -o "$T/final.ckpt" "$URL/v1/jobs/$JOB/checkpoints/$FINAL"
+curl -sS -o "$T/first.ckpt" "$URL/v1/jobs/$JOB/checkpoints/$FIRST"
+
+# cli NAME CKPT ARGS...: `vaed eval`'s result in $T/NAME.json
+cli() {
+    n=$1; c=$2; shift 2
+    "$VAED" eval "$T/spec.json" "$T/$c.ckpt" --quiet "$@" >"$T/$n.json" 2>"$T/$n.err" ||
+        fail "vaed eval $*: $(cat "$T/$n.err")"
+}
+# wait_eval EID STATE [SECONDS]: poll until the evaluation is in STATE (BODY is it)
+wait_eval() {
+    we_t0=$(date +%s)
+    while :; do
+        api GET "/v1/jobs/$JOB/evaluations/$1"
+        [ "$(jqb .state)" = "$2" ] && return 0
+        case $(jqb .state) in completed|failed|cancelled)
+            echo "evaluation $1 is $(jqb .state) ($(jqb .reason)), wanted $2" >&2; return 1 ;; esac
+        [ $(($(date +%s) - we_t0)) -ge "${3:-300}" ] && { echo "evaluation $1: $BODY" >&2; return 1; }
+        sleep 0.1
+    done
+}
+# same NAME: the completed evaluation in BODY has NAME.json's numbers, every bit
+same() {
+    printf '%s' "$BODY" >"$T/got.json"
+    jq -en --slurpfile a "$T/got.json" --slurpfile b "$T/$1.json" '
+        [$a[0].result | .bound, .bound_se, .elbo, .elbo_se, .kl, .mi, .active_units, .rows, .k] ==
+        [$b[0] | .bound, .bound_se, .elbo, .elbo_se, .kl, .mi, .active_units, .rows, .k]' >/dev/null
+}
+
+# ---- the daemon's number is vaed eval's -------------------------------------------------
+api POST "/v1/jobs/$JOB/evaluations" '{"checkpoint": "final", "k": 20, "rows": 700, "seed": 3}'
+expect_status 202
+E1=$(jqb .id)
+check "202 names the checkpoint it resolved and says queued or running" \
+    jqt ".checkpoint.step == $FINAL and .checkpoint.asked == \"final\" and (.state == \"queued\" or .state == \"running\")"
+cli k20 final --k 20 --rows 700 --seed 3
+wait_eval "$E1" completed || fail "evaluation $E1 did not complete"
+check "the daemon's bound, errors, KL, MI and active units are vaed eval's, bit for bit" same k20
+check "progress: rows_done = rows = 700, a rate, no ETA once completed" \
+    jqt '.rows == 700 and .rows_done == 700 and .rows_per_sec > 0 and .eta_s == null and .finished_at != null'
+
+# ---- SIGKILL in the middle: resumes from its blocks, same bits ------------------------
+api POST "/v1/jobs/$JOB/evaluations" '{"checkpoint": '"$FIRST"', "k": 600, "rows": 3000, "seed": 5}'
+expect_status 202
+E2=$(jqb .id)
+cli k600 first --k 600 --rows 3000 --seed 5 &
+CLI_PID=$!
+t0=$(date +%s); DONE_BEFORE=0
+while :; do
+    api GET "/v1/jobs/$JOB/evaluations/$E2"
+    DONE_BEFORE=$(jqb .rows_done)
+    [ "$DONE_BEFORE" -ge 512 ] && break
+    [ "$(jqb .state)" = completed ] && break
+    [ $(($(date +%s) - t0)) -ge 300 ] && break
+    sleep 0.05
+done
+check "some blocks committed before the kill ($DONE_BEFORE of 3000 rows)" \
+    [ "$DONE_BEFORE" -ge 512 ] && [ "$DONE_BEFORE" -lt 3000 ]
+kill_daemon
+start_daemon
+api GET "/v1/jobs/$JOB/evaluations/$E2"
+check "after the restart it resumes from the committed blocks ($(jqb .rows_done) >= $DONE_BEFORE)" \
+    jqt ".rows_done >= $DONE_BEFORE and (.state == \"queued\" or .state == \"running\" or .state == \"completed\")"
+check "the daemon's log says it queued the evaluation again" grep -q 'unfinished evaluation' "$T/daemon.log"
+wait "$CLI_PID"
+wait_eval "$E2" completed || fail "evaluation $E2 did not complete after the restart"
+check "the resumed evaluation's numbers are those of one that never stopped (vaed eval)" same k600
+
+# ---- SIGTERM: back in the queue, then completes ----------------------------------------
+api POST "/v1/jobs/$JOB/evaluations" '{"k": 600, "rows": 2048, "seed": 6}'
+E3=$(jqb .id)
+wait_eval "$E3" running 60 || fail "evaluation $E3 did not start"
+term_daemon 30
+check "SIGTERM left the evaluation queued in the store" \
+    [ "$(sqlite3 "$DB" "SELECT state FROM evaluations WHERE id = $E3")" = queued ]
+start_daemon
+wait_eval "$E3" completed || fail "evaluation $E3 did not complete after SIGTERM"
+
+# ---- cancel ------------------------------------------------------------------------------
+api POST "/v1/jobs/$JOB/evaluations" '{"k": 5000, "seed": 7}'
+E4=$(jqb .id)
+wait_eval "$E4" running 60 || fail "evaluation $E4 did not start"
+api POST "/v1/jobs/$JOB/evaluations/$E4/cancel"
+expect_status 200
+check "cancel stops a running evaluation" jqt '.state == "cancelled" and .result == null'
+api POST "/v1/jobs/$JOB/evaluations/$E4/cancel"
+expect_status 409
+check "the blocks of a finished evaluation are gone from the store" \
+    [ "$(sqlite3 "$DB" "SELECT count(*) FROM eval_blocks WHERE eval = $E4")" = 0 ]
+
+# ---- "best": the checkpoint whose evaluation has the highest bound ---------------------
+api GET "/v1/jobs/$JOB/evaluations"
+expect_status 200
+BEST=$(jqb '[.evaluations[] | select(.state == "completed")] | max_by(.result.bound) | .checkpoint.step')
+check "the list has every evaluation, oldest first" jqt "[.evaluations[].id] == [$E1, $E2, $E3, $E4]"
+api POST "/v1/jobs/$JOB/evaluations" '{"checkpoint": "best", "k": 1, "rows": 256}'
+expect_status 202
+check "\"best\" resolves to the checkpoint with the best bound ($BEST)" \
+    jqt ".checkpoint.step == $BEST and .checkpoint.asked == \"best\""
+
+# ---- bad requests ------------------------------------------------------------------------
+bad() { # STATUS FIELD BODY [JOB]
+    api POST "/v1/jobs/${4:-$JOB}/evaluations" "$3"
+    if [ "$STATUS" = "$1" ] && [ "$(jqb .error.field)" = "$2" ]; then ok; else
+        fail "$3: expected $1 naming $2, got $STATUS: $BODY"; fi
+}
+bad 422 k '{"k": 0}'
+bad 422 k '{"k": 100001}'
+bad 422 k '{"k": 1.5}'
+bad 422 split '{"split": "validation"}'
+bad 422 seed '{"seed": -1}'
+bad 422 rows '{"rows": 0}'
+bad 422 checkpoint '{"checkpoint": "latest"}'
+bad 404 checkpoint '{"checkpoint": 999999}'
+bad 422 colour '{"colour": 1}'
+api POST "/v1/jobs/999999/evaluations" '{}'
+expect_status 404
+api GET "/v1/jobs/$JOB/evaluations/999999"
+expect_status 404
+api GET "/v1/jobs/999999/evaluations"
+expect_status 404
+# a job with no completed evaluation has no "best"
+submit "$(tiny_spec ev2 1)"
+wait_state "$JOB" completed 120 || fail "second job"
+bad 409 checkpoint '{"checkpoint": "best"}'
+api GET "/v1/jobs/$JOB/evaluations/$E1"
+check "another job's evaluation is not found under this job" [ "$STATUS" = 404 ]
+
+stop_daemon
+finish
