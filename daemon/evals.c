@@ -301,29 +301,9 @@ void evals_run(jobs *J, eval_unit *u)
 static int resolve_ckpt(jobs *J, const jobs_eval_req *r, int64_t *step, vaed_err *err)
 {
     if (r->checkpoint && !strcmp(r->checkpoint, "best")) {
-        store_eval *all = NULL;
-        size_t n = 0;
-        int rc = store_evals_list(J->st, r->job, 0, &all, &n, err);
-        double best = 0;
-        int found = 0;
-        for (size_t i = 0; !rc && i < n; i++) {
-            json_t *res = all[i].result ? json_loads(all[i].result, 0, NULL) : NULL;
-            json_t *bj = json_object_get(res, "bound");
-            if (!strcmp(all[i].state, "completed") && json_is_number(bj) &&
-                (!found || json_number_value(bj) > best)) {
-                best = json_number_value(bj);
-                *step = all[i].ckpt_step;
-                found = 1;
-            }
-            json_decref(res);
-        }
-        store_evals_free(all, n);
-        if (!rc && !found)
-            rc = vaed_err_set(err, VAED_ESTATE, "checkpoint",
-                              "checkpoint \"best\": job %" PRId64
-                              " has no completed evaluation to choose it by",
-                              r->job);
-        return rc;
+        int rc = store_eval_best(J->st, r->job, step, err);
+        /* the job exists (the caller read it): "none yet" is a state, not a missing thing */
+        return rc == VAED_ENOTFOUND ? VAED_ESTATE : rc;
     }
     store_ckpt meta;
     void *blob = NULL;
@@ -385,6 +365,42 @@ int jobs_eval_submit(jobs *J, const jobs_eval_req *r, int64_t *id, vaed_err *err
     log_msg(LOG_INFO, "evaluation %" PRId64 " of job %" PRId64 " (step %" PRId64 ", k %d) queued",
             *id, r->job, step, r->k);
     return 0;
+}
+
+#define EVAL_ASKED_BY_SPEC "eval.every_epochs"
+
+void evals_queue_checkpoint(jobs *J, const job *jb, int64_t step)
+{
+    vaed_err err;
+    store_eval *all = NULL;
+    size_t n = 0;
+    int rc = store_evals_list(J->st, jb->id, 0, &all, &n, &err);
+    int have = 0;
+    for (size_t i = 0; !rc && i < n; i++)
+        have |= all[i].ckpt_step == step && !strcmp(all[i].asked, EVAL_ASKED_BY_SPEC);
+    store_evals_free(all, n);
+    if (rc || have) {
+        if (rc)
+            log_msg(LOG_WARN, "job %" PRId64 ": evaluation of step %" PRId64 ": %s", jb->id,
+                    step, err.msg);
+        return;
+    }
+    const vae_eval_spec *es = &jb->spec.eval;
+    store_eval_new ne = {.job = jb->id, .ckpt_step = step, .asked = EVAL_ASKED_BY_SPEC,
+                         .split = "test", .k = es->k, .seed = 0, .rows = es->rows};
+    int64_t id = 0;
+    if ((rc = store_eval_insert(J->st, &ne, &id, &err))) {
+        log_msg(LOG_WARN, "job %" PRId64 ": evaluation of step %" PRId64 ": %s", jb->id, step,
+                err.msg);
+        return;
+    }
+    store_eval se = {.id = id, .job = jb->id};
+    pthread_mutex_lock(&J->mu);
+    unit_add(J, unit_new(&se));
+    pthread_cond_signal(&J->work);
+    pthread_mutex_unlock(&J->mu);
+    log_msg(LOG_INFO, "evaluation %" PRId64 " of job %" PRId64 " step %" PRId64 " queued (%s)",
+            id, jb->id, step, EVAL_ASKED_BY_SPEC);
 }
 
 /* The evaluation id of job, from the store (VAED_ENOTFOUND if it is another job's). */

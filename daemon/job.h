@@ -192,6 +192,10 @@ eval_unit *evals_next(jobs *J);
 /* Run u on the calling worker (u->running set by it, mu not held) to its end, record
  * its outcome, and drop it from the list. */
 void evals_run(jobs *J, eval_unit *u);
+/* The spec's eval block (vae_eval_spec) at work: queue an evaluation of jb's checkpoint
+ * at step (an epoch end's, or the final one) unless one from the block exists for it
+ * already (a resumed job passes the same epoch ends again). Logs, never fails the job. */
+void evals_queue_checkpoint(jobs *J, const job *jb, int64_t step);
 /* At start: the store's queued and running evaluations into the list. */
 int evals_recover(jobs *J, vaed_err *err);
 /* Free the list (mu held, no worker left). */

@@ -276,6 +276,8 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
                 vaed_err_prefix(&err, "final checkpoint failed: ");
                 goto failed;
             }
+            if (jb->spec.eval.every_epochs > 0)
+                evals_queue_checkpoint(J, jb, vae_trainer_step_index(r->t));
             out = OUT_COMPLETED;
             break;
         }
@@ -314,9 +316,14 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
             log_msg(LOG_INFO, "job %lld epoch %d: train loss %.3f%s%.3f", (long long)jb->id,
                     em.epoch, em.train_loss, em.has_test ? ", test elbo " : ", train elbo ",
                     em.has_test ? em.elbo : em.train_elbo);
-            if (cs->at_epoch_end && !vae_trainer_finished(r->t) &&
-                worker_checkpoint(r, "epoch", 0, &err))
-                log_msg(LOG_WARN, "job %lld: epoch checkpoint: %s", (long long)jb->id, err.msg);
+            if (cs->at_epoch_end && !vae_trainer_finished(r->t)) {
+                if (worker_checkpoint(r, "epoch", 0, &err))
+                    log_msg(LOG_WARN, "job %lld: epoch checkpoint: %s", (long long)jb->id,
+                            err.msg);
+                else if (jb->spec.eval.every_epochs > 0 &&
+                         em.epoch % jb->spec.eval.every_epochs == 0)
+                    evals_queue_checkpoint(J, jb, step);
+            }
         }
         if (r->last_ckpt_step != step && !vae_trainer_finished(r->t) &&
             ((cs->every_steps > 0 && step % cs->every_steps == 0) ||

@@ -40,6 +40,7 @@ static const char SQL_BLOCK_PUT[] =
 static const char SQL_BLOCK_COUNT[] =
     "UPDATE evaluations SET rows_done = (SELECT coalesce(sum(rows), 0) FROM eval_blocks "
     "WHERE eval = ?1), seconds = seconds + ?2 WHERE id = ?1";
+static const char SQL_BEST[] = "SELECT " STORE_SQL_BEST_STEP;
 static const char SQL_BLOCKS[] = "SELECT block, rows, data FROM eval_blocks WHERE eval = ?1 "
                                  "ORDER BY block";
 
@@ -190,6 +191,28 @@ int store_eval_blocks(store *st, int64_t id, store_eval_block_fn fn, void *arg, 
     }
     if (!rc && sr != SQLITE_DONE)
         rc = store_dberr(err, db, "reading evaluation blocks");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return rc;
+}
+
+int store_eval_best(store *st, int64_t job, int64_t *step, vaed_err *err)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int rc = ropen(st, &db, &s, SQL_BEST, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(s, 1, job);
+    int sr = sqlite3_step(s);
+    if (sr == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+        *step = sqlite3_column_int64(s, 0);
+    else if (sr == SQLITE_ROW)
+        rc = vaed_err_set(err, VAED_ENOTFOUND, "checkpoint",
+                          "checkpoint \"best\": job %" PRId64
+                          " has no completed evaluation to choose it by", job);
+    else
+        rc = store_dberr(err, db, "reading the best evaluation");
     sqlite3_finalize(s);
     sqlite3_close(db);
     return rc;

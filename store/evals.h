@@ -53,6 +53,12 @@ int store_eval_get(store *st, int64_t id, store_eval *e, vaed_err *err);
 int store_evals_list(store *st, int64_t job, int unfinished, store_eval **out, size_t *n,
                      vaed_err *err);
 
+/* OUT *step: job's best checkpoint, the one whose completed evaluation has the highest
+ * bound (the oldest such evaluation on a tie). Checkpoint retention never deletes it,
+ * nor one that a queued or running evaluation names. VAED_ENOTFOUND (field
+ * "checkpoint") when the job has no completed evaluation. */
+int store_eval_best(store *st, int64_t job, int64_t *step, vaed_err *err);
+
 void store_eval_clear(store_eval *e);
 void store_evals_free(store_eval *e, size_t n);
 

@@ -60,6 +60,13 @@ struct store {
 };
 
 /* Monotonic seconds, for lag and deadlines. */
+/* The step of job ?1's best checkpoint: the one whose completed evaluation has the
+ * highest bound (the first such evaluation on a tie); NULL when none. One definition
+ * for "best" (store_eval_best) and for the retention that never deletes it. */
+#define STORE_SQL_BEST_STEP                                                              \
+    "(SELECT ckpt_step FROM evaluations WHERE job = ?1 AND state = 'completed' "        \
+    "ORDER BY json_extract(result, '$.bound') DESC, id LIMIT 1)"
+
 double store_mono(void);
 /* Unix seconds, for stored timestamps. */
 double store_now(void);

@@ -64,7 +64,12 @@ static const char *const wsql[W_NSTMT] = {
         "AND step <> (SELECT max(step) FROM checkpoints WHERE job = ?1) "
         "AND step NOT IN (SELECT step FROM checkpoints WHERE job = ?1 "
         "  AND (kind IN ('periodic', 'manual', 'pause') OR (kind = 'epoch' AND ?3 = 0)) "
-        "  ORDER BY step DESC LIMIT ?2)",
+        "  ORDER BY step DESC LIMIT ?2) "
+        /* never a checkpoint an evaluation still needs, nor the best evaluated one
+         * (the checkpoint "best" names: store/evals.h) */
+        "AND step NOT IN (SELECT ckpt_step FROM evaluations WHERE job = ?1 "
+        "  AND state IN ('queued', 'running')) "
+        "AND step IS NOT " STORE_SQL_BEST_STEP,
     [W_JOB_INSERT] = "INSERT INTO jobs(name, spec, state, priority, queue_seq, created_at, "
                      "updated_at, parent_id, parent_step) VALUES (?1, ?2, ?3, ?4, "
                      "(SELECT coalesce(max(queue_seq), 0) + 1 FROM jobs), ?5, ?5, ?6, ?7)",

@@ -288,7 +288,7 @@ static int get_enum(const json_t *obj, const char *prefix, const char *key,
 
 static const char *const top_keys[] = {"name",     "priority",  "dataset", "model",
                                        "loss",     "schedule",  "optimizer", "train",
-                                       "checkpoint", NULL};
+                                       "checkpoint", "eval", NULL};
 static const char *const dataset_keys[] = {"name",  "path",   "format",   "test_path",
                                            "limit", "validation_fraction", "max_len",
                                            "overlong", "header", "binarize", NULL};
@@ -300,6 +300,7 @@ static const char *const optim_keys[] = {"kind", "lr",           "beta1",     "b
 static const char *const train_keys[] = {"epochs", "batch_size", "seed", "threads", NULL};
 static const char *const ckpt_keys[] = {"every_steps", "every_seconds", "at_epoch_end",
                                         "keep", "keep_epoch_end", NULL};
+static const char *const eval_keys[] = {"every_epochs", "k", "rows", NULL};
 
 /* Which dataset keys were given: some only make sense together. */
 typedef struct dataset_seen {
@@ -527,6 +528,19 @@ static int parse_checkpoint(vae_ckpt_spec *c, const json_t *o, vaed_err *err)
     return 0;
 }
 
+static int parse_eval(vae_eval_spec *v, const json_t *o, vaed_err *err)
+{
+    int rc;
+    if (!o)
+        return 0;
+    if ((rc = check_keys(o, "eval", eval_keys, err)) ||
+        (rc = get_i(o, "eval", "every_epochs", &v->every_epochs, NULL, err)) ||
+        (rc = get_i(o, "eval", "k", &v->k, NULL, err)) ||
+        (rc = get_l(o, "eval", "rows", &v->rows, NULL, err)))
+        return rc;
+    return 0;
+}
+
 /* ---- public ------------------------------------------------------------------- */
 
 void vae_spec_default(vae_spec *out)
@@ -583,12 +597,16 @@ void vae_spec_default(vae_spec *out)
     out->checkpoint.at_epoch_end = 1;
     out->checkpoint.keep = 3;
     out->checkpoint.keep_epoch_end = 1;
+
+    out->eval.every_epochs = 0;
+    out->eval.k = 64;
+    out->eval.rows = 0;
 }
 
 int vae_spec_parse(vae_spec *out, const json_t *doc, vaed_err *err)
 {
     int rc;
-    const json_t *ds, *mo, *lo, *sc, *op, *tr, *ck;
+    const json_t *ds, *mo, *lo, *sc, *op, *tr, *ck, *ev;
     int sigma_seen;
 
     vaed_err_clear(err);
@@ -608,13 +626,15 @@ int vae_spec_parse(vae_spec *out, const json_t *doc, vaed_err *err)
         (rc = get_section(doc, "optimizer", &op, err)) ||
         (rc = get_section(doc, "train", &tr, err)) ||
         (rc = get_section(doc, "checkpoint", &ck, err)) ||
+        (rc = get_section(doc, "eval", &ev, err)) ||
         (rc = parse_dataset(&out->dataset, ds, err)) ||
         (rc = parse_model(&out->model, mo, &sigma_seen, err)) ||
         (rc = parse_loss(&out->loss, lo, err)) ||
         (rc = (sc ? sched_parse(&out->schedule, sc, "schedule", 0, err) : 0)) ||
         (rc = parse_optimizer(&out->optimizer, op, err)) ||
         (rc = parse_train(&out->train, tr, err)) ||
-        (rc = parse_checkpoint(&out->checkpoint, ck, err)))
+        (rc = parse_checkpoint(&out->checkpoint, ck, err)) ||
+        (rc = parse_eval(&out->eval, ev, err)))
         return rc;
 
     /* Cross-section rules: the likelihood must fit the data. */
@@ -765,6 +785,12 @@ json_t *vae_spec_to_json(const vae_spec *s)
     put(ck, "keep", json_integer(c->keep), &bad);
     put(ck, "keep_epoch_end", json_boolean(c->keep_epoch_end), &bad);
     put(root, "checkpoint", ck, &bad);
+
+    json_t *ev = json_object();
+    put(ev, "every_epochs", json_integer(s->eval.every_epochs), &bad);
+    put(ev, "k", json_integer(s->eval.k), &bad);
+    put(ev, "rows", json_integer(s->eval.rows), &bad);
+    put(root, "eval", ev, &bad);
 
     if (bad) {
         json_decref(root);

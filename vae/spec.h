@@ -60,6 +60,15 @@ typedef struct vae_ckpt_spec {
     int keep_epoch_end;               /* keep every epoch-end checkpoint; default 1 */
 } vae_ckpt_spec;
 
+/* Evaluations during training (the daemon): at every every_epochs-th epoch end, the
+ * epoch's checkpoint is queued for the importance-weighted bound (vae/eval.h) with k
+ * samples per row over the first rows rows (0 = all) of the held-out split. */
+typedef struct vae_eval_spec {
+    int every_epochs;                 /* 0 = off (default) */
+    int k;                            /* default 64 */
+    long rows;                        /* 0 = all (default) */
+} vae_eval_spec;
+
 typedef struct vae_spec {
     char name[128];
     int priority;                     /* daemon queue: higher first; default 0 */
@@ -70,6 +79,7 @@ typedef struct vae_spec {
     vae_optim_spec optimizer;
     vae_train_spec train;
     vae_ckpt_spec checkpoint;
+    vae_eval_spec eval;
 } vae_spec;
 
 /* Fill out with every default (dataset fashion-mnist, the reference model). */

@@ -146,5 +146,26 @@ bad 409 checkpoint '{"checkpoint": "best"}'
 api GET "/v1/jobs/$JOB/evaluations/$E1"
 check "another job's evaluation is not found under this job" [ "$STATUS" = 404 ]
 
+# ---- the spec's eval block: every epoch's checkpoint and the final one ------------------
+submit "$(tiny_spec evb 2 '{"eval": {"every_epochs": 1, "k": 4, "rows": 256}}')"
+wait_state "$JOB" completed 120 || fail "the job with an eval block did not complete"
+api GET "/v1/jobs/$JOB/checkpoints"
+STEPS=$(jqb -c '[.checkpoints[] | select(.kind == "epoch" or .kind == "final") | .step] | sort')
+t0=$(date +%s)
+while :; do
+    api GET "/v1/jobs/$JOB/evaluations"
+    [ "$(jqb '[.evaluations[] | select(.state == "completed")] | length')" -ge 2 ] && break
+    [ $(($(date +%s) - t0)) -ge 120 ] && break
+    sleep 0.2
+done
+check "eval.every_epochs 1 evaluated the epoch-end and the final checkpoint ($STEPS), k 4, 256 rows" \
+    jqt "[.evaluations[] | select(.state == \"completed\" and .checkpoint.asked == \"eval.every_epochs\"
+           and .k == 4 and .rows == 256) | .checkpoint.step] | sort == $STEPS"
+api GET "/v1/jobs/$JOB"
+check "the job's spec shows its eval block" jqt '.spec.eval == {"every_epochs": 1, "k": 4, "rows": 256}'
+api POST /v1/jobs "$(tiny_spec bad 1 '{"eval": {"k": 0}}')"
+check "a spec with eval.k 0 is refused naming eval.k" \
+    [ "$STATUS" = 422 ] && [ "$(jqb .error.field)" = eval.k ]
+
 stop_daemon
 finish

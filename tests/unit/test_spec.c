@@ -402,7 +402,7 @@ static void test_to_json_complete(void)
         const char *keys[12];
     } want[] = {
         {"", {"name", "priority", "dataset", "model", "loss", "schedule", "optimizer", "train",
-              "checkpoint"}},
+              "checkpoint", "eval"}},
         {"dataset", {"name", "limit", "validation_fraction", "binarize"}},
         {"model", {"encoder", "latent", "decoder", "activation", "likelihood"}},
         {"loss", {"kl", "samples", "free_bits"}},
@@ -410,6 +410,7 @@ static void test_to_json_complete(void)
         {"train", {"epochs", "batch_size", "seed", "threads"}},
         {"checkpoint", {"every_steps", "every_seconds", "at_epoch_end", "keep",
                         "keep_epoch_end"}},
+        {"eval", {"every_epochs", "k", "rows"}},
     };
     vae_spec s;
     vae_spec_default(&s);

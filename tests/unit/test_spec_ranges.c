@@ -45,6 +45,9 @@ static const struct where {
     {"checkpoint.every_steps", NULL, "{\"checkpoint\": {\"every_steps\": %s}}"},
     {"checkpoint.every_seconds", NULL, "{\"checkpoint\": {\"every_seconds\": %s}}"},
     {"checkpoint.keep", NULL, "{\"checkpoint\": {\"keep\": %s}}"},
+    {"eval.every_epochs", NULL, "{\"eval\": {\"every_epochs\": %s}}"},
+    {"eval.k", NULL, "{\"eval\": {\"k\": %s}}"},
+    {"eval.rows", NULL, "{\"eval\": {\"rows\": %s}}"},
     /* a few schedule rows through the job spec (all of them: test_sched_ranges.c) */
     {"schedule.value", "constant", "{\"schedule\": {\"kind\": \"constant\", \"value\": %s}}"},
     {"schedule.from", "logistic", "{\"schedule\": {\"kind\": \"logistic\", \"to\": 1000, "
