@@ -515,11 +515,17 @@ static void h_metrics(api_req *req)
 static void h_epochs(api_req *req)
 {
     int64_t id = api_param_int(req, "id");
-    if (!job_exists(req, id))
+    store_job sj;
+    if (!job_lookup(req, id, &sj))
         return;
+    /* the latent groups, to sum kl_per_dim into kl_groups (group g is the next
+     * groups[g] dimensions, vae/spec.h) */
+    vae_spec spec;
+    vaed_err err;
+    const int have_spec = vae_spec_parse_text(&spec, sj.spec, strlen(sj.spec), &err) == 0;
+    store_job_clear(&sj);
     store_epoch *e = NULL;
     size_t n = 0;
-    vaed_err err;
     int rc = store_epochs_list(ctx(req)->st, id, &e, &n, &err);
     if (rc) {
         api_reply_vaed(req, rc, &err);
@@ -537,6 +543,16 @@ static void h_epochs(api_req *req)
             for (int j = 0; j < e[i].n_dims; j++)
                 json_array_append_new(d, json_real(e[i].kl_dims[j]));
             json_object_set_new(o, "kl_per_dim", d);
+            if (have_spec && vae_spec_latent(&spec) == e[i].n_dims) {
+                json_t *g = json_array();
+                for (int k = 0, off = 0; k < spec.model.n_groups; off += spec.model.groups[k++]) {
+                    double sum = 0;
+                    for (int j = off; j < off + spec.model.groups[k]; j++)
+                        sum += e[i].kl_dims[j];
+                    json_array_append_new(g, json_real(sum));
+                }
+                json_object_set_new(o, "kl_groups", g);
+            }
         }
         json_array_append_new(arr, o);
     }

@@ -167,5 +167,22 @@ api POST /v1/jobs "$(tiny_spec bad 1 '{"eval": {"k": 0}}')"
 check "a spec with eval.k 0 is refused naming eval.k" \
     [ "$STATUS" = 422 ] && [ "$(jqb .error.field)" = eval.k ]
 
+# ---- /epochs' test rows carry kl_groups: the evaluation's, over the same rows -----------
+submit "$(tiny_spec groups 1 '{"model": {"latent": [3, 2]}}')"
+wait_state "$JOB" completed 120 || fail "the two-group job did not complete"
+api POST "/v1/jobs/$JOB/evaluations" '{"k": 1}'
+EG=$(jqb .id)
+wait_eval "$EG" completed 120 || fail "evaluation of the two-group job"
+printf '%s' "$BODY" >"$T/eg.json"
+api GET "/v1/jobs/$JOB/epochs"
+printf '%s' "$BODY" >"$T/epochs.json"
+check "the test rows of /epochs carry kl_groups (two groups, summing to kl)" \
+    jqt '[.epochs[] | select(.split == "test") | (.kl_groups | length == 2) and
+          (((.kl_groups | add) - .kl) | fabs) < 1e-9 * (.kl | fabs)] | all and length > 0'
+check "... equal to the evaluation's analytic KL per group over the whole test split" \
+    jq -en --slurpfile e "$T/eg.json" --slurpfile p "$T/epochs.json" '
+        ($p[0].epochs | map(select(.split == "test")) | last | .kl_groups) as $g |
+        [range(2) | (($g[.] - $e[0].result.kl_groups[.]) | fabs) < 1e-6 * ($g[.] | fabs) + 1e-9] | all'
+
 stop_daemon
 finish
