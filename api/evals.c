@@ -45,19 +45,7 @@ static int parse_req(const json_t *doc, jobs_eval_req *r, vaed_err *err)
                                 "%s: unknown key (known keys: checkpoint, split, k, seed, rows)",
                                 key);
     }
-    const json_t *ck = json_object_get(doc, "checkpoint");
-    r->checkpoint = "final";
-    r->step = -1;
-    if (json_is_string(ck) && (!strcmp(json_string_value(ck), "final") ||
-                               !strcmp(json_string_value(ck), "best"))) {
-        r->checkpoint = json_string_value(ck);
-    } else if (json_is_integer(ck) && json_integer_value(ck) >= 0) {
-        r->checkpoint = NULL;
-        r->step = json_integer_value(ck);
-    } else if (ck) {
-        return vaed_err_set(err, VAED_EINVAL, "checkpoint",
-                            "checkpoint: \"final\", \"best\" or a step (a whole number >= 0)");
-    }
+    r->checkpoint = json_object_get(doc, "checkpoint");
     const json_t *sp = json_object_get(doc, "split");
     if (sp && !json_is_string(sp))
         return vaed_err_set(err, VAED_EINVAL, "split", "split: \"test\" or \"train\"");

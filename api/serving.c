@@ -78,26 +78,12 @@ void api_models_get_stats(api_models *c, api_models_stats *out)
 
 /* ---- finding a model ------------------------------------------------------------------ */
 
-/* The step of the checkpoint a request names: "final" (or absent) = the newest. */
+/* The step of the checkpoint a request names: "final" (or absent) = the newest, "best",
+ * or a step (jobs_checkpoint_resolve: the same rule as evaluations). */
 static int which_step(api_ctx *cx, int64_t job, const json_t *ck, int64_t *step, vaed_err *err)
 {
-    if (ck && json_is_integer(ck) && json_integer_value(ck) >= 0) {
-        *step = json_integer_value(ck);
-        return 0;
-    }
-    if (ck && !(json_is_string(ck) && !strcmp(json_string_value(ck), "final")))
-        return vaed_err_set(err, VAED_EINVAL, "checkpoint",
-                            "checkpoint: \"final\" or a step (a non-negative integer)");
-    store_ckpt *list = NULL;
-    size_t n = 0;
-    int rc = store_checkpoints_list(cx->st, job, &list, &n, err);
-    if (rc == 0 && n == 0)
-        rc = vaed_err_set(err, VAED_ENOTFOUND, "checkpoint", "job %lld has no checkpoint yet",
-                          (long long)job);
-    if (rc == 0)
-        *step = list[n - 1].step;
-    free(list);
-    return rc;
+    char asked[JOBS_ASKED_LEN];
+    return jobs_checkpoint_resolve(cx->J, job, ck, step, asked, err);
 }
 
 /* Load the model of job's checkpoint at step. */

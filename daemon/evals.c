@@ -296,29 +296,44 @@ void evals_run(jobs *J, eval_unit *u)
 
 /* ---- the client calls --------------------------------------------------------------- */
 
-/* The step of the checkpoint req names: "final" (or absent) the newest, "best" the one
- * whose completed evaluation has the highest bound, or a step that has a checkpoint. */
-static int resolve_ckpt(jobs *J, const jobs_eval_req *r, int64_t *step, vaed_err *err)
+int jobs_checkpoint_resolve(jobs *J, int64_t job_id, const json_t *ck, int64_t *step,
+                            char asked[JOBS_ASKED_LEN], vaed_err *err)
 {
-    if (r->checkpoint && !strcmp(r->checkpoint, "best")) {
-        int rc = store_eval_best(J->st, r->job, step, err);
-        /* the job exists (the caller read it): "none yet" is a state, not a missing thing */
+    const char *name = ck ? json_string_value(ck) : "final";
+    if (ck && json_is_integer(ck) && json_integer_value(ck) >= 0) {
+        snprintf(asked, JOBS_ASKED_LEN, "%" PRId64, (int64_t)json_integer_value(ck));
+    } else if (!name || (strcmp(name, "final") && strcmp(name, "best"))) {
+        return vaed_err_set(err, VAED_EINVAL, "checkpoint",
+                            "checkpoint: \"final\", \"best\" or a step (a whole number >= 0)");
+    } else {
+        snprintf(asked, JOBS_ASKED_LEN, "%s", name);
+    }
+    store_job sj;
+    int rc = store_job_get(J->st, job_id, &sj, err);
+    if (rc)
+        return rc;
+    store_job_clear(&sj);
+    if (name && !strcmp(name, "best")) {
+        rc = store_eval_best(J->st, job_id, step, err);
+        /* the job exists: "none yet" is a state, not a missing thing */
         return rc == VAED_ENOTFOUND ? VAED_ESTATE : rc;
     }
-    store_ckpt meta;
-    void *blob = NULL;
-    size_t len = 0;
-    const int64_t want = r->checkpoint ? -1 : r->step;
-    int rc = store_checkpoint_get(J->st, r->job, want, &meta, &blob, &len, err);
-    free(blob);
-    if (rc == VAED_ENOTFOUND)
+    store_ckpt *list = NULL;
+    size_t n = 0;
+    if ((rc = store_checkpoints_list(J->st, job_id, &list, &n, err)))
+        return rc;
+    const int64_t want = name ? -1 : (int64_t)json_integer_value(ck);
+    int found = 0;
+    for (size_t i = 0; i < n && !found; i++)
+        if ((found = want < 0 ? i == n - 1 : list[i].step == want))
+            *step = list[i].step;
+    free(list);
+    if (!found)
         return vaed_err_set(err, VAED_ENOTFOUND, "checkpoint",
                             want < 0 ? "job %" PRId64 " has no checkpoint yet"
                                      : "job %" PRId64 " has no checkpoint at step %" PRId64,
-                            r->job, want);
-    if (!rc)
-        *step = meta.step;
-    return rc;
+                            job_id, want);
+    return 0;
 }
 
 int jobs_eval_submit(jobs *J, const jobs_eval_req *r, int64_t *id, vaed_err *err)
@@ -346,13 +361,9 @@ int jobs_eval_submit(jobs *J, const jobs_eval_req *r, int64_t *id, vaed_err *err
                             "jobs trained with dataset.binarize \"static\" or \"dynamic\" "
                             "are not evaluated yet");
     int64_t step = 0;
-    if ((rc = resolve_ckpt(J, r, &step, err)))
+    char asked[JOBS_ASKED_LEN];
+    if ((rc = jobs_checkpoint_resolve(J, r->job, r->checkpoint, &step, asked, err)))
         return rc;
-    char asked[24];
-    if (r->checkpoint)
-        snprintf(asked, sizeof asked, "%s", r->checkpoint);
-    else
-        snprintf(asked, sizeof asked, "%" PRId64, r->step);
     store_eval_new ne = {.job = r->job, .ckpt_step = step, .asked = asked, .split = r->split,
                          .k = r->k, .seed = r->seed, .rows = r->rows};
     if ((rc = store_eval_insert(J->st, &ne, id, err)))

@@ -113,10 +113,20 @@ void jobs_decorate(jobs *j, int64_t id, json_t *obj);
  * job (vae/eval.h), queued like a job and run by a worker (see evals.c for the
  * scheduling and how it survives a crash). */
 #define JOBS_EVAL_MAX_K 100000
+
+/* The checkpoint a request names (one rule for evaluations and the serving routes):
+ * ck NULL or "final" = the job's newest, "best" = the one whose completed evaluation has
+ * the highest bound (store_eval_best), a whole number >= 0 = that step. OUT *step, and
+ * asked: ck as text ("final", "best", "1200"). VAED_EINVAL (field "checkpoint") for
+ * anything else, VAED_ENOTFOUND (no such job; no such checkpoint: field "checkpoint"),
+ * VAED_ESTATE ("best" before any evaluation has completed). */
+#define JOBS_ASKED_LEN 24
+int jobs_checkpoint_resolve(jobs *j, int64_t job, const json_t *ck, int64_t *step,
+                            char asked[JOBS_ASKED_LEN], vaed_err *err);
+
 typedef struct jobs_eval_req {
     int64_t job;
-    const char *checkpoint;     /* "final" (the newest), "best", or NULL: step */
-    int64_t step;               /* with checkpoint NULL: the checkpoint's step */
+    const json_t *checkpoint;   /* as jobs_checkpoint_resolve takes it; NULL = "final" */
     const char *split;          /* "test" | "train" */
     int k;                      /* samples per row, 1..JOBS_EVAL_MAX_K */
     int64_t seed;               /* >= 0 */

@@ -118,6 +118,12 @@ expect_status 202
 check "\"best\" resolves to the checkpoint with the best bound ($BEST)" \
     jqt ".checkpoint.step == $BEST and .checkpoint.asked == \"best\""
 
+ROW=$(jq -nc '[[range(784) | 0.5]]')
+api POST "/v1/jobs/$JOB/encode" "{\"rows\": $ROW, \"checkpoint\": \"best\"}"
+expect_status 200
+check "the serving routes take \"best\" by the same rule ($BEST)" jqt ".checkpoint == $BEST"
+JOB_A=$JOB
+
 # ---- bad requests ------------------------------------------------------------------------
 bad() { # STATUS FIELD BODY [JOB]
     api POST "/v1/jobs/${4:-$JOB}/evaluations" "$3"
@@ -143,6 +149,9 @@ expect_status 404
 submit "$(tiny_spec ev2 1)"
 wait_state "$JOB" completed 120 || fail "second job"
 bad 409 checkpoint '{"checkpoint": "best"}'
+api POST "/v1/jobs/$JOB/encode" "{\"rows\": $ROW, \"checkpoint\": \"best\"}"
+check "serving \"best\" before any evaluation: 409 naming checkpoint" \
+    [ "$STATUS" = 409 ] && [ "$(jqb .error.field)" = checkpoint ]
 api GET "/v1/jobs/$JOB/evaluations/$E1"
 check "another job's evaluation is not found under this job" [ "$STATUS" = 404 ]
 
