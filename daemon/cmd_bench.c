@@ -7,7 +7,12 @@
  *   openblas: the whole batch in one multiply each, on train.threads OpenBLAS threads.
  * sec_per_step is the faster of the two, the rate the training loop is held to.
  * Prints one JSON object: {"flop_per_step", "flop_per_sample", "sec_per_step",
- * "sec_per_step_vaed", "sec_per_step_openblas", "gflops", "batch", "threads"}. */
+ * "sec_per_step_vaed", "sec_per_step_openblas", "gflops", "batch", "threads"}.
+ *
+ * With --eval-k K, for scripts/bench-eval: the multiplies of an evaluation with K
+ * samples per row instead (vae/eval.h: the forward passes only, cut as vae_eval_plan
+ * cuts them, on the calling thread as the evaluator runs them). Prints {"k",
+ * "flop_per_row", "sec_per_row", "gflops"}. */
 #include <cblas.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -17,6 +22,7 @@
 
 #include "daemon/cmd.h"
 #include "vae/data.h"
+#include "vae/eval.h"
 #include "vae/model.h"
 #include "vae/par.h"
 #include "vae/spec.h"
@@ -128,19 +134,57 @@ static double flop_per_step(const vae_model *m, int B)
     return flop;
 }
 
+/* The forward multiplies of an evaluation with k samples per row: one pass (B rows,
+ * c samples each) timed over and over; a row costs ceil(k / c) / B passes. */
+static int bench_eval(vae_spec *s, int D, int k, double seconds)
+{
+    int c, B;
+    vae_eval_plan(k, &c, &B);
+    s->loss.samples = c;
+    vae_model *m = NULL;
+    vaed_err err;
+    if (vae_model_new(&m, s, D, 0, B, &err)) {
+        fprintf(stderr, "vaed: %s\n", err.msg);
+        return 1;
+    }
+    vae_blas_init();
+    const int nl = m->n_enc + m->n_dec;
+    double flop = 0;
+    for (int i = 0; i < nl; i++) {
+        const vae_layer *l = vae_model_layer(m, i);
+        flop += 2.0 * (i < m->n_enc ? B : B * c) * l->in * l->out;
+    }
+    long passes = 0;
+    const double t0 = mono();
+    do {
+        gemm_job j = {.m = m, .B = B};
+        for (int sh = 0; sh < vae_model_shards(B); sh++)
+            shard_gemms(&j, sh, 1, 0, nl);
+        passes++;
+    } while (mono() - t0 < seconds);
+    const double per_pass = (mono() - t0) / (double)passes;
+    const double per_row = per_pass * (double)((k + c - 1) / c) / B;
+    printf("{\"k\": %d, \"flop_per_row\": %.0f, \"sec_per_row\": %.9f, \"gflops\": %.3f}\n", k,
+           flop * ((k + c - 1) / c) / B, per_row, flop / per_pass * 1e-9);
+    vae_model_free(m);
+    return 0;
+}
+
 int cmd_bench_sgemm(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: vaed bench-sgemm SPEC.json [--dim D] [--seconds S]\n");
+        fprintf(stderr, "usage: vaed bench-sgemm SPEC.json [--dim D] [--seconds S] [--eval-k K]\n");
         return 2;
     }
-    int D = 784;
+    int D = 784, eval_k = 0;
     double seconds = 3.0;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--dim"))
             D = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seconds"))
             seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--eval-k"))
+            eval_k = atoi(argv[i + 1]);
     }
     vaed_err err;
     size_t len;
@@ -152,6 +196,8 @@ int cmd_bench_sgemm(int argc, char **argv)
         return 1;
     }
     free(text);
+    if (eval_k > 0)
+        return bench_eval(&s, D, eval_k, seconds);
     vae_model *m = NULL;
     const int B = s.train.batch_size, th = s.train.threads;
     if (vae_model_new(&m, &s, D, 0, B, &err)) {

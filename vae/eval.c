@@ -25,6 +25,12 @@ struct vae_eval {
     long *idx;                  /* their row numbers */
 };
 
+void vae_eval_plan(int k, int *c, int *B)
+{
+    *c = k < EVAL_ROWS ? k : EVAL_ROWS;
+    *B = EVAL_ROWS / *c;
+}
+
 int vae_eval_new(vae_eval **out, const vae_spec *spec, int D, int vocab, const float *params,
                  long n, int k, vaed_err *err)
 {
@@ -35,8 +41,7 @@ int vae_eval_new(vae_eval **out, const vae_spec *spec, int D, int vocab, const f
     if (!e)
         return vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory");
     e->k = k;
-    e->c = k < EVAL_ROWS ? k : EVAL_ROWS;
-    e->B = EVAL_ROWS / e->c;
+    vae_eval_plan(k, &e->c, &e->B);
     vae_spec s = *spec;
     s.loss.samples = e->c;
     int rc = vae_model_new(&e->m, &s, D, vocab, e->B, err);

@@ -31,6 +31,11 @@
 
 typedef struct vae_eval vae_eval;
 
+/* How the work of k samples per row is cut: OUT *c samples per row in one forward pass,
+ * *B rows per pass (c·B is about 1,024 decoder rows); a group of B rows takes
+ * ceil(k / c) passes, each running the encoder on B rows and the decoder on B·c. */
+void vae_eval_plan(int k, int *c, int *B);
+
 /* An evaluator for spec's model (data width D; vocab > 0 for categorical, as
  * vae_model_new) with the n parameters params (copied; the layout of vae_model_new),
  * drawing k >= 1 samples per row. Returns 0, VAED_EINVAL (k < 1, or n is not the
