@@ -167,6 +167,7 @@
     if (st.charts.au) { st.charts.au.destroy(); delete st.charts.au; }
     st.sel = id; st.job = null; st.rows = emptyRows(); st.nextSince = -1;
     st.epochs = []; st.history = []; st.ckpts = []; st.imgStep = -1; st.preview = null;
+    st.evals = [];
     $('nojob').hidden = true;
     $('job').hidden = false;
     $('images').hidden = true;
@@ -176,7 +177,9 @@
     });
     refreshJob()
       .then(fetchRows)
-      .then(function () { return Promise.all([refreshSchedule(), refreshCkpts(), refreshEpochs()]); })
+      .then(function () {
+        return Promise.all([refreshSchedule(), refreshCkpts(), refreshEpochs(), refreshEvals()]);
+      })
       .then(function () { startLive(id); updatePreview(); })
       .catch(fail);
   }
@@ -264,6 +267,45 @@
     });
   }
 
+  /* The job's evaluations (GET /v1/jobs/{id}/evaluations): the table, and the bounds
+   * drawn on the ELBO chart at their checkpoints' steps. */
+  function refreshEvals() {
+    var id = st.sel;
+    return api('GET', '/v1/jobs/' + id + '/evaluations').then(function (r) {
+      if (id !== st.sel) return;
+      var sig = JSON.stringify(r.evaluations.map(function (e) { return [e.id, e.state, e.rows_done]; }));
+      if (sig === st.evalsSig) return;
+      st.evalsSig = sig;
+      st.evals = r.evaluations;
+      drawEvals();
+      redrawSoon();
+    });
+  }
+
+  function drawEvals() {
+    var tb = $('evals').querySelector('tbody');
+    tb.textContent = '';
+    st.evals.slice().reverse().forEach(function (e) {
+      var res = e.result || {};
+      var state = e.state;
+      if (e.state === 'running' || e.state === 'queued')
+        state += e.rows ? ' ' + Math.floor(100 * e.rows_done / e.rows) + '%' : '';
+      if (e.state === 'running' && e.eta_s !== null) state += ' · ETA ' + eta(e.eta_s);
+      var tr = el('tr', { 'data-id': String(e.id), 'class': 'eval state-' + e.state });
+      [String(e.id), e.checkpoint.step + (e.checkpoint.asked === String(e.checkpoint.step) ? '' :
+        ' (' + e.checkpoint.asked + ')'), String(e.k), String(e.rows || ''), state,
+       e.result ? num(res.bound, 2) + ' ± ' + num(res.bound_se, 2) : '',
+       e.result ? num(res.elbo, 2) : '', e.result ? num(res.kl, 2) : '',
+       e.result ? num(res.mi, 3) : '', e.result ? String(res.active_units) : '']
+        .forEach(function (t, i) {
+          var td = el('td', i > 0 && i !== 4 ? { 'class': 'num' } : {}, t);
+          if (i === 4 && e.reason) td.title = e.reason;
+          tr.appendChild(td);
+        });
+      tb.appendChild(tr);
+    });
+  }
+
   function updateMarkers() {
     var s = st.history.filter(function (h) { return !h.superseded && h.effective_step > 0; })
       .map(function (h) { return h.effective_step; });
@@ -311,6 +353,9 @@
       if (!st.es || tick % 3 === 0) {
         if (!done || tick % 5 === 0) p.push(refreshSchedule(), refreshCkpts(), refreshEpochs());
       }
+      /* evaluations in progress every second, otherwise now and then */
+      var evBusy = (st.evals || []).some(function (e) { return e.state === 'queued' || e.state === 'running'; });
+      if (evBusy || tick % 5 === 0) p.push(refreshEvals());
       if (st.preview) updatePreview();
     }
     if (st.cmp && tick % 3 === 0) p.push(drawCompare());
@@ -383,14 +428,18 @@
     for (var i = 0; i < r.step.length; i++) {
       betaData.push([r.step[i], r.beta[i], null]);
       lossData.push(cap ? [r.step[i], kl[i], xent[i], r.capacity[i]] : [r.step[i], kl[i], xent[i]]);
-      elboData.push([r.step[i], elbo[i], null]);
+      elboData.push([r.step[i], elbo[i], null, null]);
     }
     if (st.preview) {
       st.preview.forEach(function (p) { betaData.push([p[0], null, p[1]]); });
       betaData.sort(function (a, b) { return a[0] - b[0]; });
     }
     st.epochs.forEach(function (e) {
-      if (e.split === 'test' && e.elbo !== null) elboData.push([e.step, null, e.elbo]);
+      if (e.split === 'test' && e.elbo !== null) elboData.push([e.step, null, e.elbo, null]);
+    });
+    (st.evals || []).forEach(function (e) {
+      if (e.state === 'completed' && e.split === 'test' && e.result)
+        elboData.push([e.checkpoint.step, null, null, e.result.bound]);
     });
     elboData.sort(function (a, b) { return a[0] - b[0]; });
     var c = st.charts;
@@ -407,8 +456,10 @@
         y2label: log ? undefined : 'xent (nats)', logscale: log,
         colors: ['#6a1b9a', '#2e7d32', '#c62828'], series: log ? {} : { xent: { axis: 'y2' } } }));
       c.elbo = new Dygraph($('chart-elbo'), elboData, chartOpts({
-        labels: ['step', 'ELBO', 'test ELBO'], ylabel: 'ELBO (nats)', colors: ['#37474f', '#d81b60'],
-        series: { 'test ELBO': { drawPoints: true, pointSize: 4, strokeWidth: 0 } } }));
+        labels: ['step', 'ELBO', 'test ELBO', 'test bound (IWAE)'], ylabel: 'ELBO, bound (nats)',
+        colors: ['#37474f', '#d81b60', '#ff8f00'],
+        series: { 'test ELBO': { drawPoints: true, pointSize: 4, strokeWidth: 0 },
+                  'test bound (IWAE)': { drawPoints: true, pointSize: 5, strokeWidth: 0 } } }));
       if (Dygraph.synchronize) st.sync = Dygraph.synchronize([c.beta, c.loss, c.elbo],
         { selection: true, zoom: true, range: false });
     } else {
@@ -629,6 +680,16 @@
     });
     document.querySelectorAll('.controls button').forEach(function (b) {
       b.addEventListener('click', function () { control(b.getAttribute('data-act')); });
+    });
+    $('eval-form').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var f = $('eval-form'), body = { checkpoint: f.checkpoint.value, k: +f.k.value };
+      if (f.rows.value.trim() !== '') body.rows = +f.rows.value;
+      api('POST', '/v1/jobs/' + st.sel + '/evaluations', JSON.stringify(body)).then(function (e) {
+        st.lastEval = e;
+        status('evaluation ' + e.id + ' of step ' + e.checkpoint.step + ' queued');
+        return refreshEvals();
+      }).catch(fail);
     });
     $('logscale').addEventListener('change', function () {
       resetCharts();   /* the axes change: build the charts again */

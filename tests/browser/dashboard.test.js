@@ -14,6 +14,8 @@
  *     resolved (so the preview's
  *     formulas agree with vae/sched.c), and the beta chart shows them;
  *   - the reconstruction and sample images load (naturalWidth > 0);
+ *   - the finished job's evaluations (its spec's eval block) are listed with their bounds
+ *     and drawn on the ELBO chart at their checkpoints; the Evaluate form queues one;
  *   - the comparison overlay draws both jobs' beta curves. */
 'use strict';
 const fs = require('fs');
@@ -165,6 +167,41 @@ async function main() {
       .catch(() => {});
     const bars = await page.$$eval('#kl-bars > div', (b) => b.length);
     check(bars === 8, `KL bars, one per latent dimension (${bars})`);
+
+    // the finished job's evaluations: the table, the bound on the ELBO chart, the form
+    await page.click(`#jobs tr[data-id="${DONE}"] td:nth-child(2)`);
+    await page.waitForFunction(() => document.querySelectorAll('#evals tbody tr.state-completed').length >= 2)
+      .catch(() => {});
+    const evRows = await page.$$eval('#evals tbody tr.state-completed', (rs) =>
+      rs.map((r) => [...r.children].map((td) => td.textContent)));
+    check(evRows.length >= 2 && evRows.every((r) => /^-?\d+\.\d+ ± \d+\.\d+$/.test(r[5])),
+          'the evaluations table lists the completed evaluations with bound ± se: ' + JSON.stringify(evRows));
+    await page.waitForFunction(() => {
+      const g = window.vaed.charts.elbo;
+      if (!g || g.getLabels().indexOf('test bound (IWAE)') < 0) return false;
+      for (let i = 0; i < g.numRows(); i++) if (g.getValue(i, 3) !== null) return true;
+      return false;
+    }).catch(() => {});
+    const bounds = await page.evaluate(() => {
+      const g = window.vaed.charts.elbo, out = [];
+      if (!g) return out;
+      for (let i = 0; i < g.numRows(); i++) if (g.getValue(i, 3) !== null) out.push([g.getValue(i, 0), g.getValue(i, 3)]);
+      return out;
+    });
+    const want = await page.evaluate(() => window.vaed.evals.filter((e) => e.state === 'completed')
+      .map((e) => [e.checkpoint.step, e.result.bound]).sort((a, b) => a[0] - b[0]));
+    check(bounds.length >= 2 && JSON.stringify(bounds) === JSON.stringify(want),
+          'the ELBO chart draws each bound at its checkpoint: ' + JSON.stringify(bounds));
+    const nEval = await page.$$eval('#evals tbody tr', (rs) => rs.length);
+    await page.fill('#eval-form input[name=k]', '8');
+    await page.fill('#eval-form input[name=rows]', '100');
+    await page.click('#eval-form button[type=submit]');
+    await page.waitForFunction((n) => document.querySelectorAll('#evals tbody tr').length > n, nEval)
+      .catch(() => {});
+    const last = await page.evaluate(() => window.vaed.lastEval);
+    check(last && last.k === 8 && last.rows === 100 && /queued|running|completed/.test(last.state) &&
+          await page.$$eval('#evals tbody tr', (rs) => rs.length) === nEval + 1,
+          'the Evaluate form queues an evaluation: ' + JSON.stringify(last && { id: last.id, k: last.k, state: last.state }));
 
     // overlay of two jobs
     await page.check(`#jobs tr[data-id="${RUNNING}"] input.cmp`);

@@ -36,10 +36,20 @@ start_daemon --workers 1
 api POST /v1/jobs '{"name": "short", "dataset": {"name": "fashion-mnist", "limit": 2000},
   "model": {"encoder": [32], "latent": 8, "decoder": [32]},
   "schedule": {"kind": "linear", "from": 0, "to": 1, "duration": 1},
-  "train": {"epochs": 2, "batch_size": 64}, "checkpoint": {"every_seconds": 0}}'
+  "train": {"epochs": 2, "batch_size": 64}, "checkpoint": {"every_seconds": 0},
+  "eval": {"every_epochs": 1, "k": 4, "rows": 256}}'
 expect_status 201
 DONE=$(jqb .id)
 check "short job completes" wait_state "$DONE" completed 60
+# its two evaluations (epoch 1, final) run on the one worker before the long job starts
+i=0
+while [ $i -lt 600 ]; do
+    api GET "/v1/jobs/$DONE/evaluations"
+    [ "$(jqb '[.evaluations[] | select(.state == "completed")] | length')" -ge 2 ] && break
+    i=$((i + 1)); sleep 0.1
+done
+check "the short job's eval block evaluated its two checkpoints" \
+    [ "$(jqb '[.evaluations[] | select(.state == "completed")] | length')" -ge 2 ]
 
 # A long job that trains through the whole browser test (cancelled at the end);
 # periodic checkpoints only, so the image grids have one to use within 2 s.
