@@ -81,6 +81,12 @@ int evals_recover(jobs *J, vaed_err *err)
     return rc;
 }
 
+void evals_stop_all(jobs *J)
+{
+    for (eval_unit *u = J->evals; u; u = u->next)
+        atomic_store(&u->stop, EVAL_STOP_DAEMON);
+}
+
 void evals_free_all(jobs *J)
 {
     while (J->evals)
@@ -148,14 +154,12 @@ static void rows_buf_free(rows_buf *b)
 
 enum eval_end { EV_DONE, EV_FAILED, EV_CANCELLED, EV_STOPPED };
 
-static int should_stop(jobs *J, eval_unit *u, enum eval_end *why)
+static int should_stop(eval_unit *u, enum eval_end *why)
 {
-    pthread_mutex_lock(&J->mu);
-    int stop = J->stopping || u->cancel;
+    const int stop = atomic_load(&u->stop);
     if (stop)
-        *why = u->cancel ? EV_CANCELLED : EV_STOPPED;
-    pthread_mutex_unlock(&J->mu);
-    return stop;
+        *why = stop == EVAL_STOP_CANCEL ? EV_CANCELLED : EV_STOPPED;
+    return stop != 0;
 }
 
 /* Run evaluation u to its end; OUT *result (JSON text, malloc'd) when done. */
@@ -219,6 +223,7 @@ static enum eval_end eval_run(jobs *J, eval_unit *u, char **result, vaed_err *er
     memcpy(params, p, sizeof(float) * (size_t)np);
     if (vae_eval_new(&ev, &spec, (int)d->dim, vocab, params, np, se.k, err))
         goto out;
+    vae_eval_set_stop(ev, &u->stop);
     /* the blocks committed before a stop */
     if (store_eval_blocks(J->st, u->id, block_unpack, &rb, err) < 0)
         goto out;
@@ -228,18 +233,20 @@ static enum eval_end eval_run(jobs *J, eval_unit *u, char **result, vaed_err *er
     for (long b = 0; b < nb; b++) {
         if (rb.done[b])
             continue;
-        if (should_stop(J, u, &end))
+        if (should_stop(u, &end))
             goto out;
         const double t0 = job_mono();
         const long i0 = b * VAE_EVAL_BLOCK;
         const long rows = vae_eval_block(ev, d, n, (uint64_t)se.seed, b, rb.ll + i0,
                                          rb.el + i0, rb.mu + i0 * rb.L, rb.lv + i0 * rb.L);
+        if (rows < 0 && should_stop(u, &end)) /* stopped inside the block: not stored */
+            goto out;
         block_pack(&rb, b, rows, pack);
         int rc;
         /* a store that cannot write now is waited for, as a training job waits */
         while ((rc = store_eval_block_put(J->st, u->id, b, rows, pack, block_bytes(rows, rb.L),
                                           job_mono() - t0, err)) == VAED_EDB &&
-               !should_stop(J, u, &end))
+               !should_stop(u, &end))
             job_nap_ms(500);
         if (rc)
             goto out;
@@ -446,7 +453,7 @@ int jobs_eval_cancel(jobs *J, int64_t job_id, int64_t id, vaed_err *err)
         pthread_mutex_unlock(&J->mu);
         return store_eval_set_state(J->st, id, "cancelled", NULL, NULL, -1, err);
     }
-    u->cancel = 1; /* running: its worker stops at the next block */
+    atomic_store(&u->stop, EVAL_STOP_CANCEL); /* running: its worker stops within a pass */
     const double deadline = job_mono() + J->cfg.wait_s;
     int still = 1;
     while (still && job_mono() < deadline) {
@@ -465,8 +472,8 @@ int jobs_eval_cancel(jobs *J, int64_t job_id, int64_t id, vaed_err *err)
     pthread_mutex_unlock(&J->mu);
     if (still)
         return vaed_err_set(err, VAED_EBUSY, NULL,
-                            "evaluation %" PRId64 " stops at the end of its current block; "
-                            "it did not within %.0f s", id, J->cfg.wait_s);
+                            "evaluation %" PRId64 " was asked to stop and did not within %.0f s",
+                            id, J->cfg.wait_s);
     return 0;
 }
 

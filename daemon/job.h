@@ -33,6 +33,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "daemon/jobs.h"
@@ -88,10 +89,14 @@ typedef struct job {
 } job;
 
 /* An unfinished evaluation (evals.c): its record is in the store; this is its place in
- * the queue. running: a worker has it; cancel: a client asked it to stop. */
+ * the queue. running: a worker has it (under mu); stop: set by a client's cancel
+ * (EVAL_STOP_CANCEL) or by jobs_stop (EVAL_STOP_DAEMON), read by the evaluator between
+ * its forward passes, so either takes effect within milliseconds. */
+enum { EVAL_STOP_CANCEL = 1, EVAL_STOP_DAEMON = 2 };
 typedef struct eval_unit {
     int64_t id, job;
-    int running, cancel;
+    int running;
+    atomic_int stop;
     struct eval_unit *next;
 } eval_unit;
 
@@ -198,6 +203,8 @@ void evals_run(jobs *J, eval_unit *u);
 void evals_queue_checkpoint(jobs *J, const job *jb, int64_t step);
 /* At start: the store's queued and running evaluations into the list. */
 int evals_recover(jobs *J, vaed_err *err);
+/* Ask every running evaluation to stop (mu held; jobs_stop). */
+void evals_stop_all(jobs *J);
 /* Free the list (mu held, no worker left). */
 void evals_free_all(jobs *J);
 

@@ -304,6 +304,7 @@ void jobs_stop(jobs *J)
         return;
     pthread_mutex_lock(&J->mu);
     J->stopping = 1;
+    evals_stop_all(J);
     pthread_cond_broadcast(&J->work);
     pthread_mutex_unlock(&J->mu);
     for (int i = 0; i < J->nworkers; i++)

@@ -21,6 +21,7 @@ struct vae_eval {
     int B;                      /* data rows per pass */
     double *mx, *acc, *sum;     /* per row of a pass: running max, Σ e^(lw − mx), Σ lw */
     int D;
+    const atomic_int *stop;     /* non-zero: stop between passes (vae_eval_set_stop) */
     float *x;                   /* a block's rows (eval_run.c): VAE_EVAL_BLOCK × D */
     long *idx;                  /* their row numbers */
 };
@@ -82,6 +83,10 @@ void vae_eval_free(vae_eval *e)
     free(e);
 }
 
+void vae_eval_set_stop(vae_eval *e, const atomic_int *stop) { e->stop = stop; }
+
+int vae_eval_stopped(const vae_eval *e) { return e->stop && atomic_load(e->stop) != 0; }
+
 void vae_eval_scratch(vae_eval *e, float **x, long **idx)
 {
     *x = e->x;
@@ -129,6 +134,8 @@ void vae_eval_rows(vae_eval *e, const float *x, long n, vae_rng *rng, double *ll
             e->sum[i] = 0.0;
         }
         for (int done = 0; done < e->k; done += c) {
+            if (vae_eval_stopped(e))
+                return; /* the caller throws away what this call wrote */
             const int use = e->k - done < c ? e->k - done : c;
             vae_rng_normal(rng, m->eps, (long)B * c * L);
             for (int s = 0; s < vae_model_shards(B); s++)

@@ -23,6 +23,7 @@
 #define VAED_EVAL_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -85,6 +86,12 @@ void vae_eval_mean_se(const double *v, long n, double *mean, double *se);
  * eval` gives the daemon's numbers for the same checkpoint, rows, k and seed. */
 #define VAE_EVAL_BLOCK 256
 
+/* Let another thread stop a long evaluation: once *stop (borrowed; NULL = never) is
+ * non-zero, vae_eval_rows returns at its next forward pass (a few milliseconds), leaving
+ * its outputs incomplete, and vae_eval_block returns -1. */
+void vae_eval_set_stop(vae_eval *e, const atomic_int *stop);
+int vae_eval_stopped(const vae_eval *e);
+
 /* The evaluator's room for one block: VAE_EVAL_BLOCK rows of its data width, their row
  * numbers. */
 void vae_eval_scratch(vae_eval *e, float **x, long **idx);
@@ -94,7 +101,8 @@ long vae_eval_blocks(long n);
 
 /* Evaluate block b of the first n rows of d: OUT, for its rows r (at most
  * VAE_EVAL_BLOCK, from row b·VAE_EVAL_BLOCK), ll[r], elbo[r], mu[r·L..], lv[r·L..]
- * as vae_eval_rows. Returns the block's row count (0 past the end). */
+ * as vae_eval_rows. Returns the block's row count (0 past the end), or -1 when it was
+ * stopped (vae_eval_set_stop) before it was complete. */
 long vae_eval_block(vae_eval *e, const struct vae_dataset *d, long n, uint64_t seed, long b,
                     double *ll, double *elbo, float *mu, float *lv);
 

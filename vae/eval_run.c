@@ -26,7 +26,7 @@ long vae_eval_block(vae_eval *e, const vae_dataset *d, long n, uint64_t seed, lo
      * trainer's streams and from the "mi" stream of the summary */
     vae_rng_seed(&rng, seed, ((uint64_t)0x6576616c << 32) | (uint64_t)b);
     vae_eval_rows(e, x, rows, &rng, ll, elbo, mu, lv);
-    return rows;
+    return vae_eval_stopped(e) ? -1 : rows;
 }
 
 void vae_eval_summarize(const double *ll, const double *elbo, const float *mu, const float *lv,
