@@ -22,12 +22,16 @@ expect_rc() { # RC WHAT
 }
 
 # ---- help and usage -------------------------------------------------------------------------
-for c in submit ls show pause resume cancel schedule history lr metrics watch checkpoints download; do
+for c in submit ls show pause resume cancel schedule history lr metrics watch checkpoints download \
+    encode decode reconstruct sample; do
     vc "$c" --help
     check "vaectl $c --help" [ "$RC" = 0 ] && printf '%s' "$OUT" | head -n 1 | grep -q "^usage: vaectl $c"
 done
 vc --help
 check "vaectl --help lists the commands" [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q 'download ID STEP'
+for c in encode decode reconstruct sample; do
+    check "vaectl help lists $c" printf '%s' "$OUT" | grep -q "^  $c ID"
+done
 vc frobnicate; expect_rc 2 "unknown command"
 vc show abc; expect_rc 2 "non-numeric ID"
 vc lr 1 fast; expect_rc 2 "non-numeric lr"
@@ -142,6 +146,62 @@ vc download "$S" 7 "$T/none.ckpt"; expect_rc 1 "download of a missing checkpoint
 check "no file left behind for a failed download" [ ! -e "$T/none.ckpt" ]
 vc schedule "$S" '{"kind": "constant", "value": 1}'; expect_rc 1 "schedule of a finished job"
 check "finished: the server's 409 message ($ERR)" [ "$ERR" = "vaectl: job $S is completed" ]
+
+# ---- the model of the finished short job: encode, decode, reconstruct, sample -----------------
+# Each reply must be the route's own reply to the same body (the routes themselves are
+# checked against NumPy in serving.sh); vaectl's part is the body it builds.
+jq -cn '[range(3) as $i | [range(784) as $j | (($i * 784 + $j) % 11) / 10]]' >"$T/rows.json"
+direct() { # ROUTE BODY: the reply of a direct POST, into $T/direct.json
+    curl -sS -H "Authorization: Bearer s3cret" --data-binary "$2" "$URL/v1/jobs/$S/$1" >"$T/direct.json"
+}
+same_as_direct() { # WHAT
+    if [ "$RC" = 0 ] && [ "$OUT" = "$(cat "$T/direct.json")" ]; then ok; else
+        fail "$1: vaectl (exit $RC) and the route differ: $(printf '%s' "$OUT" | head -c 200) / $(head -c 200 "$T/direct.json"); err: $ERR"
+    fi
+}
+vc encode "$S" "$T/rows.json"
+direct encode "{\"rows\": $(cat "$T/rows.json")}"
+same_as_direct "encode FILE"
+check "encode: mu and logvar of 3 rows of 4" jq -e '(.mu | length) == 3 and (.logvar[2] | length) == 4
+    and .checkpoint == 120' "$T/direct.json" >/dev/null
+jq -c '{rows: .}' "$T/rows.json" | "$CTL" encode "$S" - --n 2 --seed 5 --checkpoint 120 >"$T/vc.out" 2>"$T/vc.err"
+RC=$?; OUT=$(cat "$T/vc.out"); ERR=$(cat "$T/vc.err")
+direct encode "{\"rows\": $(cat "$T/rows.json"), \"n\": 2, \"seed\": 5, \"checkpoint\": 120}"
+same_as_direct "encode - (stdin, {rows}) --n 2 --seed 5 --checkpoint 120"
+check "encode --n 2: 6 draws" [ "$(printf '%s' "$OUT" | jq '.z | length')" = 6 ]
+jq -c .mu "$T/direct.json" >"$T/z.json"
+vc decode "$S" "$T/z.json" --checkpoint final
+direct decode "{\"z\": $(cat "$T/z.json"), \"checkpoint\": \"final\"}"
+same_as_direct "decode FILE --checkpoint final"
+check "decode: 3 rows of 784 probabilities" jq -e '(.params | length) == 3 and (.params[0] | length) == 784
+    and (.params | flatten | all(. > 0 and . < 1))' "$T/direct.json" >/dev/null
+"$CTL" reconstruct "$S" <"$T/rows.json" >"$T/vc.out" 2>"$T/vc.err"
+RC=$?; OUT=$(cat "$T/vc.out"); ERR=$(cat "$T/vc.err")
+direct reconstruct "{\"rows\": $(cat "$T/rows.json")}"
+same_as_direct "reconstruct (stdin, no argument)"
+vc sample "$S" --n 5 --seed 9 --temperature 0.5
+direct sample '{"n": 5, "seed": 9, "temperature": 0.5}'
+same_as_direct "sample --n 5 --seed 9 --temperature 0.5"
+check "sample: 5 latents and 5 rows" [ "$(printf '%s' "$OUT" | jq '[(.z | length), (.params | length)]' -c)" = "[5,5]" ]
+vc sample "$S" --n=2
+direct sample '{"n": 2}'
+same_as_direct "sample --n=2"
+# refusals: the server's (exit 1, its message), vaectl's own (exit 2)
+jq -c '[.[0][0:5]]' "$T/rows.json" >"$T/narrow.json"
+vc encode "$S" "$T/narrow.json"; expect_rc 1 "encode of a row of the wrong width"
+check "wrong width: the server's message names 784 ($ERR)" printf '%s' "$ERR" | grep -q '^vaectl: rows\[0\]: 5 values, .*784'
+vc sample "$S" --temperature 20; expect_rc 1 "sample --temperature 20"
+check "temperature out of range: the server's message ($ERR)" printf '%s' "$ERR" | grep -q '^vaectl: temperature:'
+vc decode "$S" "$T/z.json" --checkpoint 7; expect_rc 1 "decode at a step without a checkpoint"
+vc encode "$S" "$T/rows.json" --n two; expect_rc 2 "encode --n two"
+vc decode "$S" "$T/z.json" --seed 1; expect_rc 2 "decode does not take --seed"
+vc sample "$S" --temperature warm; expect_rc 2 "sample --temperature warm"
+printf '{"rows": [[1, 2]' >"$T/bad.json"
+vc encode "$S" "$T/bad.json"; expect_rc 2 "encode of a file that is not JSON"
+printf '{"z": [[1, 2]]}' >"$T/other.json"
+vc encode "$S" "$T/other.json"; expect_rc 2 "encode of an object without rows"
+vc encode "$S" "$T/nonexistent.json"; expect_rc 2 "encode of a missing file"
+vc sample abc; expect_rc 2 "sample of a non-numeric ID"
 
 VAED_URL="http://127.0.0.1:1" vc ls; expect_rc 1 "no daemon"
 check "no daemon: 'vaectl: cannot reach' ($ERR)" printf '%s' "$ERR" | grep -q '^vaectl: cannot reach http://127.0.0.1:1'
