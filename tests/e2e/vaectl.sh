@@ -23,13 +23,13 @@ expect_rc() { # RC WHAT
 
 # ---- help and usage -------------------------------------------------------------------------
 for c in submit ls show pause resume cancel schedule history lr metrics watch checkpoints download \
-    encode decode reconstruct sample; do
+    encode decode reconstruct sample eval evals; do
     vc "$c" --help
     check "vaectl $c --help" [ "$RC" = 0 ] && printf '%s' "$OUT" | head -n 1 | grep -q "^usage: vaectl $c"
 done
 vc --help
 check "vaectl --help lists the commands" [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q 'download ID STEP'
-for c in encode decode reconstruct sample; do
+for c in encode decode reconstruct sample eval evals; do
     check "vaectl help lists $c" printf '%s' "$OUT" | grep -q "^  $c ID"
 done
 vc frobnicate; expect_rc 2 "unknown command"
@@ -205,6 +205,28 @@ vc sample abc; expect_rc 2 "sample of a non-numeric ID"
 
 VAED_URL="http://127.0.0.1:1" vc ls; expect_rc 1 "no daemon"
 check "no daemon: 'vaectl: cannot reach' ($ERR)" printf '%s' "$ERR" | grep -q '^vaectl: cannot reach http://127.0.0.1:1'
+
+# ---- eval and evals: the likelihood bound of the short job's checkpoints ------------------------
+vc eval "$S" --k 3 --rows 300 --seed 2 --checkpoint 120 --wait
+expect_rc 0 "eval --wait"
+check "eval --wait prints the result: k 3, 300 rows, step 120, a bound with its error" \
+    sh -c "printf '%s' '$OUT' | jq -e '.k == 3 and .rows == 300 and .checkpoint == 120 and .bound < 0 and .bound_se > 0'"
+check "eval --wait shows progress on stderr" sh -c "printf '%s' \"\$1\" | grep -q 'evaluation [0-9]*: '" _ "$ERR"
+BOUND=$(printf '%s' "$OUT" | jq .bound)
+vc eval "$S" --k 3 --rows 300 --seed 2 --checkpoint 120
+expect_rc 0 "eval (no wait)"
+E=$OUT
+check "eval prints the new evaluation's id ($E)" [ "$E" -gt 0 ] 2>/dev/null
+vc evals "$S"
+expect_rc 0 "evals"
+printf '%s\n' "$OUT" >"$T/evals.out"
+n=$(awk -F'\t' 'NR > 1 && $2 == 120 && $3 == 3 && $4 == 300 { n++ } END { print n + 0 }' "$T/evals.out")
+check "evals lists both evaluations ($n)" [ "$n" = 2 ]
+check "evals shows the first one's bound ($BOUND)" grep -q -- "$BOUND" "$T/evals.out"
+vc eval "$S" --k 0; expect_rc 1 "eval --k 0 (the server's 422)"
+check "eval --k 0: the server's message names k" sh -c "printf '%s' \"\$1\" | grep -q 'k'" _ "$ERR"
+vc eval "$S" --k many; expect_rc 2 "eval --k many"
+vc eval "$S" --temperature 1; expect_rc 2 "eval does not take --temperature"
 
 stop_daemon
 finish
