@@ -28,6 +28,8 @@
 typedef struct entry {
     int64_t job, step;          /* key; job 0 = free slot */
     vae_model *m;
+    vae_dataset *text;          /* categorical models: the training split, for its
+                                   vocabulary (strings in and out); NULL otherwise */
     pthread_mutex_t use;        /* held while a request runs the model */
     unsigned long long last;    /* LRU clock */
     int refs;                   /* requests holding or waiting for it */
@@ -57,6 +59,7 @@ void api_models_free(api_models *c)
         return;
     for (int i = 0; i < c->cap; i++) {
         vae_model_free(c->e[i].m);
+        vae_dataset_free(c->e[i].text);
         pthread_mutex_destroy(&c->e[i].use);
     }
     pthread_mutex_destroy(&c->mu);
@@ -88,7 +91,8 @@ static int which_step(api_ctx *cx, int64_t job, const json_t *ck, int64_t *step,
 }
 
 /* Load the model of job's checkpoint at step. */
-static int load(api_ctx *cx, int64_t job, int64_t step, vae_model **out, vaed_err *err)
+static int load(api_ctx *cx, int64_t job, int64_t step, vae_model **out, vae_dataset **text,
+                vaed_err *err)
 {
     store_job sj = {0};
     void *blob = NULL;
@@ -99,10 +103,9 @@ static int load(api_ctx *cx, int64_t job, int64_t step, vae_model **out, vaed_er
         vaed_err_set(err, rc, NULL, "no job %lld", (long long)job);
     if (rc == 0)
         rc = vae_spec_parse_text(&spec, sj.spec, strlen(sj.spec), err);
+    /* a text model's width is its vocabulary's: read it as the job's worker did */
     if (rc == 0 && spec.model.likelihood == VAE_LIK_CATEGORICAL)
-        rc = vaed_err_set(err, VAED_EINVAL, "model.likelihood",
-                          "model.likelihood: serving categorical (text) models is not "
-                          "supported yet");
+        rc = jobs_job_vocab(cx->J, &spec, text, err);
     if (rc == 0 && (rc = store_checkpoint_get(cx->st, job, step, NULL, &blob, &len, err)) ==
                        VAED_ENOTFOUND)
         vaed_err_set(err, rc, "checkpoint", "job %lld has no checkpoint at step %lld",
@@ -111,13 +114,18 @@ static int load(api_ctx *cx, int64_t job, int64_t step, vae_model **out, vaed_er
     long np = 0;
     if (rc == 0)
         rc = vae_ckpt_params(blob, len, &p, &np, err);
-    long D = rc == 0 ? vae_infer_width(&spec, np) : 0;
+    long D = rc == 0 ? (*text ? (*text)->dim : vae_infer_width(&spec, np)) : 0;
     if (rc == 0 && (D <= 0 || D > (1L << 24)))
         rc = vaed_err_set(err, VAED_EINVAL, "checkpoint",
                           "the checkpoint's %ld parameters fit no data width of the job's model",
                           np);
     if (rc == 0)
-        rc = vae_infer_model(out, &spec, (int)D, SERVE_BATCH, blob, len, err);
+        rc = vae_infer_model_vocab(out, &spec, (int)D, *text ? (*text)->vocab : 0, SERVE_BATCH,
+                                   blob, len, err);
+    if (rc) {
+        vae_dataset_free(*text);
+        *text = NULL;
+    }
     free(blob);
     store_job_clear(&sj);
     return rc;
@@ -142,7 +150,8 @@ static entry *get_model(api_ctx *cx, int64_t job, int64_t step, vaed_err *err, i
     }
     pthread_mutex_unlock(&c->mu);
     vae_model *m = NULL;
-    if ((*rc = load(cx, job, step, &m, err)))
+    vae_dataset *text = NULL;
+    if ((*rc = load(cx, job, step, &m, &text, err)))
         return NULL;
     pthread_mutex_lock(&c->mu);
     /* a slot no request holds: free first, else the least recently used */
@@ -154,11 +163,14 @@ static entry *get_model(api_ctx *cx, int64_t job, int64_t step, vaed_err *err, i
         pthread_mutex_unlock(&c->mu);
         entry *own = xcalloc(1, sizeof *own);
         own->m = m;
+        own->text = text;
         own->refs = -1;
         return own;
     }
     vae_model_free(e->m);
+    vae_dataset_free(e->text);
     e->m = m;
+    e->text = text;
     e->job = job;
     e->step = step;
     e->refs = 1;
@@ -173,6 +185,7 @@ static void put_model(api_ctx *cx, entry *e)
 {
     if (e->refs < 0) {
         vae_model_free(e->m);
+        vae_dataset_free(e->text);
         free(e);
         return;
     }
@@ -218,6 +231,100 @@ static int rows_json(const json_t *doc, const char *key, int w, float **out, lon
     }
     *out = x;
     return 0;
+}
+
+/* A text model's rows from JSON strings: key's value, a list of strings, each one line
+ * of the model's symbols, made one-hot through the training vocabulary (a symbol it
+ * does not have, or a line longer than its max_len, is 422 naming the row). */
+static int rows_text(const json_t *doc, const char *key, const vae_dataset *voc, float **out,
+                     long *n, vaed_err *err)
+{
+    const json_t *a = json_object_get(doc, key);
+    const long cnt = (long)json_array_size(a);
+    if (cnt > MAX_ROWS)
+        return vaed_err_set(err, VAED_ETOOBIG, key, "%s: at most %d rows", key, MAX_ROWS);
+    size_t total = 0;
+    for (long i = 0; i < cnt; i++) {
+        const char *t = json_string_value(json_array_get(a, (size_t)i));
+        if (!t || !t[0] || strpbrk(t, "\r\n"))
+            return vaed_err_set(err, VAED_EINVAL, key,
+                                "%s[%ld]: a non-empty string of the model's symbols, one line",
+                                key, i);
+        total += strlen(t) + 1;
+    }
+    char *buf = malloc(total + 1);
+    long *idx = malloc(sizeof(long) * SERVE_BATCH);
+    float *x = malloc(sizeof(float) * (size_t)cnt * (size_t)voc->dim + 1);
+    vae_dataset *d = NULL;
+    int rc = 0;
+    if (!buf || !idx || !x) {
+        rc = vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory");
+        goto out;
+    }
+    size_t at = 0;
+    for (long i = 0; i < cnt; i++) {
+        const char *t = json_string_value(json_array_get(a, (size_t)i));
+        size_t l = strlen(t);
+        memcpy(buf + at, t, l);
+        buf[at + l] = '\n';
+        at += l + 1;
+    }
+    if ((rc = vae_parse_text(buf, total, 0, VAE_LONG_REJECT, voc, key, &d, err))) {
+        /* its message names the line: line i + 1 is row i */
+        rc = vaed_err_set(err, VAED_EINVAL, key, "%s (line N is %s[N-1])", err->msg, key);
+        goto out;
+    }
+    if (d->n != cnt || d->dim != voc->dim) {
+        rc = vaed_err_set(err, VAED_EINVAL, key, "%s: %ld strings became %ld rows", key, cnt,
+                          d->n);
+        goto out;
+    }
+    for (long i = 0; i < cnt; i += SERVE_BATCH) {
+        const int b = (int)(cnt - i < SERVE_BATCH ? cnt - i : SERVE_BATCH);
+        for (int r = 0; r < b; r++)
+            idx[r] = i + r;
+        vae_batch_fill(d, idx, b, x + i * voc->dim);
+    }
+    *out = x;
+    *n = cnt;
+    x = NULL;
+out:
+    vae_dataset_free(d);
+    free(x);
+    free(idx);
+    free(buf);
+    return rc;
+}
+
+/* "strings":[...] after a comma: each row of category probabilities (positions × V)
+ * read as its most likely symbol per position, up to the first padding symbol. */
+static void tb_strings(textbuf *b, const vae_dataset *voc, const float *p, long n)
+{
+    const int V = voc->vocab, T = voc->max_len;
+    tb_put(b, ",\"strings\":[");
+    for (long i = 0; i < n; i++) {
+        textbuf one = {0};
+        for (int t = 0; t < T; t++) {
+            const float *q = p + (i * T + t) * V;
+            int best = 0;
+            for (int v = 1; v < V; v++)
+                best = q[v] > q[best] ? v : best;
+            if (best == 0) /* padding: the sequence has ended */
+                break;
+            tb_put(&one, voc->symbols[best]);
+        }
+        b->oom |= one.oom;
+        json_t *js = json_stringn(one.p ? one.p : "", one.len);
+        char *enc = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
+        tb_put(b, i ? "," : "");
+        tb_put(b, enc ? enc : "null");
+        if (!enc)
+            b->oom = 1;
+        free(enc);
+        json_decref(js);
+        free(one.p);
+    }
+    tb_put(b, "]");
 }
 
 /* The same from an .npy body: 2-D, float32 or float64, w columns. */
@@ -385,8 +492,11 @@ static void serve(api_req *req, enum op op)
             (rc = int_field(doc, "seed", 0, (1L << 53), 0, &seed, &err)))
             goto fail;
     } else {
-        rc = npy_in ? rows_npy(req, key, width, &x, &n, &err)
-                    : rows_json(doc, key, width, &x, &n, &err);
+        const int strings = e->text && op != OP_DECODE &&
+                            json_is_string(json_array_get(json_object_get(doc, key), 0));
+        rc = npy_in    ? rows_npy(req, key, width, &x, &n, &err)
+             : strings ? rows_text(doc, key, e->text, &x, &n, &err)
+                       : rows_json(doc, key, width, &x, &n, &err);
         if (rc)
             goto fail;
     }
@@ -475,7 +585,9 @@ static void serve(api_req *req, enum op op)
         goto done;
     }
     tb_printf(&tb, "{\"checkpoint\":%lld,\"likelihood\":\"%s\"", (long long)step,
-              m->lik == VAE_LIK_BERNOULLI ? "bernoulli" : "gaussian");
+              m->lik == VAE_LIK_BERNOULLI     ? "bernoulli"
+              : m->lik == VAE_LIK_CATEGORICAL ? "categorical"
+                                              : "gaussian");
     if (m->lik == VAE_LIK_GAUSSIAN) {
         tb_put(&tb, ",\"variance\":");
         tb_num(&tb, m->sigma * m->sigma);
@@ -489,6 +601,8 @@ static void serve(api_req *req, enum op op)
         if (op == OP_SAMPLE || op == OP_INTERPOLATE)
             tb_rows(&tb, "z", z, nz, L);
         tb_rows(&tb, "params", y, nz, D);
+        if (e->text)
+            tb_strings(&tb, e->text, y, nz);
     }
     tb_put(&tb, "}\n"); /* the newline as api_reply_json ends a reply */
     if (tb.oom) {

@@ -5,8 +5,11 @@
  * Bodies are JSON ({"rows": [[...], ...]} or {"z": [[...]]}) or, with Content-Type
  * application/x-npy, a 2-D float32/float64 .npy array; a reply is JSON, or .npy when the
  * request's Accept names application/x-npy. The row width is checked against the model
- * (422 naming rows or z, with the width expected). Any checkpoint of any job is served:
- * "checkpoint": "final" (the newest, the default) or a step.
+ * (422 naming rows or z, with the width expected). A categorical (text) model also takes
+ * rows as strings, made one-hot through the job's training vocabulary (read once with the
+ * model and cached with it), and answers "strings" beside "params": each row's most
+ * likely symbol per position up to the first padding. Any checkpoint of any job is
+ * served: "checkpoint": "final" (the newest, the default), "best" or a step.
  *
  * The cache keeps up to N loaded models (--model-cache), least recently used out; a
  * model is loaded once per (job, checkpoint) and used by one request at a time (its

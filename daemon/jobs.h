@@ -108,6 +108,13 @@ int jobs_checkpoint_now(jobs *j, int64_t id, int64_t *step, vaed_err *err);
  * not in memory (finished) are left as the store has them. */
 void jobs_decorate(jobs *j, int64_t id, json_t *obj);
 
+/* The training split of a categorical (text) job's spec, read as its worker reads it
+ * (paths inside --data-dir): its vocabulary (symbols, max_len) is what turns strings into
+ * the model's rows and back (the serving routes). OUT *out (vae_dataset_free).
+ * VAED_EINVAL for a model that is not categorical, or the loader's errors. */
+struct vae_dataset;
+int jobs_job_vocab(jobs *j, const vae_spec *spec, struct vae_dataset **out, vaed_err *err);
+
 /* ---- evaluations (daemon/evals.c) ----
  * POST /v1/jobs/{id}/evaluations: the importance-weighted bound of one checkpoint of a
  * job (vae/eval.h), queued like a job and run by a worker (see evals.c for the

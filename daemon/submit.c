@@ -13,6 +13,7 @@
 #include "daemon/fork.h"
 #include "daemon/log.h"
 #include "daemon/paths.h"
+#include "vae/data.h"
 
 /* A server-side path must lie inside the data directory, both as written and once
  * every symlink is resolved. A path outside is refused (403) before the file system is
@@ -27,6 +28,27 @@ int job_check_path(jobs *J, const char *path, const char *field, vaed_err *err)
         return vaed_err_set(err, VAED_EPERM, field,
                             "server-side dataset paths are off (start the daemon with --data-dir)");
     return path_check_inside(path, J->cfg.data_dir, field, NULL, err);
+}
+
+int jobs_job_vocab(jobs *J, const vae_spec *spec, vae_dataset **out, vaed_err *err)
+{
+    *out = NULL;
+    if (spec->model.likelihood != VAE_LIK_CATEGORICAL)
+        return vaed_err_set(err, VAED_EINVAL, "model.likelihood",
+                            "only a categorical (text) model has a vocabulary");
+    vae_dataset *train = NULL, *test = NULL;
+    int rc = job_check_path(J, spec->dataset.path, "dataset.path", err);
+    if (!rc)
+        rc = vae_data_load(&spec->dataset, &train, &test, err);
+    vae_dataset_free(test);
+    if (rc)
+        return rc;
+    if (train->kind != VAE_DATA_SEQ) {
+        vae_dataset_free(train);
+        return vaed_err_set(err, VAED_EINVAL, "dataset", "the job's dataset is not text");
+    }
+    *out = train;
+    return 0;
 }
 
 /* Bytes a job is expected to need, before its data is read: the model at the data's

@@ -5,6 +5,14 @@ the serving routes and of `vaed eval`.
 
     model_numpy.py serve SAFETENSORS DIR      check DIR/<route>.req.json / .json pairs
     model_numpy.py iwae SAFETENSORS IDX_GZ ROWS K SEED   print {"bound", "mc_sd"}
+    model_numpy.py serve_text SAFETENSORS WORDS DIR      the same for a text model
+    model_numpy.py iwae_text SAFETENSORS WORDS ROWS K SEED
+
+Text models (categorical likelihood): WORDS is the training file, one sequence per line;
+the vocabulary is read off it as docs/model.md defines it (symbol 0 is padding, then
+every character of the file sorted by code point; the width is the longest line), and
+rows are one-hot per position. serve_text checks the routes' string replies too: each
+position's most likely symbol, up to the first padding.
 
 serve: for each reply in DIR (encode, decode, reconstruct, sample, interpolate, and
 encode_npy.npy), recompute what the route must answer from the request alone (or, for
@@ -44,7 +52,8 @@ def load(path):
 
 
 class Model:
-    def __init__(self, path):
+    def __init__(self, path, vocab=None):
+        self.vocab = vocab  # text models: the symbols, "" (padding) first
         self.t, self.meta = load(path)
         self.act = {"relu": lambda a: np.maximum(a, 0), "tanh": np.tanh,
                     "elu": lambda a: np.where(a > 0, a, np.expm1(a))}[self.meta["activation"]]
@@ -72,13 +81,23 @@ class Model:
     def logits(self, z):
         return self.mlp("decoder", z) @ self.t["output.weight"].T + self.t["output.bias"]
 
+    def log_softmax(self, y):
+        V = len(self.vocab)
+        y = y.reshape(y.shape[:-1] + (-1, V))
+        y = y - y.max(axis=-1, keepdims=True)
+        return (y - np.log(np.sum(np.exp(y), axis=-1, keepdims=True))).reshape(y.shape[:-2] + (-1,))
+
     def params(self, z):
         y = self.logits(z)
+        if self.lik == "categorical":
+            return np.exp(self.log_softmax(y))
         return 1 / (1 + np.exp(-y)) if self.lik == "bernoulli" else y
 
     def log_px_z(self, x, y):
         if self.lik == "bernoulli":
             return np.sum(x * y - np.logaddexp(0, y), axis=-1)
+        if self.lik == "categorical":
+            return np.sum(x * self.log_softmax(y), axis=-1)
         s = self.spec["model"]["sigma"]
         return np.sum(-0.5 * ((x - y) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi), axis=-1)
 
@@ -143,6 +162,61 @@ def serve(m, d):
         close("encode .npy [mu | logvar]", h, np.concatenate([mu, lv], axis=1))
 
 
+def text_file(path):
+    lines = [l for l in open(path, encoding="utf-8").read().split("\n") if l]
+    return lines, [""] + sorted(set("".join(lines))), max(len(l) for l in lines)
+
+
+def one_hot(strings, vocab, T):
+    ids = {c: i for i, c in enumerate(vocab)}
+    x = np.zeros((len(strings), T * len(vocab)))
+    for r, w in enumerate(strings):
+        for t in range(T):  # the positions after the end hold the padding symbol, 0
+            x[r, t * len(vocab) + (ids[w[t]] if t < len(w) else 0)] = 1
+    return x
+
+
+def strings_of(p, vocab, T):
+    out = []
+    for row in np.asarray(p).reshape(len(p), T, len(vocab)):
+        w = ""
+        for q in row:
+            if q.argmax() == 0:
+                break
+            w += vocab[q.argmax()]
+        out.append(w)
+    return out
+
+
+def serve_text(m, words, d):
+    lines, vocab, T = text_file(words)
+    if int(m.meta["data_width"]) != T * len(vocab):
+        fail("data width %s, NumPy reads %d x %d off the file" % (m.meta["data_width"], T, len(vocab)))
+        return
+
+    def pair(name):
+        return (json.load(open(os.path.join(d, name + ".req.json"))),
+                json.load(open(os.path.join(d, name + ".json"))))
+
+    def check_strings(what, r):
+        got, want = r["strings"], strings_of(r["params"], vocab, T)
+        if got != want:
+            fail("%s strings: %s, NumPy's most likely symbols give %s" % (what, got[:5], want[:5]))
+    q, r = pair("encode")
+    mu, lv = m.encode(one_hot(q["rows"], vocab, T))
+    close("text encode mu", r["mu"], mu)
+    close("text encode logvar", r["logvar"], lv)
+    q, r = pair("decode")
+    close("text decode params", r["params"], m.params(np.array(q["z"])))
+    check_strings("decode", r)
+    q, r = pair("reconstruct")
+    close("text reconstruct params", r["params"], m.params(m.encode(one_hot(q["rows"], vocab, T))[0]))
+    check_strings("reconstruct", r)
+    q, r = pair("sample")
+    close("text sample params", r["params"], m.params(np.array(r["z"])))
+    check_strings("sample", r)
+
+
 def idx_rows(path, n):
     b = gzip.open(path).read()
     _, _, _, nd = struct.unpack_from(">BBBB", b, 0)
@@ -177,6 +251,15 @@ def iwae_once(m, x, k, rng):
 def main():
     if len(sys.argv) >= 4 and sys.argv[1] == "serve":
         serve(Model(sys.argv[2]), sys.argv[3])
+    elif len(sys.argv) == 5 and sys.argv[1] == "serve_text":
+        _, vocab, _ = text_file(sys.argv[3])
+        serve_text(Model(sys.argv[2], vocab), sys.argv[3], sys.argv[4])
+    elif len(sys.argv) == 7 and sys.argv[1] == "iwae_text":
+        lines, vocab, T = text_file(sys.argv[3])
+        m = Model(sys.argv[2], vocab)
+        x = one_hot(lines[:int(sys.argv[4])], vocab, T)
+        b, sd = iwae(m, x, int(sys.argv[5]), int(sys.argv[6]))
+        print(json.dumps({"bound": b, "mc_sd": sd}))
     elif len(sys.argv) == 7 and sys.argv[1] == "iwae":
         m = Model(sys.argv[2])
         b, sd = iwae(m, idx_rows(sys.argv[3], int(sys.argv[4])), int(sys.argv[5]), int(sys.argv[6]))
