@@ -74,60 +74,40 @@ static void read_row(sqlite3_stmt *s, store_dataset *d)
 
 /* ---- reads ---------------------------------------------------------------------- */
 
-static int ropen(store *st, sqlite3 **db, vaed_err *err)
+typedef struct rows_acc {
+    store_dataset *arr;
+    size_t n, cap;
+} rows_acc;
+
+static int add_row(void *arg, sqlite3_stmt *s)
 {
-    int rc = store_conn_open(db, st->path, st->opts.busy_timeout_ms, 0, err);
-    if (!rc && sqlite3_exec(*db, "PRAGMA query_only = ON", NULL, NULL, NULL) != SQLITE_OK) {
-        rc = store_dberr(err, *db, "read connection");
-        sqlite3_close(*db);
-        *db = NULL;
+    rows_acc *a = arg;
+    if (a->n == a->cap) {
+        /* one row per registered dataset: small, so the abort-on-failure policy */
+        a->cap = a->cap ? a->cap * 2 : 8;
+        store_dataset *q = realloc(a->arr, a->cap * sizeof *a->arr);
+        if (!q)
+            abort();
+        a->arr = q;
     }
-    return rc;
+    read_row(s, &a->arr[a->n++]);
+    return 0;
 }
 
 /* Rows of sql (with ?1 = id when id > 0) into a new array. */
 static int read_rows(store *st, const char *sql, int64_t id, store_dataset **out, size_t *n,
                      vaed_err *err)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
-    store_dataset *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    *out = NULL;
-    *n = 0;
-    int rc = ropen(st, &db, err);
-    if (rc)
-        return rc;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
-        rc = store_dberr(err, db, "reading datasets");
-        goto done;
-    }
-    if (id > 0)
-        sqlite3_bind_int64(s, 1, id);
-    int sr;
-    while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
-        if (cnt == cap) {
-            /* one row per registered dataset: small, so the abort-on-failure policy */
-            cap = cap ? cap * 2 : 8;
-            store_dataset *q = realloc(arr, cap * sizeof *arr);
-            if (!q)
-                abort();
-            arr = q;
-        }
-        read_row(s, &arr[cnt++]);
-    }
-    if (sr != SQLITE_DONE)
-        rc = store_dberr(err, db, "reading datasets");
-done:
-    sqlite3_finalize(s);
-    sqlite3_close(db);
+    rows_acc a = {0};
+    int rc = store_read_each(st, sql, id, add_row, &a, "reading datasets", err);
     if (rc) {
-        store_datasets_free(arr, cnt);
-        return rc;
+        store_datasets_free(a.arr, a.n);
+        a.arr = NULL;
+        a.n = 0;
     }
-    *out = arr;
-    *n = cnt;
-    return 0;
+    *out = a.arr;
+    *n = a.n;
+    return rc;
 }
 
 int store_dataset_get(store *st, int64_t id, store_dataset *d, vaed_err *err)

@@ -95,58 +95,41 @@ static void read_row(sqlite3_stmt *s, store_eval *e)
 
 /* ---- reads ---------------------------------------------------------------------- */
 
-static int ropen(store *st, sqlite3 **db, sqlite3_stmt **s, const char *sql, vaed_err *err)
+typedef struct rows_acc {
+    store_eval *arr;
+    size_t n, cap;
+} rows_acc;
+
+static int add_row(void *arg, sqlite3_stmt *s)
 {
-    int rc = store_conn_open(db, st->path, st->opts.busy_timeout_ms, 0, err);
-    if (rc)
-        return rc;
-    if (sqlite3_exec(*db, "PRAGMA query_only = ON", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(*db, sql, -1, s, NULL) != SQLITE_OK) {
-        rc = store_dberr(err, *db, "reading evaluations");
-        sqlite3_close(*db);
-        *db = NULL;
+    rows_acc *a = arg;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 8;
+        store_eval *q = realloc(a->arr, cap * sizeof *a->arr);
+        if (!q)
+            return VAED_ENOMEM;
+        a->arr = q;
+        a->cap = cap;
     }
-    return rc;
+    read_row(s, &a->arr[a->n++]);
+    return 0;
 }
 
 static int read_rows(store *st, const char *sql, int64_t id, store_eval **out, size_t *n,
                      vaed_err *err)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
-    store_eval *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    *out = NULL;
-    *n = 0;
-    int rc = ropen(st, &db, &s, sql, err);
-    if (rc)
-        return rc;
-    if (id > 0)
-        sqlite3_bind_int64(s, 1, id);
-    int sr;
-    while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 8;
-            store_eval *q = realloc(arr, cap * sizeof *arr);
-            if (!q) {
-                rc = vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory");
-                break;
-            }
-            arr = q;
-        }
-        read_row(s, &arr[cnt++]);
-    }
-    if (!rc && sr != SQLITE_DONE)
-        rc = store_dberr(err, db, "reading evaluations");
-    sqlite3_finalize(s);
-    sqlite3_close(db);
+    rows_acc a = {0};
+    int rc = store_read_each(st, sql, id, add_row, &a, "reading evaluations", err);
+    if (rc == VAED_ENOMEM)
+        vaed_err_set(err, rc, NULL, "out of memory reading evaluations");
     if (rc) {
-        store_evals_free(arr, cnt);
-        return rc;
+        store_evals_free(a.arr, a.n);
+        a.arr = NULL;
+        a.n = 0;
     }
-    *out = arr;
-    *n = cnt;
-    return 0;
+    *out = a.arr;
+    *n = a.n;
+    return rc;
 }
 
 int store_eval_get(store *st, int64_t id, store_eval *e, vaed_err *err)
@@ -174,47 +157,43 @@ int store_evals_list(store *st, int64_t job, int unfinished, store_eval **out, s
     return read_rows(st, job > 0 ? SQL_LIST_JOB : SQL_LIST_ALL, job, out, n, err);
 }
 
+typedef struct blocks_arg {
+    store_eval_block_fn fn;
+    void *arg;
+} blocks_arg;
+
+static int each_block(void *arg, sqlite3_stmt *s)
+{
+    blocks_arg *b = arg;
+    return b->fn(b->arg, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+                 sqlite3_column_blob(s, 2), (size_t)sqlite3_column_bytes(s, 2));
+}
+
 int store_eval_blocks(store *st, int64_t id, store_eval_block_fn fn, void *arg, vaed_err *err)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
-    int rc = ropen(st, &db, &s, SQL_BLOCKS, err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(s, 1, id);
-    int sr;
-    while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
-        const void *data = sqlite3_column_blob(s, 2);
-        size_t len = (size_t)sqlite3_column_bytes(s, 2);
-        if ((rc = fn(arg, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), data, len)))
-            break;
-    }
-    if (!rc && sr != SQLITE_DONE)
-        rc = store_dberr(err, db, "reading evaluation blocks");
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return rc;
+    blocks_arg b = {fn, arg};
+    return store_read_each(st, SQL_BLOCKS, id, each_block, &b, "reading evaluation blocks", err);
+}
+
+static int best_row(void *arg, sqlite3_stmt *s)
+{
+    int64_t *step = arg;
+    if (sqlite3_column_type(s, 0) != SQLITE_NULL)
+        *step = sqlite3_column_int64(s, 0);
+    return 0;
 }
 
 int store_eval_best(store *st, int64_t job, int64_t *step, vaed_err *err)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
-    int rc = ropen(st, &db, &s, SQL_BEST, err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(s, 1, job);
-    int sr = sqlite3_step(s);
-    if (sr == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
-        *step = sqlite3_column_int64(s, 0);
-    else if (sr == SQLITE_ROW)
+    int64_t best = -1;
+    int rc = store_read_each(st, SQL_BEST, job, best_row, &best, "reading the best evaluation",
+                             err);
+    if (!rc && best < 0)
         rc = vaed_err_set(err, VAED_ENOTFOUND, "checkpoint",
                           "checkpoint \"best\": job %" PRId64
                           " has no completed evaluation to choose it by", job);
-    else
-        rc = store_dberr(err, db, "reading the best evaluation");
-    sqlite3_finalize(s);
-    sqlite3_close(db);
+    if (!rc)
+        *step = best;
     return rc;
 }
 

@@ -75,6 +75,33 @@ int store_conn_open(sqlite3 **out, const char *path, int busy_ms, int create, va
     return 0;
 }
 
+int store_read_each(store *st, const char *sql, int64_t id, store_row_fn row, void *arg,
+                    const char *what, vaed_err *err)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int rc = store_conn_open(&db, st->path, st->opts.busy_timeout_ms, 0, err);
+    if (rc)
+        return rc;
+    if (sqlite3_exec(db, "PRAGMA query_only = ON", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+        rc = store_dberr(err, db, "%s", what);
+        sqlite3_close(db);
+        return rc;
+    }
+    if (id > 0)
+        sqlite3_bind_int64(s, 1, id);
+    int sr;
+    while ((sr = sqlite3_step(s)) == SQLITE_ROW)
+        if ((rc = row(arg, s)))
+            break;
+    if (!rc && sr != SQLITE_DONE)
+        rc = store_dberr(err, db, "%s", what);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return rc;
+}
+
 /* Run a pragma that returns one text row; copy it into buf. */
 static int pragma_text(sqlite3 *db, const char *sql, char *buf, size_t n)
 {

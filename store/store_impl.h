@@ -59,7 +59,6 @@ struct store {
     int n_rc;
 };
 
-/* Monotonic seconds, for lag and deadlines. */
 /* The step of job ?1's best checkpoint: the one whose completed evaluation has the
  * highest bound (the first such evaluation on a tie); NULL when none. One definition
  * for "best" (store_eval_best) and for the retention that never deletes it. */
@@ -67,6 +66,7 @@ struct store {
     "(SELECT ckpt_step FROM evaluations WHERE job = ?1 AND state = 'completed' "        \
     "ORDER BY json_extract(result, '$.bound') DESC, id LIMIT 1)"
 
+/* Monotonic seconds, for lag and deadlines. */
 double store_mono(void);
 /* Unix seconds, for stored timestamps. */
 double store_now(void);
@@ -77,6 +77,14 @@ int store_dberr(vaed_err *err, sqlite3 *db, const char *what, ...)
 
 /* Open a connection on path with the common pragmas (busy timeout, foreign keys). */
 int store_conn_open(sqlite3 **db, const char *path, int busy_ms, int create, vaed_err *err);
+
+/* A read of a rarely read table (datasets, evaluations) on its own short-lived
+ * read-only connection: run sql, with ?1 bound to id when id > 0, and call row(arg, s)
+ * for each row; a non-zero return from row stops the walk and is returned. VAED_EDB
+ * (err says what) when the database fails. */
+typedef int (*store_row_fn)(void *arg, sqlite3_stmt *s);
+int store_read_each(store *st, const char *sql, int64_t id, store_row_fn row, void *arg,
+                    const char *what, vaed_err *err);
 
 /* schema.c: migrate db forward to STORE_SCHEMA_VERSION (see there). */
 int store_migrate(sqlite3 *db, vaed_err *err);
