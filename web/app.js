@@ -520,6 +520,64 @@
           $('img-step').textContent = 'checkpoint at step ' + step;
         }).catch(fail);
     });
+    refreshLatent(step);
+  }
+
+  /* Decoded images drawn into a canvas: rows × cols cells of side × side pixels, cell
+   * (r, c) from params[r * cols + c] (bernoulli probabilities, gaussian means; clamped to
+   * [0, 1]). */
+  function drawGrid(canvas, params, rows, cols, side) {
+    var scale = 2, W = cols * (side + 1) + 1, H = rows * (side + 1) + 1;
+    canvas.width = W * scale;
+    canvas.height = H * scale;
+    var ctx = canvas.getContext('2d'), img = ctx.createImageData(W, H);
+    for (var i = 0; i < img.data.length; i += 4) { img.data[i] = img.data[i + 1] = img.data[i + 2] = 200; img.data[i + 3] = 255; }
+    params.forEach(function (p, k) {
+      var r = Math.floor(k / cols), c = k % cols;
+      for (var y = 0; y < side; y++)
+        for (var x = 0; x < side; x++) {
+          var v = Math.max(0, Math.min(1, p[y * side + x])), o = 4 * ((1 + r * (side + 1) + y) * W + 1 + c * (side + 1) + x);
+          img.data[o] = img.data[o + 1] = img.data[o + 2] = Math.round(255 * v);
+        }
+    });
+    var tmp = document.createElement('canvas');
+    tmp.width = W; tmp.height = H;
+    tmp.getContext('2d').putImageData(img, 0, 0);
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(tmp, 0, 0, W * scale, H * scale);
+    canvas.setAttribute('data-cells', String(params.length));
+  }
+
+  /* Latent traversals and an interpolation strip of the checkpoint's decoder (POST
+   * /v1/jobs/{id}/decode and sample), for square images. */
+  function refreshLatent(step) {
+    var id = st.sel, sp = st.job.spec, L = 0;
+    (Array.isArray(sp.model.latent) ? sp.model.latent : [sp.model.latent])
+      .forEach(function (g) { L += g; });
+    var STEPS = 9, zs = [];
+    for (var j = 0; j < L; j++)
+      for (var t = 0; t < STEPS; t++) {
+        var z = new Array(L).fill(0);
+        z[j] = -3 + 6 * t / (STEPS - 1);
+        zs.push(z);
+      }
+    api('POST', '/v1/jobs/' + id + '/decode', { z: zs, checkpoint: step }).then(function (r) {
+      if (id !== st.sel) return;
+      var side = Math.round(Math.sqrt(r.params[0].length));
+      if (side * side !== r.params[0].length) return;
+      drawGrid($('traversal'), r.params, L, STEPS, side);
+      return api('POST', '/v1/jobs/' + id + '/sample', { n: 2, seed: step % 1000, checkpoint: step })
+        .then(function (s) {
+          var a = s.z[0], b = s.z[1], line = [];
+          for (var t = 0; t < 12; t++)
+            line.push(a.map(function (v, k) { return v + (b[k] - v) * t / 11; }));
+          return api('POST', '/v1/jobs/' + id + '/decode', { z: line, checkpoint: step });
+        }).then(function (d) {
+          if (id !== st.sel) return;
+          drawGrid($('interp'), d.params, 1, 12, side);
+          st.latentStep = step;
+        });
+    }).catch(fail);
   }
 
   /* ---- schedule control ------------------------------------------------------------ */

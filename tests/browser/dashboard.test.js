@@ -13,7 +13,8 @@
  *     the preview route (POST /v1/schedules/preview) gives for the schedule the server
  *     resolved (so the preview's
  *     formulas agree with vae/sched.c), and the beta chart shows them;
- *   - the reconstruction and sample images load (naturalWidth > 0);
+ *   - the reconstruction and sample images load (naturalWidth > 0), and the latent
+ *     traversal grid and the interpolation strip are drawn from the decoder;
  *   - the finished job's evaluations (its spec's eval block) are listed with their bounds
  *     and drawn on the ELBO chart at their checkpoints; the Evaluate form queues one;
  *   - the comparison overlay draws both jobs' beta curves. */
@@ -161,6 +162,19 @@ async function main() {
     }));
     check(dims[0][0] > 0 && dims[1][0] > 0, 'images load: ' + JSON.stringify(dims));
     check(dims[0][1] > dims[1][1], 'reconstructions have two rows, samples one');
+
+    // latent traversals (8 dimensions x 9 steps) and the interpolation strip (12)
+    await page.waitForFunction(() => document.getElementById('traversal').getAttribute('data-cells') === '72' &&
+                                     document.getElementById('interp').getAttribute('data-cells') === '12')
+      .catch(() => {});
+    const lat = await page.evaluate(() => ['traversal', 'interp'].map((id) => {
+      const c = document.getElementById(id), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      const seen = new Set();
+      for (let i = 0; i < d.length; i += 4 * 7) seen.add(d[i]);
+      return { cells: c.getAttribute('data-cells'), w: c.width, h: c.height, shades: seen.size };
+    }));
+    check(lat[0].cells === '72' && lat[1].cells === '12' && lat[0].shades > 20 && lat[1].shades > 20,
+          'latent traversal grid (8 x 9) and interpolation strip (12) drawn from the decoder: ' + JSON.stringify(lat));
 
     // posterior collapse widgets
     await page.waitForFunction(() => document.querySelectorAll('#kl-bars > div').length > 0)

@@ -176,6 +176,40 @@ static void test_best_and_retention(void)
     close_ok(st);
 }
 
+/* A database of schema v4 (before evaluations) with a job gains the tables and keeps the
+ * job: an evaluation of it can be stored at once. */
+static void test_migration_v4_v5(void)
+{
+    char p[512];
+    path_of(p, sizeof p, "v4.db");
+    sqlite3 *db = raw_open(p);
+    int rc = SQLITE_OK;
+    for (int v = 1; v <= 4 && rc == SQLITE_OK; v++)
+        rc = sqlite3_exec(db, store_migration_sql(v), NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "PRAGMA user_version = 4;"
+                              "INSERT INTO jobs(id, name, spec, state, priority, queue_seq,"
+                              " created_at, updated_at) VALUES (7, 'v4', '{}', 'completed', 0, 1,"
+                              " 1, 1);",
+                          NULL, NULL, NULL);
+    CHECK(rc == SQLITE_OK, "v4 database: %s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    store *st = open_or_die("v4.db", NULL);
+    if (!st)
+        return;
+    store_eval_new ne = {.job = 7, .ckpt_step = 1, .asked = "1", .split = "test", .k = 2};
+    int64_t id = 0;
+    vaed_err e;
+    CHECK(store_eval_insert(st, &ne, &id, &e) == 0 && id > 0, "evaluation after migration: %s",
+          e.msg);
+    close_ok(st);
+    db = raw_open(p);
+    CHECK(raw_int(db, "PRAGMA user_version") >= 5 &&
+              raw_int(db, "SELECT count(*) FROM jobs WHERE id = 7 AND name = 'v4'") == 1,
+          "migrated past v5 with the job kept");
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     int rc = test_store_begin();
@@ -183,5 +217,6 @@ int main(void)
         return rc;
     test_evals();
     test_best_and_retention();
+    test_migration_v4_v5();
     return test_store_end("test_store_evals");
 }
