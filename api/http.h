@@ -76,6 +76,12 @@ typedef struct api_config {
     const char *spool_dir;       /* where spooled bodies go; NULL = spooled routes answer
                                     503. Borrowed like token. */
     uint64_t max_spool;          /* spooled body cap in bytes; past it, 413 */
+    int browser_checks;          /* 1: refuse what a web page could send (http_guard.c):
+                                    a Host not ours (421), a cross-origin state change
+                                    (403), a non-JSON body on a mutating route (415) */
+    const char *const *allow_hosts; /* more Host names to answer to ("name" on any port,
+                                    "name:port" exactly), NULL-terminated; NULL = none.
+                                    Borrowed like token. */
 } api_config;
 
 /* Spooled bodies (uploads). A route listed in api_config.spool_routes receives its body
@@ -88,7 +94,8 @@ typedef struct api_config {
 
 /* Defaults: listen 127.0.0.1:8080, threads 4, conn_limit 256, per_ip_limit 64,
  * timeout_s 30, conn_memory 64 KiB, max_body 1 MiB, no token, reads free, no CORS,
- * access_log on, keepalive_ms 1000, user NULL, spool_dir NULL, max_spool 256 MiB. */
+ * access_log on, keepalive_ms 1000, user NULL, spool_dir NULL, max_spool 256 MiB,
+ * browser_checks off (the daemon turns them on), allow_hosts NULL. */
 void api_config_default(api_config *cfg);
 
 /* Start serving. routes[0..nroutes) is copied (the strings are borrowed and must
