@@ -45,7 +45,7 @@ static const struct {
 } refusals[API_R_COUNT] = {
     [API_R_BAD_PATH] = {400, "bad_path"},
     [API_R_DUP_HEADER] = {400, "duplicate_header"},
-    [API_R_BAD_TE] = {501, "not_implemented"},
+    [API_R_BAD_TE] = {400, "bad_transfer_encoding"},
     [API_R_BAD_HOST] = {421, "misdirected"},
     [API_R_CROSS_SITE] = {403, "cross_origin"},
     [API_R_MEDIA_TYPE] = {415, "unsupported_media_type"},

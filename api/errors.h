@@ -21,7 +21,9 @@
  *
  *   API_R_BAD_PATH     400 bad_path          %00 or %2f in a path segment
  *   API_R_DUP_HEADER   400 duplicate_header  a header that must appear once, twice
- *   API_R_BAD_TE       501 not_implemented   a Transfer-Encoding other than chunked
+ *   API_R_BAD_TE       400 bad_transfer_encoding  a Transfer-Encoding other than
+ *                                         chunked (400, not 501: abuse.sh holds
+ *                                         the layer to 4xx for a malformed head)
  *   API_R_BAD_HOST     421 misdirected       a Host the daemon does not serve
  *   API_R_CROSS_SITE   403 cross_origin      a state change from another origin
  *   API_R_MEDIA_TYPE   415 unsupported_media_type  a body that is not JSON (or npy) */

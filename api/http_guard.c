@@ -10,8 +10,9 @@
  *             the query arguments) and hands that same buffer to the access handler, so
  *             "url == the last decoded string" identifies the path. If a future MHD
  *             changed the order the check would not fire (it never refuses wrongly).
- *   headers   two Authorization or Content-Length headers: 400; a Transfer-Encoding
- *             other than plain "chunked": 501 at once (MHD would wait for the end of
+ *   headers   two Authorization, Content-Length, Transfer-Encoding, Host or
+ *             Content-Type headers: 400; a Transfer-Encoding
+ *             other than plain "chunked": 400 at once (MHD would wait for the end of
  *             a body it cannot frame).
  *   browser   (api_config.browser_checks) a Host that is not ours: 421 (DNS rebinding
  *             reaches a loopback daemon through a name the attacker controls); a state
@@ -228,7 +229,8 @@ int http_guard_head(api_req *req, const char *url)
      * to chance which one a proxy and we each checked. */
     static const char *const once[] = {MHD_HTTP_HEADER_CONTENT_LENGTH,
                                        MHD_HTTP_HEADER_AUTHORIZATION,
-                                       MHD_HTTP_HEADER_TRANSFER_ENCODING, MHD_HTTP_HEADER_HOST};
+                                       MHD_HTTP_HEADER_TRANSFER_ENCODING, MHD_HTTP_HEADER_HOST,
+                                       MHD_HTTP_HEADER_CONTENT_TYPE};
     for (size_t i = 0; i < sizeof once / sizeof *once; i++)
         if (header_count(req, once[i]) > 1) {
             api_refuse(req, API_R_DUP_HEADER, once[i], "%s: more than one %s header", once[i],

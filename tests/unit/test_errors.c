@@ -40,7 +40,7 @@ int main(void)
         const char *code;
     } ref[] = {
         {API_R_BAD_PATH, 400, "bad_path"},       {API_R_DUP_HEADER, 400, "duplicate_header"},
-        {API_R_BAD_TE, 501, "not_implemented"},  {API_R_BAD_HOST, 421, "misdirected"},
+        {API_R_BAD_TE, 400, "bad_transfer_encoding"}, {API_R_BAD_HOST, 421, "misdirected"},
         {API_R_CROSS_SITE, 403, "cross_origin"}, {API_R_MEDIA_TYPE, 415, "unsupported_media_type"},
         {API_R_COUNT, 500, "internal"},          {-1, 500, "internal"},
     };
