@@ -228,11 +228,44 @@ static int get_bool(const json_t *obj, const char *prefix, const char *key, int 
     return 0;
 }
 
+int vae_spec_check_name(const char *s, size_t n, size_t cap, const char *field, vaed_err *err)
+{
+    if (n == 0)
+        return vaed_err_set(err, VAED_EINVAL, field, "must not be empty");
+    if (n >= cap)
+        return vaed_err_set(err, VAED_EINVAL, field, "must be at most %zu bytes long", cap - 1);
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        unsigned cp = k == 1 ? c : c & (0x7Fu >> k);
+        int ok = k > 0 && i + k <= n;
+        for (size_t j = 1; ok && j < k; j++) {
+            ok = (p[i + j] & 0xC0) == 0x80;
+            cp = (cp << 6) | (p[i + j] & 0x3F);
+        }
+        static const unsigned minv[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (!ok || cp < minv[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return vaed_err_set(err, VAED_EINVAL, field, "must be valid UTF-8");
+        /* names end up in logs, terminals and the dashboard: no control characters
+         * (C0, DEL, C1: ESC and CSI start terminal escapes), no bidi overrides */
+        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
+            return vaed_err_set(err, VAED_EINVAL, field,
+                                "must not contain control characters");
+        if ((cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069))
+            return vaed_err_set(err, VAED_EINVAL, field,
+                                "must not contain Unicode bidi controls (U+%04X)", cp);
+        i += k;
+    }
+    return 0;
+}
+
 /* Optional string obj[key] of 1..cap-1 bytes into dst[cap] (zero-filled past the
- * end so equal specs compare equal byte for byte). no_ctl rejects control
- * characters (job names end up in logs and the dashboard). */
+ * end so equal specs compare equal byte for byte). is_name applies the name rule
+ * (vae_spec_check_name: job names end up in logs and the dashboard). */
 static int get_str(const json_t *obj, const char *prefix, const char *key, char *dst,
-                   size_t cap, int no_ctl, int *seen, vaed_err *err)
+                   size_t cap, int is_name, int *seen, vaed_err *err)
 {
     const json_t *v = obj ? json_object_get(obj, key) : NULL;
     if (seen)
@@ -251,10 +284,11 @@ static int get_str(const json_t *obj, const char *prefix, const char *key, char 
         return vaed_err_set(err, VAED_EINVAL, f, "must be at most %zu bytes long", cap - 1);
     if (strlen(s) != n)
         return vaed_err_set(err, VAED_EINVAL, f, "must not contain NUL characters");
-    if (no_ctl)
-        for (size_t i = 0; i < n; i++)
-            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-                return vaed_err_set(err, VAED_EINVAL, f, "must not contain control characters");
+    if (is_name) {
+        int rc = vae_spec_check_name(s, n, cap, f, err);
+        if (rc)
+            return rc;
+    }
     memset(dst, 0, cap);
     memcpy(dst, s, n);
     return 0;
