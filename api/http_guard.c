@@ -33,10 +33,11 @@
 #include <strings.h>
 
 /* The dashboard loads its script and styles from the daemon itself and uses no inline
- * script. Inline style attributes stay allowed: the chart library writes them into
+ * script. Images may be blob: URLs (the dashboard draws reconstructions into them).
+ * Inline style attributes stay allowed: the chart library writes them into
  * its legend, and a style cannot run code. */
 #define HTML_CSP                                                                        \
-    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "      \
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "      \
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 /* ---------------------------------------------------------------- paths */
