@@ -324,6 +324,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->route = -1;
         req->spool_fd = -1;
         *con_cls = req;
+        http_guard_head_done(conn, 1); /* the head is in: its deadline no longer runs */
         if (answer_early(req, url)) {
             req->discard = 1;
             return queue_reply(req);
@@ -404,6 +405,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     *con_cls = NULL;
+    http_guard_head_done(conn, 0); /* a kept-alive connection's next head starts now */
     double secs = since_s(&req->t0);
     if (req->status) {
         size_t slot = req->route >= 0 ? (size_t)req->route : srv->nroutes;
@@ -539,6 +541,7 @@ static void server_free(api_server *srv)
     free(srv->stats);
     pthread_mutex_destroy(&srv->smu);
     pthread_mutex_destroy(&srv->stmu);
+    pthread_mutex_destroy(&srv->cmu);
     pthread_cond_destroy(&srv->tcond);
     free(srv);
 }
@@ -561,6 +564,7 @@ int api_server_start(const api_config *cfg, const api_route *routes, size_t nrou
     srv->toklen = cfg->token ? strlen(cfg->token) : 0;
     pthread_mutex_init(&srv->smu, NULL);
     pthread_mutex_init(&srv->stmu, NULL);
+    pthread_mutex_init(&srv->cmu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

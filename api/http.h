@@ -60,6 +60,11 @@ typedef struct api_config {
     unsigned conn_limit;         /* simultaneous connections, all clients */
     unsigned per_ip_limit;       /* simultaneous connections from one address; 0 = none */
     unsigned timeout_s;          /* idle connection timeout, seconds; 0 = never */
+    unsigned head_timeout_s;     /* the whole request head (line and headers, or the wait
+                                    for the next request on a kept-alive connection) must
+                                    arrive within this; past it the connection is closed.
+                                    The idle timeout alone lets a client that sends a
+                                    byte at a time hold a slot for ever. 0 = no limit */
     size_t conn_memory;          /* MHD per-connection pool: bounds header + URL size */
     size_t max_body;             /* request body cap in bytes; past it, 413 */
     const char *token;           /* bearer token; NULL or "" = no auth. Borrowed, must
@@ -95,7 +100,8 @@ typedef struct api_config {
 /* Defaults: listen 127.0.0.1:8080, threads 4, conn_limit 256, per_ip_limit 64,
  * timeout_s 30, conn_memory 64 KiB, max_body 1 MiB, no token, reads free, no CORS,
  * access_log on, keepalive_ms 1000, user NULL, spool_dir NULL, max_spool 256 MiB,
- * browser_checks off (the daemon turns them on), allow_hosts NULL. */
+ * browser_checks off (the daemon turns them on), allow_hosts NULL, head_timeout_s 0
+ * (the daemon sets 10). */
 void api_config_default(api_config *cfg);
 
 /* Start serving. routes[0..nroutes) is copied (the strings are borrowed and must

@@ -19,6 +19,9 @@
  *             change from another origin: 403; a body that is not JSON or npy on a
  *             mutating route: 415 (text/plain and forms are what a page may send
  *             without a CORS preflight).
+ *   slots     a connection whose request head takes over head_timeout_s is shut down
+ *             by the ticker's sweep (shutdown(2) on its socket: MHD then reads EOF and
+ *             closes it itself; the fd stays MHD's, so it cannot be reused under us).
  *   replies   X-Content-Type-Options: nosniff on every reply; HTML also gets a
  *             Content-Security-Policy (no inline script, no framing) and
  *             Referrer-Policy: no-referrer. */
@@ -27,6 +30,9 @@
 #include "api/http_impl.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,17 +51,45 @@
 typedef struct conn_state {
     const char *last; /* the last string the unescape callback decoded */
     int last_bad;     /* it held %00 or %2f */
+    /* under srv->cmu: */
+    struct MHD_Connection *conn;
+    api_server *srv;
+    struct timespec head_t0; /* when the current head began */
+    int in_head;             /* a head is being read (or awaited on keep-alive) */
+    int shut;                /* the sweep shut it down */
+    struct conn_state *prev, *next;
 } conn_state;
 
+/* MHD calls this on the thread that owns the connection, before its first byte is read
+ * and after its socket's last use but before the socket is closed. */
 void http_notify_conn(void *cls, struct MHD_Connection *c, void **socket_ctx,
                       enum MHD_ConnectionNotificationCode code)
 {
-    (void)cls;
-    (void)c;
+    api_server *srv = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_ctx = xcalloc(1, sizeof(conn_state));
-    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        free(*socket_ctx);
+        conn_state *cs = xcalloc(1, sizeof *cs);
+        cs->conn = c;
+        cs->srv = srv;
+        clock_gettime(CLOCK_MONOTONIC, &cs->head_t0);
+        cs->in_head = 1;
+        pthread_mutex_lock(&srv->cmu);
+        cs->next = srv->conns;
+        if (cs->next)
+            cs->next->prev = cs;
+        srv->conns = cs;
+        pthread_mutex_unlock(&srv->cmu);
+        *socket_ctx = cs;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_ctx) {
+        conn_state *cs = *socket_ctx;
+        pthread_mutex_lock(&srv->cmu);
+        if (cs->prev)
+            cs->prev->next = cs->next;
+        else
+            srv->conns = cs->next;
+        if (cs->next)
+            cs->next->prev = cs->prev;
+        pthread_mutex_unlock(&srv->cmu);
+        free(cs);
         *socket_ctx = NULL;
     }
 }
@@ -79,6 +113,38 @@ size_t http_unescape(void *cls, struct MHD_Connection *c, char *s)
         cs->last_bad = bad;
     }
     return MHD_http_unescape(s);
+}
+
+void http_guard_head_done(struct MHD_Connection *c, int done)
+{
+    conn_state *cs = conn_of(c);
+    if (!cs)
+        return;
+    pthread_mutex_lock(&cs->srv->cmu);
+    cs->in_head = !done;
+    if (!done)
+        clock_gettime(CLOCK_MONOTONIC, &cs->head_t0);
+    pthread_mutex_unlock(&cs->srv->cmu);
+}
+
+void http_guard_sweep(api_server *srv)
+{
+    if (!srv->cfg.head_timeout_s)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&srv->cmu);
+    for (conn_state *cs = srv->conns; cs; cs = cs->next) {
+        if (!cs->in_head || cs->shut || now.tv_sec - cs->head_t0.tv_sec <= (time_t)srv->cfg.head_timeout_s)
+            continue;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(cs->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) {
+            shutdown(ci->connect_fd, SHUT_RDWR);
+            cs->shut = 1;
+        }
+    }
+    pthread_mutex_unlock(&srv->cmu);
 }
 
 /* ---------------------------------------------------------------- headers */

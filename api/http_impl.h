@@ -78,6 +78,9 @@ struct api_server {
 
     pthread_mutex_t stmu; /* stats */
     stat_slot *stats;     /* nroutes + 1: the last is "unmatched" */
+
+    pthread_mutex_t cmu;       /* conns (http_guard.c); taken after smu, never before */
+    struct conn_state *conns;  /* every open connection, for the head deadline */
 };
 
 struct api_req {
@@ -142,6 +145,11 @@ size_t http_unescape(void *cls, struct MHD_Connection *c, char *s);
 int http_guard_head(api_req *req, const char *url);
 int http_guard_body(api_req *req);
 void http_guard_reply(api_req *req);
+/* The head deadline: a connection's head is complete (the first handler call), or a
+ * request on it completed and the next head may begin; the ticker's sweep shuts down
+ * the connections whose head has taken over cfg.head_timeout_s. */
+void http_guard_head_done(struct MHD_Connection *c, int done);
+void http_guard_sweep(api_server *srv);
 const char *http_cors_match(const api_server *srv, const char *origin);
 
 #endif
