@@ -14,7 +14,13 @@
  *  - Codes this layer emits itself: not_found (404), method_not_allowed (405,
  *    with Allow), unauthorized (401, with WWW-Authenticate: Bearer),
  *    payload_too_large (413), bad_json (400), unknown_param (400), internal (500);
- *    for spooled routes also insufficient_storage (507) and unavailable (503).
+ *    for spooled routes also insufficient_storage (507) and unavailable (503); and
+ *    the guards' refusals of a request's head (api/http_guard.c, statuses from the
+ *    table in api/errors.h): bad_path, duplicate_header, bad_transfer_encoding (400),
+ *    and with browser_checks misdirected (421), cross_origin (403),
+ *    unsupported_media_type (415).
+ *  - Every reply carries X-Content-Type-Options: nosniff; HTML replies also a
+ *    Content-Security-Policy and Referrer-Policy: no-referrer.
  *  - Handlers run on MHD's pool threads, several at a time: they must be thread
  *    safe and must not block for long (a blocked handler stalls every other
  *    connection served by the same pool thread).
