@@ -25,6 +25,8 @@ refused "%2F inside a segment" GET "/v1/jobs%2F$JOB"
 refused "%2f at the end" GET "/v1/jobs/$JOB%2f"
 refused "%2f on a dataset id" DELETE "/v1/datasets/1%2f..%2f.."
 refused "%2f in the dashboard path" GET "/web%2fapp.js"
+refused "%00 in the path, with a query string" GET "/v1/jobs/$JOB%00?status=completed"
+refused "%2f in the path, with escapes in the query" GET "/v1/jobs%2f$JOB?status=a%2fb&limit=2"
 
 # ordinary requests are untouched: the path, and escapes inside a query string
 api GET "/v1/jobs/$JOB"
