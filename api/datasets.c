@@ -369,13 +369,16 @@ static void reply_created(api_req *req, int64_t id)
     store_dataset_clear(&d);
 }
 
+/* A dataset's name: the same rule as a job's (vae_spec_check_name). */
 static int check_name(const json_t *v, char *name, vaed_err *err)
 {
     const char *s = json_string_value(v);
-    if (!s || !s[0] || strlen(s) >= MAX_NAME)
+    if (!s || !s[0] || strlen(s) >= MAX_NAME || strlen(s) != json_string_length(v))
         return vaed_err_set(err, VAED_EINVAL, "name",
-                            "name: required, a non-empty string of at most %d bytes",
-                            MAX_NAME - 1);
+                            "required, a non-empty string of at most %d bytes", MAX_NAME - 1);
+    int rc = vae_spec_check_name(s, strlen(s), MAX_NAME, "name", err);
+    if (rc)
+        return rc;
     snprintf(name, MAX_NAME, "%s", s);
     return 0;
 }

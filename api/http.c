@@ -133,16 +133,6 @@ static int token_equal(const char *given, size_t glen, const char *tok, size_t t
 
 /* ---------------------------------------------------------------- dispatch */
 
-static const char *cors_match(const api_server *srv, const char *origin)
-{
-    if (!origin || !srv->cfg.cors_origins)
-        return NULL;
-    for (size_t i = 0; srv->cfg.cors_origins[i]; i++)
-        if (!strcmp(srv->cfg.cors_origins[i], "*") || !strcmp(srv->cfg.cors_origins[i], origin))
-            return origin;
-    return NULL;
-}
-
 static enum MHD_Result queue_reply(api_req *req)
 {
     if (req->queued)
@@ -158,7 +148,8 @@ static enum MHD_Result queue_reply(api_req *req)
     }
     for (hdr *h = req->extra; h; h = h->next)
         MHD_add_response_header(req->resp, h->name, h->value);
-    const char *origin = cors_match(req->srv, api_header(req, "Origin"));
+    http_guard_reply(req);
+    const char *origin = http_cors_match(req->srv, api_header(req, "Origin"));
     if (origin) {
         MHD_add_response_header(req->resp, "Access-Control-Allow-Origin", origin);
         MHD_add_response_header(req->resp, "Vary", "Origin");
@@ -196,31 +187,12 @@ static int authorized(const api_req *req)
 }
 
 /* First call: answer what needs no body. Returns 1 if answered. */
-/* Counts the Content-Length headers of a request (MHD_KeyValueIterator). */
-static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind,
-                                            const char *key, const char *value)
-{
-    (void)kind;
-    (void)value;
-    if (key && !strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
-        ++*(int *)cls;
-    return MHD_YES;
-}
-
-static int answer_early(api_req *req)
+static int answer_early(api_req *req, const char *url)
 {
     api_server *srv = req->srv;
     char allow[256];
-    /* Several Content-Length headers are the classic request-smuggling split (a proxy in
-     * front might take another one than we do). Strict mode refuses differing ones;
-     * this refuses repeated ones of any value, whatever the library's mode. */
-    int ncl = 0;
-    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_content_length, &ncl);
-    if (ncl > 1) {
-        api_reply_error(req, 400, "bad_request", NULL,
-                        "more than one Content-Length header");
+    if (http_guard_head(req, url)) /* paths, repeated headers, Host, Origin */
         return 1;
-    }
     http_route_request(req, allow, sizeof allow);
     if (http_method_is(req->method, "OPTIONS")) {
         if (!allow[0]) {
@@ -229,7 +201,7 @@ static int answer_early(api_req *req)
         }
         api_reply_text(req, 204, NULL, "", 0);
         api_set_header(req, MHD_HTTP_HEADER_ALLOW, allow);
-        if (cors_match(srv, api_header(req, "Origin")) &&
+        if (http_cors_match(srv, api_header(req, "Origin")) &&
             api_header(req, "Access-Control-Request-Method")) {
             api_set_header(req, "Access-Control-Allow-Methods", allow);
             api_set_header(req, "Access-Control-Allow-Headers", "Authorization, Content-Type");
@@ -352,7 +324,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->route = -1;
         req->spool_fd = -1;
         *con_cls = req;
-        if (answer_early(req)) {
+        http_guard_head_done(conn, 1); /* the head is in: its deadline no longer runs */
+        if (answer_early(req, url)) {
             req->discard = 1;
             return queue_reply(req);
         }
@@ -406,7 +379,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             close(req->spool_fd);
             req->spool_fd = -1;
         }
-        srv->routes[req->route].fn(req);
+        if (!http_guard_body(req)) /* a body a web page could send: 415 */
+            srv->routes[req->route].fn(req);
     }
     return queue_reply(req);
 }
@@ -431,6 +405,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     *con_cls = NULL;
+    http_guard_head_done(conn, 0); /* a kept-alive connection's next head starts now */
     double secs = since_s(&req->t0);
     if (req->status) {
         size_t slot = req->route >= 0 ? (size_t)req->route : srv->nroutes;
@@ -566,6 +541,7 @@ static void server_free(api_server *srv)
     free(srv->stats);
     pthread_mutex_destroy(&srv->smu);
     pthread_mutex_destroy(&srv->stmu);
+    pthread_mutex_destroy(&srv->cmu);
     pthread_cond_destroy(&srv->tcond);
     free(srv);
 }
@@ -588,6 +564,7 @@ int api_server_start(const api_config *cfg, const api_route *routes, size_t nrou
     srv->toklen = cfg->token ? strlen(cfg->token) : 0;
     pthread_mutex_init(&srv->smu, NULL);
     pthread_mutex_init(&srv->stmu, NULL);
+    pthread_mutex_init(&srv->cmu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -643,6 +620,8 @@ int api_server_start(const api_config *cfg, const api_route *routes, size_t nrou
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, /* MHD wants it first */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, srv,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->conn_memory,
         MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_ip_limit,

@@ -14,7 +14,13 @@
  *  - Codes this layer emits itself: not_found (404), method_not_allowed (405,
  *    with Allow), unauthorized (401, with WWW-Authenticate: Bearer),
  *    payload_too_large (413), bad_json (400), unknown_param (400), internal (500);
- *    for spooled routes also insufficient_storage (507) and unavailable (503).
+ *    for spooled routes also insufficient_storage (507) and unavailable (503); and
+ *    the guards' refusals of a request's head (api/http_guard.c, statuses from the
+ *    table in api/errors.h): bad_path, duplicate_header, bad_transfer_encoding (400),
+ *    and with browser_checks misdirected (421), cross_origin (403),
+ *    unsupported_media_type (415).
+ *  - Every reply carries X-Content-Type-Options: nosniff; HTML replies also a
+ *    Content-Security-Policy and Referrer-Policy: no-referrer.
  *  - Handlers run on MHD's pool threads, several at a time: they must be thread
  *    safe and must not block for long (a blocked handler stalls every other
  *    connection served by the same pool thread).
@@ -60,6 +66,11 @@ typedef struct api_config {
     unsigned conn_limit;         /* simultaneous connections, all clients */
     unsigned per_ip_limit;       /* simultaneous connections from one address; 0 = none */
     unsigned timeout_s;          /* idle connection timeout, seconds; 0 = never */
+    unsigned head_timeout_s;     /* the whole request head (line and headers, or the wait
+                                    for the next request on a kept-alive connection) must
+                                    arrive within this; past it the connection is closed.
+                                    The idle timeout alone lets a client that sends a
+                                    byte at a time hold a slot for ever. 0 = no limit */
     size_t conn_memory;          /* MHD per-connection pool: bounds header + URL size */
     size_t max_body;             /* request body cap in bytes; past it, 413 */
     const char *token;           /* bearer token; NULL or "" = no auth. Borrowed, must
@@ -76,6 +87,12 @@ typedef struct api_config {
     const char *spool_dir;       /* where spooled bodies go; NULL = spooled routes answer
                                     503. Borrowed like token. */
     uint64_t max_spool;          /* spooled body cap in bytes; past it, 413 */
+    int browser_checks;          /* 1: refuse what a web page could send (http_guard.c):
+                                    a Host not ours (421), a cross-origin state change
+                                    (403), a non-JSON body on a mutating route (415) */
+    const char *const *allow_hosts; /* more Host names to answer to ("name" on any port,
+                                    "name:port" exactly), NULL-terminated; NULL = none.
+                                    Borrowed like token. */
 } api_config;
 
 /* Spooled bodies (uploads). A route listed in api_config.spool_routes receives its body
@@ -88,7 +105,9 @@ typedef struct api_config {
 
 /* Defaults: listen 127.0.0.1:8080, threads 4, conn_limit 256, per_ip_limit 64,
  * timeout_s 30, conn_memory 64 KiB, max_body 1 MiB, no token, reads free, no CORS,
- * access_log on, keepalive_ms 1000, user NULL, spool_dir NULL, max_spool 256 MiB. */
+ * access_log on, keepalive_ms 1000, user NULL, spool_dir NULL, max_spool 256 MiB,
+ * browser_checks off (the daemon turns them on), allow_hosts NULL, head_timeout_s 0
+ * (the daemon sets 10). */
 void api_config_default(api_config *cfg);
 
 /* Start serving. routes[0..nroutes) is copied (the strings are borrowed and must

@@ -78,6 +78,9 @@ struct api_server {
 
     pthread_mutex_t stmu; /* stats */
     stat_slot *stats;     /* nroutes + 1: the last is "unmatched" */
+
+    pthread_mutex_t cmu;       /* conns (http_guard.c); taken after smu, never before */
+    struct conn_state *conns;  /* every open connection, for the head deadline */
 };
 
 struct api_req {
@@ -131,5 +134,22 @@ int http_route_parse(route *r, vaed_err *err);
 void http_route_free(route *r);
 int http_method_is(const char *m, const char *want);
 void http_route_request(api_req *req, char *allow, size_t allow_size);
+
+/* Guards (http_guard.c). The MHD callbacks that track, per connection, whether the
+ * path held %00 or %2f; the checks of a request's head before routing (url: MHD's path
+ * buffer) and of its body's type before the handler, each 1 when it answered the
+ * request; the headers every reply gets; the Origin allowed by --cors (or NULL). */
+void http_notify_conn(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                      enum MHD_ConnectionNotificationCode code);
+size_t http_unescape(void *cls, struct MHD_Connection *c, char *s);
+int http_guard_head(api_req *req, const char *url);
+int http_guard_body(api_req *req);
+void http_guard_reply(api_req *req);
+/* The head deadline: a connection's head is complete (the first handler call), or a
+ * request on it completed and the next head may begin; the ticker's sweep shuts down
+ * the connections whose head has taken over cfg.head_timeout_s. */
+void http_guard_head_done(struct MHD_Connection *c, int done);
+void http_guard_sweep(api_server *srv);
+const char *http_cors_match(const api_server *srv, const char *origin);
 
 #endif

@@ -393,7 +393,8 @@ void api_stream_wake(api_stream *st)
 }
 
 /* Every keepalive period, resume the suspended streams with tick set: an idle SSE
- * stream then writes a keepalive comment, and a vanished client is noticed. */
+ * stream then writes a keepalive comment, and a vanished client is noticed; and shut
+ * the connections whose request head is past its deadline. */
 void *http_ticker_main(void *arg)
 {
     api_server *srv = arg;
@@ -419,6 +420,7 @@ void *http_ticker_main(void *arg)
                 MHD_resume_connection(st->conn);
             }
         }
+        http_guard_sweep(srv); /* request heads past their deadline (takes srv->cmu) */
     }
     pthread_mutex_unlock(&srv->smu);
     return NULL;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/cache.h"
@@ -36,7 +37,8 @@ typedef struct flag {
 
 enum { F_LISTEN, F_DB, F_WORKERS, F_THREADS, F_TOKEN, F_TOKEN_READS, F_DATA_DIR, F_MAXMEM,
        F_MAXQ, F_CORS, F_HTTP_THREADS, F_ACCESS_LOG, F_PORT_FILE, F_WAIT, F_MAXCONN,
-       F_PERIP, F_UPLOAD_DIR, F_MAX_UPLOAD, F_MAX_STREAMS, F_MODEL_CACHE, F_N };
+       F_PERIP, F_UPLOAD_DIR, F_MAX_UPLOAD, F_MAX_STREAMS, F_MODEL_CACHE, F_ALLOW_HOST,
+       F_TOKEN_FILE, F_HEADER_TIMEOUT, F_N };
 
 static flag flags[F_N] = {
     [F_LISTEN] = {"--listen", "VAED_LISTEN", "HOST:PORT", "address to serve on (port 0: any free port)", "127.0.0.1:8080"},
@@ -44,6 +46,7 @@ static flag flags[F_N] = {
     [F_WORKERS] = {"--workers", "VAED_WORKERS", "N", "jobs trained at once", "1"},
     [F_THREADS] = {"--threads", "VAED_THREADS", "N", "training threads per job (0: the spec's train.threads)", "0"},
     [F_TOKEN] = {"--token", "VAED_TOKEN", "T", "require 'Authorization: Bearer T' on mutating routes", ""},
+    [F_TOKEN_FILE] = {"--token-file", "VAED_TOKEN_FILE", "FILE", "read the token from FILE's first line (mode 0600: refused if group or others may read it)", ""},
     [F_TOKEN_READS] = {"--token-reads", "VAED_TOKEN_READS", "0|1", "require the token on reads too", "0"},
     [F_DATA_DIR] = {"--data-dir", "VAED_DATA_DIR", "DIR", "the only directory server-side dataset paths may point into", ""},
     [F_MAXMEM] = {"--max-job-memory", "VAED_MAX_JOB_MEMORY", "MIB", "refuse jobs estimated to need more", "4096"},
@@ -51,6 +54,7 @@ static flag flags[F_N] = {
     [F_CORS] = {"--cors", "VAED_CORS", "ORIGINS", "comma-separated allowed CORS origins (none by default)", ""},
     [F_HTTP_THREADS] = {"--http-threads", "VAED_HTTP_THREADS", "N", "HTTP worker threads", "4"},
     [F_MAXCONN] = {"--max-connections", "VAED_MAX_CONNECTIONS", "N", "open connections at most, event streams included", "256"},
+    [F_HEADER_TIMEOUT] = {"--header-timeout", "VAED_HEADER_TIMEOUT", "SECONDS", "a request's head (line and headers) must arrive within this, else the connection is closed (0: no limit)", "10"},
     [F_PERIP] = {"--per-ip-limit", "VAED_PER_IP_LIMIT", "N", "connections at most from one client address (0: none)", "64"},
     [F_ACCESS_LOG] = {"--access-log", "VAED_ACCESS_LOG", "0|1", "one log line per request", "1"},
     [F_PORT_FILE] = {"--port-file", "VAED_PORT_FILE", "FILE", "write the bound port here once listening", ""},
@@ -58,8 +62,18 @@ static flag flags[F_N] = {
     [F_MAX_STREAMS] = {"--max-streams", "VAED_MAX_STREAMS", "N", "event streams open at once at most (503 past it; 0: no limit)", "200"},
     [F_UPLOAD_DIR] = {"--upload-dir", "VAED_UPLOAD_DIR", "DIR", "where uploaded datasets are kept (default: <db>.datasets beside the database)", ""},
     [F_MODEL_CACHE] = {"--model-cache", "VAED_MODEL_CACHE", "N", "models kept loaded for the serving routes (encode, decode, ...)", "4"},
+    [F_ALLOW_HOST] = {"--allow-host", "VAED_ALLOW_HOST", "NAME", "another Host name to answer to (repeatable; NAME:PORT for one port; the variable: comma-separated)", ""},
     [F_MAX_UPLOAD] = {"--max-upload", "VAED_MAX_UPLOAD", "MIB", "refuse dataset uploads larger than this (413)", "256"},
 };
+
+/* --allow-host is repeatable: every occurrence, comma-joined (the form VAED_ALLOW_HOST
+ * takes); the flag table's value points here once one was given. */
+static char *allow_hosts_joined;
+/* --token was given on the command line (not through VAED_TOKEN): every user of the
+ * machine can read it in ps, so the daemon says so. */
+static int token_on_cmdline;
+/* The token read from --token-file; it must outlive the server (api_config.token). */
+static char token_buf[4096];
 
 static int sig_pipe[2] = {-1, -1};
 
@@ -97,18 +111,31 @@ static int parse_flags(int argc, char **argv)
         int found = 0;
         for (int i = 0; i < F_N && !found; i++) {
             size_t n = strlen(flags[i].name);
+            const char *v = NULL;
             if (!strncmp(argv[a], flags[i].name, n) && argv[a][n] == '=') {
-                flags[i].value = argv[a] + n + 1;
-                found = 1;
+                v = argv[a] + n + 1;
             } else if (!strcmp(argv[a], flags[i].name)) {
                 if (a + 1 >= argc) {
                     fprintf(stderr, "vaed serve: %s needs a value (%s)\n", flags[i].name,
                             flags[i].arg);
                     return 2;
                 }
-                flags[i].value = argv[++a];
-                found = 1;
+                v = argv[++a];
             }
+            if (!v)
+                continue;
+            found = 1;
+            token_on_cmdline |= i == F_TOKEN;
+            if (i == F_ALLOW_HOST && allow_hosts_joined) {
+                size_t l = strlen(allow_hosts_joined);
+                char *j = xmalloc(l + strlen(v) + 2);
+                snprintf(j, l + strlen(v) + 2, "%s,%s", allow_hosts_joined, v);
+                free(allow_hosts_joined);
+                allow_hosts_joined = j;
+            } else if (i == F_ALLOW_HOST) {
+                allow_hosts_joined = xstrdup(v); /* the first one replaces the variable */
+            }
+            flags[i].value = i == F_ALLOW_HOST ? allow_hosts_joined : v;
         }
         if (!found) {
             fprintf(stderr, "vaed serve: unknown flag '%s' (vaed serve --help)\n", argv[a]);
@@ -116,6 +143,63 @@ static int parse_flags(int argc, char **argv)
         }
     }
     return 0;
+}
+
+/* The token from --token-file into token_buf: the first line, its line end and trailing
+ * blanks cut. The file must be a regular file neither group nor others may read (a
+ * token file anyone can read is a token on the command line again). Returns 0, or 2
+ * after saying what is wrong. */
+static int read_token_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    struct stat sb;
+    if (!f || fstat(fileno(f), &sb) != 0) {
+        fprintf(stderr, "vaed serve: --token-file %s: %s\n", path, strerror(errno));
+        if (f)
+            fclose(f);
+        return 2;
+    }
+    if (!S_ISREG(sb.st_mode) || (sb.st_mode & 077)) {
+        fprintf(stderr, "vaed serve: --token-file %s: %s (chmod 600 %s)\n", path,
+                S_ISREG(sb.st_mode) ? "group or others may read it" : "not a regular file",
+                path);
+        fclose(f);
+        return 2;
+    }
+    if (!fgets(token_buf, sizeof token_buf, f))
+        token_buf[0] = '\0';
+    fclose(f);
+    size_t n = strlen(token_buf);
+    if (n == sizeof token_buf - 1 && token_buf[n - 1] != '\n') {
+        fprintf(stderr, "vaed serve: --token-file %s: the first line is over %zu bytes\n", path,
+                sizeof token_buf - 2);
+        return 2;
+    }
+    while (n && strchr("\r\n \t", token_buf[n - 1]))
+        token_buf[--n] = '\0';
+    if (!n) {
+        fprintf(stderr, "vaed serve: --token-file %s: the first line is empty\n", path);
+        return 2;
+    }
+    return 0;
+}
+
+/* A comma-separated flag value as a NULL-terminated list (NULL when empty). OUT *buf:
+ * the copy the list points into; the caller frees both. */
+static const char **split_list(const char *value, char **buf)
+{
+    *buf = NULL;
+    if (!value[0])
+        return NULL;
+    *buf = xstrdup(value);
+    size_t n = 1;
+    for (const char *p = *buf; *p; p++)
+        n += *p == ',';
+    const char **list = xcalloc(n + 1, sizeof *list);
+    size_t k = 0;
+    for (char *tok = strtok(*buf, ","); tok; tok = strtok(NULL, ","))
+        list[k++] = tok;
+    return list;
 }
 
 /* A whole number in [lo, hi] from a flag, or -1 after saying what is wrong. */
@@ -158,11 +242,25 @@ int cmd_serve(int argc, char **argv)
          max_conn = num_flag(F_MAXCONN, 1, 100000), per_ip = num_flag(F_PERIP, 0, 100000),
          max_upload = num_flag(F_MAX_UPLOAD, 1, 1L << 24),
          max_streams = num_flag(F_MAX_STREAMS, 0, 100000),
-         model_cache = num_flag(F_MODEL_CACHE, 1, 1000);
+         model_cache = num_flag(F_MODEL_CACHE, 1, 1000),
+         header_timeout = num_flag(F_HEADER_TIMEOUT, 0, 3600);
     if (workers < 0 || threads < 0 || maxmem < 0 || maxq < 0 || http_threads < 0 ||
         token_reads < 0 || access_log < 0 || wait_s < 0 || max_conn < 0 || per_ip < 0 ||
-        max_upload < 0 || max_streams < 0 || model_cache < 0)
+        max_upload < 0 || max_streams < 0 || model_cache < 0 || header_timeout < 0)
         return 2;
+    const char *token = flags[F_TOKEN].value;
+    if (flags[F_TOKEN_FILE].value[0]) {
+        if (token[0]) {
+            fprintf(stderr, "vaed serve: --token-file and --token (or VAED_TOKEN): give one\n");
+            return 2;
+        }
+        if ((rc = read_token_file(flags[F_TOKEN_FILE].value)))
+            return rc;
+        token = token_buf;
+    } else if (token_on_cmdline && token[0]) {
+        fprintf(stderr, "vaed serve: warning: --token on the command line is visible to every "
+                        "user of this machine (ps); use --token-file or VAED_TOKEN\n");
+    }
 
     if (pipe(sig_pipe) != 0) {
         fprintf(stderr, "vaed serve: pipe: %s\n", strerror(errno));
@@ -186,8 +284,8 @@ int cmd_serve(int argc, char **argv)
     api_cache *cache = NULL;
     api_models *models = NULL;
     api_datasets *datasets = NULL;
-    char *cors_buf = NULL;
-    const char **cors = NULL;
+    char *cors_buf = NULL, *hosts_buf = NULL;
+    const char **cors = NULL, **hosts = NULL;
     rc = 1;
 
     if (store_open(&st, flags[F_DB].value, NULL, &err)) {
@@ -238,24 +336,19 @@ int cmd_serve(int argc, char **argv)
     cfg.threads = (unsigned)http_threads;
     cfg.conn_limit = (unsigned)max_conn;
     cfg.per_ip_limit = (unsigned)per_ip;
-    cfg.token = flags[F_TOKEN].value[0] ? flags[F_TOKEN].value : NULL;
+    cfg.head_timeout_s = (unsigned)header_timeout;
+    cfg.token = token[0] ? token : NULL;
     cfg.reads_need_token = (int)token_reads;
     cfg.access_log = (int)access_log;
     cfg.user = &actx;
     cfg.spool_routes = api_datasets_spool_routes;
     cfg.spool_dir = api_datasets_upload_dir(datasets);
     cfg.max_spool = (uint64_t)max_upload << 20;
-    if (flags[F_CORS].value[0]) {
-        cors_buf = xstrdup(flags[F_CORS].value);
-        size_t n = 1;
-        for (const char *p = cors_buf; *p; p++)
-            n += *p == ',';
-        cors = xcalloc(n + 1, sizeof *cors);
-        size_t k = 0;
-        for (char *tok = strtok(cors_buf, ","); tok; tok = strtok(NULL, ","))
-            cors[k++] = tok;
-        cfg.cors_origins = cors;
-    }
+    cfg.cors_origins = cors = split_list(flags[F_CORS].value, &cors_buf);
+    /* Host, Origin and Content-Type are checked: what a web page in the user's browser
+     * could send (DNS rebinding, a text/plain POST) is refused (api/http_guard.c). */
+    cfg.browser_checks = 1;
+    cfg.allow_hosts = hosts = split_list(flags[F_ALLOW_HOST].value, &hosts_buf);
     size_t nroutes;
     const api_route *routes = api_routes(&nroutes);
     /* The HTTP threads are created from this one and inherit its policy: SCHED_BATCH
@@ -311,6 +404,11 @@ done:
     }
     free(cors);
     free(cors_buf);
+    free(hosts);
+    free(hosts_buf);
+    free(allow_hosts_joined);
+    allow_hosts_joined = NULL;
+    explicit_bzero(token_buf, sizeof token_buf);
     if (rc == 0)
         log_msg(LOG_INFO, "stopped cleanly");
     return rc;

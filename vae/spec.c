@@ -222,11 +222,30 @@ static int get_bool(const json_t *obj, const char *prefix, const char *key, int 
     return 0;
 }
 
+int vae_spec_check_name(const char *s, size_t n, size_t cap, const char *field, vaed_err *err)
+{
+    if (n == 0 || n >= cap)
+        return vaed_err_set(err, VAED_EINVAL, field, "must be 1 to %zu bytes long", cap - 1);
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n; i++) {
+        /* names end up in logs, terminals and the dashboard: no C0, DEL or C1 (U+0080..
+         * U+009F, UTF-8 C2 80..C2 9F: ESC and CSI start terminal escapes) */
+        if (p[i] < 0x20 || p[i] == 0x7F || (p[i] == 0xC2 && i + 1 < n && p[i + 1] <= 0x9F))
+            return vaed_err_set(err, VAED_EINVAL, field, "must not contain control characters");
+        /* U+202A..U+202E are E2 80 AA..AE, U+2066..U+2069 are E2 81 A6..A9 */
+        if (p[i] == 0xE2 && i + 2 < n &&
+            ((p[i + 1] == 0x80 && p[i + 2] >= 0xAA && p[i + 2] <= 0xAE) ||
+             (p[i + 1] == 0x81 && p[i + 2] >= 0xA6 && p[i + 2] <= 0xA9)))
+            return vaed_err_set(err, VAED_EINVAL, field, "must not contain bidi controls");
+    }
+    return 0;
+}
+
 /* Optional string obj[key] of 1..cap-1 bytes into dst[cap] (zero-filled past the
- * end so equal specs compare equal byte for byte). no_ctl rejects control
- * characters (job names end up in logs and the dashboard). */
+ * end so equal specs compare equal byte for byte). is_name applies the name rule
+ * (vae_spec_check_name: job names end up in logs and the dashboard). */
 static int get_str(const json_t *obj, const char *prefix, const char *key, char *dst,
-                   size_t cap, int no_ctl, int *seen, vaed_err *err)
+                   size_t cap, int is_name, int *seen, vaed_err *err)
 {
     const json_t *v = obj ? json_object_get(obj, key) : NULL;
     if (seen)
@@ -245,10 +264,8 @@ static int get_str(const json_t *obj, const char *prefix, const char *key, char 
         return vaed_err_set(err, VAED_EINVAL, f, "must be at most %zu bytes long", cap - 1);
     if (strlen(s) != n)
         return vaed_err_set(err, VAED_EINVAL, f, "must not contain NUL characters");
-    if (no_ctl)
-        for (size_t i = 0; i < n; i++)
-            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-                return vaed_err_set(err, VAED_EINVAL, f, "must not contain control characters");
+    if (is_name && vae_spec_check_name(s, n, cap, f, err))
+        return VAED_EINVAL;
     memset(dst, 0, cap);
     memcpy(dst, s, n);
     return 0;

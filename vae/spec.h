@@ -101,6 +101,12 @@ json_t *vae_spec_to_json(const vae_spec *s);
  * naming `field` (the caller's name for it: "lr" in a PUT body). */
 int vae_spec_check_lr(double lr, const char *field, vaed_err *err);
 
+/* The one rule for a name a person reads (a job's, a dataset's): s[0..n), valid UTF-8
+ * (jansson's strings are), non-empty, under cap bytes, no control characters (C0, DEL,
+ * C1) and no Unicode bidi controls (U+202A..U+202E, U+2066..U+2069) that would show it
+ * in another order than it is stored. Returns 0 or VAED_EINVAL naming field. */
+int vae_spec_check_name(const char *s, size_t n, size_t cap, const char *field, vaed_err *err);
+
 /* Total latent dimension (sum of groups). */
 int vae_spec_latent(const vae_spec *s);
 

@@ -60,7 +60,7 @@ import socket, sys, time
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
 s.connect(("127.0.0.1", int(sys.argv[1])))
-s.sendall(("GET /v1/jobs/%s/events HTTP/1.1\r\nHost: x\r\n\r\n" % sys.argv[2]).encode())
+s.sendall(("GET /v1/jobs/%s/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % sys.argv[2]).encode())
 open(sys.argv[3], "w").write("connected\n")
 time.sleep(120)
 ' "$PORT" "$B" "$T/stalled.ok" &

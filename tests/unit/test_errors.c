@@ -33,5 +33,23 @@ int main(void)
     }
     const char *code = NULL;
     CHECK(api_status_of(VAED_EBUSY, NULL, &code) == 503, "no err: EBUSY is 503 busy");
+    /* the HTTP layer's refusals, as errors.h lists them */
+    static const struct {
+        int why;
+        unsigned status;
+        const char *code;
+    } ref[] = {
+        {API_R_BAD_PATH, 400, "bad_path"},       {API_R_DUP_HEADER, 400, "duplicate_header"},
+        {API_R_BAD_TE, 400, "bad_transfer_encoding"}, {API_R_BAD_HOST, 421, "misdirected"},
+        {API_R_CROSS_SITE, 403, "cross_origin"}, {API_R_MEDIA_TYPE, 415, "unsupported_media_type"},
+        {API_R_COUNT, 500, "internal"},          {-1, 500, "internal"},
+    };
+    for (size_t i = 0; i < sizeof ref / sizeof *ref; i++) {
+        code = NULL;
+        unsigned st = api_refusal_status(ref[i].why, &code);
+        CHECK(st == ref[i].status && code && !strcmp(code, ref[i].code),
+              "refusal %d: %u %s, want %u %s", ref[i].why, st, code ? code : "(null)",
+              ref[i].status, ref[i].code);
+    }
     return t_done("test_errors");
 }

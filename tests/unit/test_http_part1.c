@@ -211,6 +211,108 @@ static void test_stop_with_stream(void)
     close(fd);
 }
 
+/* The guards (api/http_guard.c), row by row: a raw request with the given Host and
+ * extra header lines against a server with browser_checks on; the status and, for a
+ * refusal, the error's code and field. "%P" in host is replaced by the server's port. */
+static void test_guard(void)
+{
+    static const char *const hosts[] = {"vaed.lab", "box:81", NULL};
+    static const char *const origins[] = {"http://ok.example", NULL};
+    api_config cfg;
+    base_config(&cfg);
+    cfg.browser_checks = 1;
+    cfg.allow_hosts = hosts;
+    cfg.cors_origins = origins;
+    api_server *srv = start(&cfg);
+    if (!srv)
+        return;
+    unsigned port = api_server_port(srv);
+    static const struct {
+        const char *method, *path, *host, *extra, *body;
+        int status;
+        const char *code, *field;
+    } rows[] = {
+        {"GET", "/v1/things/1", "127.0.0.1:%P", "", NULL, 200, NULL, NULL},
+        {"GET", "/v1/things/1", "localhost", "", NULL, 200, NULL, NULL},
+        {"GET", "/v1/things/1", "LocalHost:%P", "", NULL, 200, NULL, NULL},
+        {"GET", "/v1/things/1", "[::1]:%P", "", NULL, 200, NULL, NULL},
+        {"GET", "/v1/things/1", "10.1.2.3:%P", "", NULL, 200, NULL, NULL},
+        {"GET", "/v1/things/1", "vaed.lab:9999", "", NULL, 200, NULL, NULL},
+        {"GET", "/v1/things/1", "box:81", "", NULL, 200, NULL, NULL},
+        {"GET", "/v1/things/1", "box:82", "", NULL, 421, "misdirected", "Host"},
+        {"GET", "/v1/things/1", "box", "", NULL, 421, "misdirected", "Host"},
+        {"GET", "/v1/things/1", "evil.example", "", NULL, 421, "misdirected", "Host"},
+        {"GET", "/v1/things/1", "localhost:1", "", NULL, 421, "misdirected", "Host"},
+        {"GET", "/v1/things/1", "localhost.evil.example:%P", "", NULL, 421, "misdirected", "Host"},
+        {"GET", "/v1/things/1", "[::1:%P", "", NULL, 421, "misdirected", "Host"},
+        {"GET", "/v1/things/1", "a:b:c", "", NULL, 421, "misdirected", "Host"},
+        {"GET", "/v1/things/1", "localhost:99999999", "", NULL, 421, "misdirected", "Host"},
+        {"GET", "/v1/things/1%00", "localhost", "", NULL, 400, "bad_path", "path"},
+        {"GET", "/v1%2fthings/1", "localhost", "", NULL, 400, "bad_path", "path"},
+        {"GET", "/v1/things/1?name=a%2fb", "localhost", "", NULL, 200, NULL, NULL},
+        {"POST", "/v1/things", "localhost", "Content-Type: application/json\r\n", "{}", 201, NULL, NULL},
+        {"POST", "/v1/things", "localhost", "Content-Type: text/plain\r\n", "{}", 415,
+         "unsupported_media_type", "Content-Type"},
+        {"POST", "/v1/things", "localhost", "", "{}", 415, "unsupported_media_type", "Content-Type"},
+        {"POST", "/v1/things", "localhost", "Content-Type: application/jsonx\r\n", "{}", 415,
+         "unsupported_media_type", "Content-Type"},
+        {"POST", "/v1/things", "localhost:%P", "Origin: http://localhost:%P\r\n"
+         "Content-Type: application/json\r\n", "{}", 201, NULL, NULL},
+        {"POST", "/v1/things", "localhost", "Origin: http://evil.example\r\n"
+         "Content-Type: application/json\r\n", "{}", 403, "cross_origin", "Origin"},
+        {"POST", "/v1/things", "localhost", "Sec-Fetch-Site: same-site\r\n"
+         "Content-Type: application/json\r\n", "{}", 403, "cross_origin", "Origin"},
+        {"POST", "/v1/things", "localhost", "Origin: http://ok.example\r\nSec-Fetch-Site: "
+         "cross-site\r\nContent-Type: application/json\r\n", "{}", 201, NULL, NULL},
+        {"DELETE", "/v1/things/1", "localhost", "Origin: null\r\n", NULL, 403, "cross_origin",
+         "Origin"},
+        {"GET", "/v1/things/1", "localhost", "Origin: http://evil.example\r\n", NULL, 200, NULL,
+         NULL},
+        {"GET", "/v1/things/1", "localhost", "Authorization: a\r\nAuthorization: a\r\n", NULL, 400,
+         "duplicate_header", "Authorization"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        char host[128], extra[512], raw[2048], ps[16];
+        snprintf(ps, sizeof ps, "%u", port);
+        const char *src[2] = {rows[i].host, rows[i].extra};
+        char *dst[2] = {host, extra};
+        size_t cap[2] = {sizeof host, sizeof extra};
+        for (int k = 0; k < 2; k++) { /* "%P" -> the port */
+            size_t o = 0;
+            for (const char *p = src[k]; *p && o + 8 < cap[k]; p++)
+                if (p[0] == '%' && p[1] == 'P') {
+                    o += (size_t)snprintf(dst[k] + o, cap[k] - o, "%s", ps);
+                    p++;
+                } else {
+                    dst[k][o++] = *p;
+                }
+            dst[k][o] = '\0';
+        }
+        const char *b = rows[i].body;
+        int n = snprintf(raw, sizeof raw, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n%s",
+                         rows[i].method, rows[i].path, host, extra);
+        if (b)
+            n += snprintf(raw + n, sizeof raw - (size_t)n, "Content-Length: %zu\r\n\r\n%s",
+                          strlen(b), b);
+        else
+            n += snprintf(raw + n, sizeof raw - (size_t)n, "\r\n");
+        resp r;
+        exchange(port, raw, (size_t)n, 0, &r);
+        char what[256];
+        snprintf(what, sizeof what, "row %zu: %s %s Host: %s", i, rows[i].method, rows[i].path,
+                 host);
+        if (rows[i].code)
+            check_error(&r, rows[i].status, rows[i].code, rows[i].field, what);
+        else
+            CHECK(r.status == rows[i].status, "%s: status %d, want %d: %s", what, r.status,
+                  rows[i].status, r.body);
+        const char *ns = hget(&r, "X-Content-Type-Options");
+        CHECK(ns && !strcmp(ns, "nosniff"), "%s: no X-Content-Type-Options: nosniff", what);
+        resp_free(&r);
+    }
+    api_server_stop(srv);
+}
+
 int main(void)
 {
     pthread_t prod;
@@ -234,6 +336,7 @@ int main(void)
     test_slowloris();
     test_errors();
     test_stop_with_stream();
+    test_guard();
     api_server_stop(NULL);
 
     producer_stop = 1;

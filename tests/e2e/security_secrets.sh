@@ -1,0 +1,76 @@
+# security_secrets.sh — where the token comes from. --token on the command line is
+# visible to every user in ps: it still works but warns on stderr. --token-file PATH
+# reads the token from the file's first line and refuses a file that group or others
+# may read (or an empty one, or a missing one), naming the flag; VAED_TOKEN keeps
+# working without a warning.
+. tests/e2e/daemon_lib.sh
+e2e_init
+SPEC=$(tiny_spec sec 1)
+needs_token() { # what, token
+    api POST /v1/jobs "$SPEC"
+    check "$1: no token: 401 (got $STATUS)" [ "$STATUS" = 401 ]
+    api POST /v1/jobs "$SPEC" -H "Authorization: Bearer $2"
+    check "$1: with the token: 201 (got $STATUS: $BODY)" [ "$STATUS" = 201 ]
+    api POST /v1/jobs "$SPEC" -H "Authorization: Bearer ${2}x"
+    check "$1: a longer token: 401 (got $STATUS)" [ "$STATUS" = 401 ]
+}
+no_start() { # what, expected words in the message, flags...
+    n_what=$1; n_words=$2; shift 2
+    "$VAED" serve --listen 127.0.0.1:0 --db "$T/x.db" --access-log 0 "$@" >"$T/ns.out" 2>&1 &
+    n_pid=$!
+    n_i=0
+    while kill -0 $n_pid 2>/dev/null && [ $n_i -lt 100 ]; do sleep 0.05; n_i=$((n_i + 1)); done
+    if kill -0 $n_pid 2>/dev/null; then
+        kill -KILL $n_pid; wait $n_pid
+        fail "$n_what: the daemon started; it should have refused"
+        return
+    fi
+    wait $n_pid
+    n_rc=$?
+    if [ $n_rc -ne 0 ] && grep -q -- "$n_words" "$T/ns.out"; then ok; else
+        fail "$n_what: want a non-zero exit and '$n_words' on stderr, got $n_rc: $(cat "$T/ns.out")"; fi
+}
+
+# ---- --token: works, warns ---------------------------------------------------------------
+start_daemon --threads 1 --token cmdline-secret
+needs_token "--token" cmdline-secret
+check "--token on the command line warns on stderr: $(head -c 300 "$T/daemon.log")" \
+    grep -qi "warn.*--token.*\(ps\|visible\)" "$T/daemon.log"
+check "the warning does not print the token" sh -c '! grep -q cmdline-secret "$1"' _ "$T/daemon.log"
+stop_daemon
+
+# ---- --token-file ----------------------------------------------------------------------
+umask 077
+printf 'file-secret-42\nsecond line is ignored\n' >"$T/tok"
+: >"$T/daemon.log"
+start_daemon --threads 1 --token-file "$T/tok"
+needs_token "--token-file" file-secret-42
+api POST /v1/jobs "$SPEC" -H "Authorization: Bearer second line is ignored"
+check "--token-file: the second line is not a token (got $STATUS)" [ "$STATUS" = 401 ]
+check "--token-file gives no warning: $(cat "$T/daemon.log" | head -c 300)" sh -c '! grep -qi "warn" "$1"' _ "$T/daemon.log"
+stop_daemon
+printf 'crlf-secret\r\n' >"$T/tokcrlf"
+start_daemon --threads 1 --token-file "$T/tokcrlf"
+api POST /v1/jobs "$SPEC" -H "Authorization: Bearer crlf-secret"
+check "--token-file: a CRLF line end is not part of the token (got $STATUS)" [ "$STATUS" = 201 ]
+stop_daemon
+
+cp "$T/tok" "$T/tokgroup"; chmod 640 "$T/tokgroup"
+no_start "a token file readable by the group" "--token-file" --token-file "$T/tokgroup"
+cp "$T/tok" "$T/tokworld"; chmod 604 "$T/tokworld"
+no_start "a token file readable by others" "--token-file" --token-file "$T/tokworld"
+no_start "a missing token file" "--token-file" --token-file "$T/no-such-file"
+: >"$T/tokempty"
+no_start "an empty token file" "--token-file" --token-file "$T/tokempty"
+no_start "--token and --token-file together" "--token-file" --token x --token-file "$T/tok"
+
+# ---- VAED_TOKEN: works, no warning --------------------------------------------------------
+: >"$T/daemon.log"
+VAED_TOKEN=env-secret-7
+export VAED_TOKEN
+start_daemon --threads 1
+unset VAED_TOKEN
+needs_token "VAED_TOKEN" env-secret-7
+check "VAED_TOKEN gives no warning" sh -c '! grep -qi "warn" "$1"' _ "$T/daemon.log"
+stop_daemon
+finish
