@@ -273,11 +273,11 @@ static void h_sweep_get(api_req *req)
         return;
     const char *sort = api_query_get(req, "sort"), *format = api_query_get(req, "format");
     if (sort && strcmp(sort, "objective") && strcmp(sort, "trial")) {
-        reply_err(req, VAED_EINVAL, "sort", "sort: \"objective\" or \"trial\" (not \"%s\")", sort);
+        reply_err(req, VAED_EINVAL, "sort", "\"objective\" or \"trial\" (not \"%s\")", sort);
         return;
     }
     if (format && strcmp(format, "json") && strcmp(format, "csv")) {
-        reply_err(req, VAED_EINVAL, "format", "format: \"json\" or \"csv\" (not \"%s\")", format);
+        reply_err(req, VAED_EINVAL, "format", "\"json\" or \"csv\" (not \"%s\")", format);
         return;
     }
     vaed_err err;
@@ -335,7 +335,7 @@ static int64_t query_num(api_req *req, const char *key, int64_t lo, int64_t hi, 
     long long x = strtoll(v, &end, 10);
     if (!*v || *end || errno || x < lo || x > hi) {
         vaed_err err;
-        vaed_err_set(&err, VAED_EINVAL, key, "%s: a whole number from %lld to %lld", key,
+        vaed_err_set(&err, VAED_EINVAL, key, "a whole number from %lld to %lld",
                      (long long)lo, (long long)hi);
         api_reply_vaed(req, VAED_EINVAL, &err);
         return -1;
@@ -368,7 +368,7 @@ static void h_sweep_metrics(api_req *req)
     int c = field ? store_mcol_by_name(field) : -1;
     if (c < 0) {
         reply_err(req, VAED_EINVAL, "field",
-                  "field: one metric column (epoch, beta, loss, xent, kl, elbo, ...), not "
+                  "one metric column (epoch, beta, loss, xent, kl, elbo, ...), not "
                   "\"%s\"",
                   field ? field : "");
         return;

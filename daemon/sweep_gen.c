@@ -15,7 +15,7 @@ static int check_domain(const char *path, const json_t *d, int *is_range, vaed_e
     if (json_is_array(d)) {
         *is_range = 0;
         if (json_array_size(d) == 0)
-            return vaed_err_set(err, VAED_EINVAL, f, "%s: an empty list of values", f);
+            return vaed_err_set(err, VAED_EINVAL, f, "an empty list of values");
         return 0;
     }
     if (!json_is_object(d))
@@ -30,20 +30,20 @@ static int check_domain(const char *path, const json_t *d, int *is_range, vaed_e
     {
         if (strcmp(k, "min") && strcmp(k, "max") && strcmp(k, "log") && strcmp(k, "int"))
             return vaed_err_set(err, VAED_EINVAL, f,
-                                "%s: unknown key \"%s\" (known keys: min, max, log, int)", f, k);
+                                "unknown key \"%s\" (known keys: min, max, log, int)", k);
         if ((!strcmp(k, "log") || !strcmp(k, "int")) && !json_is_boolean(v))
-            return vaed_err_set(err, VAED_EINVAL, f, "%s.%s: true or false", f, k);
+            return vaed_err_set(err, VAED_EINVAL, f, "%s: true or false", k);
     }
     const json_t *lo = json_object_get(d, "min"), *hi = json_object_get(d, "max");
     if (!json_is_number(lo) || !json_is_number(hi))
-        return vaed_err_set(err, VAED_EINVAL, f, "%s: a range needs numbers min and max", f);
+        return vaed_err_set(err, VAED_EINVAL, f, "a range needs numbers min and max");
     double a = json_number_value(lo), b = json_number_value(hi);
     if (!(a <= b))
-        return vaed_err_set(err, VAED_EINVAL, f, "%s: min (%g) above max (%g)", f, a, b);
+        return vaed_err_set(err, VAED_EINVAL, f, "min (%g) above max (%g)", a, b);
     if (json_is_true(json_object_get(d, "log")) && !(a > 0))
-        return vaed_err_set(err, VAED_EINVAL, f, "%s: a log range needs min > 0", f);
+        return vaed_err_set(err, VAED_EINVAL, f, "a log range needs min > 0");
     if (json_is_true(json_object_get(d, "int")) && ceil(a) > floor(b))
-        return vaed_err_set(err, VAED_EINVAL, f, "%s: no whole number between %g and %g", f,
+        return vaed_err_set(err, VAED_EINVAL, f, "no whole number between %g and %g",
                             a, b);
     return 0;
 }
@@ -53,9 +53,8 @@ static int grid_range(const char *path, vaed_err *err)
     char f[160];
     snprintf(f, sizeof f, "space.%s", path);
     return vaed_err_set(err, VAED_EINVAL, f,
-                        "%s: a grid takes lists of values, not a range (use \"method\": "
-                        "\"random\" for ranges)",
-                        f);
+                        "a grid takes lists of values, not a range (use \"method\": "
+                        "\"random\" for ranges)");
 }
 
 static json_t *draw(const json_t *d, vae_rng *r)
@@ -90,10 +89,10 @@ int sweep_points(const json_t *space, enum sweep_method method, uint64_t seed,
     *points = NULL;
     if (!json_is_object(space) || json_object_size(space) == 0)
         return vaed_err_set(err, VAED_EINVAL, "space",
-                            "space: an object {\"<spec path>\": <domain>, ...} with at least "
+                            "an object {\"<spec path>\": <domain>, ...} with at least "
                             "one path");
     if (max_trials < 1 || max_trials > SWEEP_MAX_TRIALS)
-        return vaed_err_set(err, VAED_EINVAL, "max_trials", "max_trials: from 1 to %d",
+        return vaed_err_set(err, VAED_EINVAL, "max_trials", "from 1 to %d",
                             SWEEP_MAX_TRIALS);
     const char *path;
     json_t *d;
@@ -110,7 +109,7 @@ int sweep_points(const json_t *space, enum sweep_method method, uint64_t seed,
             total *= (int64_t)json_array_size(d);
             if (total > max_trials)
                 return vaed_err_set(err, VAED_EINVAL, "max_trials",
-                                    "max_trials: the grid has more than %lld points (the "
+                                    "the grid has more than %lld points (the "
                                     "product of the lists' lengths)",
                                     (long long)max_trials);
         }

@@ -33,7 +33,7 @@ static int get_int(const json_t *doc, const char *key, int64_t lo, int64_t hi, i
         return 0;
     }
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-        return vaed_err_set(err, VAED_EINVAL, key, "%s: a whole number from %lld to %lld", key,
+        return vaed_err_set(err, VAED_EINVAL, key, "a whole number from %lld to %lld",
                             (long long)lo, (long long)hi);
     *out = json_integer_value(v);
     return 0;
@@ -54,7 +54,7 @@ static int parse_objective(const json_t *o, sweep_req *r, vaed_err *err)
     r->direction = NULL;
     if (o && !json_is_object(o))
         return vaed_err_set(err, VAED_EINVAL, "objective",
-                            "objective: {\"metric\": \"elbo\"|\"kl\"|\"xent\"|\"bound\", "
+                            "{\"metric\": \"elbo\"|\"kl\"|\"xent\"|\"bound\", "
                             "\"direction\": \"max\"|\"min\"}");
     const char *k;
     json_t *v;
@@ -62,20 +62,20 @@ static int parse_objective(const json_t *o, sweep_req *r, vaed_err *err)
     {
         if (strcmp(k, "metric") && strcmp(k, "direction"))
             return vaed_err_set(err, VAED_EINVAL, "objective",
-                                "objective: unknown key \"%s\" (known keys: metric, direction)",
+                                "unknown key \"%s\" (known keys: metric, direction)",
                                 k);
     }
     const json_t *m = json_object_get(o, "metric"), *d = json_object_get(o, "direction");
     if (m && (!json_is_string(m) || !known_key(json_string_value(m), metrics)))
         return vaed_err_set(err, VAED_EINVAL, "objective.metric",
-                            "objective.metric: one of elbo, kl, xent, bound (the metrics a "
+                            "one of elbo, kl, xent, bound (the metrics a "
                             "trial records)");
     if (m)
         r->metric = json_string_value(m);
     if (d && (!json_is_string(d) || (strcmp(json_string_value(d), "max") &&
                                      strcmp(json_string_value(d), "min"))))
         return vaed_err_set(err, VAED_EINVAL, "objective.direction",
-                            "objective.direction: \"max\" or \"min\"");
+                            "\"max\" or \"min\"");
     /* the natural direction: a bound or an ELBO is better higher, a KL or xent lower */
     r->direction = d ? json_string_value(d)
                      : (!strcmp(r->metric, "elbo") || !strcmp(r->metric, "bound")) ? "max"
@@ -101,24 +101,24 @@ static int parse_req(const json_t *doc, sweep_req *r, vaed_err *err)
     }
     const json_t *n = json_object_get(doc, "name");
     if (n && !json_is_string(n))
-        return vaed_err_set(err, VAED_EINVAL, "name", "name: a string");
+        return vaed_err_set(err, VAED_EINVAL, "name", "a string");
     r->name = n ? json_string_value(n) : "sweep";
     r->base = json_object_get(doc, "base");
     if (!json_is_object(r->base))
-        return vaed_err_set(err, VAED_EINVAL, "base", "base: a job spec (a JSON object)");
+        return vaed_err_set(err, VAED_EINVAL, "base", "a job spec (a JSON object)");
     if (json_object_get(r->base, "from"))
-        return vaed_err_set(err, VAED_EINVAL, "base.from", "base.from: a sweep's trials "
+        return vaed_err_set(err, VAED_EINVAL, "base.from", "a sweep's trials "
                                                            "start from scratch, not forks");
     r->space = json_object_get(doc, "space");
     const json_t *m = json_object_get(doc, "method");
     if (m && (!json_is_string(m) || (strcmp(json_string_value(m), "grid") &&
                                      strcmp(json_string_value(m), "random"))))
-        return vaed_err_set(err, VAED_EINVAL, "method", "method: \"grid\" or \"random\"");
+        return vaed_err_set(err, VAED_EINVAL, "method", "\"grid\" or \"random\"");
     r->method = m && !strcmp(json_string_value(m), "random") ? SWEEP_RANDOM : SWEEP_GRID;
     int rc = get_int(doc, "seed", 0, INT64_MAX, 0, &r->seed, err);
     if (!rc && r->method == SWEEP_RANDOM && !json_object_get(doc, "max_trials"))
         rc = vaed_err_set(err, VAED_EINVAL, "max_trials",
-                          "max_trials: a random sweep needs its number of trials");
+                          "a random sweep needs its number of trials");
     if (!rc)
         rc = get_int(doc, "max_trials", 1, SWEEP_MAX_TRIALS, 100, &r->max_trials, err);
     if (!rc)
@@ -133,7 +133,7 @@ static int set_path(json_t *doc, const char *path, const json_t *v, vaed_err *er
 {
     char buf[256];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf || !path[0])
-        return vaed_err_set(err, VAED_EINVAL, "space", "space: a path of 1 to 255 characters");
+        return vaed_err_set(err, VAED_EINVAL, "space", "a path of 1 to 255 characters");
     json_t *o = doc;
     char *seg = buf;
     for (char *dot; (dot = strchr(seg, '.')); seg = dot + 1) {
@@ -146,13 +146,12 @@ static int set_path(json_t *doc, const char *path, const json_t *v, vaed_err *er
         } else if (!json_is_object(next)) {
             char f[300];
             snprintf(f, sizeof f, "space.%s", path);
-            return vaed_err_set(err, VAED_EINVAL, f, "%s: \"%s\" is not an object in the spec",
-                                f, seg);
+            return vaed_err_set(err, VAED_EINVAL, f, "\"%s\" is not an object in the spec", seg);
         }
         o = next;
     }
     if (!seg[0] || json_object_set_new(o, seg, json_deep_copy(v)))
-        return vaed_err_set(err, VAED_EINVAL, "space", "space: bad path \"%s\"", path);
+        return vaed_err_set(err, VAED_EINVAL, "space", "bad path \"%s\"", path);
     return 0;
 }
 
@@ -220,7 +219,7 @@ static int prepare_trial(jobs *J, const sweep_req *r, const json_t *pt, size_t i
         char *val = json_dumps(json_object_get(pt, p), JSON_ENCODE_ANY | JSON_COMPACT);
         char f[sizeof err->field];
         snprintf(f, sizeof f, "space.%s", p);
-        vaed_err_set(err, rc, f, "%s: trial %zu (%s): %s", f, i, val ? val : "?", was);
+        vaed_err_set(err, rc, f, "trial %zu (%s): %s", i, val ? val : "?", was);
         free(val);
     }
     if (!rc) {
@@ -262,7 +261,7 @@ int jobs_sweep_submit(jobs *J, const json_t *doc, int64_t *id, vaed_err *err)
                 char f[sizeof err->field + 8], was[sizeof err->msg];
                 snprintf(f, sizeof f, "base%s%s", err->field[0] ? "." : "", err->field);
                 snprintf(was, sizeof was, "%s", err->msg);
-                vaed_err_set(err, rc, f, "base: %s", was);
+                vaed_err_set(err, rc, f, "%s", was);
             }
             return rc;
         }

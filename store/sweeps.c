@@ -134,7 +134,7 @@ static int valid_json(const char *text, const char *field, vaed_err *err)
 {
     json_t *j = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
     json_decref(j);
-    return j ? 0 : vaed_err_set(err, VAED_EINVAL, field, "%s: not valid JSON", field);
+    return j ? 0 : vaed_err_set(err, VAED_EINVAL, field, "not valid JSON");
 }
 
 int store_sweep_insert(store *st, const store_sweep_new *sw, int64_t *id, int64_t *job_ids,
@@ -148,7 +148,7 @@ int store_sweep_insert(store *st, const store_sweep_new *sw, int64_t *id, int64_
     if (rc)
         return rc;
     if (sw->concurrency < 1)
-        return vaed_err_set(err, VAED_EINVAL, "concurrency", "concurrency: at least 1");
+        return vaed_err_set(err, VAED_EINVAL, "concurrency", "at least 1");
     ins_arg a = {sw, job_ids};
     return store_writer_call(st, do_insert, &a, id, err);
 }

@@ -170,7 +170,7 @@ static void test_migration_v3_v4(void)
     close_ok(st);
 
     db = raw_open(p);
-    CHECK(raw_int(db, "PRAGMA user_version") == 4, "not at v4: %lld",
+    CHECK(raw_int(db, "PRAGMA user_version") == STORE_SCHEMA_VERSION, "not upgraded: %lld",
           (long long)raw_int(db, "PRAGMA user_version"));
     CHECK(raw_int(db, "SELECT count(*) FROM checkpoints WHERE job = 5 AND step = 40 AND "
                       "kind = 'pause' AND blob = x'010203'") == 1, "old checkpoint row changed");
