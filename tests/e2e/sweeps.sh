@@ -11,7 +11,8 @@
 #       every trial as the job's own downsampled metrics give it;
 #   (d) a random sweep of 3 trials submitted twice gives the same points; cancelling
 #       the second leaves none of its trials unfinished;
-#   (e) SIGKILL while a sweep runs, restart: every trial completes, exactly one job per
+#   (e) SIGKILL while a sweep (concurrency 1) runs, restart: still one trial at a time
+#       (the reloaded jobs know their sweep), every trial completes, exactly one job per
 #       trial and one submit event per job (counted in the store with sqlite3).
 . tests/e2e/daemon_lib.sh
 e2e_init
@@ -38,6 +39,22 @@ sweep_done() {
         s_t=$((s_t + 1))
         [ $s_t -le $(($2 * 10)) ] || { echo "sweep $1: $s_left trials unfinished after $2 s: $BODY" >&2; return 1; }
         sleep 0.1
+    done
+}
+
+# poll_sweep ID SECONDS: until every trial has completed, noting in $MAXRUN the most
+# trials seen running at once over $POLLS polls (a trial failing or cancelled fails)
+poll_sweep() {
+    MAXRUN=0; POLLS=0
+    while :; do
+        api GET "/v1/sweeps/$1?sort=trial"
+        p_r=$(jqb '[.trials[] | select(.state == "running")] | length')
+        [ "$p_r" -gt "$MAXRUN" ] && MAXRUN=$p_r
+        POLLS=$((POLLS + 1))
+        [ "$(jqb '[.trials[] | select(.state != "completed")] | length')" = 0 ] && return 0
+        [ $POLLS -lt $(($2 * 20)) ] || { fail "sweep $1 did not finish: $BODY"; return 1; }
+        case $(jqb '[.trials[].state] | join(",")') in *failed*|*cancelled*) fail "sweep $1: a trial ended badly: $BODY"; return 1 ;; esac
+        sleep 0.05
     done
 }
 
@@ -77,18 +94,8 @@ durs=$(count "SELECT group_concat(json_extract(j.spec, '\$.schedule.duration')) 
 check "grid: the trials' stored specs carry their points ($durs)" [ "$durs" = "5.0,10.0,20.0,40.0" -o "$durs" = "5,10,20,40" ]
 submit "$(tiny_spec plain 1 "{\"dataset\": {\"limit\": $LONG}}")"
 PLAIN=$JOB
-maxrun=0; polls=0
-while :; do
-    api GET "/v1/sweeps/$G?sort=trial"
-    r=$(jqb '[.trials[] | select(.state == "running")] | length')
-    [ "$r" -gt "$maxrun" ] && maxrun=$r
-    polls=$((polls + 1))
-    left=$(jqb '[.trials[] | select(.state != "completed")] | length')
-    [ "$left" = 0 ] && break
-    [ $polls -lt 1500 ] || { fail "grid did not finish: $BODY"; break; }
-    case $(jqb '[.trials[].state] | join(",")') in *failed*|*cancelled*) fail "grid trial ended badly: $BODY"; break ;; esac
-    sleep 0.05
-done
+poll_sweep "$G" 150
+maxrun=$MAXRUN; polls=$POLLS
 check "grid: never two trials running at once (max seen $maxrun over $polls polls)" [ "$maxrun" = 1 ]
 overlap=$(count "SELECT count(*) FROM sweep_trials a JOIN jobs x ON x.id = a.job,
     sweep_trials b JOIN jobs y ON y.id = b.job
@@ -194,14 +201,15 @@ check "random: the jobs trained their points' latent sizes ($rl vs $wl)" [ "$rl"
 # ---- (e) SIGKILL mid-sweep, restart: each trial completes exactly once ----------------
 KBASE=$(printf '%s' "$GBASE" | jq -c '.train.epochs = 2 | .checkpoint = {"every_steps": 10}')
 sweep_post "{\"name\": \"kill\", \"base\": $KBASE, \"space\": {\"train.seed\": [1, 2, 3, 4]},
-    \"concurrency\": 2}"
+    \"concurrency\": 1}"
 expect_status 201
 K=$SW
 KJOB=$(jqb '.trials[0].job')
 wait_stepping "$KJOB" 60 || fail "first trial of the kill sweep not stepping"
 kill_daemon
 start_daemon --workers 2 --threads 1
-sweep_done "$K" 180 && ok || fail "kill sweep did not finish after the restart"
+poll_sweep "$K" 180 && ok
+check "kill: one trial at a time after the restart (max $MAXRUN over $POLLS polls)" [ "$MAXRUN" = 1 ]
 check "kill: every trial completed: $BODY" jqt '(.trials | length) == 4 and all(.trials[]; .state == "completed")'
 per=$(count "SELECT group_concat(n) FROM (SELECT count(*) n FROM sweep_trials WHERE sweep = $K GROUP BY trial ORDER BY trial)")
 check "kill: one job per trial ($per)" [ "$per" = "1,1,1,1" ]
