@@ -687,7 +687,7 @@ static const api_route routes[] = {
 
 /* The whole table: the routes above, then those of the modules with tables of their
  * own (api/serving.h, api/schedules.c), put together once. */
-static api_route all[sizeof routes / sizeof *routes + 16];
+static api_route all[sizeof routes / sizeof *routes + 32]; /* + the modules' tables */
 static size_t nall;
 static pthread_once_t all_once = PTHREAD_ONCE_INIT;
 
@@ -706,6 +706,8 @@ static void build_all(void)
     r = api_schedule_routes(&n);
     add(r, n);
     r = api_eval_routes(&n);
+    add(r, n);
+    r = api_sweep_routes(&n);
     add(r, n);
 }
 

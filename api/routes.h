@@ -34,4 +34,8 @@ const api_route *api_schedule_routes(size_t *n);
  * /v1/jobs/{id}/evaluations/{eid}, POST .../{eid}/cancel. OUT *n. */
 const api_route *api_eval_routes(size_t *n);
 
+/* The sweep routes (api/sweeps.c): POST/GET /v1/sweeps, GET /v1/sweeps/{id} (also as
+ * CSV), POST /v1/sweeps/{id}/cancel, GET /v1/sweeps/{id}/metrics. OUT *n. */
+const api_route *api_sweep_routes(size_t *n);
+
 #endif

@@ -73,6 +73,8 @@ typedef struct job {
     int64_t id;
     vae_spec spec;
     int64_t queue_seq;
+    int64_t sweep_id;           /* the sweep this job is a trial of, 0 = none (fixed at */
+    int sweep_conc;             /* creation); at most sweep_conc of its trials run at once */
     enum job_state state;
     enum job_owner owner;
     int refs;
@@ -212,6 +214,19 @@ void evals_free_all(jobs *J);
 
 /* A server-side dataset path must lie inside --data-dir (or be an uploaded dataset). */
 int job_check_path(jobs *J, const char *path, const char *field, vaed_err *err);
+
+/* Parse and check a job spec document as jobs_submit does (the dataset registry's
+ * parser when configured, paths inside --data-dir and made absolute, --max-job-memory).
+ * OUT *spec, *text (the full spec) and *stext (its starting schedule), both JSON text
+ * to free(). The errors of jobs_submit, except the queue's. */
+int job_prepare(jobs *J, const json_t *doc, vae_spec *spec, char **text, char **stext,
+                vaed_err *err);
+
+/* A job just committed to the store as queued: published on the bus and put in the
+ * table for the workers (mu not held), with its sweep (0 = none) and that sweep's
+ * concurrency. */
+void job_enqueue_new(jobs *J, int64_t id, const vae_spec *spec, int64_t sweep,
+                     int sweep_conc);
 
 /* ---- (control.c) -------------------------------------------------------------------- */
 

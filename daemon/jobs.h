@@ -156,6 +156,26 @@ int jobs_eval_json(jobs *j, int64_t job, int64_t id, json_t **out, vaed_err *err
 /* Every evaluation of job, oldest first, as an array; NULL with err on failure. */
 json_t *jobs_evals_json(jobs *j, int64_t job, vaed_err *err);
 
+/* ---- sweeps (daemon/sweeps.c) ----
+ * POST /v1/sweeps: a base spec and a search space over its fields (daemon/sweep_gen.h);
+ * each trial is an ordinary job, stored with the sweep in one transaction
+ * (store/sweeps.h), and at most the sweep's concurrency of its trials run at once (the
+ * queue skips the others). Objective metrics: elbo, kl, xent (the trial's last test
+ * epoch), bound (its best completed evaluation). */
+#define JOBS_SWEEP_METRICS "elbo", "kl", "xent", "bound"
+
+/* Validate a sweep request and queue its trials: every trial's spec is parsed and
+ * checked as jobs_submit checks a job, before anything is stored. OUT *id.
+ * VAED_EINVAL naming the field (name, base.<field>, space.<path>, method, seed,
+ * max_trials, concurrency, objective.metric, objective.direction), VAED_ETOOBIG and
+ * VAED_EPERM as jobs_submit (naming space.<path> when a trial's point causes it),
+ * VAED_EBUSY (field "queue") when the trials do not fit in the queue. */
+int jobs_sweep_submit(jobs *j, const json_t *doc, int64_t *id, vaed_err *err);
+
+/* Cancel the sweep's unfinished trials (jobs_cancel each; queued ones first, so none
+ * starts meanwhile). OUT *n (may be NULL): how many were cancelled. VAED_ENOTFOUND. */
+int jobs_sweep_cancel(jobs *j, int64_t id, int *n, vaed_err *err);
+
 /* Per running job, for /metrics: calls fn once per job under no lock of the caller. */
 typedef struct jobs_live {
     int64_t id;

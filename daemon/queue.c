@@ -108,15 +108,29 @@ static void table_remove(jobs *J, job *jb)
         }
 }
 
-/* The next job a worker may take: queued, held by nobody; highest priority, then
- * lowest queue_seq. */
+/* Does jb's sweep have its concurrency's worth of trials running (mu held)? The table
+ * holds every unfinished job, so counting its running ones with the same sweep is the
+ * whole truth; a trial that ends broadcasts work, so a skipped one is looked at again. */
+static int sweep_full(jobs *J, const job *jb)
+{
+    if (jb->sweep_id <= 0)
+        return 0;
+    int running = 0;
+    for (job *o = J->table; o; o = o->next)
+        running += o->sweep_id == jb->sweep_id && o->state == JOB_RUNNING;
+    return running >= (jb->sweep_conc > 0 ? jb->sweep_conc : 1);
+}
+
+/* The next job a worker may take: queued, held by nobody, not a trial of a sweep that
+ * runs its concurrency already; highest priority, then lowest queue_seq. */
 static job *next_queued(jobs *J)
 {
     job *best = NULL;
     for (job *jb = J->table; jb; jb = jb->next)
         if (jb->state == JOB_QUEUED && jb->owner == OWNER_NONE &&
             (!best || jb->spec.priority > best->spec.priority ||
-             (jb->spec.priority == best->spec.priority && jb->queue_seq < best->queue_seq)))
+             (jb->spec.priority == best->spec.priority && jb->queue_seq < best->queue_seq)) &&
+            !sweep_full(J, jb))
             best = jb;
     return best;
 }
@@ -157,6 +171,8 @@ void job_release(jobs *J, job *jb)
         table_remove(J, jb);
     else if (jb->state == JOB_QUEUED)
         pthread_cond_signal(&J->work);
+    if (jb->sweep_id > 0) /* a trial put down: one of its sweep's may start now */
+        pthread_cond_broadcast(&J->work);
     pthread_cond_broadcast(&jb->cv);
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "store/sweeps.h"
 #include "vae/spec.h"
 
 int recover_history(run *r, vaed_err *err)
@@ -64,6 +65,13 @@ static int spec_from_text(const char *text, vae_spec *out, vaed_err *err)
     return vae_spec_parse_text(out, text, strlen(text), err);
 }
 
+/* A reloaded job's sweep and its concurrency, from the store (0 when it is no trial),
+ * so the queue keeps the sweep's limit across a restart. */
+static int sweep_fill(jobs *J, job *jb, vaed_err *err)
+{
+    return store_sweep_of_job(J->st, jb->id, &jb->sweep_id, &jb->sweep_conc, err);
+}
+
 int recover_jobs(jobs *J, vaed_err *err)
 {
     store *st = J->st;
@@ -88,7 +96,12 @@ int recover_jobs(jobs *J, vaed_err *err)
             log_msg(LOG_INFO, "job %lld was %s: queued to resume", (long long)sj->id, sj->state);
             job_record_state(J, sj->id, "queued", NULL);
         }
-        job_table_add(J, job_new(sj->id, &spec, sj->queue_seq, JOB_QUEUED));
+        job *jb = job_new(sj->id, &spec, sj->queue_seq, JOB_QUEUED);
+        if ((rc = sweep_fill(J, jb, err))) {
+            job_unref(jb);
+            goto fail;
+        }
+        job_table_add(J, jb);
     }
     store_job_list_free(&l);
     /* Paused jobs wait for a resume. */
@@ -102,6 +115,10 @@ int recover_jobs(jobs *J, vaed_err *err)
                 spec_from_text(l.jobs[i].spec, &spec, NULL) == 0) {
                 job *jb = job_new(l.jobs[i].id, &spec, l.jobs[i].queue_seq, JOB_PAUSED);
                 jb->step = l.jobs[i].step;
+                if ((rc = sweep_fill(J, jb, err))) {
+                    job_unref(jb);
+                    goto fail;
+                }
                 job_table_add(J, jb);
             }
         }

@@ -69,53 +69,87 @@ static size_t estimate(const vae_spec *s)
     return vae_model_bytes(s, (int)D, s->train.batch_size) + data;
 }
 
-/* jobs_submit of a spec document; fp says whether it is a fork (daemon/fork.h). */
-static int submit_spec(jobs *J, const json_t *doc, fork_plan *fp, int64_t *id, vaed_err *err)
+int job_prepare(jobs *J, const json_t *doc, vae_spec *spec, char **text, char **stext,
+                vaed_err *err)
 {
-    vae_spec spec;
+    *text = *stext = NULL;
     const jobs_datasets *ds = J->cfg.datasets;
-    int rc = ds ? ds->spec_parse(ds->ctx, J->st, &spec, doc, err) /* dataset.id → its file */
-                : vae_spec_parse(&spec, doc, err);
+    int rc = ds ? ds->spec_parse(ds->ctx, J->st, spec, doc, err) /* dataset.id → its file */
+                : vae_spec_parse(spec, doc, err);
     if (rc)
         return rc;
     /* Resolve relative paths against the data directory, so the stored spec is the
      * file that is read, whatever the daemon's working directory later is. */
     const char *fields[2] = {"dataset.path", "dataset.test_path"};
-    char *paths[2] = {spec.dataset.path, spec.dataset.test_path};
+    char *paths[2] = {spec->dataset.path, spec->dataset.test_path};
     for (int i = 0; i < 2; i++) {
         if ((rc = job_check_path(J, paths[i], fields[i], err)))
             return rc;
         if (paths[i][0] && paths[i][0] != '/') {
             char full[PATH_MAX * 2];
             snprintf(full, sizeof full, "%s/%s", J->cfg.data_dir, paths[i]);
-            if (strlen(full) >= sizeof spec.dataset.path)
+            if (strlen(full) >= sizeof spec->dataset.path)
                 return vaed_err_set(err, VAED_EINVAL, fields[i], "path too long");
-            snprintf(paths[i], sizeof spec.dataset.path, "%s", full);
+            snprintf(paths[i], sizeof spec->dataset.path, "%s", full);
         }
     }
-    size_t need = estimate(&spec);
+    size_t need = estimate(spec);
     if (need > J->cfg.max_job_memory)
         return vaed_err_set(err, VAED_ETOOBIG, "model",
                             "the job needs about %zu MiB, over the daemon's --max-job-memory of "
                             "%zu MiB",
                             need >> 20, J->cfg.max_job_memory >> 20);
+    json_t *full = vae_spec_to_json(spec);
+    *text = json_dumps(full, JSON_COMPACT);
+    json_t *sj = sched_to_json(&spec->schedule);
+    *stext = json_dumps(sj, JSON_COMPACT);
+    json_decref(full);
+    json_decref(sj);
+    if (!*text || !*stext) {
+        free(*stext);
+        free(*text);
+        *text = *stext = NULL;
+        return vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory writing the job spec");
+    }
+    return 0;
+}
+
+void job_enqueue_new(jobs *J, int64_t id, const vae_spec *spec, int64_t sweep,
+                     int sweep_conc)
+{
+    store_job sjb;
+    int64_t seq = 0;
+    if (store_job_get(J->st, id, &sjb, NULL) == 0) {
+        seq = sjb.queue_seq;
+        store_job_clear(&sjb);
+    }
+    bus_publish_state(J->cfg.bus, id, "queued", NULL); /* before a worker can start it */
+    pthread_mutex_lock(&J->mu);
+    job *jb = job_new(id, spec, seq, JOB_QUEUED);
+    jb->sweep_id = sweep;
+    jb->sweep_conc = sweep_conc;
+    job_table_add(J, jb);
+    pthread_cond_signal(&J->work);
+    pthread_mutex_unlock(&J->mu);
+    log_msg(LOG_INFO, "job %lld queued: %s", (long long)id, spec->name);
+}
+
+/* jobs_submit of a spec document; fp says whether it is a fork (daemon/fork.h). */
+static int submit_spec(jobs *J, const json_t *doc, fork_plan *fp, int64_t *id, vaed_err *err)
+{
+    vae_spec spec;
+    char *text = NULL, *stext = NULL;
+    int rc = job_prepare(J, doc, &spec, &text, &stext, err);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&J->mu);
     int queued = job_count_queued(J);
     pthread_mutex_unlock(&J->mu);
-    if (queued >= J->cfg.max_queued)
-        return vaed_err_set(err, VAED_EBUSY, "queue", "%d jobs are queued already (the limit)",
-                            queued);
-
-    json_t *full = vae_spec_to_json(&spec);
-    char *text = json_dumps(full, JSON_COMPACT);
-    json_t *sj = sched_to_json(&spec.schedule);
-    char *stext = json_dumps(sj, JSON_COMPACT);
-    json_decref(full);
-    json_decref(sj);
-    if (!text || !stext) {
+    if (queued >= J->cfg.max_queued) {
         free(stext);
         free(text);
-        return vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory writing the job spec");
+        return vaed_err_set(err, VAED_EBUSY, "queue", "%d jobs are queued already (the limit)",
+                            queued);
     }
     store_job_new nj = {.name = spec.name, .spec = text, .priority = spec.priority,
                         .parent_id = fp->parent, .parent_step = fp->step};
@@ -142,18 +176,7 @@ static int submit_spec(jobs *J, const json_t *doc, fork_plan *fp, int64_t *id, v
     }
     if (rc)
         return rc;
-    store_job sjb;
-    int64_t seq = 0;
-    if (store_job_get(J->st, *id, &sjb, NULL) == 0) {
-        seq = sjb.queue_seq;
-        store_job_clear(&sjb);
-    }
-    bus_publish_state(J->cfg.bus, *id, "queued", NULL); /* before a worker can start it */
-    pthread_mutex_lock(&J->mu);
-    job_table_add(J, job_new(*id, &spec, seq, JOB_QUEUED));
-    pthread_cond_signal(&J->work);
-    pthread_mutex_unlock(&J->mu);
-    log_msg(LOG_INFO, "job %lld queued: %s", (long long)*id, spec.name);
+    job_enqueue_new(J, *id, &spec, 0, 0);
     return 0;
 }
 

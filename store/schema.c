@@ -20,7 +20,9 @@
  *     sqlite_master under writable_schema and bump schema_version. No stored row
  *     changes meaning, since the new check accepts every value the old one did.
  * v5: evaluations and eval_blocks (store/evals.h): an evaluation's committed blocks
- *     let it resume after a crash. */
+ *     let it resume after a crash.
+ * v6: sweeps and sweep_trials (store/sweeps.h): a sweep's request and, per trial, the
+ *     job that runs it and its point in the search space. */
 #include <sqlite3.h>
 #include <stdio.h>
 
@@ -134,6 +136,21 @@ static const char *const migrations[] = {
     "  data BLOB NOT NULL,"
     "  PRIMARY KEY (eval, block)"
     ") WITHOUT ROWID;",
+    /* v6 */
+    "CREATE TABLE sweeps ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  spec TEXT NOT NULL CHECK (json_valid(spec)),"
+    "  concurrency INTEGER NOT NULL CHECK (concurrency >= 1),"
+    "  created_at REAL NOT NULL"
+    ");"
+    "CREATE TABLE sweep_trials ("
+    "  sweep INTEGER NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,"
+    "  trial INTEGER NOT NULL,"
+    "  job INTEGER NOT NULL UNIQUE REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  point TEXT NOT NULL CHECK (json_valid(point)),"
+    "  PRIMARY KEY (sweep, trial)"
+    ") WITHOUT ROWID;",
 };
 
 static int exec_all(sqlite3 *db, const char *sql, vaed_err *err)
@@ -212,6 +229,7 @@ static int (*const migration_fn[])(sqlite3 *, vaed_err *) = {
     sum_build_all,   /* v3 */
     ckpt_kind_fork,  /* v4 */
     NULL,            /* v5 */
+    NULL,            /* v6 */
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION + 1,

@@ -23,6 +23,9 @@
  *               reason, result JSON, created_at, started_at, finished_at, seconds)
  *   eval_blocks(eval, block, rows, data BLOB)    PK(eval, block) WITHOUT ROWID
  *       evaluations of a checkpoint and the blocks they have done (v5; store/evals.h)
+ *   sweeps(id PK, name, spec JSON, concurrency, created_at)
+ *   sweep_trials(sweep, trial, job UNIQUE, point JSON)  PK(sweep, trial) WITHOUT ROWID
+ *       a sweep's request and the job of each of its trials (v6; store/sweeps.h)
  * Times are unix seconds (REAL); 0 in a struct means "not set" (NULL in SQL).
  * BLOB arrays (kl_groups, kl_dims) are native-endian IEEE-754 doubles.
  *
@@ -70,7 +73,7 @@
 #include "vae/err.h"
 #include "vae/metric_fields.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 typedef struct store store;
 

@@ -66,6 +66,21 @@ struct store {
     "(SELECT ckpt_step FROM evaluations WHERE job = ?1 AND state = 'completed' "        \
     "ORDER BY json_extract(result, '$.bound') DESC, id LIMIT 1)"
 
+/* Insert a queued job (?1 name, ?2 spec, ?3 state, ?4 priority, ?5 now, ?6 parent_id,
+ * ?7 parent_step), last in the queue; and append a schedule event (?1 job, ?2
+ * requested_at, ?3 effective_step, ?4 schedule, ?5 source) RETURNING its seq. One text
+ * each for the writer's own statements and the writer calls that insert jobs in bulk
+ * (store/sweeps.c), so a sweep's trial is stored exactly as a submitted job is. */
+#define STORE_SQL_JOB_INSERT                                                             \
+    "INSERT INTO jobs(name, spec, state, priority, queue_seq, created_at, "             \
+    "updated_at, parent_id, parent_step) VALUES (?1, ?2, ?3, ?4, "                      \
+    "(SELECT coalesce(max(queue_seq), 0) + 1 FROM jobs), ?5, ?5, ?6, ?7)"
+#define STORE_SQL_EVENT_INSERT                                                           \
+    "INSERT INTO schedule_events(job, seq, requested_at, effective_step, "              \
+    "schedule, source, superseded) VALUES (?1, "                                       \
+    "(SELECT coalesce(max(seq), 0) + 1 FROM schedule_events WHERE job = ?1), "          \
+    "?2, ?3, ?4, ?5, 0) RETURNING seq"
+
 /* Monotonic seconds, for lag and deadlines. */
 double store_mono(void);
 /* Unix seconds, for stored timestamps. */

@@ -49,10 +49,7 @@ static const char *const wsql[W_NSTMT] = {
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [W_EVENT_SUPERSEDE] = "UPDATE schedule_events SET superseded = 1 "
                           "WHERE job = ?1 AND effective_step >= ?2 AND superseded = 0",
-    [W_EVENT] = "INSERT INTO schedule_events(job, seq, requested_at, effective_step, "
-                "schedule, source, superseded) VALUES (?1, "
-                "(SELECT coalesce(max(seq), 0) + 1 FROM schedule_events WHERE job = ?1), "
-                "?2, ?3, ?4, ?5, 0) RETURNING seq",
+    [W_EVENT] = STORE_SQL_EVENT_INSERT,
     [W_CKPT] = "INSERT OR REPLACE INTO checkpoints(job, step, epoch, created_at, kind, "
                "size, blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     /* Rotating kinds are periodic, manual, pause, and epoch unless ?3 keeps those.
@@ -70,9 +67,7 @@ static const char *const wsql[W_NSTMT] = {
         "AND step NOT IN (SELECT ckpt_step FROM evaluations WHERE job = ?1 "
         "  AND state IN ('queued', 'running')) "
         "AND step IS NOT " STORE_SQL_BEST_STEP,
-    [W_JOB_INSERT] = "INSERT INTO jobs(name, spec, state, priority, queue_seq, created_at, "
-                     "updated_at, parent_id, parent_step) VALUES (?1, ?2, ?3, ?4, "
-                     "(SELECT coalesce(max(queue_seq), 0) + 1 FROM jobs), ?5, ?5, ?6, ?7)",
+    [W_JOB_INSERT] = STORE_SQL_JOB_INSERT,
     [W_JOB_STATE] =
         "UPDATE jobs SET state = ?2, reason = ?3, updated_at = ?4, "
         "started_at = CASE WHEN ?2 = 'running' AND started_at IS NULL THEN ?4 "

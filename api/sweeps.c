@@ -1,0 +1,424 @@
+/* sweeps.c — the sweep routes (daemon/jobs.h: jobs_sweep_*, store/sweeps.h):
+ *   POST /v1/sweeps                  {"name", "base", "space", "method", "seed",
+ *                                     "max_trials", "concurrency", "objective"} → 201
+ *   GET  /v1/sweeps                  every sweep, with its trials counted by state
+ *   GET  /v1/sweeps/{id}             the sweep and its trials as a table
+ *                                     ?sort=objective (default; best first by the
+ *                                     objective's direction, trials without a value
+ *                                     last) | trial; ?format=csv: the same table as CSV
+ *   POST /v1/sweeps/{id}/cancel      cancels its unfinished trials
+ *   GET  /v1/sweeps/{id}/metrics     ?field=kl&max_points=N: that field of every trial,
+ *                                     downsampled (store_metrics_downsample)
+ * Errors through the one map (api/errors.h): a bad field or parameter is 422 naming it. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/errors.h"
+#include "api/routes.h"
+#include "api/textbuf.h"
+#include "store/sweeps.h"
+
+static api_ctx *ctx(api_req *req) { return api_req_user(req); }
+
+static void tb_putc(textbuf *b, char c)
+{
+    char s[2] = {c, 0};
+    tb_put(b, s);
+}
+
+static int reply_err(api_req *req, int rc, const char *field, const char *fmt, const char *a)
+{
+    vaed_err err;
+    vaed_err_set(&err, rc, field, fmt, a);
+    return api_reply_vaed(req, rc, &err);
+}
+
+/* The objective's metric and direction as stored in the sweep's spec. */
+static void objective_of(const json_t *spec, const char **metric, int *maximize)
+{
+    const json_t *o = json_object_get(spec, "objective");
+    const char *m = json_string_value(json_object_get(o, "metric"));
+    const char *d = json_string_value(json_object_get(o, "direction"));
+    *metric = m ? m : "elbo";
+    *maximize = d ? !strcmp(d, "max") : 1;
+}
+
+/* The trial's value of metric; 0 when it has none yet. */
+static int trial_value(const store_sweep_trial *t, const char *metric, double *v)
+{
+    if (!strcmp(metric, "bound")) {
+        *v = t->bound;
+        return t->has_bound;
+    }
+    *v = !strcmp(metric, "kl") ? t->kl : !strcmp(metric, "xent") ? t->xent : t->elbo;
+    return t->has_epoch;
+}
+
+typedef struct row_ref {
+    const store_sweep_trial *t;
+    int has;
+    double v;
+    double key;                 /* v, negated when the objective is maximised: best first */
+} row_ref;
+
+static int by_objective(const void *a, const void *b)
+{
+    const row_ref *x = a, *y = b;
+    if (x->has != y->has)
+        return x->has ? -1 : 1;
+    if (x->has && x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return x->t->trial < y->t->trial ? -1 : x->t->trial > y->t->trial;
+}
+
+/* The trials in the asked order (malloc'd; NULL when none or out of memory). */
+static row_ref *ordered(const store_sweep *sw, const char *metric, int maximize, int by_trial)
+{
+    row_ref *r = calloc(sw->n ? sw->n : 1, sizeof *r);
+    if (!r)
+        return NULL;
+    for (size_t i = 0; i < sw->n; i++) {
+        r[i].t = &sw->trials[i];
+        r[i].has = trial_value(&sw->trials[i], metric, &r[i].v) && isfinite(r[i].v);
+        r[i].key = maximize ? -r[i].v : r[i].v;
+    }
+    if (!by_trial)
+        qsort(r, sw->n, sizeof *r, by_objective);
+    return r;
+}
+
+static json_t *num_or_null(int has, double v)
+{
+    return has && isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *row_json(const row_ref *r)
+{
+    const store_sweep_trial *t = r->t;
+    json_t *pt = json_loads(t->point, 0, NULL);
+    return json_pack("{s:I, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "trial",
+                     (json_int_t)t->trial, "job", (json_int_t)t->job, "state", t->state, "point",
+                     pt ? pt : json_null(), "objective", num_or_null(r->has, r->v), "kl",
+                     num_or_null(t->has_epoch, t->kl), "xent", num_or_null(t->has_epoch, t->xent),
+                     "elbo", num_or_null(t->has_epoch, t->elbo), "active_units",
+                     t->has_epoch ? json_integer(t->active_units) : json_null(), "bound",
+                     num_or_null(t->has_bound, t->bound));
+}
+
+/* The sweep as JSON: its request, counts by state and (rows != NULL) its table. */
+static json_t *sweep_json(const store_sweep *sw, const row_ref *rows)
+{
+    json_t *spec = json_loads(sw->spec, 0, NULL);
+    json_t *counts = json_object();
+    for (size_t i = 0; counts && i < sw->n; i++) {
+        const char *s = sw->trials[i].state;
+        json_object_set_new(counts, s, json_integer(json_integer_value(json_object_get(counts, s)) + 1));
+    }
+    json_t *o = json_pack("{s:I, s:s, s:f, s:i, s:I, s:o, s:o}", "id", (json_int_t)sw->id, "name",
+                          sw->name, "created_at", sw->created_at, "concurrency", sw->concurrency,
+                          "n_trials", (json_int_t)sw->n, "counts", counts ? counts : json_null(),
+                          "spec", spec ? spec : json_null());
+    if (!o)
+        return NULL;
+    json_t *sj = json_object_get(o, "spec");
+    json_object_set(o, "method", json_object_get(sj, "method"));
+    json_object_set(o, "objective", json_object_get(sj, "objective"));
+    if (rows) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < sw->n; i++)
+            json_array_append_new(arr, row_json(&rows[i]));
+        json_object_set_new(o, "trials", arr ? arr : json_null());
+    }
+    return o;
+}
+
+/* A CSV field: quoted when it holds a comma, a quote or a line break. */
+static void csv_field(textbuf *b, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        tb_put(b, s);
+        return;
+    }
+    tb_putc(b, '"');
+    for (; *s; s++) {
+        if (*s == '"')
+            tb_putc(b, '"');
+        tb_putc(b, *s);
+    }
+    tb_putc(b, '"');
+}
+
+static void csv_num(textbuf *b, int has, double v)
+{
+    tb_putc(b, ',');
+    if (has && isfinite(v))
+        tb_printf(b, "%.17g", v);
+}
+
+static void csv_value(textbuf *b, const json_t *v)
+{
+    tb_putc(b, ',');
+    if (!v || json_is_null(v))
+        return;
+    if (json_is_string(v)) {
+        csv_field(b, json_string_value(v));
+        return;
+    }
+    char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(17));
+    if (t)
+        csv_field(b, t);
+    else
+        b->oom = 1;
+    free(t);
+}
+
+/* trial, job, state, one column per space path (in the space's order), objective, kl,
+ * xent, elbo, active_units, bound: one row per trial, in rows' order. */
+static int sweep_csv(const store_sweep *sw, const row_ref *rows, textbuf *b)
+{
+    json_t *spec = json_loads(sw->spec, 0, NULL);
+    const json_t *space = json_object_get(spec, "space");
+    tb_put(b, "trial,job,state");
+    const char *path;
+    json_t *d;
+    json_object_foreach((json_t *)space, path, d)
+    {
+        tb_putc(b, ',');
+        csv_field(b, path);
+    }
+    tb_put(b, ",objective,kl,xent,elbo,active_units,bound\n");
+    for (size_t i = 0; i < sw->n; i++) {
+        const store_sweep_trial *t = rows[i].t;
+        tb_printf(b, "%lld,%lld,%s", (long long)t->trial, (long long)t->job, t->state);
+        json_t *pt = json_loads(t->point, 0, NULL);
+        json_object_foreach((json_t *)space, path, d)
+            csv_value(b, json_object_get(pt, path));
+        json_decref(pt);
+        csv_num(b, rows[i].has, rows[i].v);
+        csv_num(b, t->has_epoch, t->kl);
+        csv_num(b, t->has_epoch, t->xent);
+        csv_num(b, t->has_epoch, t->elbo);
+        tb_putc(b, ',');
+        if (t->has_epoch)
+            tb_printf(b, "%d", t->active_units);
+        csv_num(b, t->has_bound, t->bound);
+        tb_putc(b, '\n');
+    }
+    json_decref(spec);
+    return b->oom ? VAED_ENOMEM : 0;
+}
+
+static void h_sweep_post(api_req *req)
+{
+    json_t *doc;
+    if (api_body_json(req, &doc))
+        return;
+    vaed_err err;
+    vaed_err_clear(&err);
+    int64_t id = 0;
+    int rc = jobs_sweep_submit(ctx(req)->J, doc, &id, &err);
+    json_decref(doc);
+    store_sweep sw;
+    if (!rc)
+        rc = store_sweep_get(ctx(req)->st, id, 1, &sw, &err);
+    if (rc) {
+        api_reply_vaed(req, rc, &err);
+        return;
+    }
+    row_ref *rows = ordered(&sw, "", 1, 1);
+    json_t *o = rows ? sweep_json(&sw, rows) : NULL;
+    free(rows);
+    store_sweep_clear(&sw);
+    if (!o) {
+        reply_err(req, VAED_ENOMEM, "", "%s", "out of memory writing the sweep");
+        return;
+    }
+    api_reply_json(req, 201, o);
+}
+
+static void h_sweep_list(api_req *req)
+{
+    static const char *const allowed[] = {NULL};
+    if (api_query_only(req, allowed))
+        return;
+    vaed_err err;
+    vaed_err_clear(&err);
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int rc = store_sweeps_ids(ctx(req)->st, &ids, &n, &err);
+    json_t *arr = rc ? NULL : json_array();
+    for (size_t i = 0; !rc && i < n; i++) {
+        store_sweep sw;
+        if ((rc = store_sweep_get(ctx(req)->st, ids[i], 1, &sw, &err)))
+            break;
+        json_array_append_new(arr, sweep_json(&sw, NULL));
+        store_sweep_clear(&sw);
+    }
+    free(ids);
+    if (rc) {
+        json_decref(arr);
+        api_reply_vaed(req, rc, &err);
+        return;
+    }
+    api_reply_json(req, 200, json_pack("{s:o}", "sweeps", arr));
+}
+
+static void h_sweep_get(api_req *req)
+{
+    static const char *const allowed[] = {"sort", "format", NULL};
+    if (api_query_only(req, allowed))
+        return;
+    const char *sort = api_query_get(req, "sort"), *format = api_query_get(req, "format");
+    if (sort && strcmp(sort, "objective") && strcmp(sort, "trial")) {
+        reply_err(req, VAED_EINVAL, "sort", "\"objective\" or \"trial\" (not \"%s\")", sort);
+        return;
+    }
+    if (format && strcmp(format, "json") && strcmp(format, "csv")) {
+        reply_err(req, VAED_EINVAL, "format", "\"json\" or \"csv\" (not \"%s\")", format);
+        return;
+    }
+    vaed_err err;
+    vaed_err_clear(&err);
+    store_sweep sw;
+    int rc = store_sweep_get(ctx(req)->st, api_param_int(req, "id"), 1, &sw, &err);
+    if (rc) {
+        api_reply_vaed(req, rc, &err);
+        return;
+    }
+    json_t *spec = json_loads(sw.spec, 0, NULL);
+    const char *metric;
+    int maximize;
+    objective_of(spec, &metric, &maximize);
+    row_ref *rows = ordered(&sw, metric, maximize, sort && !strcmp(sort, "trial"));
+    if (rows && format && !strcmp(format, "csv")) {
+        textbuf b = {0};
+        rc = sweep_csv(&sw, rows, &b);
+        if (!rc)
+            api_reply_text(req, 200, "text/csv; charset=utf-8", b.p ? b.p : "", b.len);
+        free(b.p);
+    } else {
+        json_t *o = rows ? sweep_json(&sw, rows) : NULL;
+        rc = o ? api_reply_json(req, 200, o) : VAED_ENOMEM;
+    }
+    json_decref(spec);
+    free(rows);
+    store_sweep_clear(&sw);
+    if (rc == VAED_ENOMEM)
+        reply_err(req, VAED_ENOMEM, "", "%s", "out of memory writing the sweep");
+}
+
+static void h_sweep_cancel(api_req *req)
+{
+    vaed_err err;
+    vaed_err_clear(&err);
+    int n = 0;
+    int64_t id = api_param_int(req, "id");
+    int rc = jobs_sweep_cancel(ctx(req)->J, id, &n, &err);
+    if (rc) {
+        api_reply_vaed(req, rc, &err);
+        return;
+    }
+    api_reply_json(req, 200, json_pack("{s:I, s:i}", "id", (json_int_t)id, "cancelled", n));
+}
+
+/* A whole number query parameter in [lo, hi], def when absent; -1 after a reply. */
+static int64_t query_num(api_req *req, const char *key, int64_t lo, int64_t hi, int64_t def)
+{
+    const char *v = api_query_get(req, key);
+    if (!v)
+        return def;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || *end || errno || x < lo || x > hi) {
+        vaed_err err;
+        vaed_err_set(&err, VAED_EINVAL, key, "a whole number from %lld to %lld",
+                     (long long)lo, (long long)hi);
+        api_reply_vaed(req, VAED_EINVAL, &err);
+        return -1;
+    }
+    return x;
+}
+
+static json_t *doubles(const double *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, isfinite(v[i]) ? json_real(v[i]) : json_null());
+    return a;
+}
+
+static json_t *steps(const int64_t *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_integer(v[i]));
+    return a;
+}
+
+static void h_sweep_metrics(api_req *req)
+{
+    static const char *const allowed[] = {"field", "max_points", NULL};
+    if (api_query_only(req, allowed))
+        return;
+    const char *field = api_query_get(req, "field");
+    int c = field ? store_mcol_by_name(field) : -1;
+    if (c < 0) {
+        reply_err(req, VAED_EINVAL, "field",
+                  "one metric column (epoch, beta, loss, xent, kl, elbo, ...), not "
+                  "\"%s\"",
+                  field ? field : "");
+        return;
+    }
+    int64_t maxp = query_num(req, "max_points", 2, 100000, 500);
+    if (maxp < 0)
+        return;
+    vaed_err err;
+    vaed_err_clear(&err);
+    store_sweep sw;
+    int rc = store_sweep_get(ctx(req)->st, api_param_int(req, "id"), 1, &sw, &err);
+    if (rc) {
+        api_reply_vaed(req, rc, &err);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; !rc && i < sw.n; i++) {
+        store_series s;
+        memset(&s, 0, sizeof s);
+        rc = store_metrics_downsample(ctx(req)->st, sw.trials[i].job, -1, -1, STORE_MCOL(c),
+                                      (size_t)maxp, &s, &err);
+        if (rc)
+            break;
+        json_t *o = json_pack("{s:I, s:I, s:o}", "trial", (json_int_t)sw.trials[i].trial, "job",
+                              (json_int_t)sw.trials[i].job, "step", steps(s.step, s.n));
+        if (o)
+            json_object_set_new(o, field, doubles(s.col[c], s.col[c] ? s.n : 0));
+        store_series_free(&s);
+        if (!o || json_array_append_new(arr, o))
+            rc = vaed_err_set(&err, VAED_ENOMEM, "", "out of memory");
+    }
+    store_sweep_clear(&sw);
+    if (rc || !arr) {
+        json_decref(arr);
+        api_reply_vaed(req, rc ? rc : VAED_ENOMEM, &err);
+        return;
+    }
+    api_reply_json(req, 200, json_pack("{s:s, s:o}", "field", field, "trials", arr));
+}
+
+static const api_route routes[] = {
+    {"POST", "/v1/sweeps", h_sweep_post},
+    {"GET", "/v1/sweeps", h_sweep_list},
+    {"GET", "/v1/sweeps/{id}", h_sweep_get},
+    {"POST", "/v1/sweeps/{id}/cancel", h_sweep_cancel},
+    {"GET", "/v1/sweeps/{id}/metrics", h_sweep_metrics},
+};
+
+const api_route *api_sweep_routes(size_t *n)
+{
+    *n = sizeof routes / sizeof *routes;
+    return routes;
+}

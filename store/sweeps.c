@@ -1,0 +1,306 @@
+/* sweeps.c — a sweep's rows (see sweeps.h).
+ *
+ * The insert is a writer call (writer_call.h): the sweep, then per trial the job (the
+ * writer's own job-insert text, store_impl.h), its "submit" schedule event (the
+ * writer's event text) and the trial row, all in the call's savepoint of one batch
+ * transaction. Reads open a read-only connection per call, as datasets.c does: a
+ * sweep is read when a client asks for it, not per step. */
+#include "store/sweeps.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_impl.h"
+#include "store/writer_call.h"
+
+static const char SQL_SWEEP_INSERT[] =
+    "INSERT INTO sweeps(name, spec, concurrency, created_at) VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_TRIAL_INSERT[] =
+    "INSERT INTO sweep_trials(sweep, trial, job, point) VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_GET[] =
+    "SELECT id, name, spec, concurrency, created_at FROM sweeps WHERE id = ?1";
+/* A trial's figures: its job's last test-epoch row, and the highest bound of its
+ * completed evaluations (the "best" checkpoint's, store/evals.h). */
+static const char SQL_TRIALS[] =
+    "SELECT t.trial, t.job, t.point, j.state, e.kl, e.xent, e.elbo, e.active_units, "
+    "  e.epoch IS NOT NULL, "
+    "  (SELECT max(json_extract(result, '$.bound')) FROM evaluations v "
+    "   WHERE v.job = t.job AND v.state = 'completed') "
+    "FROM sweep_trials t JOIN jobs j ON j.id = t.job "
+    "LEFT JOIN epochs e ON e.job = t.job AND e.split = 'test' AND e.epoch = "
+    "  (SELECT max(epoch) FROM epochs WHERE job = t.job AND split = 'test') "
+    "WHERE t.sweep = ?1 ORDER BY t.trial";
+static const char SQL_IDS[] = "SELECT id FROM sweeps ORDER BY id";
+static const char SQL_OF_JOB[] =
+    "SELECT s.id, s.concurrency FROM sweep_trials t JOIN sweeps s ON s.id = t.sweep "
+    "WHERE t.job = ?1";
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return xstrdup(t ? (const char *)t : "");
+}
+
+void store_sweep_clear(store_sweep *s)
+{
+    if (!s)
+        return;
+    free(s->name);
+    free(s->spec);
+    for (size_t i = 0; i < s->n; i++)
+        free(s->trials[i].point);
+    free(s->trials);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- the insert ----------------------------------------------------------------- */
+
+typedef struct ins_arg {
+    const store_sweep_new *sw;
+    int64_t *job_ids;
+} ins_arg;
+
+/* Step s to its end; SQLITE_DONE or the failing code; *row = the first column of a row. */
+static int run1(sqlite3_stmt *s, int64_t *row)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (row)
+            *row = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
+static int do_insert(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, char *msg,
+                     size_t msgsz)
+{
+    (void)vrc, (void)msg, (void)msgsz;
+    ins_arg *a = arg;
+    const store_sweep_new *sw = a->sw;
+    sqlite3_stmt *st[4] = {NULL};
+    const char *sql[4] = {SQL_SWEEP_INSERT, STORE_SQL_JOB_INSERT, STORE_SQL_EVENT_INSERT,
+                          SQL_TRIAL_INSERT};
+    int rc = SQLITE_OK;
+    for (int i = 0; i < 4 && rc == SQLITE_OK; i++)
+        rc = sqlite3_prepare_v2(db, sql[i], -1, &st[i], NULL);
+    if (rc != SQLITE_OK)
+        goto done;
+    double now = store_now();
+    sqlite3_bind_text(st[0], 1, sw->name ? sw->name : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st[0], 2, sw->spec, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st[0], 3, sw->concurrency);
+    sqlite3_bind_double(st[0], 4, now);
+    if ((rc = run1(st[0], NULL)) != SQLITE_DONE)
+        goto done;
+    int64_t sid = sqlite3_last_insert_rowid(db);
+    for (size_t i = 0; i < sw->n; i++) {
+        const store_sweep_trial_new *t = &sw->trials[i];
+        sqlite3_bind_text(st[1], 1, t->name ? t->name : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st[1], 2, t->spec, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st[1], 3, "queued", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st[1], 4, t->priority);
+        sqlite3_bind_double(st[1], 5, now);
+        sqlite3_bind_null(st[1], 6);
+        sqlite3_bind_null(st[1], 7);
+        if ((rc = run1(st[1], NULL)) != SQLITE_DONE)
+            goto done;
+        int64_t job = sqlite3_last_insert_rowid(db);
+        sqlite3_bind_int64(st[2], 1, job);
+        sqlite3_bind_double(st[2], 2, now);
+        sqlite3_bind_int64(st[2], 3, 0);
+        sqlite3_bind_text(st[2], 4, t->schedule, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st[2], 5, "submit", -1, SQLITE_STATIC);
+        if ((rc = run1(st[2], NULL)) != SQLITE_DONE)
+            goto done;
+        sqlite3_bind_int64(st[3], 1, sid);
+        sqlite3_bind_int64(st[3], 2, (int64_t)i);
+        sqlite3_bind_int64(st[3], 3, job);
+        sqlite3_bind_text(st[3], 4, t->point, -1, SQLITE_STATIC);
+        if ((rc = run1(st[3], NULL)) != SQLITE_DONE)
+            goto done;
+        a->job_ids[i] = job;
+    }
+    *out_id = sid;
+done:
+    for (int i = 0; i < 4; i++)
+        sqlite3_finalize(st[i]);
+    return rc == SQLITE_OK ? SQLITE_DONE : rc;
+}
+
+static int valid_json(const char *text, const char *field, vaed_err *err)
+{
+    json_t *j = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    json_decref(j);
+    return j ? 0 : vaed_err_set(err, VAED_EINVAL, field, "not valid JSON");
+}
+
+int store_sweep_insert(store *st, const store_sweep_new *sw, int64_t *id, int64_t *job_ids,
+                       vaed_err *err)
+{
+    int rc = valid_json(sw->spec, "spec", err);
+    for (size_t i = 0; !rc && i < sw->n; i++)
+        if (!(rc = valid_json(sw->trials[i].spec, "spec", err)) &&
+            !(rc = valid_json(sw->trials[i].schedule, "schedule", err)))
+            rc = valid_json(sw->trials[i].point, "point", err);
+    if (rc)
+        return rc;
+    if (sw->concurrency < 1)
+        return vaed_err_set(err, VAED_EINVAL, "concurrency", "at least 1");
+    ins_arg a = {sw, job_ids};
+    return store_writer_call(st, do_insert, &a, id, err);
+}
+
+/* ---- reads ---------------------------------------------------------------------- */
+
+static int ropen(store *st, sqlite3 **db, vaed_err *err)
+{
+    int rc = store_conn_open(db, st->path, st->opts.busy_timeout_ms, 0, err);
+    if (!rc && sqlite3_exec(*db, "PRAGMA query_only = ON", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = store_dberr(err, *db, "read connection");
+        sqlite3_close(*db);
+        *db = NULL;
+    }
+    return rc;
+}
+
+static int read_trials(sqlite3 *db, store_sweep *s, vaed_err *err)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db, SQL_TRIALS, -1, &q, NULL) != SQLITE_OK)
+        return store_dberr(err, db, "reading sweep trials");
+    sqlite3_bind_int64(q, 1, s->id);
+    size_t cap = 0;
+    int sr;
+    while ((sr = sqlite3_step(q)) == SQLITE_ROW) {
+        if (s->n == cap) {
+            /* one row per trial, bounded by max_trials: the abort-on-failure policy */
+            cap = cap ? cap * 2 : 16;
+            store_sweep_trial *p = realloc(s->trials, cap * sizeof *p);
+            if (!p)
+                abort();
+            s->trials = p;
+        }
+        store_sweep_trial *t = &s->trials[s->n++];
+        memset(t, 0, sizeof *t);
+        t->trial = sqlite3_column_int64(q, 0);
+        t->job = sqlite3_column_int64(q, 1);
+        t->point = col_dup(q, 2);
+        const unsigned char *stt = sqlite3_column_text(q, 3);
+        snprintf(t->state, sizeof t->state, "%s", stt ? (const char *)stt : "");
+        t->has_epoch = sqlite3_column_int(q, 8);
+        t->kl = sqlite3_column_double(q, 4);
+        t->xent = sqlite3_column_double(q, 5);
+        t->elbo = sqlite3_column_double(q, 6);
+        t->active_units = sqlite3_column_int(q, 7);
+        t->has_bound = sqlite3_column_type(q, 9) != SQLITE_NULL;
+        t->bound = sqlite3_column_double(q, 9);
+    }
+    int rc = sr == SQLITE_DONE ? 0 : store_dberr(err, db, "reading sweep trials");
+    sqlite3_finalize(q);
+    return rc;
+}
+
+int store_sweep_get(store *st, int64_t id, int trials, store_sweep *s, vaed_err *err)
+{
+    memset(s, 0, sizeof *s);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int rc = ropen(st, &db, err);
+    if (rc)
+        return rc;
+    /* one snapshot for the sweep and its trials */
+    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    if (sqlite3_prepare_v2(db, SQL_GET, -1, &q, NULL) != SQLITE_OK) {
+        rc = store_dberr(err, db, "reading a sweep");
+        goto done;
+    }
+    sqlite3_bind_int64(q, 1, id);
+    int sr = sqlite3_step(q);
+    if (sr == SQLITE_ROW) {
+        s->id = sqlite3_column_int64(q, 0);
+        s->name = col_dup(q, 1);
+        s->spec = col_dup(q, 2);
+        s->concurrency = sqlite3_column_int(q, 3);
+        s->created_at = sqlite3_column_double(q, 4);
+    } else if (sr == SQLITE_DONE) {
+        rc = vaed_err_set(err, VAED_ENOTFOUND, "", "sweep %" PRId64 " not found", id);
+    } else {
+        rc = store_dberr(err, db, "reading a sweep");
+    }
+    sqlite3_finalize(q);
+    if (!rc && trials)
+        rc = read_trials(db, s, err);
+done:
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(db);
+    if (rc)
+        store_sweep_clear(s);
+    return rc;
+}
+
+int store_sweeps_ids(store *st, int64_t **ids, size_t *n, vaed_err *err)
+{
+    *ids = NULL;
+    *n = 0;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int rc = ropen(st, &db, err);
+    if (rc)
+        return rc;
+    if (sqlite3_prepare_v2(db, SQL_IDS, -1, &q, NULL) != SQLITE_OK) {
+        rc = store_dberr(err, db, "listing sweeps");
+        sqlite3_close(db);
+        return rc;
+    }
+    size_t cap = 0;
+    int sr;
+    while ((sr = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *p = realloc(*ids, cap * sizeof *p);
+            if (!p)
+                abort();
+            *ids = p;
+        }
+        (*ids)[(*n)++] = sqlite3_column_int64(q, 0);
+    }
+    if (sr != SQLITE_DONE) {
+        rc = store_dberr(err, db, "listing sweeps");
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return rc;
+}
+
+int store_sweep_of_job(store *st, int64_t job, int64_t *sweep, int *concurrency,
+                       vaed_err *err)
+{
+    *sweep = 0;
+    *concurrency = 0;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int rc = ropen(st, &db, err);
+    if (rc)
+        return rc;
+    if (sqlite3_prepare_v2(db, SQL_OF_JOB, -1, &q, NULL) != SQLITE_OK) {
+        rc = store_dberr(err, db, "reading a job's sweep");
+    } else {
+        sqlite3_bind_int64(q, 1, job);
+        int sr = sqlite3_step(q);
+        if (sr == SQLITE_ROW) {
+            *sweep = sqlite3_column_int64(q, 0);
+            *concurrency = sqlite3_column_int(q, 1);
+        } else if (sr != SQLITE_DONE) {
+            rc = store_dberr(err, db, "reading a job's sweep");
+        }
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return rc;
+}

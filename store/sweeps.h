@@ -1,0 +1,70 @@
+/* sweeps.h — a sweep's rows: the request (sweeps) and, per trial, the job that runs it
+ * and its point in the search space (sweep_trials). The trials' jobs are ordinary rows
+ * of jobs, each with its "submit" schedule event; store_sweep_insert writes the sweep,
+ * every trial's job, event and trial row in ONE writer transaction, so a crash leaves
+ * either the whole sweep queued or none of it. */
+#ifndef VAED_STORE_SWEEPS_H
+#define VAED_STORE_SWEEPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+typedef struct store_sweep_trial_new {
+    const char *name;           /* the job's name */
+    const char *spec;           /* the job's full spec, JSON text */
+    int priority;
+    const char *schedule;       /* its starting schedule, JSON text (the submit event) */
+    const char *point;          /* the trial's point, a JSON object text */
+} store_sweep_trial_new;
+
+typedef struct store_sweep_new {
+    const char *name;
+    const char *spec;           /* the sweep request, JSON text */
+    int concurrency;            /* >= 1 */
+    size_t n;                   /* trials, numbered 0..n-1 */
+    const store_sweep_trial_new *trials;
+} store_sweep_new;
+
+/* Insert the sweep and its n trials' jobs (queued, in trial order at the back of the
+ * queue) in one transaction. OUT *id, job_ids[i] (n entries) the job of trial i.
+ * VAED_EINVAL for a text that is not valid JSON, VAED_EDB when the store fails. */
+int store_sweep_insert(store *st, const store_sweep_new *sw, int64_t *id, int64_t *job_ids,
+                       vaed_err *err);
+
+/* One trial as the sweep's table shows it: its job's state and, once there, the job's
+ * last test-epoch figures and the best completed evaluation's bound. */
+typedef struct store_sweep_trial {
+    int64_t trial, job;
+    char *point;                /* JSON object text, owned */
+    char state[16];
+    int has_epoch;              /* 0: no test epoch row yet */
+    double kl, xent, elbo;
+    int active_units;
+    int has_bound;
+    double bound;
+} store_sweep_trial;
+
+typedef struct store_sweep {
+    int64_t id;
+    char *name, *spec;          /* owned */
+    int concurrency;
+    double created_at;
+    size_t n;
+    store_sweep_trial *trials;  /* n, by trial; owned */
+} store_sweep;
+
+void store_sweep_clear(store_sweep *s);
+
+/* OUT *s: the sweep and its trials (trials: 0 = leave them out). VAED_ENOTFOUND. */
+int store_sweep_get(store *st, int64_t id, int trials, store_sweep *s, vaed_err *err);
+
+/* OUT *ids, *n: every sweep's id, ascending (free()). */
+int store_sweeps_ids(store *st, int64_t **ids, size_t *n, vaed_err *err);
+
+/* The sweep a job is a trial of: OUT *sweep (0 when none) and its *concurrency. */
+int store_sweep_of_job(store *st, int64_t job, int64_t *sweep, int *concurrency,
+                       vaed_err *err);
+
+#endif
