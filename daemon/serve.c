@@ -38,7 +38,7 @@ typedef struct flag {
 enum { F_LISTEN, F_DB, F_WORKERS, F_THREADS, F_TOKEN, F_TOKEN_READS, F_DATA_DIR, F_MAXMEM,
        F_MAXQ, F_CORS, F_HTTP_THREADS, F_ACCESS_LOG, F_PORT_FILE, F_WAIT, F_MAXCONN,
        F_PERIP, F_UPLOAD_DIR, F_MAX_UPLOAD, F_MAX_STREAMS, F_MODEL_CACHE, F_ALLOW_HOST,
-       F_TOKEN_FILE, F_HEADER_TIMEOUT, F_N };
+       F_TOKEN_FILE, F_HEADER_TIMEOUT, F_MAX_BODY, F_N };
 
 static flag flags[F_N] = {
     [F_LISTEN] = {"--listen", "VAED_LISTEN", "HOST:PORT", "address to serve on (port 0: any free port)", "127.0.0.1:8080"},
@@ -63,6 +63,7 @@ static flag flags[F_N] = {
     [F_UPLOAD_DIR] = {"--upload-dir", "VAED_UPLOAD_DIR", "DIR", "where uploaded datasets are kept (default: <db>.datasets beside the database)", ""},
     [F_MODEL_CACHE] = {"--model-cache", "VAED_MODEL_CACHE", "N", "models kept loaded for the serving routes (encode, decode, ...)", "4"},
     [F_ALLOW_HOST] = {"--allow-host", "VAED_ALLOW_HOST", "NAME", "another Host name to answer to (repeatable; NAME:PORT for one port; the variable: comma-separated)", ""},
+    [F_MAX_BODY] = {"--max-body", "VAED_MAX_BODY", "MIB", "refuse request bodies (but dataset uploads) larger than this (413); the serving routes' batches need the room: 1,000 rows of 784 floats are about 3 MiB as .npy, 18 MiB as JSON", "1"},
     [F_MAX_UPLOAD] = {"--max-upload", "VAED_MAX_UPLOAD", "MIB", "refuse dataset uploads larger than this (413)", "256"},
 };
 
@@ -243,10 +244,12 @@ int cmd_serve(int argc, char **argv)
          max_upload = num_flag(F_MAX_UPLOAD, 1, 1L << 24),
          max_streams = num_flag(F_MAX_STREAMS, 0, 100000),
          model_cache = num_flag(F_MODEL_CACHE, 1, 1000),
-         header_timeout = num_flag(F_HEADER_TIMEOUT, 0, 3600);
+         header_timeout = num_flag(F_HEADER_TIMEOUT, 0, 3600),
+         max_body = num_flag(F_MAX_BODY, 1, 1024);
     if (workers < 0 || threads < 0 || maxmem < 0 || maxq < 0 || http_threads < 0 ||
         token_reads < 0 || access_log < 0 || wait_s < 0 || max_conn < 0 || per_ip < 0 ||
-        max_upload < 0 || max_streams < 0 || model_cache < 0 || header_timeout < 0)
+        max_upload < 0 || max_streams < 0 || model_cache < 0 || header_timeout < 0 ||
+        max_body < 0)
         return 2;
     const char *token = flags[F_TOKEN].value;
     if (flags[F_TOKEN_FILE].value[0]) {
@@ -344,6 +347,7 @@ int cmd_serve(int argc, char **argv)
     cfg.spool_routes = api_datasets_spool_routes;
     cfg.spool_dir = api_datasets_upload_dir(datasets);
     cfg.max_spool = (uint64_t)max_upload << 20;
+    cfg.max_body = (size_t)max_body << 20;
     cfg.cors_origins = cors = split_list(flags[F_CORS].value, &cors_buf);
     /* Host, Origin and Content-Type are checked: what a web page in the user's browser
      * could send (DNS rebinding, a text/plain POST) is refused (api/http_guard.c). */

@@ -9,7 +9,7 @@
 . tests/e2e/daemon_lib.sh
 e2e_init
 PY=/usr/bin/python3 # Debian's, which has python3-numpy (scripts/deps.sh)
-start_daemon
+start_daemon --max-body 4
 FM=${VAED_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 
 train() { # name, extra: a finished tiny job, its id in $JOB, its files in $T/$name.*
@@ -63,6 +63,17 @@ for kind in bern gauss; do
     api POST "/v1/jobs/$JOB/sample" '{"n": 500, "seed": 1, "temperature": 0.5}'
     check "$kind sample: the same seed gives the same reply" [ "$BODY" = "$(cat "$D/sample.json")" ]
 done
+
+# a 1,000-row batch (3 MiB as .npy) fits under --max-body 4; 5 MiB does not (413)
+$PY -c 'import numpy as np; np.save("'"$T"'/k.npy", np.random.default_rng(1).random((1000, 784), dtype=np.float32))'
+$PY -c 'import numpy as np; np.save("'"$T"'/big.npy", np.zeros((1700, 784), dtype=np.float32))'
+code=$(curl -sS -o "$T/k.out" -w '%{http_code}' -H 'Content-Type: application/x-npy' -H 'Accept: application/x-npy' \
+    --data-binary "@$T/k.npy" "$URL/v1/jobs/$JOB/encode")
+check "a 1,000-row .npy encode under --max-body 4: 200, 1,000 rows back" \
+    sh -c "[ $code = 200 ] && $PY -c 'import numpy as np, sys; sys.exit(0 if np.load(\"$T/k.out\").shape[0] == 1000 else 1)'"
+code=$(curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Type: application/x-npy' \
+    --data-binary "@$T/big.npy" "$URL/v1/jobs/$JOB/encode")
+check "a body over --max-body is 413 ($code)" [ "$code" = 413 ]
 
 # bad requests: 4xx naming the field
 api POST "/v1/jobs/$JOB/encode" '{"rows": [[0.5, 0.5]]}'
