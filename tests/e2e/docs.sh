@@ -17,6 +17,13 @@ for f in README.md docs/*.md; do
         ok
     done
 done
+# a body sent with curl's -d goes as a form, which the daemon refuses (415): every curl
+# line of the docs that sends a body says it is JSON (--json, or a Content-Type on that
+# line or the one before)
+bad=$(awk 'FNR == 1 { prev = "" }
+           /(^|[ \t])-d[ \t]/ && $0 !~ /Content-Type/ && prev !~ /Content-Type/ { print FILENAME ":" FNR ": " $0 }
+           { prev = $0 }' README.md docs/*.md)
+check "every curl body in the docs is sent as JSON${bad:+: $bad}" [ -z "$bad" ]
 for t in $(grep -o '`[a-z_0-9]*\.sh`' docs/guarantees.md | tr -d '`' | sort -u); do
     [ -f "tests/e2e/$t" ] || fail "docs/guarantees.md names $t, not in tests/e2e/"
     ok
