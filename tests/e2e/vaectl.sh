@@ -152,7 +152,7 @@ check "finished: the server's 409 message ($ERR)" [ "$ERR" = "vaectl: job $S is 
 # checked against NumPy in serving.sh); vaectl's part is the body it builds.
 jq -cn '[range(3) as $i | [range(784) as $j | (($i * 784 + $j) % 11) / 10]]' >"$T/rows.json"
 direct() { # ROUTE BODY: the reply of a direct POST, into $T/direct.json
-    curl -sS -H "Authorization: Bearer s3cret" --data-binary "$2" "$URL/v1/jobs/$S/$1" >"$T/direct.json"
+    curl -sS -H "Authorization: Bearer s3cret" -H "Content-Type: application/json" --data-binary "$2" "$URL/v1/jobs/$S/$1" >"$T/direct.json"
 }
 same_as_direct() { # WHAT
     if [ "$RC" = 0 ] && [ "$OUT" = "$(cat "$T/direct.json")" ]; then ok; else
