@@ -1,6 +1,6 @@
 /* test_alloc_fail.c — allocation-failure injection (jansson's test_chaos, STYLE.md) over
- * the store's paths that must never corrupt state: schema migration of a fresh and of
- * every older database, and a checkpoint save (the engine's blob, then the store's
+ * the store's paths that must never corrupt state: schema migration of a fresh database,
+ * of a v1 one (every step) and of the newest step, and a checkpoint save (the engine's blob, then the store's
  * transaction). The job paths (a trainer built, a job submitted, a worker starting a
  * job) are in test_alloc_fail_jobs.c. The method, the injector and the shared fixtures
  * are in test_alloc_fail_util.h; both programs are linked with the allocators wrapped
@@ -186,8 +186,13 @@ int main(void)
     int rc = test_alloc_fail_begin();
     if (rc)
         return rc;
-    for (int v = 0; v < STORE_SCHEMA_VERSION && want("migration"); v++)
-        test_migration(v);
+    /* A fresh database, the whole chain from v1 (every migration step's code runs in
+     * it) and the newest step alone. The starting points in between ran only a tail of
+     * the v1 chain's code again, at about a minute each under ASan. */
+    const int starts[] = {0, 1, STORE_SCHEMA_VERSION - 1};
+    for (size_t i = 0; i < sizeof starts / sizeof *starts && want("migration"); i++)
+        if (i == 0 || starts[i] > starts[i - 1])
+            test_migration(starts[i]);
     if (want("checkpoint"))
         test_checkpoint();
     return test_alloc_fail_end("test_alloc_fail");
