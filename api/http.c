@@ -637,7 +637,7 @@ int api_server_start(const api_config *cfg, const api_route *routes, size_t nrou
         goto fail;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = info ? info->port : 0;
+    __atomic_store_n(&srv->port, info ? info->port : 0u, __ATOMIC_RELEASE);
     if (pthread_create(&srv->ticker, NULL, http_ticker_main, srv) != 0) {
         MHD_stop_daemon(srv->d);
         rc = vaed_err_set(err, VAED_EIO, "listen", "%s: cannot start the keepalive thread",
@@ -652,7 +652,10 @@ fail:
     return rc;
 }
 
-unsigned api_server_port(const api_server *srv) { return srv->port; }
+unsigned api_server_port(const api_server *srv)
+{
+    return __atomic_load_n(&srv->port, __ATOMIC_ACQUIRE);
+}
 
 void api_server_stop(api_server *srv)
 {

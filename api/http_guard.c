@@ -246,7 +246,7 @@ static int host_ok(const api_server *srv, const char *host)
         if (!strcasecmp(a, host) || !strcasecmp(a, name))
             return 1;
     }
-    if (port >= 0 && port != (long)srv->port)
+    if (port >= 0 && port != (long)api_server_port(srv))
         return 0;
     if (!strcasecmp(name, "localhost") || is_ip_literal(name))
         return 1;

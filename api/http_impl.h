@@ -64,7 +64,9 @@ struct api_server {
     api_config cfg;
     size_t toklen;
     struct MHD_Daemon *d;
-    unsigned port;
+    unsigned port;              /* known once MHD has bound, after its threads started:
+                                   written and read with __atomic (a request can arrive
+                                   in between) */
     route *routes;
     size_t nroutes;
 
