@@ -548,8 +548,10 @@
     canvas.setAttribute('data-cells', String(params.length));
   }
 
-  /* Latent traversals and an interpolation strip of the checkpoint's decoder (POST
-   * /v1/jobs/{id}/decode and sample), for square images. */
+  /* Latent traversals and an interpolation strip of the newest checkpoint's decoder
+   * (POST /v1/jobs/{id}/decode and sample), for square images. "final", not the step: a
+   * running job's retention may have replaced that checkpoint by the time a request
+   * names it (a 404 the browser would log). */
   function refreshLatent(step) {
     var id = st.sel, sp = st.job.spec, L = 0;
     (Array.isArray(sp.model.latent) ? sp.model.latent : [sp.model.latent])
@@ -561,17 +563,17 @@
         z[j] = -3 + 6 * t / (STEPS - 1);
         zs.push(z);
       }
-    api('POST', '/v1/jobs/' + id + '/decode', { z: zs, checkpoint: step }).then(function (r) {
+    api('POST', '/v1/jobs/' + id + '/decode', { z: zs, checkpoint: 'final' }).then(function (r) {
       if (id !== st.sel) return;
       var side = Math.round(Math.sqrt(r.params[0].length));
       if (side * side !== r.params[0].length) return;
       drawGrid($('traversal'), r.params, L, STEPS, side);
-      return api('POST', '/v1/jobs/' + id + '/sample', { n: 2, seed: step % 1000, checkpoint: step })
+      return api('POST', '/v1/jobs/' + id + '/sample', { n: 2, seed: step % 1000, checkpoint: 'final' })
         .then(function (s) {
           var a = s.z[0], b = s.z[1], line = [];
           for (var t = 0; t < 12; t++)
             line.push(a.map(function (v, k) { return v + (b[k] - v) * t / 11; }));
-          return api('POST', '/v1/jobs/' + id + '/decode', { z: line, checkpoint: step });
+          return api('POST', '/v1/jobs/' + id + '/decode', { z: line, checkpoint: 'final' });
         }).then(function (d) {
           if (id !== st.sel) return;
           drawGrid($('interp'), d.params, 1, 12, side);
