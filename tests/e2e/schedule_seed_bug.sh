@@ -66,8 +66,13 @@ check "history: submit at 0, override at $E" jqt --argjson e "$E" '
 # resumes from a checkpoint (taken before or after its override: both must come out the
 # same); K2 takes no checkpoint at all, so it restarts from step 0 and must re-apply its
 # recorded override at its step.
+# These jobs run 64 epochs, not 16: on a fast host a 16-epoch job finished (and took its
+# final checkpoint) between the PUTs and the kill, and the run tested nothing.
 stop_daemon
 start_daemon --threads 1 --workers 2
+EPOCHS=64
+TOTAL=$((EPOCHS * SPE))
+SPEC=$(small_spec seedbug $EPOCHS)
 submit "$SPEC"; K1=$JOB
 submit "$(printf '%s' "$SPEC" | jq -c '.checkpoint = {every_steps: 0, every_seconds: 0, at_epoch_end: false}')"
 K2=$JOB
