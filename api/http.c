@@ -446,14 +446,23 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(req);
 }
 
+/* MHD's own messages: on stderr with the access log; while the server starts, the first
+ * one is also kept (it is all MHD says of a certificate it refuses). */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    api_server *srv = cls;
     char buf[512];
     vsnprintf(buf, sizeof buf, fmt, ap);
     size_t n = strlen(buf);
     while (n && buf[n - 1] == '\n')
         buf[--n] = '\0';
-    fprintf(stderr, "vaed http: %s\n", buf);
+    int no = 0;
+    if (!__atomic_load_n(&srv->started, __ATOMIC_ACQUIRE) &&
+        __atomic_compare_exchange_n(&srv->start_error_taken, &no, 1, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+        snprintf(srv->start_error, sizeof srv->start_error, "%s", buf);
+    if (srv->cfg.access_log)
+        fprintf(stderr, "vaed http: %s\n", buf);
 }
 
 /* ---------------------------------------------------------------- server */
@@ -613,11 +622,28 @@ int api_server_start(const api_config *cfg, const api_route *routes, size_t nrou
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) ? MHD_USE_EPOLL : MHD_USE_POLL;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    if (cfg->access_log)
-        flags |= MHD_USE_ERROR_LOG;
+    flags |= MHD_USE_ERROR_LOG; /* mhd_log prints only with the access log */
+    int tls = cfg->tls_cert || cfg->tls_key;
+    if (tls && (!cfg->tls_cert || !cfg->tls_key)) {
+        rc = vaed_err_set(err, VAED_EINVAL, "tls", "a certificate needs its key, and a key its certificate");
+        goto fail;
+    }
+    if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        rc = vaed_err_set(err, VAED_EINVAL, "tls", "this libmicrohttpd was built without TLS");
+        goto fail;
+    }
+    /* The TLS options, or none: MHD_OPTION_ARRAY takes a list that may be empty. */
+    struct MHD_OptionItem tls_opts[] = {
+        {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)cfg->tls_cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->tls_key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (tls)
+        flags |= MHD_USE_TLS;
     srv->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, /* MHD wants it first */
+        MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn, srv,
@@ -632,6 +658,12 @@ int api_server_start(const api_config *cfg, const api_route *routes, size_t nrou
          * (tolerating them is how request smuggling through a proxy starts). */
         MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
         MHD_OPTION_END);
+    __atomic_store_n(&srv->started, 1, __ATOMIC_RELEASE);
+    /* read only when the start failed: MHD's threads are gone then */
+    if (!srv->d && tls && srv->start_error[0]) {
+        rc = vaed_err_set(err, VAED_EINVAL, "tls", "%s", srv->start_error);
+        goto fail;
+    }
     if (!srv->d) {
         rc = explain_bind_failure(cfg->listen, &ss, sslen, err);
         goto fail;

@@ -93,6 +93,10 @@ typedef struct api_config {
     const char *const *allow_hosts; /* more Host names to answer to ("name" on any port,
                                     "name:port" exactly), NULL-terminated; NULL = none.
                                     Borrowed like token. */
+    const char *tls_cert;        /* PEM certificate (chain), the text itself; with tls_key
+                                    the server speaks only HTTPS (GnuTLS through
+                                    libmicrohttpd). NULL = plain HTTP. Borrowed. */
+    const char *tls_key;         /* PEM private key of tls_cert. Borrowed; never logged. */
 } api_config;
 
 /* Spooled bodies (uploads). A route listed in api_config.spool_routes receives its body

@@ -69,6 +69,9 @@ struct api_server {
                                    in between) */
     route *routes;
     size_t nroutes;
+    int started;                /* MHD_start_daemon has returned (__atomic) */
+    int start_error_taken;      /* start_error is written once (__atomic claim) */
+    char start_error[256];      /* MHD's first message while starting */
 
     pthread_mutex_t smu; /* streams, stopping, ticker flag */
     pthread_cond_t tcond;

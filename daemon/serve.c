@@ -38,7 +38,7 @@ typedef struct flag {
 enum { F_LISTEN, F_DB, F_WORKERS, F_THREADS, F_TOKEN, F_TOKEN_READS, F_DATA_DIR, F_MAXMEM,
        F_MAXQ, F_CORS, F_HTTP_THREADS, F_ACCESS_LOG, F_PORT_FILE, F_WAIT, F_MAXCONN,
        F_PERIP, F_UPLOAD_DIR, F_MAX_UPLOAD, F_MAX_STREAMS, F_MODEL_CACHE, F_ALLOW_HOST,
-       F_TOKEN_FILE, F_HEADER_TIMEOUT, F_MAX_BODY, F_N };
+       F_TOKEN_FILE, F_HEADER_TIMEOUT, F_MAX_BODY, F_TLS_CERT, F_TLS_KEY, F_N };
 
 static flag flags[F_N] = {
     [F_LISTEN] = {"--listen", "VAED_LISTEN", "HOST:PORT", "address to serve on (port 0: any free port)", "127.0.0.1:8080"},
@@ -64,6 +64,8 @@ static flag flags[F_N] = {
     [F_MODEL_CACHE] = {"--model-cache", "VAED_MODEL_CACHE", "N", "models kept loaded for the serving routes (encode, decode, ...)", "4"},
     [F_ALLOW_HOST] = {"--allow-host", "VAED_ALLOW_HOST", "NAME", "another Host name to answer to (repeatable; NAME:PORT for one port; the variable: comma-separated)", ""},
     [F_MAX_BODY] = {"--max-body", "VAED_MAX_BODY", "MIB", "refuse request bodies (but dataset uploads) larger than this (413); the serving routes' batches need the room: 1,000 rows of 784 floats are about 3 MiB as .npy, 18 MiB as JSON", "1"},
+    [F_TLS_CERT] = {"--tls-cert", "VAED_TLS_CERT", "FILE", "serve HTTPS only, with this PEM certificate (chain); needs --tls-key", ""},
+    [F_TLS_KEY] = {"--tls-key", "VAED_TLS_KEY", "FILE", "the certificate's PEM private key (mode 0600: refused if group or others may read it)", ""},
     [F_MAX_UPLOAD] = {"--max-upload", "VAED_MAX_UPLOAD", "MIB", "refuse dataset uploads larger than this (413)", "256"},
 };
 
@@ -185,6 +187,44 @@ static int read_token_file(const char *path)
     return 0;
 }
 
+/* A whole PEM file of FLAG's into *out (NUL-terminated, the caller frees it; 1 MiB at
+ * most). which: F_TLS_CERT or F_TLS_KEY; secret: the file must be a regular file neither group nor others may read, as
+ * for --token-file. Returns 0, or 2 after saying what is wrong. */
+static int read_pem_file(int which, int secret, char **out)
+{
+    const char *name = flags[which].name, *path = flags[which].value;
+    FILE *f = fopen(path, "rb");
+    struct stat sb;
+    *out = NULL;
+    if (!f || fstat(fileno(f), &sb) != 0) {
+        fprintf(stderr, "vaed serve: %s %s: %s\n", name, path, strerror(errno));
+        if (f)
+            fclose(f);
+        return 2;
+    }
+    const char *bad = !S_ISREG(sb.st_mode)            ? "not a regular file"
+                      : secret && (sb.st_mode & 077)  ? "group or others may read it (chmod 600)"
+                      : sb.st_size > (1 << 20)        ? "over 1 MiB"
+                      : NULL;
+    if (bad) {
+        fprintf(stderr, "vaed serve: %s %s: %s\n", name, path, bad);
+        fclose(f);
+        return 2;
+    }
+    char *buf = xmalloc((size_t)sb.st_size + 1);
+    size_t n = fread(buf, 1, (size_t)sb.st_size, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (!strstr(buf, "-----BEGIN ")) {
+        fprintf(stderr, "vaed serve: %s %s: not a PEM file (no -----BEGIN line)\n", name, path);
+        explicit_bzero(buf, n);
+        free(buf);
+        return 2;
+    }
+    *out = buf;
+    return 0;
+}
+
 /* A comma-separated flag value as a NULL-terminated list (NULL when empty). OUT *buf:
  * the copy the list points into; the caller frees both. */
 static const char **split_list(const char *value, char **buf)
@@ -263,6 +303,18 @@ int cmd_serve(int argc, char **argv)
     } else if (token_on_cmdline && token[0]) {
         fprintf(stderr, "vaed serve: warning: --token on the command line is visible to every "
                         "user of this machine (ps); use --token-file or VAED_TOKEN\n");
+    }
+
+    char *tls_cert = NULL, *tls_key = NULL;
+    if (!flags[F_TLS_CERT].value[0] != !flags[F_TLS_KEY].value[0]) {
+        fprintf(stderr, "vaed serve: --tls-cert and --tls-key go together\n");
+        return 2;
+    }
+    if (flags[F_TLS_CERT].value[0] &&
+        ((rc = read_pem_file(F_TLS_CERT, 0, &tls_cert)) ||
+         (rc = read_pem_file(F_TLS_KEY, 1, &tls_key)))) {
+        free(tls_cert);
+        return rc;
     }
 
     if (pipe(sig_pipe) != 0) {
@@ -353,6 +405,8 @@ int cmd_serve(int argc, char **argv)
      * could send (DNS rebinding, a text/plain POST) is refused (api/http_guard.c). */
     cfg.browser_checks = 1;
     cfg.allow_hosts = hosts = split_list(flags[F_ALLOW_HOST].value, &hosts_buf);
+    cfg.tls_cert = tls_cert;
+    cfg.tls_key = tls_key;
     size_t nroutes;
     const api_route *routes = api_routes(&nroutes);
     /* The HTTP threads are created from this one and inherit its policy: SCHED_BATCH
@@ -369,9 +423,9 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
     unsigned port = api_server_port(srv);
-    log_msg(LOG_INFO, "vaed %s serving on port %u (listen %s), database %s, %ld worker(s), %s%s",
-            VAED_VERSION, port, flags[F_LISTEN].value, flags[F_DB].value, workers, blas,
-            cfg.token ? ", token required" : "");
+    log_msg(LOG_INFO, "vaed %s serving %s on port %u (listen %s), database %s, %ld worker(s), %s%s",
+            VAED_VERSION, tls_cert ? "HTTPS" : "HTTP", port, flags[F_LISTEN].value,
+            flags[F_DB].value, workers, blas, cfg.token ? ", token required" : "");
     if (flags[F_PORT_FILE].value[0]) {
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s.tmp", flags[F_PORT_FILE].value);
@@ -413,6 +467,10 @@ done:
     free(allow_hosts_joined);
     allow_hosts_joined = NULL;
     explicit_bzero(token_buf, sizeof token_buf);
+    free(tls_cert);
+    if (tls_key)
+        explicit_bzero(tls_key, strlen(tls_key));
+    free(tls_key);
     if (rc == 0)
         log_msg(LOG_INFO, "stopped cleanly");
     return rc;

@@ -6,6 +6,7 @@
 #                  answered nor closed within 5 s), RHEAD (the header lines, CR removed)
 #                  and RBODY (the body as received, up to the first 64 KiB)
 #   rhdr NAME      the value of header NAME in RHEAD (case-insensitive), "" when absent
+#   no_start WHAT WORDS FLAGS...  `vaed serve FLAGS` must exit non-zero, saying WORDS
 . tests/e2e/daemon_lib.sh
 
 S_RAW="${T:-/tmp}/s_raw.py"
@@ -57,4 +58,21 @@ raw_req() {
 
 rhdr() {
     printf '%s\n' "$RHEAD" | sed -n "s/^$1: *//Ip" | head -n 1
+}
+
+no_start() { # what, expected words in the message, flags...
+    n_what=$1; n_words=$2; shift 2
+    "$VAED" serve --listen 127.0.0.1:0 --db "$T/x.db" --access-log 0 "$@" >"$T/ns.out" 2>&1 &
+    n_pid=$!
+    n_i=0
+    while kill -0 $n_pid 2>/dev/null && [ $n_i -lt 100 ]; do sleep 0.05; n_i=$((n_i + 1)); done
+    if kill -0 $n_pid 2>/dev/null; then
+        kill -KILL $n_pid; wait $n_pid
+        fail "$n_what: the daemon started; it should have refused"
+        return
+    fi
+    wait $n_pid
+    n_rc=$?
+    if [ $n_rc -ne 0 ] && grep -q -- "$n_words" "$T/ns.out"; then ok; else
+        fail "$n_what: want a non-zero exit and '$n_words' on stderr, got $n_rc: $(cat "$T/ns.out")"; fi
 }

@@ -3,7 +3,7 @@
 # reads the token from the file's first line and refuses a file that group or others
 # may read (or an empty one, or a missing one), naming the flag; VAED_TOKEN keeps
 # working without a warning.
-. tests/e2e/daemon_lib.sh
+. tests/e2e/security_lib.sh
 e2e_init
 SPEC=$(tiny_spec sec 1)
 needs_token() { # what, token
@@ -13,22 +13,6 @@ needs_token() { # what, token
     check "$1: with the token: 201 (got $STATUS: $BODY)" [ "$STATUS" = 201 ]
     api POST /v1/jobs "$SPEC" -H "Authorization: Bearer ${2}x"
     check "$1: a longer token: 401 (got $STATUS)" [ "$STATUS" = 401 ]
-}
-no_start() { # what, expected words in the message, flags...
-    n_what=$1; n_words=$2; shift 2
-    "$VAED" serve --listen 127.0.0.1:0 --db "$T/x.db" --access-log 0 "$@" >"$T/ns.out" 2>&1 &
-    n_pid=$!
-    n_i=0
-    while kill -0 $n_pid 2>/dev/null && [ $n_i -lt 100 ]; do sleep 0.05; n_i=$((n_i + 1)); done
-    if kill -0 $n_pid 2>/dev/null; then
-        kill -KILL $n_pid; wait $n_pid
-        fail "$n_what: the daemon started; it should have refused"
-        return
-    fi
-    wait $n_pid
-    n_rc=$?
-    if [ $n_rc -ne 0 ] && grep -q -- "$n_words" "$T/ns.out"; then ok; else
-        fail "$n_what: want a non-zero exit and '$n_words' on stderr, got $n_rc: $(cat "$T/ns.out")"; fi
 }
 
 # ---- --token: works, warns ---------------------------------------------------------------
