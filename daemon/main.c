@@ -5,6 +5,7 @@
 
 #include "daemon/cmd.h"
 #include "daemon/version.h"
+#include "vae/train.h"
 
 static int usage(FILE *f)
 {
@@ -34,7 +35,10 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "serve"))
         return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(argv[1], "--version")) {
-        printf("vaed %s\n", VAED_VERSION);
+        char blas[256];
+        vae_blas_init();
+        vae_blas_info(blas, sizeof blas);
+        printf("vaed %s\n%s\n", VAED_VERSION, blas); /* scripts/host-info reads the core */
         return 0;
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))
