@@ -42,6 +42,7 @@
 EMBED(vaed_web_index, "web/index.html");
 EMBED(vaed_web_app, "web/app.js");
 EMBED(vaed_web_style, "web/style.css");
+EMBED(vaed_web_sweeps, "web/sweeps.js");
 
 typedef struct asset {
     const char *name, *type;
@@ -52,6 +53,7 @@ static const asset assets[] = {
     {"index.html", "text/html; charset=utf-8", vaed_web_index_start, vaed_web_index_end},
     {"app.js", "text/javascript; charset=utf-8", vaed_web_app_start, vaed_web_app_end},
     {"style.css", "text/css; charset=utf-8", vaed_web_style_start, vaed_web_style_end},
+    {"sweeps.js", "text/javascript; charset=utf-8", vaed_web_sweeps_start, vaed_web_sweeps_end},
 };
 
 static void reply_asset(api_req *req, const asset *a)
