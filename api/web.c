@@ -296,7 +296,8 @@ static void job_images(api_req *req, int samples)
         rc = vaed_err_set(&err, VAED_EINVAL, "dataset", "dataset: not images (IDX 3-D data)");
         goto fail;
     }
-    rc = store_checkpoint_get(cx->st, id, step, NULL, &blob, &blen, &err);
+    store_ckpt meta;
+    rc = store_checkpoint_get(cx->st, id, step, &meta, &blob, &blen, &err);
     if (rc) {
         if (rc == VAED_ENOTFOUND)
             vaed_err_set(&err, rc, NULL, step < 0 ? "job %lld has no checkpoint yet"
@@ -336,6 +337,9 @@ static void job_images(api_req *req, int samples)
     }
     api_set_header(req, "Cache-Control", "no-cache");
     api_set_header(req, "X-Vaed-Rows", test ? "test" : "train");
+    char stepbuf[24];
+    snprintf(stepbuf, sizeof stepbuf, "%lld", (long long)meta.step);
+    api_set_header(req, "X-Vaed-Step", stepbuf);
     api_reply_text(req, 200, "image/png", (const char *)png, plen);
     goto done;
 fail:

@@ -510,16 +510,19 @@
     if (step === st.imgStep) return;
     st.imgStep = step;
     ['reconstructions', 'samples'].forEach(function (name) {
-      /* fetched, not <img src>, so the token goes along when reads need it */
-      api('GET', '/v1/jobs/' + id + '/images/' + name + '.png?step=' + step, undefined, true)
-        .then(function (r) { return r.blob(); })
+      /* fetched, not <img src>, so the token goes along when reads need it; the newest
+       * checkpoint, not ?step=: retention may have replaced that one by the time the
+       * request names it (a 404 the browser would log). X-Vaed-Step says which it was. */
+      var at = step;
+      api('GET', '/v1/jobs/' + id + '/images/' + name + '.png', undefined, true)
+        .then(function (r) { at = +(r.headers.get('X-Vaed-Step') || step); return r.blob(); })
         .then(function (b) {
           if (id !== st.sel) return;
           var img = $(name === 'samples' ? 'img-samples' : 'img-recon');
           if (img.src) URL.revokeObjectURL(img.src);
           img.src = URL.createObjectURL(b);
           $('images').hidden = false;
-          $('img-step').textContent = 'checkpoint at step ' + step;
+          $('img-step').textContent = 'checkpoint at step ' + at;
         }).catch(fail);
     });
     refreshLatent(step);

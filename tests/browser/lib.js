@@ -13,6 +13,8 @@ const path = require('path');
 const { chromium } = require('playwright-core');
 
 let failures = 0;
+// tests/e2e/lib.sh's factor for sanitizer builds: timeouts only, never what passes
+const SLOW = +process.env.SLOW || 1;
 function check(ok, what) {
   if (ok) console.log('ok   ' + what);
   else { failures++; console.log('FAIL ' + what); }
@@ -34,7 +36,7 @@ async function run(name, opts, body) {
       if (m.type() === 'error') errors.push('console: ' + m.text() + ' @ ' + (m.location().url || ''));
     });
     page.on('pageerror', (e) => errors.push('exception: ' + e.message));
-    page.setDefaultTimeout(30000);
+    page.setDefaultTimeout(30000 * SLOW);
     await body(page);
   } catch (e) {
     check(false, 'the browser test could not go on: ' + (e && e.stack || e));
@@ -48,4 +50,4 @@ async function run(name, opts, body) {
   process.exit(failures ? 1 : 0);
 }
 
-module.exports = { check, run };
+module.exports = { check, run, SLOW };

@@ -16,7 +16,7 @@
  *   - clicking a row opens that trial's job;
  *   - the running sweep's table fills in: a trial that finishes shows completed. */
 'use strict';
-const { check, run } = require('./lib.js');
+const { check, run, SLOW } = require('./lib.js');
 
 const URL = process.env.VAED_URL;
 const SWEEP = +process.env.SWEEP;
@@ -109,7 +109,7 @@ run('sweeps browser test', { viewport: { width: 1500, height: 1600 } }, async (p
   const before = await page.evaluate(() => window.vaed.sweep.data.counts.completed || 0);
   await page.waitForFunction((b) => (window.vaed.sweep.data.counts.completed || 0) > b &&
                                     [...document.querySelectorAll('#sweep-table tbody td')].some((td) => td.textContent === 'completed'),
-                             before, { timeout: 90000 }).catch(() => {});
+                             before, { timeout: 90000 * SLOW }).catch(() => {});
   const after = await page.evaluate(() => window.vaed.sweep.data.counts.completed || 0);
   check(after > before, `the running sweep's page fills in: ${before} completed, then ${after}`);
 });

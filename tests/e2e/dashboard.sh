@@ -29,6 +29,14 @@ done
 check "the short job's eval block evaluated its two checkpoints" \
     [ "$(jqb '[.evaluations[] | select(.state == "completed")] | length')" -ge 2 ]
 
+# The image routes name the checkpoint they drew (X-Vaed-Step): the newest by default,
+# the one ?step= asks for otherwise (the dashboard labels its grids with it)
+api GET "/v1/jobs/$DONE/checkpoints"
+NEWEST=$(jqb '[.checkpoints[].step] | max'); OLDEST=$(jqb '[.checkpoints[].step] | min')
+img_step() { curl -sS -m 60 -D - -o /dev/null "$URL/v1/jobs/$DONE/images/$1" | tr -d '\r' | sed -n 's/^[Xx]-[Vv]aed-[Ss]tep: //p'; }
+check "reconstructions.png: X-Vaed-Step is the newest checkpoint ($NEWEST)" [ "$(img_step reconstructions.png)" = "$NEWEST" ]
+check "samples.png?step=$OLDEST: X-Vaed-Step is $OLDEST" [ "$(img_step "samples.png?step=$OLDEST")" = "$OLDEST" ]
+
 # A long job that trains through the whole browser test (cancelled at the end);
 # periodic checkpoints only, so the image grids have one to use within 2 s.
 api POST /v1/jobs '{"name": "long", "dataset": {"name": "fashion-mnist", "limit": 20000},

@@ -15,13 +15,15 @@ api POST /v1/sweeps "$(jq -cn --argjson b "$BASE" '{name: "page", base: $b,
 expect_status 201
 SW=$(jqb .id)
 i=0
-while [ $i -lt 1200 ]; do
+while [ $i -lt $((1200 * SLOW)) ]; do
     api GET "/v1/sweeps/$SW"
     [ "$(jqb '.counts.completed // 0')" = 6 ] && break
     i=$((i + 1)); sleep 0.1
 done
 check "sweep $SW: its 6 trials complete" [ "$(jqb '.counts.completed // 0')" = 6 ]
-api POST /v1/sweeps "$(jq -cn --argjson b "$(tiny_spec live 40)" '{name: "live", base: $b,
+# (40 epochs a trial, fewer under a sanitizer: long enough to outlive the page's opening,
+# short enough that one finishes while it watches)
+api POST /v1/sweeps "$(jq -cn --argjson b "$(tiny_spec live $((40 / SLOW + 4)))" '{name: "live", base: $b,
     space: {"train.seed": [1, 2]}, concurrency: 1}')"
 expect_status 201
 LIVE=$(jqb .id)

@@ -12,6 +12,12 @@ VAED=${VAED:-./vaed}
 case "$VAED" in /*) ;; *) VAED="$(pwd)/$VAED" ;; esac
 E2E_PASS=0
 E2E_FAIL=0
+# SLOW: how much longer than a plain build things take under a sanitizer (TSan runs the
+# daemon several times slower on 2 cores). Waits and the browser tests' timeouts are
+# multiplied by it: a limit is only how long a failure takes to be called, never part of
+# what passes.
+case "${SANITIZER:-}" in *thread*) SLOW=6 ;; *address*) SLOW=3 ;; *) SLOW=1 ;; esac
+export SLOW
 
 e2e_init() {
     T=$(mktemp -d "${TMPDIR:-/tmp}/vaed-e2e.XXXXXX")
@@ -89,7 +95,7 @@ jqb() { printf '%s' "$BODY" | jq -r "$@"; }
 
 # wait_state ID STATE [SECONDS]: poll until the job is in STATE
 wait_state() {
-    id=$1; want=$2; limit=${3:-120}
+    id=$1; want=$2; limit=$((${3:-120} * SLOW))
     start=$(date +%s)
     while :; do
         api GET "/v1/jobs/$id"
@@ -103,7 +109,7 @@ wait_state() {
 
 # wait_step ID N: poll until the job has done at least N steps
 wait_step() {
-    id=$1; n=$2; limit=${3:-120}
+    id=$1; n=$2; limit=$((${3:-120} * SLOW))
     start=$(date +%s)
     while :; do
         api GET "/v1/jobs/$id"
