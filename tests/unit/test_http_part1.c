@@ -170,13 +170,13 @@ static void test_errors(void)
         CHECK(rc == VAED_EINVAL && !b, "listen '%s': rc %d (%s)", bad[i], rc, err.msg);
     }
     base_config(&cfg);
-    api_route badr[] = {{"GET", "v1/x", get_text}, {"GET", "/v1/{id:q}", get_text},
-                        {"GET", "/v1/{}", get_text}, {"GET", "/v1/x{y}", get_text}};
+    api_route badr[] = {{"GET", "v1/x", get_text, API_SCOPE_READ}, {"GET", "/v1/{id:q}", get_text, API_SCOPE_READ},
+                        {"GET", "/v1/{}", get_text, API_SCOPE_READ}, {"GET", "/v1/x{y}", get_text, API_SCOPE_READ}};
     for (size_t i = 0; i < sizeof badr / sizeof *badr; i++) {
         rc = api_server_start(&cfg, &badr[i], 1, &b, &err);
         CHECK(rc == VAED_EINVAL && !b, "pattern '%s': rc %d", badr[i].pattern, rc);
     }
-    api_route dup[] = {{"GET", "/a", get_text}, {"GET", "/a", get_text}};
+    api_route dup[] = {{"GET", "/a", get_text, API_SCOPE_READ}, {"GET", "/a", get_text, API_SCOPE_READ}};
     rc = api_server_start(&cfg, dup, 2, &b, &err);
     CHECK(rc == VAED_EINVAL && !b, "duplicate route: rc %d", rc);
 }
