@@ -47,7 +47,7 @@ int api_tokens_parse(const char *text, size_t len, const char *what, api_tokens 
 {
     memset(out, 0, sizeof *out);
     if (memchr(text, '\0', len))
-        return vaed_err_set(err, VAED_EINVAL, "tokens", "%s: holds a NUL byte", what);
+        return vaed_err_set(err, VAED_EINVAL, "", "%s: holds a NUL byte", what);
     api_tokens r = {0};
     r.buflen = len + 1;
     r.buf = xmalloc(r.buflen);
@@ -86,36 +86,36 @@ int api_tokens_parse(const char *text, size_t len, const char *what, api_tokens 
         if (nf == 0)
             continue;
         if (nf != 3) {
-            rc = vaed_err_set(err, VAED_EINVAL, "tokens",
+            rc = vaed_err_set(err, VAED_EINVAL, "",
                               "%s, line %d: want NAME SCOPE SECRET, found %s field%s", what, line,
                               nf > 3 ? "more than 3" : nf == 2 ? "2" : "1", nf == 1 ? "" : "s");
             break;
         }
         int scope = api_scope_parse(f[1]);
         if (!name_ok(f[0]))
-            rc = vaed_err_set(err, VAED_EINVAL, "tokens",
+            rc = vaed_err_set(err, VAED_EINVAL, "",
                               "%s, line %d: the name (first field) must be 1 to %d of "
                               "A-Z a-z 0-9 . _ @ -", what, line, NAME_MAX_LEN);
         else if (!scope)
-            rc = vaed_err_set(err, VAED_EINVAL, "tokens",
+            rc = vaed_err_set(err, VAED_EINVAL, "",
                               "%s, line %d: the scope (second field) must be read, control or "
                               "admin", what, line);
         else if (!secret_ok(f[2]))
-            rc = vaed_err_set(err, VAED_EINVAL, "tokens",
+            rc = vaed_err_set(err, VAED_EINVAL, "",
                               "%s, line %d: the secret (third field) must be %d to %d printable "
                               "ASCII characters without spaces", what, line, SECRET_MIN,
                               SECRET_MAX);
         for (size_t k = 0; rc == 0 && k < r.n; k++) {
             if (!strcmp(r.t[k].name, f[0]))
-                rc = vaed_err_set(err, VAED_EINVAL, "tokens",
+                rc = vaed_err_set(err, VAED_EINVAL, "",
                                   "%s, line %d: the same name as line %d", what, line, lineno[k]);
             else if (!strcmp(r.t[k].secret, f[2]))
-                rc = vaed_err_set(err, VAED_EINVAL, "tokens",
+                rc = vaed_err_set(err, VAED_EINVAL, "",
                                   "%s, line %d: the same secret as line %d (each token needs its "
                                   "own)", what, line, lineno[k]);
         }
         if (rc == 0 && r.n == API_TOKENS_MAX)
-            rc = vaed_err_set(err, VAED_EINVAL, "tokens", "%s, line %d: more than %d tokens",
+            rc = vaed_err_set(err, VAED_EINVAL, "", "%s, line %d: more than %d tokens",
                               what, line, API_TOKENS_MAX);
         if (rc)
             break;
@@ -124,7 +124,7 @@ int api_tokens_parse(const char *text, size_t len, const char *what, api_tokens 
     }
     free(lineno);
     if (rc == 0 && r.n == 0)
-        rc = vaed_err_set(err, VAED_EINVAL, "tokens", "%s: no tokens (lines NAME SCOPE SECRET)",
+        rc = vaed_err_set(err, VAED_EINVAL, "", "%s: no tokens (lines NAME SCOPE SECRET)",
                           what);
     if (rc) {
         api_tokens_free(&r);
@@ -145,7 +145,7 @@ int api_tokens_load(const char *path, api_tokens *out, vaed_err *err)
         int e = errno;
         if (f)
             fclose(f);
-        return vaed_err_set(err, VAED_EIO, "tokens", "%s: %s", what, strerror(e));
+        return vaed_err_set(err, VAED_EIO, "", "%s: %s", what, strerror(e));
     }
     const char *bad = !S_ISREG(sb.st_mode) ? "not a regular file"
                       : (sb.st_mode & 077) ? "group or others may read it (chmod 600)"
@@ -155,13 +155,13 @@ int api_tokens_load(const char *path, api_tokens *out, vaed_err *err)
         fclose(f);
         return vaed_err_set(err, sb.st_size > FILE_MAX && S_ISREG(sb.st_mode) && !(sb.st_mode & 077)
                                      ? VAED_EINVAL : VAED_EPERM,
-                            "tokens", "%s: %s", what, bad);
+                            "", "%s: %s", what, bad);
     }
     char *buf = xmalloc((size_t)sb.st_size + 1);
     size_t n = fread(buf, 1, (size_t)sb.st_size, f);
     int rerr = ferror(f);
     fclose(f);
-    int rc = rerr ? vaed_err_set(err, VAED_EIO, "tokens", "%s: read error", what)
+    int rc = rerr ? vaed_err_set(err, VAED_EIO, "", "%s: read error", what)
                   : api_tokens_parse(buf, n, what, out, err);
     explicit_bzero(buf, (size_t)sb.st_size + 1);
     free(buf);
