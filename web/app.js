@@ -27,6 +27,7 @@
     previewSeq: 0,
     token: sessionStorage.getItem('vaed_token') || '',
     readsNeedToken: false,
+    who: null,          /* GET /v1/whoami: the token's name and scope */
     jobs: [],
     cmpSel: {},
     sel: null,          /* selected job id */
@@ -51,12 +52,13 @@
 
   /* A request; resolves to the parsed JSON (or text), rejects with the server's error
    * message. A 401 asks for the token once (sessionStorage keeps it for the tab) and
-   * retries; mutating requests always carry it, reads once the server asked. */
+   * retries. Every request carries the token once there is one: the server names its
+   * holder and scope only when it sees it (GET /v1/whoami). */
   function api(method, path, body, raw) {
     var sent = st.token;
     var h = {};
     if (body !== undefined) h['Content-Type'] = 'application/json';
-    if (st.token && (method !== 'GET' || st.readsNeedToken)) h.Authorization = 'Bearer ' + st.token;
+    if (st.token) h.Authorization = 'Bearer ' + st.token;
     return fetch(path, { method: method, headers: h,
                          body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) })
       .then(function (r) {
@@ -79,6 +81,34 @@
         });
       });
   }
+  /* ---- who: the token's scope shows only what it may do ------------------------------ */
+
+  var RANK = { read: 1, control: 2, admin: 3 };
+
+  /* Ask the daemon who this token is, then hide every element whose data-scope the
+   * token does not reach (read < control < admin): a read token sees the curves, not the
+   * buttons that would answer 403. Without tokens configured everything shows. */
+  function refreshWho() {
+    return api('GET', '/v1/whoami').then(function (w) {
+      st.who = w;
+      if (w.reads_need_token) st.readsNeedToken = true;
+      var held = RANK[w.scope] || 0;
+      document.querySelectorAll('[data-scope]').forEach(function (e) {
+        e.hidden = (RANK[e.getAttribute('data-scope')] || 4) > held;
+      });
+      $('whoami').textContent = !w.tokens ? '' : w.name ? 'token ' + w.name + ' (' + w.scope + ')' : 'no token: read only';
+      $('token-btn').hidden = !w.tokens || held >= RANK.admin;
+    });
+  }
+
+  function askToken() {
+    var t = window.prompt('Access token for this vaed server:');
+    if (!t) return;
+    st.token = t.trim();
+    sessionStorage.setItem('vaed_token', st.token);
+    refreshWho().catch(fail);
+  }
+
   function errMsg(b, r) {
     return b && b.error ? b.error.message : 'HTTP ' + r.status;
   }
@@ -731,6 +761,8 @@
 
   function init() {
     $('spec').value = JSON.stringify(EXAMPLE, null, 2);
+    $('token-btn').addEventListener('click', askToken);
+    refreshWho().catch(fail);
     $('submit').addEventListener('click', function () {
       var text = $('spec').value;
       api('POST', '/v1/jobs', text).then(function (j) {
