@@ -583,6 +583,8 @@
    * running job's retention may have replaced that checkpoint by the time a request
    * names it (a 404 the browser would log). */
   function refreshLatent(step) {
+    /* decode and sample are POSTs: with tokens configured they need one (any scope) */
+    if (!st.who || !st.who.scope) return;
     var id = st.sel, sp = st.job.spec, L = 0;
     (Array.isArray(sp.model.latent) ? sp.model.latent : [sp.model.latent])
       .forEach(function (g) { L += g; });
@@ -687,7 +689,10 @@
     var s;
     try { s = formSchedule(); } catch (e) { out.textContent = e.message; st.preview = null; return; }
     out.textContent = 'PUT body: ' + JSON.stringify(s);
-    if (!j || !j.progress || TERMINAL[j.state]) { st.preview = null; redrawSoon(); return; }
+    /* the preview is a POST: with tokens configured it needs one (any scope) */
+    if (!j || !j.progress || TERMINAL[j.state] || !st.who || !st.who.scope) {
+      st.preview = null; redrawSoon(); return;
+    }
     var asked = ++st.previewSeq;
     api('POST', '/v1/schedules/preview', { schedule: s, job: j.id }).then(function (r) {
       if (asked !== st.previewSeq) return;  /* a newer form state was asked for meanwhile */
@@ -762,7 +767,7 @@
   function init() {
     $('spec').value = JSON.stringify(EXAMPLE, null, 2);
     $('token-btn').addEventListener('click', askToken);
-    refreshWho().catch(fail);
+    var whoDone = refreshWho().catch(fail);
     $('submit').addEventListener('click', function () {
       var text = $('spec').value;
       api('POST', '/v1/jobs', text).then(function (j) {
@@ -817,7 +822,8 @@
       });
     }).catch(fail);
     var m = /[#&]job=(\d+)/.exec(location.hash);
-    refreshJobs().then(function () {
+    /* who first: what the page shows and asks for depends on the token's scope */
+    whoDone.then(function () { return refreshJobs(); }).then(function () {
       if (m) select(+m[1]);
       else if (st.jobs.length) select(st.jobs[0].id);
     }).catch(fail).finally(function () { setTimeout(poll, 1000); });

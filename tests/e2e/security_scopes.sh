@@ -80,6 +80,19 @@ as $C PUT "/v1/jobs/$JOB/schedule" '{"kind": "constant", "value": 0.5}'
 check "control token changes the schedule: 200 (got $STATUS: $BODY)" [ "$STATUS" = 200 ]
 as $C POST "/v1/jobs/$JOB/resume"
 check "control token resumes: 200 (got $STATUS: $BODY)" [ "$STATUS" = 200 ]
+
+# the dashboard in Chromium: what each token sees (tests/browser/scopes.test.js)
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$CHROMIUM" ] || ! command -v node >/dev/null 2>&1; then
+    fail "$CHROMIUM or node not found (scripts/deps.sh installs them)"
+elif [ ! -d tests/browser/node_modules/playwright-core ]; then
+    fail "tests/browser/node_modules/playwright-core missing (tests/e2e/dashboard.sh installs it; run it first)"
+elif VAED_URL="$URL" JOB_RUNNING="$JOB" TOKEN_READ=$R TOKEN_CONTROL=$C TOKEN_ADMIN=$A \
+    CHROMIUM="$CHROMIUM" node tests/browser/scopes.test.js; then
+    ok
+else
+    fail "the dashboard with scoped tokens (browser output above)"
+fi
 as $C POST /v1/jobs "$SPEC"
 scope403 "control token submits" admin control
 as $C POST /v1/datasets '{}'
@@ -93,11 +106,11 @@ check "admin token pauses: 200 (got $STATUS: $BODY)" [ "$STATUS" = 200 ]
 as $A GET /v1/audit
 check "admin token reads the audit trail: 200 (got $STATUS)" [ "$STATUS" = 200 ]
 for who in "" "Bearer nobody-knows-this-secret" "Bearer $R$R" "Basic $A"; do
-    api POST "/v1/jobs/$JOB/cancel" -H "Authorization: $who"
+    api POST "/v1/jobs/$JOB/cancel" "" -H "Authorization: $who"
     check "cancel with Authorization '$(printf '%s' "$who" | cut -c 1-12)...': 401 (got $STATUS)" [ "$STATUS" = 401 ]
     check "  unauthorized, not insufficient_scope: $BODY" jqt '.error.code == "unauthorized"'
 done
-api GET /v1/jobs -H "Authorization: Bearer nobody-knows-this-secret"
+api GET /v1/jobs "" -H "Authorization: Bearer nobody-knows-this-secret"
 check "an unknown token on a free read: still 200 (got $STATUS)" [ "$STATUS" = 200 ]
 api GET /v1/audit
 check "the audit trail without a token: 401 even with free reads (got $STATUS)" [ "$STATUS" = 401 ]
