@@ -27,7 +27,6 @@
     previewSeq: 0,
     token: sessionStorage.getItem('vaed_token') || '',
     readsNeedToken: false,
-    who: null,          /* GET /v1/whoami: the token's name and scope */
     jobs: [],
     cmpSel: {},
     sel: null,          /* selected job id */
@@ -52,8 +51,7 @@
 
   /* A request; resolves to the parsed JSON (or text), rejects with the server's error
    * message. A 401 asks for the token once (sessionStorage keeps it for the tab) and
-   * retries. Every request carries the token once there is one: the server names its
-   * holder and scope only when it sees it (GET /v1/whoami). */
+   * retries; every request carries it (GET /v1/whoami names its holder from it). */
   function api(method, path, body, raw) {
     var sent = st.token;
     var h = {};
@@ -81,34 +79,6 @@
         });
       });
   }
-  /* ---- who: the token's scope shows only what it may do ------------------------------ */
-
-  var RANK = { read: 1, control: 2, admin: 3 };
-
-  /* Ask the daemon who this token is, then hide every element whose data-scope the
-   * token does not reach (read < control < admin): a read token sees the curves, not the
-   * buttons that would answer 403. Without tokens configured everything shows. */
-  function refreshWho() {
-    return api('GET', '/v1/whoami').then(function (w) {
-      st.who = w;
-      if (w.reads_need_token) st.readsNeedToken = true;
-      var held = RANK[w.scope] || 0;
-      document.querySelectorAll('[data-scope]').forEach(function (e) {
-        e.hidden = (RANK[e.getAttribute('data-scope')] || 4) > held;
-      });
-      $('whoami').textContent = !w.tokens ? '' : w.name ? 'token ' + w.name + ' (' + w.scope + ')' : 'no token: read only';
-      $('token-btn').hidden = !w.tokens || held >= RANK.admin;
-    });
-  }
-
-  function askToken() {
-    var t = window.prompt('Access token for this vaed server:');
-    if (!t) return;
-    st.token = t.trim();
-    sessionStorage.setItem('vaed_token', st.token);
-    refreshWho().catch(fail);
-  }
-
   function errMsg(b, r) {
     return b && b.error ? b.error.message : 'HTTP ' + r.status;
   }
@@ -583,8 +553,7 @@
    * running job's retention may have replaced that checkpoint by the time a request
    * names it (a 404 the browser would log). */
   function refreshLatent(step) {
-    /* decode and sample are POSTs: with tokens configured they need one (any scope) */
-    if (!st.who || !st.who.scope) return;
+    if (!vaedAccess.can('read')) return;  /* POSTs: they need a token (web/access.js) */
     var id = st.sel, sp = st.job.spec, L = 0;
     (Array.isArray(sp.model.latent) ? sp.model.latent : [sp.model.latent])
       .forEach(function (g) { L += g; });
@@ -689,10 +658,7 @@
     var s;
     try { s = formSchedule(); } catch (e) { out.textContent = e.message; st.preview = null; return; }
     out.textContent = 'PUT body: ' + JSON.stringify(s);
-    /* the preview is a POST: with tokens configured it needs one (any scope) */
-    if (!j || !j.progress || TERMINAL[j.state] || !st.who || !st.who.scope) {
-      st.preview = null; redrawSoon(); return;
-    }
+    if (!j || !j.progress || TERMINAL[j.state] || !vaedAccess.can('read')) { st.preview = null; redrawSoon(); return; }
     var asked = ++st.previewSeq;
     api('POST', '/v1/schedules/preview', { schedule: s, job: j.id }).then(function (r) {
       if (asked !== st.previewSeq) return;  /* a newer form state was asked for meanwhile */
@@ -766,8 +732,7 @@
 
   function init() {
     $('spec').value = JSON.stringify(EXAMPLE, null, 2);
-    $('token-btn').addEventListener('click', askToken);
-    var whoDone = refreshWho().catch(fail);
+    var whoDone = api('GET', '/v1/whoami').then(vaedAccess.apply).catch(fail);  /* first: it decides what shows */
     $('submit').addEventListener('click', function () {
       var text = $('spec').value;
       api('POST', '/v1/jobs', text).then(function (j) {
@@ -822,8 +787,7 @@
       });
     }).catch(fail);
     var m = /[#&]job=(\d+)/.exec(location.hash);
-    /* who first: what the page shows and asks for depends on the token's scope */
-    whoDone.then(function () { return refreshJobs(); }).then(function () {
+    whoDone.then(refreshJobs).then(function () {
       if (m) select(+m[1]);
       else if (st.jobs.length) select(st.jobs[0].id);
     }).catch(fail).finally(function () { setTimeout(poll, 1000); });

@@ -124,7 +124,8 @@ check "admin token cancels: 200 (got $STATUS: $BODY)" [ "$STATUS" = 200 ]
 # ---- the dashboard reads whoami and hides what the token may not do ------------------------
 api GET /web/app.js
 check "the dashboard's script asks /v1/whoami" sh -c 'printf "%s" "$1" | grep -q "/v1/whoami"' _ "$BODY"
-check "  and hides by data-scope" sh -c 'printf "%s" "$1" | grep -q "data-scope"' _ "$BODY"
+api GET /web/access.js
+check "  and web/access.js hides by data-scope" sh -c 'printf "%s" "$1" | grep -q "data-scope"' _ "$BODY"
 api GET /
 for s in control admin; do
     check "the page marks its $s controls (data-scope=\"$s\")" sh -c \
