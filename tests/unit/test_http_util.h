@@ -410,7 +410,7 @@ static void *producer(void *arg)
 
 static const api_route routes[] = {
     {"GET", "/v1/things/{id}", get_thing, API_SCOPE_READ},
-    {"DELETE", "/v1/things/{id}", delete_thing, API_SCOPE_ADMIN},
+    {"DELETE", "/v1/things/{id}", delete_thing, API_SCOPE_CONTROL},
     {"POST", "/v1/things", post_thing, API_SCOPE_ADMIN},
     {"GET", "/v1/steps/{step:u}/{name:s}", get_step, API_SCOPE_READ},
     {"GET", "/v1/noreply", no_reply, API_SCOPE_READ},
