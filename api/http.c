@@ -177,6 +177,15 @@ static int answer_early(api_req *req, const char *url)
     }
     if (http_auth_check(req)) /* 401, 403: tokens and scopes */
         return 1;
+    /* a token holder: any known token (http_auth_check identified it) */
+    if (http_guard_reserved(req->conn) && strcmp(req->path, "/healthz") && req->tok < 0) {
+        api_reply_error(req, 503, "busy", NULL,
+                        "every connection slot is taken (%u); the reserve past them is kept "
+                        "for GET /healthz and token holders", srv->cfg.conn_limit);
+        api_set_header(req, "Retry-After", "5");
+        api_set_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
+        return 1;
+    }
     if (req->route < 0 && !allow[0]) {
         api_reply_error(req, 404, "not_found", NULL, "no such resource: %s", req->path);
         return 1;
@@ -437,6 +446,7 @@ void api_config_default(api_config *cfg)
     cfg->threads = 4;
     cfg->conn_limit = 256;
     cfg->per_ip_limit = 64;
+    cfg->reserve_slots = 16;
     cfg->timeout_s = 30;
     cfg->conn_memory = 64 * 1024;
     cfg->max_body = 1024 * 1024;
@@ -617,7 +627,7 @@ int api_server_start(const api_config *cfg, const api_route *routes, size_t nrou
         MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, srv,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->conn_memory,
-        MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit,
+        MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit + cfg->reserve_slots,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_ip_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,

@@ -97,6 +97,11 @@ typedef struct api_config {
     unsigned threads;            /* MHD pool threads */
     unsigned conn_limit;         /* simultaneous connections, all clients */
     unsigned per_ip_limit;       /* simultaneous connections from one address; 0 = none */
+    unsigned reserve_slots;      /* connections accepted past conn_limit, kept for
+                                    GET /healthz and token holders: a request on one of
+                                    them that is neither is 503 busy (and the connection
+                                    closed), so clients that hold every ordinary slot
+                                    do not lock the operator out. 0 = none */
     unsigned timeout_s;          /* idle connection timeout, seconds; 0 = never */
     unsigned head_timeout_s;     /* the whole request head (line and headers, or the wait
                                     for the next request on a kept-alive connection) must

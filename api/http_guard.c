@@ -22,6 +22,9 @@
  *   slots     a connection whose request head takes over head_timeout_s is shut down
  *             by the ticker's sweep (shutdown(2) on its socket: MHD then reads EOF and
  *             closes it itself; the fd stays MHD's, so it cannot be reused under us).
+ *             MHD accepts reserve_slots connections past conn_limit; one accepted past
+ *             it (counted here, at MHD's connection notice) is marked reserved, and
+ *             http.c answers a request on it only for /healthz or a token holder.
  *   replies   X-Content-Type-Options: nosniff on every reply; HTML also gets a
  *             Content-Security-Policy (no inline script, no framing) and
  *             Referrer-Policy: no-referrer. */
@@ -57,6 +60,7 @@ typedef struct conn_state {
     struct timespec head_t0; /* when the current head began */
     int in_head;             /* a head is being read (or awaited on keep-alive) */
     int shut;                /* the sweep shut it down */
+    int reserved;            /* accepted past cfg.conn_limit: in the reserve */
     struct conn_state *prev, *next;
 } conn_state;
 
@@ -73,6 +77,7 @@ void http_notify_conn(void *cls, struct MHD_Connection *c, void **socket_ctx,
         clock_gettime(CLOCK_MONOTONIC, &cs->head_t0);
         cs->in_head = 1;
         pthread_mutex_lock(&srv->cmu);
+        cs->reserved = ++srv->nconns > srv->cfg.conn_limit;
         cs->next = srv->conns;
         if (cs->next)
             cs->next->prev = cs;
@@ -82,6 +87,7 @@ void http_notify_conn(void *cls, struct MHD_Connection *c, void **socket_ctx,
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_ctx) {
         conn_state *cs = *socket_ctx;
         pthread_mutex_lock(&srv->cmu);
+        srv->nconns--;
         if (cs->prev)
             cs->prev->next = cs->next;
         else
@@ -125,6 +131,17 @@ void http_guard_head_done(struct MHD_Connection *c, int done)
     if (!done)
         clock_gettime(CLOCK_MONOTONIC, &cs->head_t0);
     pthread_mutex_unlock(&cs->srv->cmu);
+}
+
+int http_guard_reserved(struct MHD_Connection *c)
+{
+    conn_state *cs = conn_of(c);
+    if (!cs)
+        return 0;
+    pthread_mutex_lock(&cs->srv->cmu);
+    int r = cs->reserved;
+    pthread_mutex_unlock(&cs->srv->cmu);
+    return r;
 }
 
 void http_guard_sweep(api_server *srv)

@@ -89,6 +89,7 @@ struct api_server {
 
     pthread_mutex_t cmu;       /* conns (http_guard.c); taken after smu, never before */
     struct conn_state *conns;  /* every open connection, for the head deadline */
+    unsigned nconns;           /* how many (under cmu): past cfg.conn_limit, reserved */
 };
 
 struct api_req {
@@ -167,6 +168,8 @@ void http_guard_reply(api_req *req);
  * request on it completed and the next head may begin; the ticker's sweep shuts down
  * the connections whose head has taken over cfg.head_timeout_s. */
 void http_guard_head_done(struct MHD_Connection *c, int done);
+/* 1 if C was accepted past cfg.conn_limit (into the reserve; see api_config) */
+int http_guard_reserved(struct MHD_Connection *c);
 void http_guard_sweep(api_server *srv);
 const char *http_cors_match(const api_server *srv, const char *origin);
 

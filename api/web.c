@@ -43,6 +43,7 @@ EMBED(vaed_web_index, "web/index.html");
 EMBED(vaed_web_app, "web/app.js");
 EMBED(vaed_web_access, "web/access.js");
 EMBED(vaed_web_style, "web/style.css");
+EMBED(vaed_web_sweeps, "web/sweeps.js");
 
 typedef struct asset {
     const char *name, *type;
@@ -54,6 +55,7 @@ static const asset assets[] = {
     {"app.js", "text/javascript; charset=utf-8", vaed_web_app_start, vaed_web_app_end},
     {"access.js", "text/javascript; charset=utf-8", vaed_web_access_start, vaed_web_access_end},
     {"style.css", "text/css; charset=utf-8", vaed_web_style_start, vaed_web_style_end},
+    {"sweeps.js", "text/javascript; charset=utf-8", vaed_web_sweeps_start, vaed_web_sweeps_end},
 };
 
 static void reply_asset(api_req *req, const asset *a)

@@ -10,6 +10,7 @@ int cmd_train(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench_sgemm(int argc, char **argv);
+int cmd_bench_fma(int argc, char **argv);
 
 /* Read a whole file into a NUL-terminated malloc'd buffer. OUT: *len (without the
  * NUL). Returns NULL with err naming the file on failure. */

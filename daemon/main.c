@@ -30,6 +30,8 @@ int main(int argc, char **argv)
         return cmd_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench-sgemm"))
         return cmd_bench_sgemm(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench-fma"))
+        return cmd_bench_fma(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval"))
         return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "serve"))

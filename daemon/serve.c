@@ -40,8 +40,8 @@ typedef struct flag {
 enum { F_LISTEN, F_DB, F_WORKERS, F_THREADS, F_TOKEN, F_TOKEN_READS, F_DATA_DIR, F_MAXMEM,
        F_MAXQ, F_CORS, F_HTTP_THREADS, F_ACCESS_LOG, F_PORT_FILE, F_WAIT, F_MAXCONN,
        F_PERIP, F_UPLOAD_DIR, F_MAX_UPLOAD, F_MAX_STREAMS, F_MODEL_CACHE, F_ALLOW_HOST,
-       F_TOKEN_FILE, F_HEADER_TIMEOUT, F_MAX_BODY, F_TLS_CERT, F_TLS_KEY, F_TOKENS_FILE,
-       F_AUDIT_KEEP, F_N };
+       F_TOKEN_FILE, F_HEADER_TIMEOUT, F_MAX_BODY, F_TLS_CERT, F_TLS_KEY, F_RESERVE,
+       F_TOKENS_FILE, F_AUDIT_KEEP, F_N };
 
 static flag flags[F_N] = {
     [F_LISTEN] = {"--listen", "VAED_LISTEN", "HOST:PORT", "address to serve on (port 0: any free port)", "127.0.0.1:8080"},
@@ -60,6 +60,7 @@ static flag flags[F_N] = {
     [F_HTTP_THREADS] = {"--http-threads", "VAED_HTTP_THREADS", "N", "HTTP worker threads", "4"},
     [F_MAXCONN] = {"--max-connections", "VAED_MAX_CONNECTIONS", "N", "open connections at most, event streams included", "256"},
     [F_HEADER_TIMEOUT] = {"--header-timeout", "VAED_HEADER_TIMEOUT", "SECONDS", "a request's head (line and headers) must arrive within this, else the connection is closed (0: no limit)", "10"},
+    [F_RESERVE] = {"--reserve-slots", "VAED_RESERVE_SLOTS", "N", "connections accepted past --max-connections, for GET /healthz and token holders only (503 busy to others)", "16"},
     [F_PERIP] = {"--per-ip-limit", "VAED_PER_IP_LIMIT", "N", "connections at most from one client address (0: none)", "64"},
     [F_ACCESS_LOG] = {"--access-log", "VAED_ACCESS_LOG", "0|1", "one log line per request", "1"},
     [F_PORT_FILE] = {"--port-file", "VAED_PORT_FILE", "FILE", "write the bound port here once listening", ""},
@@ -291,11 +292,12 @@ int cmd_serve(int argc, char **argv)
          model_cache = num_flag(F_MODEL_CACHE, 1, 1000),
          header_timeout = num_flag(F_HEADER_TIMEOUT, 0, 3600),
          max_body = num_flag(F_MAX_BODY, 1, 1024),
+         reserve = num_flag(F_RESERVE, 0, 10000),
          audit_keep = num_flag(F_AUDIT_KEEP, 1, 1000000000L);
     if (workers < 0 || threads < 0 || maxmem < 0 || maxq < 0 || http_threads < 0 ||
         token_reads < 0 || access_log < 0 || wait_s < 0 || max_conn < 0 || per_ip < 0 ||
         max_upload < 0 || max_streams < 0 || model_cache < 0 || header_timeout < 0 ||
-        max_body < 0 || audit_keep < 0)
+        max_body < 0 || reserve < 0 || audit_keep < 0)
         return 2;
     const char *token = flags[F_TOKEN].value;
     if (flags[F_TOKEN_FILE].value[0]) {
@@ -413,6 +415,7 @@ int cmd_serve(int argc, char **argv)
     cfg.threads = (unsigned)http_threads;
     cfg.conn_limit = (unsigned)max_conn;
     cfg.per_ip_limit = (unsigned)per_ip;
+    cfg.reserve_slots = (unsigned)reserve;
     cfg.head_timeout_s = (unsigned)header_timeout;
     cfg.token = token[0] ? token : NULL;
     cfg.tokens = toks.t;

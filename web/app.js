@@ -46,6 +46,7 @@
     cmp: null           /* ids compared */
   };
   window.vaed = st;     /* for the browser test and for poking at from the console */
+  st.lib = { api: api, el: el, status: status, fail: fail, num: num, select: select }; /* web/sweeps.js */
 
   /* ---- HTTP ------------------------------------------------------------------------ */
 
@@ -170,6 +171,7 @@
     st.evals = [];
     $('nojob').hidden = true;
     $('job').hidden = false;
+    $('sweep').hidden = true;
     $('images').hidden = true;
     $('kl-bars').textContent = '';
     document.querySelectorAll('tr.job').forEach(function (tr) {
@@ -789,7 +791,7 @@
     var m = /[#&]job=(\d+)/.exec(location.hash);
     whoDone.then(refreshJobs).then(function () {
       if (m) select(+m[1]);
-      else if (st.jobs.length) select(st.jobs[0].id);
+      else if (st.jobs.length && !/[#&]sweep=/.test(location.hash)) select(st.jobs[0].id);
     }).catch(fail).finally(function () { setTimeout(poll, 1000); });
   }
 

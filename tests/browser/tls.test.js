@@ -10,62 +10,23 @@
  * its origin is https, the job list is filled and the running job's curves grow (they
  * grow from the SSE stream). */
 'use strict';
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
-const { chromium } = require('playwright-core');
+const { check, run } = require('./lib.js');
 
 const URL = process.env.VAED_URL;
 const RUNNING = +process.env.JOB_RUNNING;
-const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
 
-let failures = 0;
-function check(ok, what) {
-  if (ok) console.log('ok   ' + what);
-  else { failures++; console.log('FAIL ' + what); }
-}
-
-async function main() {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vaed-chromium-'));
-  const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: EXE,
-    headless: true,
-    ignoreHTTPSErrors: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  const errors = [];
-  try {
-    const page = ctx.pages()[0] || await ctx.newPage();
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push('console: ' + m.text() + ' @ ' + (m.location().url || ''));
-    });
-    page.on('pageerror', (e) => errors.push('exception: ' + e.message));
-    page.setDefaultTimeout(30000);
-
-    await page.goto(URL + '/#job=' + RUNNING);
-    check(await page.title() === 'vaed', 'page title is vaed');
-    check(await page.evaluate(() => location.protocol) === 'https:', 'the page came over https');
-    await page.waitForFunction(() => window.Dygraph && window.vaed && window.vaed.charts.loss &&
-                                     window.vaed.charts.loss.numRows() > 0);
-    const listed = await page.$$eval('#jobs tbody tr', (rs) => rs.length);
-    check(listed >= 1, `job list shows the job (${listed} rows)`);
-    const n0 = await page.evaluate(() => window.vaed.charts.loss.numRows());
-    await page.waitForFunction((n) => window.vaed.charts.loss.numRows() > n + 20, n0)
-      .catch(() => {});
-    const n1 = await page.evaluate(() => window.vaed.charts.loss.numRows());
-    check(n1 > n0 + 20, `curves grow over the event stream: ${n0} rows, then ${n1}`);
-    console.log('     live updates: ' + await page.textContent('#live'));
-  } catch (e) {
-    failures++;
-    console.log('FAIL ' + (e && e.stack || e));
-  } finally {
-    await ctx.close();
-    fs.rmSync(profile, { recursive: true, force: true });
-  }
-  check(errors.length === 0, 'no console errors or exceptions' +
-        (errors.length ? ':\n       ' + errors.join('\n       ') : ''));
-  console.log(failures ? `tls browser test: ${failures} FAILED` : 'tls browser test: all ok');
-  process.exit(failures ? 1 : 0);
-}
-main();
+run('tls browser test', { ignoreHTTPSErrors: true }, async (page) => {
+  await page.goto(URL + '/#job=' + RUNNING);
+  check(await page.title() === 'vaed', 'page title is vaed');
+  check(await page.evaluate(() => location.protocol) === 'https:', 'the page came over https');
+  await page.waitForFunction(() => window.Dygraph && window.vaed && window.vaed.charts.loss &&
+                                   window.vaed.charts.loss.numRows() > 0);
+  const listed = await page.$$eval('#jobs tbody tr', (rs) => rs.length);
+  check(listed >= 1, `job list shows the job (${listed} rows)`);
+  const n0 = await page.evaluate(() => window.vaed.charts.loss.numRows());
+  await page.waitForFunction((n) => window.vaed.charts.loss.numRows() > n + 20, n0)
+    .catch(() => {});
+  const n1 = await page.evaluate(() => window.vaed.charts.loss.numRows());
+  check(n1 > n0 + 20, `curves grow over the event stream: ${n0} rows, then ${n1}`);
+  console.log('     live updates: ' + await page.textContent('#live'));
+});

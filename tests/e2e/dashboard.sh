@@ -1,33 +1,11 @@
 #!/bin/sh
 # dashboard.sh — the dashboard (GET /) in a real browser: Debian's headless Chromium
 # driven by Playwright (tests/browser/dashboard.test.js says what it checks). This
-# script checks the tools are there, installs playwright-core from the committed lock
-# file into tests/browser/node_modules when it is missing, starts the daemon with a
-# finished job and a running one, and runs the browser test. A missing browser, node
-# or npm package is a loud failure, never a skip.
-. tests/e2e/lib.sh
-
-loud() {
-    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
-    echo "!!! dashboard test cannot run: $*" >&2
-    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
-    exit 1
-}
-
-CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-[ -x "$CHROMIUM" ] || loud "$CHROMIUM not found (Debian package chromium; scripts/deps.sh installs it)"
-command -v node >/dev/null 2>&1 || loud "node not found (Debian packages nodejs and npm)"
-command -v npm >/dev/null 2>&1 || loud "npm not found (Debian package npm)"
-DYG=${VAED_DYGRAPHS_DIR:-/usr/share/javascript/dygraphs}
-[ -f "$DYG/dygraph.min.js" ] || loud "$DYG/dygraph.min.js not found (Debian package libjs-dygraphs)"
-
-want=$(jq -r '.packages["node_modules/playwright-core"].version' tests/browser/package-lock.json)
-have=$(jq -r .version tests/browser/node_modules/playwright-core/package.json 2>/dev/null)
-if [ "$have" != "$want" ]; then
-    echo "installing playwright-core $want into tests/browser/node_modules (npm ci)"
-    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) ||
-        loud "npm ci failed in tests/browser (no network? npm registry unreachable?)"
-fi
+# script checks the tools are there (browser_lib.sh: a missing one is a loud failure,
+# never a skip), starts the daemon with a finished job and a running one, and runs the
+# browser test.
+. tests/e2e/browser_lib.sh
+browser_ready
 
 e2e_init
 start_daemon --workers 1

@@ -8,6 +8,8 @@
 # a request is, and the dashboard reads it to hide what the token may not do. A bad tokens
 # file stops the daemon at start with the line number and without the secret.
 . tests/e2e/security_lib.sh
+. tests/e2e/browser_lib.sh
+browser_ready
 e2e_init
 umask 077
 R=read-secret-0123456789
@@ -82,12 +84,7 @@ as $C POST "/v1/jobs/$JOB/resume"
 check "control token resumes: 200 (got $STATUS: $BODY)" [ "$STATUS" = 200 ]
 
 # the dashboard in Chromium: what each token sees (tests/browser/scopes.test.js)
-CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-if [ ! -x "$CHROMIUM" ] || ! command -v node >/dev/null 2>&1; then
-    fail "$CHROMIUM or node not found (scripts/deps.sh installs them)"
-elif [ ! -d tests/browser/node_modules/playwright-core ]; then
-    fail "tests/browser/node_modules/playwright-core missing (tests/e2e/dashboard.sh installs it; run it first)"
-elif VAED_URL="$URL" JOB_RUNNING="$JOB" TOKEN_READ=$R TOKEN_CONTROL=$C TOKEN_ADMIN=$A \
+if VAED_URL="$URL" JOB_RUNNING="$JOB" TOKEN_READ=$R TOKEN_CONTROL=$C TOKEN_ADMIN=$A \
     CHROMIUM="$CHROMIUM" node tests/browser/scopes.test.js; then
     ok
 else

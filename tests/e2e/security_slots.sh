@@ -3,13 +3,18 @@
 # a few dozen of them used to hold every slot for as long as they liked. Now the whole
 # head has a deadline (VAED_HEADER_TIMEOUT, --header-timeout): past it the server
 # closes the connection, and /healthz is reachable again within it.
+# Then the reserve: clients holding every ordinary slot with complete requests (event
+# streams, which the deadline does not touch) no longer lock the operator out:
+# connections past --max-connections (up to --reserve-slots more) answer GET /healthz
+# and a token holder, and 503 busy to anyone else.
 . tests/e2e/daemon_lib.sh
 e2e_init
 # The variable, not the flag: a daemon without the feature still starts and shows the
 # slots held (the test then fails, as it did before the change).
 VAED_HEADER_TIMEOUT=2
 export VAED_HEADER_TIMEOUT
-start_daemon --threads 1 --max-connections 40 --per-ip-limit 64
+# No reserve here: /healthz must get in because the deadline frees the slots.
+start_daemon --threads 1 --max-connections 40 --per-ip-limit 64 --reserve-slots 0
 unset VAED_HEADER_TIMEOUT
 
 # drip.py N SECS: N connections from 127.0.0.2 that each send one header byte every
@@ -67,5 +72,50 @@ check "the server closed the slow heads past the deadline (closed ${closed:-?} o
 # an ordinary client that sends its head at once is not affected
 api GET /v1/jobs
 expect_status 200
+stop_daemon
+
+# ---- the reserve -----------------------------------------------------------------------
+printf 'slot-token\n' >"$T/tok"; chmod 600 "$T/tok"
+start_daemon --threads 1 --max-connections 8 --per-ip-limit 64 --reserve-slots 4 --token-file "$T/tok"
+submit_tok() { api POST /v1/jobs "$1" -H "Authorization: Bearer slot-token"; JOB=$(jqb '.id // empty'); }
+submit_tok "$(tiny_spec hold 2000)"
+check "a long job to stream from (got $STATUS)" [ "$STATUS" = 201 ]
+# hold.py N SECS: N event streams from 127.0.0.2, each kept open for SECS seconds;
+# prints "open K" once K have their reply head
+cat >"$T/hold.py" <<'PY'
+import socket, sys, time
+port, job, n, secs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+socks = []
+for i in range(n):
+    s = socket.socket(); s.bind(("127.0.0.2", 0)); s.settimeout(3)
+    try:
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET /v1/jobs/%s/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % job.encode())
+        if s.recv(12).startswith(b"HTTP/1.1 200"):
+            socks.append(s)
+    except OSError:
+        pass
+print("open %d" % len(socks), flush=True)
+time.sleep(secs)
+PY
+python3 "$T/hold.py" "$PORT" "$JOB" 8 8 >"$T/hold.out" &
+HOLD=$!
+i=0
+while ! grep -q '^open' "$T/hold.out" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+check "8 event streams hold the 8 ordinary slots ($(cat "$T/hold.out"))" grep -q '^open 8' "$T/hold.out"
+code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$URL/healthz")
+check "GET /healthz gets in through the reserve (got $code)" [ "$code" = 200 ]
+api GET /v1/jobs "" -H "Authorization: Bearer slot-token"
+check "a token holder gets in through the reserve (got $STATUS)" [ "$STATUS" = 200 ]
+api GET /v1/jobs
+check "anyone else: 503 busy, naming the reserve (got $STATUS: $BODY)" \
+    sh -c '[ "$1" = 503 ] && printf "%s" "$2" | jq -e ".error.code == \"busy\"" >/dev/null' _ "$STATUS" "$BODY"
+api GET /v1/jobs "" -H "Authorization: Bearer wrong"
+check "a wrong token is no token: 503 (got $STATUS)" [ "$STATUS" = 503 ]
+wait "$HOLD"
+i=0
+while [ $i -lt 50 ]; do api GET /v1/jobs; [ "$STATUS" = 200 ] && break; i=$((i + 1)); sleep 0.1; done
+check "once the streams close, everyone gets in again (got $STATUS)" [ "$STATUS" = 200 ]
+api POST "/v1/jobs/$JOB/cancel" '' -H "Authorization: Bearer slot-token"
 stop_daemon
 finish

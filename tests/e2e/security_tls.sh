@@ -6,6 +6,8 @@
 # a cross-origin POST is still refused; plain HTTP on the HTTPS port gets no HTTP answer;
 # and the dashboard works in Chromium over HTTPS (tests/browser/tls.test.js).
 . tests/e2e/security_lib.sh
+. tests/e2e/browser_lib.sh
+browser_ready
 e2e_init
 command -v openssl >/dev/null 2>&1 || { fail "openssl not found (Debian package openssl)"; finish; exit 1; }
 
@@ -60,12 +62,7 @@ api POST /v1/jobs "$(tiny_spec same 1)" -H "Origin: $URL"
 check "a same-origin POST (https://127.0.0.1:$PORT) is accepted: 201 (got $STATUS: $BODY)" [ "$STATUS" = 201 ]
 
 # ---- the dashboard in Chromium over HTTPS --------------------------------------------------
-CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-if [ ! -x "$CHROMIUM" ] || ! command -v node >/dev/null 2>&1; then
-    fail "$CHROMIUM or node not found (scripts/deps.sh installs them)"
-elif [ ! -d tests/browser/node_modules/playwright-core ]; then
-    fail "tests/browser/node_modules/playwright-core missing (tests/e2e/dashboard.sh installs it; run it first)"
-elif VAED_URL="$URL" JOB_RUNNING="$J" CHROMIUM="$CHROMIUM" node tests/browser/tls.test.js; then
+if VAED_URL="$URL" JOB_RUNNING="$J" CHROMIUM="$CHROMIUM" node tests/browser/tls.test.js; then
     ok
 else
     fail "browser test over HTTPS (output above)"

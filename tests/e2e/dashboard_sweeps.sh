@@ -1,0 +1,39 @@
+#!/bin/sh
+# dashboard_sweeps.sh — the dashboard's sweep page (web/sweeps.js) in headless Chromium
+# (tests/browser/sweeps.test.js says what it checks): a 6-trial sweep over the warm-up
+# length and the latent size, run to the end on two workers, then a second sweep still
+# running while the page is open (its table must fill in as trials finish).
+. tests/e2e/browser_lib.sh
+browser_ready
+. tests/e2e/daemon_lib.sh
+e2e_init
+start_daemon --workers 2 --threads 1
+
+BASE=$(tiny_spec page 2 '{"schedule": {"kind": "linear", "from": 0, "to": 1, "duration": 1}}')
+api POST /v1/sweeps "$(jq -cn --argjson b "$BASE" '{name: "page", base: $b,
+    space: {"schedule.duration": [0.01, 1, 2], "model.latent": [2, 6]}, concurrency: 2}')"
+expect_status 201
+SW=$(jqb .id)
+i=0
+while [ $i -lt 1200 ]; do
+    api GET "/v1/sweeps/$SW"
+    [ "$(jqb '.counts.completed // 0')" = 6 ] && break
+    i=$((i + 1)); sleep 0.1
+done
+check "sweep $SW: its 6 trials complete" [ "$(jqb '.counts.completed // 0')" = 6 ]
+api POST /v1/sweeps "$(jq -cn --argjson b "$(tiny_spec live 40)" '{name: "live", base: $b,
+    space: {"train.seed": [1, 2]}, concurrency: 1}')"
+expect_status 201
+LIVE=$(jqb .id)
+
+mkdir -p "${TEST_OUT:-test-output}"
+if VAED_URL="$URL" SWEEP="$SW" LIVE_SWEEP="$LIVE" CHROMIUM="$CHROMIUM" \
+    SHOT="${TEST_OUT:-test-output}/dashboard_sweeps.png" node tests/browser/sweeps.test.js; then
+    ok
+else
+    fail "browser test (output above)"
+fi
+api POST "/v1/sweeps/$LIVE/cancel"
+expect_status 200
+stop_daemon
+finish
