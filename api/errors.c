@@ -49,6 +49,7 @@ static const struct {
     [API_R_BAD_HOST] = {421, "misdirected"},
     [API_R_CROSS_SITE] = {403, "cross_origin"},
     [API_R_MEDIA_TYPE] = {415, "unsupported_media_type"},
+    [API_R_SCOPE] = {403, "insufficient_scope"},
 };
 
 unsigned api_refusal_status(int why, const char **code)

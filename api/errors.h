@@ -26,7 +26,9 @@
  *                                         the layer to 4xx for a malformed head)
  *   API_R_BAD_HOST     421 misdirected       a Host the daemon does not serve
  *   API_R_CROSS_SITE   403 cross_origin      a state change from another origin
- *   API_R_MEDIA_TYPE   415 unsupported_media_type  a body that is not JSON (or npy) */
+ *   API_R_MEDIA_TYPE   415 unsupported_media_type  a body that is not JSON (or npy)
+ *   API_R_SCOPE        403 insufficient_scope    a known token whose scope is below the
+ *                                         route's (api/http_auth.c) */
 #ifndef VAED_API_ERRORS_H
 #define VAED_API_ERRORS_H
 
@@ -46,6 +48,7 @@ enum api_refusal {
     API_R_BAD_HOST,
     API_R_CROSS_SITE,
     API_R_MEDIA_TYPE,
+    API_R_SCOPE,
     API_R_COUNT
 };
 

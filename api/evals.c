@@ -134,10 +134,10 @@ static void h_eval_cancel(api_req *req)
 }
 
 static const api_route routes[] = {
-    {"POST", "/v1/jobs/{id}/evaluations", h_eval_post},
-    {"GET", "/v1/jobs/{id}/evaluations", h_eval_list},
-    {"GET", "/v1/jobs/{id}/evaluations/{eid}", h_eval_get},
-    {"POST", "/v1/jobs/{id}/evaluations/{eid}/cancel", h_eval_cancel},
+    {"POST", "/v1/jobs/{id}/evaluations", h_eval_post, API_SCOPE_CONTROL},
+    {"GET", "/v1/jobs/{id}/evaluations", h_eval_list, API_SCOPE_READ},
+    {"GET", "/v1/jobs/{id}/evaluations/{eid}", h_eval_get, API_SCOPE_READ},
+    {"POST", "/v1/jobs/{id}/evaluations/{eid}/cancel", h_eval_cancel, API_SCOPE_CONTROL},
 };
 
 const api_route *api_eval_routes(size_t *n)

@@ -119,18 +119,6 @@ int http_is_uint(const char *s, int allow_zero)
     return 1;
 }
 
-/* Constant-time in the token's length: the comparison does not stop at the first
- * differing byte, so response timing does not reveal a prefix of the token. */
-static int token_equal(const char *given, size_t glen, const char *tok, size_t tlen)
-{
-    volatile unsigned char d = (unsigned char)(glen != tlen);
-    for (size_t i = 0; i < tlen; i++) {
-        unsigned char g = i < glen ? (unsigned char)given[i] : 0;
-        d |= (unsigned char)(g ^ (unsigned char)tok[i]);
-    }
-    return d == 0;
-}
-
 /* ---------------------------------------------------------------- dispatch */
 
 static enum MHD_Result queue_reply(api_req *req)
@@ -148,6 +136,7 @@ static enum MHD_Result queue_reply(api_req *req)
     }
     for (hdr *h = req->extra; h; h = h->next)
         MHD_add_response_header(req->resp, h->name, h->value);
+    http_auth_audit(req); /* before the client can hear the reply */
     http_guard_reply(req);
     const char *origin = http_cors_match(req->srv, api_header(req, "Origin"));
     if (origin) {
@@ -161,29 +150,6 @@ static enum MHD_Result queue_reply(api_req *req)
         req->queued = 1;
     }
     return rc;
-}
-
-static int needs_token(const api_server *srv, const char *m)
-{
-    if (srv->toklen == 0 || http_method_is(m, "OPTIONS"))
-        return 0;
-    if (http_method_is(m, "GET") || http_method_is(m, "HEAD"))
-        return srv->cfg.reads_need_token;
-    return 1; /* POST, PUT, PATCH, DELETE and anything unknown */
-}
-
-static int authorized(const api_req *req)
-{
-    const char *h = api_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7))
-        return 0;
-    h += 7;
-    while (*h == ' ')
-        h++;
-    size_t n = strlen(h);
-    while (n && (h[n - 1] == ' ' || h[n - 1] == '\t'))
-        n--;
-    return token_equal(h, n, req->srv->cfg.token, req->srv->toklen);
 }
 
 /* First call: answer what needs no body. Returns 1 if answered. */
@@ -209,14 +175,10 @@ static int answer_early(api_req *req, const char *url)
         }
         return 1;
     }
-    if (needs_token(srv, req->method) && !authorized(req)) {
-        api_reply_error(req, 401, "unauthorized", NULL,
-                        "a valid \"Authorization: Bearer <token>\" header is required");
-        api_set_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"vaed\"");
+    if (http_auth_check(req)) /* 401, 403: tokens and scopes */
         return 1;
-    }
-    if (http_guard_reserved(req->conn) && strcmp(req->path, "/healthz") &&
-        !(srv->toklen && authorized(req))) {
+    /* a token holder: any known token (http_auth_check identified it) */
+    if (http_guard_reserved(req->conn) && strcmp(req->path, "/healthz") && req->tok < 0) {
         api_reply_error(req, 503, "busy", NULL,
                         "every connection slot is taken (%u); the reserve past them is kept "
                         "for GET /healthz and token holders", srv->cfg.conn_limit);
@@ -331,6 +293,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->method = method;
         req->path = xstrdup(url ? url : "");
         req->route = -1;
+        req->tok = -1;
         req->spool_fd = -1;
         *con_cls = req;
         http_guard_head_done(conn, 1); /* the head is in: its deadline no longer runs */
@@ -558,6 +521,7 @@ static void server_free(api_server *srv)
         http_route_free(&srv->routes[i]);
     free(srv->routes);
     free(srv->stats);
+    http_auth_free(srv);
     pthread_mutex_destroy(&srv->smu);
     pthread_mutex_destroy(&srv->stmu);
     pthread_mutex_destroy(&srv->cmu);
@@ -580,7 +544,6 @@ int api_server_start(const api_config *cfg, const api_route *routes, size_t nrou
 
     api_server *srv = xcalloc(1, sizeof *srv);
     srv->cfg = *cfg;
-    srv->toklen = cfg->token ? strlen(cfg->token) : 0;
     pthread_mutex_init(&srv->smu, NULL);
     pthread_mutex_init(&srv->stmu, NULL);
     pthread_mutex_init(&srv->cmu, NULL);
@@ -596,9 +559,11 @@ int api_server_start(const api_config *cfg, const api_route *routes, size_t nrou
         r->method = routes[i].method;
         r->pattern = routes[i].pattern;
         r->fn = routes[i].fn;
+        r->scope = routes[i].scope;
         srv->nroutes = i + 1;
-        if (!r->method || !r->fn) {
-            rc = vaed_err_set(err, VAED_EINVAL, "routes", "route %zu lacks a method or handler", i);
+        if (!r->method || !r->fn || !api_scope_name(r->scope)) {
+            rc = vaed_err_set(err, VAED_EINVAL, "routes",
+                              "route %zu lacks a method, a handler or a scope", i);
             goto fail;
         }
         if ((rc = http_route_parse(r, err)))
@@ -611,6 +576,9 @@ int api_server_start(const api_config *cfg, const api_route *routes, size_t nrou
                 goto fail;
             }
     }
+
+    if ((rc = http_auth_init(srv, err)))
+        goto fail;
 
     for (size_t k = 0; cfg->spool_routes && cfg->spool_routes[k]; k++) {
         const char *sr = cfg->spool_routes[k], *sp = strchr(sr, ' ');

@@ -13,6 +13,8 @@
  *    response carries Content-Type: application/json.
  *  - Codes this layer emits itself: not_found (404), method_not_allowed (405,
  *    with Allow), unauthorized (401, with WWW-Authenticate: Bearer),
+ *    insufficient_scope (403: a known token whose scope is below the route's; the
+ *    error object also has "scope_required" and "scope_held"),
  *    payload_too_large (413), bad_json (400), unknown_param (400), internal (500);
  *    for spooled routes also insufficient_storage (507) and unavailable (503); and
  *    the guards' refusals of a request's head (api/http_guard.c, statuses from the
@@ -52,11 +54,41 @@ typedef struct api_stream api_stream;
  * answering, the client gets 500 internal. A second reply is ignored. */
 typedef void (*api_handler)(api_req *req);
 
+/* The scope a route needs when tokens are configured (api_config.tokens): a token of
+ * that scope or a higher one. Every route names one; 0 is refused at start.
+ *   READ     looks at what is stored or computes without changing anything
+ *   CONTROL  steers an existing job (schedule, lr, pause, resume, cancel, checkpoint
+ *            now, evaluations)
+ *   ADMIN    creates or deletes (jobs, datasets, sweeps), reads the audit trail */
+enum api_scope { API_SCOPE_READ = 1, API_SCOPE_CONTROL = 2, API_SCOPE_ADMIN = 3 };
+
 typedef struct api_route {
     const char *method;   /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *pattern;  /* "/v1/jobs/{id}/metrics", see the top of this file */
     api_handler fn;
+    int scope;            /* enum api_scope */
 } api_route;
+
+/* A bearer token: who holds it (the name the audit trail and whoami show; never the
+ * secret) and what it may do. */
+typedef struct api_token {
+    const char *name;     /* [A-Za-z0-9._@-], 1..64 characters */
+    int scope;            /* enum api_scope */
+    const char *secret;   /* compared in constant time; never logged */
+} api_token;
+
+/* A finished request the audit hook hears of (api_config.audit): every request whose
+ * method changes state (not GET, HEAD or OPTIONS), except one answered by a READ route
+ * (a computation that changes nothing) with neither 401 nor 403. Strings are borrowed
+ * for the call. */
+typedef struct api_audit_rec {
+    double time;          /* unix seconds, when the reply was made */
+    const char *token;    /* the token's name, NULL when none matched */
+    const char *remote;   /* the client's address ("127.0.0.1", "::1"), "" unknown */
+    const char *method, *path; /* the path URL-decoded, at most 1024 bytes, valid UTF-8 */
+    unsigned status;
+    const char *created;  /* the Location the reply named (what it created), or NULL */
+} api_audit_rec;
 
 /* Server configuration. api_config_default() fills every field; a zero field
  * does NOT mean "default" (several zeros are meaningful), so start from it. */
@@ -78,9 +110,19 @@ typedef struct api_config {
                                     byte at a time hold a slot for ever. 0 = no limit */
     size_t conn_memory;          /* MHD per-connection pool: bounds header + URL size */
     size_t max_body;             /* request body cap in bytes; past it, 413 */
-    const char *token;           /* bearer token; NULL or "" = no auth. Borrowed, must
-                                    outlive the server. Never logged. */
-    int reads_need_token;        /* 1: GET/HEAD need the token too */
+    const char *token;           /* bearer token; NULL or "" = none. An admin token named
+                                    "default" beside tokens[]. Borrowed, must outlive the
+                                    server. Never logged. */
+    const api_token *tokens;     /* ntokens scoped tokens (names and secrets distinct);
+                                    with token, none = no auth. Borrowed like token. */
+    size_t ntokens;
+    int reads_need_token;        /* 1: READ routes answered to GET/HEAD need a token too
+                                    (every other request needs one whenever tokens are
+                                    configured) */
+    void (*audit)(void *cls, const api_audit_rec *rec); /* NULL = none; runs on the
+                                    request's thread before its reply is queued, so it
+                                    must not block (enqueue, do not wait) */
+    void *audit_cls;
     const char *const *cors_origins; /* allowed Origin values ("*" = any), NULL-terminated;
                                     NULL = no CORS. Borrowed like token. */
     int access_log;              /* 1: one line per request (and MHD's errors) on stderr */
@@ -145,6 +187,15 @@ const char *api_req_method(const api_req *req); /* "GET"; HEAD shows as "HEAD" *
 const char *api_req_path(const api_req *req);   /* URL-decoded path, no query */
 const char *api_req_pattern(const api_req *req);/* the matched route's pattern */
 void *api_req_user(const api_req *req);         /* api_config.user */
+/* The token the request carried, when it is one of ours: its name (NULL when none
+ * matched) and OUT *scope (0 when none). */
+const char *api_req_token(const api_req *req, int *scope);
+/* Whether the server has tokens at all, and whether its reads need one. */
+int api_server_has_tokens(const api_server *srv);
+int api_server_reads_need_token(const api_server *srv);
+/* "read", "control", "admin" (NULL for anything else), and back (0 when not one). */
+const char *api_scope_name(int scope);
+int api_scope_parse(const char *name);
 api_server *api_req_server(const api_req *req); /* the server answering (for stats) */
 
 /* A path parameter by name ("id" for {id}): its text, or NULL if the route has no

@@ -29,6 +29,7 @@ typedef struct seg {
 typedef struct route {
     const char *method, *pattern;
     api_handler fn;
+    int scope; /* enum api_scope */
     int spool; /* listed in api_config.spool_routes */
     size_t nseg;
     seg segs[MAX_SEGS];
@@ -62,7 +63,9 @@ struct api_stream {
 
 struct api_server {
     api_config cfg;
-    size_t toklen;
+    api_token *tokens;          /* cfg.tokens, then cfg.token as "default" (admin); the
+                                   array is ours, the strings borrowed */
+    size_t ntokens;
     struct MHD_Daemon *d;
     unsigned port;              /* known once MHD has bound, after its threads started:
                                    written and read with __atomic (a request can arrive
@@ -98,6 +101,8 @@ struct api_req {
     size_t nseg;
     char *segp[MAX_SEGS];
     int route; /* index, or -1 */
+    int tok;   /* index in srv->tokens of the token it carried, or -1 */
+    int audited; /* the audit hook has heard of it */
     size_t nparams;
     const char *pname[MAX_PARAMS];
     const char *pval[MAX_PARAMS];
@@ -140,6 +145,14 @@ int http_route_parse(route *r, vaed_err *err);
 void http_route_free(route *r);
 int http_method_is(const char *m, const char *want);
 void http_route_request(api_req *req, char *allow, size_t allow_size);
+
+/* Tokens, scopes and the audit hook (http_auth.c). Copy cfg's tokens into srv (err
+ * names a bad one); free them. On the first call, after routing: 1 when the request was
+ * answered 401 or 403. Before a reply is queued: tell the audit hook when it wants it. */
+int http_auth_init(api_server *srv, vaed_err *err);
+void http_auth_free(api_server *srv);
+int http_auth_check(api_req *req);
+void http_auth_audit(api_req *req);
 
 /* Guards (http_guard.c). The MHD callbacks that track, per connection, whether the
  * path held %00 or %2f; the checks of a request's head before routing (url: MHD's path

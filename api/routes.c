@@ -4,6 +4,7 @@
  * calls the job manager or the store, and answers their errors through the one map
  * of api/errors.h. */
 #include "api/routes.h"
+#include "api/audit.h"
 #include "api/errors.h"
 #include "api/web.h"
 
@@ -656,33 +657,35 @@ done:
 }
 
 static const api_route routes[] = {
-    {"GET", "/healthz", h_health},
-    {"POST", "/v1/jobs", h_submit},
-    {"GET", "/v1/jobs", h_list},
-    {"GET", "/v1/jobs/{id}", h_get},
-    {"POST", "/v1/jobs/{id}/pause", h_pause},
-    {"POST", "/v1/jobs/{id}/resume", h_resume},
-    {"POST", "/v1/jobs/{id}/cancel", h_cancel},
-    {"GET", "/v1/jobs/{id}/schedule", h_schedule_get},
-    {"PUT", "/v1/jobs/{id}/schedule", h_schedule_put},
-    {"PUT", "/v1/jobs/{id}/optimizer", h_optimizer_put},
-    {"GET", "/v1/jobs/{id}/metrics", h_metrics},
-    {"GET", "/v1/jobs/{id}/epochs", h_epochs},
-    {"GET", "/v1/jobs/{id}/events", api_h_events},
-    {"GET", "/v1/jobs/{id}/checkpoints", h_ckpt_list},
-    {"POST", "/v1/jobs/{id}/checkpoints", h_ckpt_take},
-    {"GET", "/v1/jobs/{id}/checkpoints/{step:u}", h_ckpt_get},
-    {"GET", "/", api_h_web_index},
-    {"GET", "/web/{name:s}", api_h_web_asset},
-    {"GET", "/static/{name:s}", api_h_web_static},
-    {"GET", "/v1/jobs/{id}/images/reconstructions.png", api_h_web_recon},
-    {"GET", "/v1/jobs/{id}/images/samples.png", api_h_web_samples},
-    {"GET", "/metrics", api_h_prom},
-    {"GET", "/v1/openapi.json", api_h_openapi},
-    {"GET", "/v1/datasets", api_h_datasets_list},
-    {"POST", "/v1/datasets", api_h_datasets_post},
-    {"GET", "/v1/datasets/{id}", api_h_datasets_get},
-    {"DELETE", "/v1/datasets/{id}", api_h_datasets_delete},
+    {"GET", "/healthz", h_health, API_SCOPE_READ},
+    {"POST", "/v1/jobs", h_submit, API_SCOPE_ADMIN},
+    {"GET", "/v1/jobs", h_list, API_SCOPE_READ},
+    {"GET", "/v1/jobs/{id}", h_get, API_SCOPE_READ},
+    {"POST", "/v1/jobs/{id}/pause", h_pause, API_SCOPE_CONTROL},
+    {"POST", "/v1/jobs/{id}/resume", h_resume, API_SCOPE_CONTROL},
+    {"POST", "/v1/jobs/{id}/cancel", h_cancel, API_SCOPE_CONTROL},
+    {"GET", "/v1/jobs/{id}/schedule", h_schedule_get, API_SCOPE_READ},
+    {"PUT", "/v1/jobs/{id}/schedule", h_schedule_put, API_SCOPE_CONTROL},
+    {"PUT", "/v1/jobs/{id}/optimizer", h_optimizer_put, API_SCOPE_CONTROL},
+    {"GET", "/v1/jobs/{id}/metrics", h_metrics, API_SCOPE_READ},
+    {"GET", "/v1/jobs/{id}/epochs", h_epochs, API_SCOPE_READ},
+    {"GET", "/v1/jobs/{id}/events", api_h_events, API_SCOPE_READ},
+    {"GET", "/v1/jobs/{id}/checkpoints", h_ckpt_list, API_SCOPE_READ},
+    {"POST", "/v1/jobs/{id}/checkpoints", h_ckpt_take, API_SCOPE_CONTROL},
+    {"GET", "/v1/jobs/{id}/checkpoints/{step:u}", h_ckpt_get, API_SCOPE_READ},
+    {"GET", "/", api_h_web_index, API_SCOPE_READ},
+    {"GET", "/web/{name:s}", api_h_web_asset, API_SCOPE_READ},
+    {"GET", "/static/{name:s}", api_h_web_static, API_SCOPE_READ},
+    {"GET", "/v1/jobs/{id}/images/reconstructions.png", api_h_web_recon, API_SCOPE_READ},
+    {"GET", "/v1/jobs/{id}/images/samples.png", api_h_web_samples, API_SCOPE_READ},
+    {"GET", "/metrics", api_h_prom, API_SCOPE_READ},
+    {"GET", "/v1/openapi.json", api_h_openapi, API_SCOPE_READ},
+    {"GET", "/v1/datasets", api_h_datasets_list, API_SCOPE_READ},
+    {"POST", "/v1/datasets", api_h_datasets_post, API_SCOPE_ADMIN},
+    {"GET", "/v1/datasets/{id}", api_h_datasets_get, API_SCOPE_READ},
+    {"DELETE", "/v1/datasets/{id}", api_h_datasets_delete, API_SCOPE_ADMIN},
+    {"GET", "/v1/whoami", api_h_whoami, API_SCOPE_READ},
+    {"GET", "/v1/audit", api_h_audit, API_SCOPE_ADMIN},
 };
 
 /* The whole table: the routes above, then those of the modules with tables of their

@@ -20,6 +20,7 @@ typedef struct api_ctx {
     struct api_cache *cache;    /* metrics replies kept (api/cache.h); NULL = none */
     struct api_models *models;  /* loaded models for the serving routes (api/serving.h) */
     struct api_datasets *datasets; /* the dataset registry's configuration (api/datasets.h) */
+    int64_t audit_keep;         /* audit rows kept (--audit-keep); <= 0: STORE_AUDIT_KEEP */
 } api_ctx;
 
 /* The route table (static): every route of the API, those of routes.c and those of the

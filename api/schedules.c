@@ -173,9 +173,9 @@ static void h_fields(api_req *req)
 }
 
 static const api_route routes[] = {
-    {"GET", "/v1/metrics/fields", h_fields},
-    {"GET", "/v1/schedules/kinds", h_kinds},
-    {"POST", "/v1/schedules/preview", h_preview},
+    {"GET", "/v1/metrics/fields", h_fields, API_SCOPE_READ},
+    {"GET", "/v1/schedules/kinds", h_kinds, API_SCOPE_READ},
+    {"POST", "/v1/schedules/preview", h_preview, API_SCOPE_READ},
 };
 
 const api_route *api_schedule_routes(size_t *n)

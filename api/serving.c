@@ -632,11 +632,11 @@ static void h_sample(api_req *req) { serve(req, OP_SAMPLE); }
 static void h_interpolate(api_req *req) { serve(req, OP_INTERPOLATE); }
 
 static const api_route routes[] = {
-    {"POST", "/v1/jobs/{id}/encode", h_encode},
-    {"POST", "/v1/jobs/{id}/decode", h_decode},
-    {"POST", "/v1/jobs/{id}/reconstruct", h_reconstruct},
-    {"POST", "/v1/jobs/{id}/sample", h_sample},
-    {"POST", "/v1/jobs/{id}/interpolate", h_interpolate},
+    {"POST", "/v1/jobs/{id}/encode", h_encode, API_SCOPE_READ},
+    {"POST", "/v1/jobs/{id}/decode", h_decode, API_SCOPE_READ},
+    {"POST", "/v1/jobs/{id}/reconstruct", h_reconstruct, API_SCOPE_READ},
+    {"POST", "/v1/jobs/{id}/sample", h_sample, API_SCOPE_READ},
+    {"POST", "/v1/jobs/{id}/interpolate", h_interpolate, API_SCOPE_READ},
 };
 
 const api_route *api_serving_routes(size_t *n)

@@ -410,11 +410,11 @@ static void h_sweep_metrics(api_req *req)
 }
 
 static const api_route routes[] = {
-    {"POST", "/v1/sweeps", h_sweep_post},
-    {"GET", "/v1/sweeps", h_sweep_list},
-    {"GET", "/v1/sweeps/{id}", h_sweep_get},
-    {"POST", "/v1/sweeps/{id}/cancel", h_sweep_cancel},
-    {"GET", "/v1/sweeps/{id}/metrics", h_sweep_metrics},
+    {"POST", "/v1/sweeps", h_sweep_post, API_SCOPE_ADMIN},
+    {"GET", "/v1/sweeps", h_sweep_list, API_SCOPE_READ},
+    {"GET", "/v1/sweeps/{id}", h_sweep_get, API_SCOPE_READ},
+    {"POST", "/v1/sweeps/{id}/cancel", h_sweep_cancel, API_SCOPE_ADMIN},
+    {"GET", "/v1/sweeps/{id}/metrics", h_sweep_metrics, API_SCOPE_READ},
 };
 
 const api_route *api_sweep_routes(size_t *n)

@@ -1,6 +1,6 @@
 /* web.c — the dashboard page and what it needs from the server.
  *
- * The page (web/index.html, web/app.js, web/style.css) is compiled into
+ * The page (web/index.html, web/app.js, web/access.js, web/style.css) is compiled into
  * the binary with the assembler's .incbin, as api/openapi.c does for its JSON: the
  * daemon needs no files of its own at run time, and the Makefile makes this object
  * depend on the files under web/ (the compiler's -MMD does not see .incbin). Paths
@@ -41,6 +41,7 @@
 
 EMBED(vaed_web_index, "web/index.html");
 EMBED(vaed_web_app, "web/app.js");
+EMBED(vaed_web_access, "web/access.js");
 EMBED(vaed_web_style, "web/style.css");
 EMBED(vaed_web_sweeps, "web/sweeps.js");
 
@@ -52,6 +53,7 @@ typedef struct asset {
 static const asset assets[] = {
     {"index.html", "text/html; charset=utf-8", vaed_web_index_start, vaed_web_index_end},
     {"app.js", "text/javascript; charset=utf-8", vaed_web_app_start, vaed_web_app_end},
+    {"access.js", "text/javascript; charset=utf-8", vaed_web_access_start, vaed_web_access_end},
     {"style.css", "text/css; charset=utf-8", vaed_web_style_start, vaed_web_style_end},
     {"sweeps.js", "text/javascript; charset=utf-8", vaed_web_sweeps_start, vaed_web_sweeps_end},
 };

@@ -18,10 +18,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/audit.h"
 #include "api/cache.h"
 #include "api/datasets.h"
 #include "api/routes.h"
 #include "api/serving.h"
+#include "api/tokens.h"
 #include "daemon/bus.h"
 #include "daemon/cmd.h"
 #include "daemon/jobs.h"
@@ -38,16 +40,19 @@ typedef struct flag {
 enum { F_LISTEN, F_DB, F_WORKERS, F_THREADS, F_TOKEN, F_TOKEN_READS, F_DATA_DIR, F_MAXMEM,
        F_MAXQ, F_CORS, F_HTTP_THREADS, F_ACCESS_LOG, F_PORT_FILE, F_WAIT, F_MAXCONN,
        F_PERIP, F_UPLOAD_DIR, F_MAX_UPLOAD, F_MAX_STREAMS, F_MODEL_CACHE, F_ALLOW_HOST,
-       F_TOKEN_FILE, F_HEADER_TIMEOUT, F_MAX_BODY, F_TLS_CERT, F_TLS_KEY, F_RESERVE, F_N };
+       F_TOKEN_FILE, F_HEADER_TIMEOUT, F_MAX_BODY, F_TLS_CERT, F_TLS_KEY, F_RESERVE,
+       F_TOKENS_FILE, F_AUDIT_KEEP, F_N };
 
 static flag flags[F_N] = {
     [F_LISTEN] = {"--listen", "VAED_LISTEN", "HOST:PORT", "address to serve on (port 0: any free port)", "127.0.0.1:8080"},
     [F_DB] = {"--db", "VAED_DB", "FILE", "SQLite database (created if missing)", "./vaed.db"},
     [F_WORKERS] = {"--workers", "VAED_WORKERS", "N", "jobs trained at once", "1"},
     [F_THREADS] = {"--threads", "VAED_THREADS", "N", "training threads per job (0: the spec's train.threads)", "0"},
-    [F_TOKEN] = {"--token", "VAED_TOKEN", "T", "require 'Authorization: Bearer T' on mutating routes", ""},
+    [F_TOKEN] = {"--token", "VAED_TOKEN", "T", "one admin token named default: 'Authorization: Bearer T' (docs/operations.md)", ""},
     [F_TOKEN_FILE] = {"--token-file", "VAED_TOKEN_FILE", "FILE", "read the token from FILE's first line (mode 0600: refused if group or others may read it)", ""},
-    [F_TOKEN_READS] = {"--token-reads", "VAED_TOKEN_READS", "0|1", "require the token on reads too", "0"},
+    [F_TOKENS_FILE] = {"--tokens-file", "VAED_TOKENS_FILE", "FILE", "scoped tokens, one 'NAME read|control|admin SECRET' per line (mode 0600; docs/operations.md)", ""},
+    [F_TOKEN_READS] = {"--token-reads", "VAED_TOKEN_READS", "0|1", "require a token (any scope) on reads too", "0"},
+    [F_AUDIT_KEEP] = {"--audit-keep", "VAED_AUDIT_KEEP", "N", "audit trail rows kept (the oldest are deleted)", "100000"},
     [F_DATA_DIR] = {"--data-dir", "VAED_DATA_DIR", "DIR", "the only directory server-side dataset paths may point into", ""},
     [F_MAXMEM] = {"--max-job-memory", "VAED_MAX_JOB_MEMORY", "MIB", "refuse jobs estimated to need more", "4096"},
     [F_MAXQ] = {"--max-queued", "VAED_MAX_QUEUED", "N", "refuse submissions past this many queued jobs", "1000"},
@@ -287,11 +292,12 @@ int cmd_serve(int argc, char **argv)
          model_cache = num_flag(F_MODEL_CACHE, 1, 1000),
          header_timeout = num_flag(F_HEADER_TIMEOUT, 0, 3600),
          max_body = num_flag(F_MAX_BODY, 1, 1024),
-         reserve = num_flag(F_RESERVE, 0, 10000);
+         reserve = num_flag(F_RESERVE, 0, 10000),
+         audit_keep = num_flag(F_AUDIT_KEEP, 1, 1000000000L);
     if (workers < 0 || threads < 0 || maxmem < 0 || maxq < 0 || http_threads < 0 ||
         token_reads < 0 || access_log < 0 || wait_s < 0 || max_conn < 0 || per_ip < 0 ||
         max_upload < 0 || max_streams < 0 || model_cache < 0 || header_timeout < 0 ||
-        max_body < 0 || reserve < 0)
+        max_body < 0 || reserve < 0 || audit_keep < 0)
         return 2;
     const char *token = flags[F_TOKEN].value;
     if (flags[F_TOKEN_FILE].value[0]) {
@@ -307,6 +313,20 @@ int cmd_serve(int argc, char **argv)
                         "user of this machine (ps); use --token-file or VAED_TOKEN\n");
     }
 
+    api_tokens toks = {0};
+    if (flags[F_TOKENS_FILE].value[0]) {
+        if (token[0]) {
+            fprintf(stderr, "vaed serve: --tokens-file and --token/--token-file (or VAED_TOKEN): "
+                            "give one (a token file's admin line replaces --token)\n");
+            return 2;
+        }
+        vaed_err terr;
+        if (api_tokens_load(flags[F_TOKENS_FILE].value, &toks, &terr)) {
+            fprintf(stderr, "vaed serve: --tokens-file: %s\n", terr.msg);
+            return 2;
+        }
+    }
+
     char *tls_cert = NULL, *tls_key = NULL;
     if (!flags[F_TLS_CERT].value[0] != !flags[F_TLS_KEY].value[0]) {
         fprintf(stderr, "vaed serve: --tls-cert and --tls-key go together\n");
@@ -316,6 +336,7 @@ int cmd_serve(int argc, char **argv)
         ((rc = read_pem_file(F_TLS_CERT, 0, &tls_cert)) ||
          (rc = read_pem_file(F_TLS_KEY, 1, &tls_key)))) {
         free(tls_cert);
+        api_tokens_free(&toks);
         return rc;
     }
 
@@ -385,7 +406,8 @@ int cmd_serve(int argc, char **argv)
     cache = api_cache_new(64, (size_t)32 << 20);
     models = api_models_new((int)model_cache);
     api_ctx actx = {.J = J, .st = st, .bus = events, .max_streams = (int)max_streams,
-                    .cache = cache, .models = models, .datasets = datasets};
+                    .cache = cache, .models = models, .datasets = datasets,
+                    .audit_keep = audit_keep};
     atomic_init(&actx.n_streams, 0);
     api_config cfg;
     api_config_default(&cfg);
@@ -396,6 +418,11 @@ int cmd_serve(int argc, char **argv)
     cfg.reserve_slots = (unsigned)reserve;
     cfg.head_timeout_s = (unsigned)header_timeout;
     cfg.token = token[0] ? token : NULL;
+    cfg.tokens = toks.t;
+    cfg.ntokens = toks.n;
+    /* every state-changing request, into the store (api/audit.h) */
+    cfg.audit = api_audit_record;
+    cfg.audit_cls = &actx;
     cfg.reads_need_token = (int)token_reads;
     cfg.access_log = (int)access_log;
     cfg.user = &actx;
@@ -428,7 +455,8 @@ int cmd_serve(int argc, char **argv)
     unsigned port = api_server_port(srv);
     log_msg(LOG_INFO, "vaed %s serving %s on port %u (listen %s), database %s, %ld worker(s), %s%s",
             VAED_VERSION, tls_cert ? "HTTPS" : "HTTP", port, flags[F_LISTEN].value,
-            flags[F_DB].value, workers, blas, cfg.token ? ", token required" : "");
+            flags[F_DB].value, workers, blas,
+            cfg.token || cfg.ntokens ? ", token required" : "");
     if (flags[F_PORT_FILE].value[0]) {
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s.tmp", flags[F_PORT_FILE].value);
@@ -470,6 +498,7 @@ done:
     free(allow_hosts_joined);
     allow_hosts_joined = NULL;
     explicit_bzero(token_buf, sizeof token_buf);
+    api_tokens_free(&toks);
     free(tls_cert);
     if (tls_key)
         explicit_bzero(tls_key, strlen(tls_key));

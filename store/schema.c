@@ -22,7 +22,10 @@
  * v5: evaluations and eval_blocks (store/evals.h): an evaluation's committed blocks
  *     let it resume after a crash.
  * v6: sweeps and sweep_trials (store/sweeps.h): a sweep's request and, per trial, the
- *     job that runs it and its point in the search space. */
+ *     job that runs it and its point in the search space.
+ * v7: audit (store/audit.h): every state-changing request, who sent it and its result.
+ *     AUTOINCREMENT: retention deletes the oldest rows, and an id must never come back
+ *     (a client pages with after=ID). */
 #include <sqlite3.h>
 #include <stdio.h>
 
@@ -151,6 +154,17 @@ static const char *const migrations[] = {
     "  point TEXT NOT NULL CHECK (json_valid(point)),"
     "  PRIMARY KEY (sweep, trial)"
     ") WITHOUT ROWID;",
+    /* v7 */
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  time REAL NOT NULL,"
+    "  token TEXT,"
+    "  remote TEXT NOT NULL,"
+    "  method TEXT NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  created TEXT"
+    ");",
 };
 
 static int exec_all(sqlite3 *db, const char *sql, vaed_err *err)
@@ -230,6 +244,7 @@ static int (*const migration_fn[])(sqlite3 *, vaed_err *) = {
     ckpt_kind_fork,  /* v4 */
     NULL,            /* v5 */
     NULL,            /* v6 */
+    NULL,            /* v7 */
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION + 1,

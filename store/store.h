@@ -26,6 +26,9 @@
  *   sweeps(id PK, name, spec JSON, concurrency, created_at)
  *   sweep_trials(sweep, trial, job UNIQUE, point JSON)  PK(sweep, trial) WITHOUT ROWID
  *       a sweep's request and the job of each of its trials (v6; store/sweeps.h)
+ *   audit(id PK AUTOINCREMENT, time, token, remote, method, path, status, created)
+ *       every state-changing request: the token's name (never its secret), the
+ *       client's address and the reply's status (v7; store/audit.h)
  * Times are unix seconds (REAL); 0 in a struct means "not set" (NULL in SQL).
  * BLOB arrays (kl_groups, kl_dims) are native-endian IEEE-754 doubles.
  *
@@ -73,7 +76,7 @@
 #include "vae/err.h"
 #include "vae/metric_fields.h"
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 typedef struct store store;
 

@@ -98,6 +98,10 @@ void store_op_free(struct op *o)
     case OP_CKPT: free(o->u.ckpt.blob); break;
     case OP_JOB_INSERT: free(o->u.insert.name), free(o->u.insert.spec); break;
     case OP_JOB_STATE: free(o->u.state.reason); break;
+    case OP_CALL:
+        if (o->u.call.free_arg)
+            o->u.call.free_arg(o->u.call.arg);
+        break;
     default: break;
     }
     free(o);
@@ -641,6 +645,17 @@ int store_writer_call(store *st, store_call_fn fn, void *arg, int64_t *out_id, v
     o->u.call.fn = fn;
     o->u.call.arg = arg;
     return store_writer_submit(st, o, 1, out_id, err);
+}
+
+int store_writer_cast(store *st, store_call_fn fn, void *arg, void (*free_arg)(void *),
+                      size_t bytes, vaed_err *err)
+{
+    struct op *o = store_op_new(OP_CALL, 0);
+    o->u.call.fn = fn;
+    o->u.call.arg = arg;
+    o->u.call.free_arg = free_arg;
+    o->bytes += bytes;
+    return store_writer_submit(st, o, 0, NULL, err);
 }
 
 void store_set_max_db_bytes(store *st, int64_t bytes)

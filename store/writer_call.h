@@ -29,4 +29,13 @@ typedef int (*store_call_fn)(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, 
  * the *vrc the call reported (err says why), or VAED_EDB when the batch failed. */
 int store_writer_call(store *st, store_call_fn fn, void *arg, int64_t *out_id, vaed_err *err);
 
+/* Enqueue fn(arg) and return at once (a write nobody waits for, like a metric row: it
+ * commits with the next batch, within flush_interval; a transient failure keeps it
+ * queued and retried). arg is owned by the queue from here on, also on error: free_arg
+ * (may be NULL) frees it once fn has run for good or the op is dropped. bytes: arg's
+ * size, counted against max_pending_bytes. Returns 0, or VAED_ETOOBIG when the queue is
+ * full (arg already freed). fn's *out_id goes nowhere. */
+int store_writer_cast(store *st, store_call_fn fn, void *arg, void (*free_arg)(void *),
+                      size_t bytes, vaed_err *err);
+
 #endif

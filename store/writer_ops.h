@@ -77,7 +77,9 @@ struct op {
         } prio;
         struct {                     /* OP_CALL (writer_call.h) */
             store_call_fn fn;
-            void *arg;               /* borrowed: the caller waits */
+            void *arg;               /* borrowed while the caller waits; owned (and
+                                        freed with free_arg) when it does not */
+            void (*free_arg)(void *);
         } call;
     } u;
 };

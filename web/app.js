@@ -52,12 +52,12 @@
 
   /* A request; resolves to the parsed JSON (or text), rejects with the server's error
    * message. A 401 asks for the token once (sessionStorage keeps it for the tab) and
-   * retries; mutating requests always carry it, reads once the server asked. */
+   * retries; every request carries it (GET /v1/whoami names its holder from it). */
   function api(method, path, body, raw) {
     var sent = st.token;
     var h = {};
     if (body !== undefined) h['Content-Type'] = 'application/json';
-    if (st.token && (method !== 'GET' || st.readsNeedToken)) h.Authorization = 'Bearer ' + st.token;
+    if (st.token) h.Authorization = 'Bearer ' + st.token;
     return fetch(path, { method: method, headers: h,
                          body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) })
       .then(function (r) {
@@ -558,6 +558,7 @@
    * running job's retention may have replaced that checkpoint by the time a request
    * names it (a 404 the browser would log). */
   function refreshLatent(step) {
+    if (!vaedAccess.can('read')) return;  /* POSTs: they need a token (web/access.js) */
     var id = st.sel, sp = st.job.spec, L = 0;
     (Array.isArray(sp.model.latent) ? sp.model.latent : [sp.model.latent])
       .forEach(function (g) { L += g; });
@@ -662,7 +663,7 @@
     var s;
     try { s = formSchedule(); } catch (e) { out.textContent = e.message; st.preview = null; return; }
     out.textContent = 'PUT body: ' + JSON.stringify(s);
-    if (!j || !j.progress || TERMINAL[j.state]) { st.preview = null; redrawSoon(); return; }
+    if (!j || !j.progress || TERMINAL[j.state] || !vaedAccess.can('read')) { st.preview = null; redrawSoon(); return; }
     var asked = ++st.previewSeq;
     api('POST', '/v1/schedules/preview', { schedule: s, job: j.id }).then(function (r) {
       if (asked !== st.previewSeq) return;  /* a newer form state was asked for meanwhile */
@@ -736,6 +737,7 @@
 
   function init() {
     $('spec').value = JSON.stringify(EXAMPLE, null, 2);
+    var whoDone = api('GET', '/v1/whoami').then(vaedAccess.apply).catch(fail);  /* first: it decides what shows */
     $('submit').addEventListener('click', function () {
       var text = $('spec').value;
       api('POST', '/v1/jobs', text).then(function (j) {
@@ -790,7 +792,7 @@
       });
     }).catch(fail);
     var m = /[#&]job=(\d+)/.exec(location.hash);
-    refreshJobs().then(function () {
+    whoDone.then(refreshJobs).then(function () {
       if (m) select(+m[1]);
       else if (st.jobs.length && !/[#&]sweep=/.test(location.hash)) select(st.jobs[0].id);
     }).catch(fail).finally(function () { setTimeout(poll, 1000); });

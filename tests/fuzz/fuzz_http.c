@@ -77,11 +77,11 @@ static void h_noreply(api_req *rq) { (void)rq; }
 static void h_ok(api_req *rq) { api_reply_text(rq, 200, "text/plain", "ok\n", 3); }
 
 static const api_route routes[] = {
-    {"GET", "/v1/things/{id}", h_thing},   {"DELETE", "/v1/things/{id}", h_thing},
-    {"POST", "/v1/things", h_post},        {"PUT", "/v1/things/{id}", h_post},
-    {"GET", "/v1/q", h_query},             {"GET", "/v1/steps/{step:u}/{name:s}", h_step},
-    {"POST", "/v1/err", h_err},            {"GET", "/v1/noreply", h_noreply},
-    {"GET", "/healthz", h_ok},
+    {"GET", "/v1/things/{id}", h_thing, API_SCOPE_READ},   {"DELETE", "/v1/things/{id}", h_thing, API_SCOPE_ADMIN},
+    {"POST", "/v1/things", h_post, API_SCOPE_ADMIN},        {"PUT", "/v1/things/{id}", h_post, API_SCOPE_ADMIN},
+    {"GET", "/v1/q", h_query, API_SCOPE_READ},             {"GET", "/v1/steps/{step:u}/{name:s}", h_step, API_SCOPE_READ},
+    {"POST", "/v1/err", h_err, API_SCOPE_ADMIN},            {"GET", "/v1/noreply", h_noreply, API_SCOPE_READ},
+    {"GET", "/healthz", h_ok, API_SCOPE_READ},
 };
 
 static void die(const char *what)

@@ -54,6 +54,140 @@ static void test_auth(void)
     api_server_stop(srv);
 }
 
+/* Scoped tokens at the HTTP layer: 403 insufficient_scope naming both scopes (and
+ * WWW-Authenticate saying so), 401 for no or an unknown token, free reads; the audit hook
+ * hears every state-changing request once with the token's name, never the secret; a
+ * route or token without a scope, or two tokens sharing a secret, are refused at start. */
+#define AUD_MAX 16
+static pthread_mutex_t aud_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char token[32], remote[64], method[16], path[64], created[64];
+    unsigned status;
+} aud[AUD_MAX];
+static int naud;
+
+static void on_audit(void *cls, const api_audit_rec *a)
+{
+    (void)cls;
+    pthread_mutex_lock(&aud_mu);
+    if (naud < AUD_MAX) {
+        snprintf(aud[naud].token, sizeof aud[naud].token, "%s", a->token ? a->token : "-");
+        snprintf(aud[naud].remote, sizeof aud[naud].remote, "%s", a->remote);
+        snprintf(aud[naud].method, sizeof aud[naud].method, "%s", a->method);
+        snprintf(aud[naud].path, sizeof aud[naud].path, "%s", a->path);
+        snprintf(aud[naud].created, sizeof aud[naud].created, "%s", a->created ? a->created : "-");
+        aud[naud].status = a->status;
+    }
+    naud++;
+    pthread_mutex_unlock(&aud_mu);
+}
+
+static void test_scopes(void)
+{
+    static const api_token toks[] = {{"r", API_SCOPE_READ, "read-secret-000000"},
+                                     {"c", API_SCOPE_CONTROL, "control-secret-00"},
+                                     {"a", API_SCOPE_ADMIN, "admin-secret-0000"}};
+    api_config cfg;
+    base_config(&cfg);
+    cfg.tokens = toks;
+    cfg.ntokens = 3;
+    cfg.audit = on_audit;
+    api_server *srv = start(&cfg);
+    if (!srv)
+        return;
+    unsigned port = api_server_port(srv);
+    resp r;
+    const char *body = "{\"x\":1}";
+    static const struct {
+        const char *method, *path, *auth;
+        int status;
+        const char *need, *held;
+    } cases[] = {
+        {"POST", "/v1/things", "Authorization: Bearer read-secret-000000\r\n", 403, "admin", "read"},
+        {"POST", "/v1/things", "Authorization: Bearer control-secret-00\r\n", 403, "admin", "control"},
+        {"DELETE", "/v1/things/3", "Authorization: Bearer read-secret-000000\r\n", 403, "control", "read"},
+        {"DELETE", "/v1/things/3", "Authorization: Bearer control-secret-00\r\n", 200, NULL, NULL},
+        {"POST", "/v1/things", "Authorization: Bearer admin-secret-0000\r\n", 201, NULL, NULL},
+        {"POST", "/v1/things", "Authorization: Bearer admin-secret-000\r\n", 401, NULL, NULL},
+        {"DELETE", "/v1/things/3", NULL, 401, NULL, NULL},
+        {"GET", "/v1/things/3", NULL, 200, NULL, NULL},
+        {"GET", "/v1/things/3", "Authorization: Bearer unknown-secret-0\r\n", 200, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int post = !strcmp(cases[i].method, "POST");
+        req(port, cases[i].method, cases[i].path, cases[i].auth, post ? body : NULL,
+            post ? strlen(body) : 0, &r);
+        char what[96];
+        snprintf(what, sizeof what, "%s %s case %zu", cases[i].method, cases[i].path, i);
+        CHECK(r.status == cases[i].status, "%s: status %d, want %d: %s", what, r.status,
+              cases[i].status, r.body);
+        CHECK(!strstr(r.body, "secret"), "%s: a secret in the body: %s", what, r.body);
+        if (cases[i].need) {
+            json_t *j = json_loads(r.body, 0, NULL);
+            json_t *e = json_object_get(j, "error");
+            const char *code = json_string_value(json_object_get(e, "code"));
+            const char *field = json_string_value(json_object_get(e, "field"));
+            CHECK(code && field && !strcmp(code, "insufficient_scope") &&
+                      !strcmp(field, "Authorization") && json_object_size(e) == 5,
+                  "%s: the error object: %s", what, r.body);
+            const char *need = json_string_value(json_object_get(e, "scope_required"));
+            const char *held = json_string_value(json_object_get(e, "scope_held"));
+            CHECK(need && held && !strcmp(need, cases[i].need) && !strcmp(held, cases[i].held),
+                  "%s: scope_required %s scope_held %s", what, need ? need : "-", held ? held : "-");
+            json_decref(j);
+            const char *w = hget(&r, "WWW-Authenticate");
+            CHECK(w && strstr(w, "insufficient_scope") && strstr(w, cases[i].need),
+                  "%s: WWW-Authenticate %s", what, w ? w : "(none)");
+        }
+        resp_free(&r);
+    }
+    api_server_stop(srv); /* every request has completed: the hook has heard them all */
+    static const struct {
+        const char *token, *method;
+        unsigned status;
+        const char *created;
+    } want[] = {{"r", "POST", 403, "-"},    {"c", "POST", 403, "-"},
+                {"r", "DELETE", 403, "-"},  {"c", "DELETE", 200, "-"},
+                {"a", "POST", 201, "/v1/things/1"}, {"-", "POST", 401, "-"},
+                {"-", "DELETE", 401, "-"}};
+    size_t nw = sizeof want / sizeof *want;
+    CHECK(naud == (int)nw, "audit: %d records, want %zu (the GETs are not recorded)", naud, nw);
+    for (size_t i = 0; i < nw && i < (size_t)naud; i++)
+        CHECK(!strcmp(aud[i].token, want[i].token) && !strcmp(aud[i].method, want[i].method) &&
+                  aud[i].status == want[i].status && !strcmp(aud[i].created, want[i].created) &&
+                  !strcmp(aud[i].remote, "127.0.0.1") && !strncmp(aud[i].path, "/v1/things", 10),
+              "audit %zu: %s %s %s %u %s from %s", i, aud[i].token, aud[i].method, aud[i].path,
+              aud[i].status, aud[i].created, aud[i].remote);
+
+    /* refused at start */
+    vaed_err err;
+    api_server *b = NULL;
+    static const api_token dup[] = {{"x", API_SCOPE_READ, "same-secret-000000"},
+                                    {"y", API_SCOPE_ADMIN, "same-secret-000000"}};
+    cfg.tokens = dup;
+    cfg.ntokens = 2;
+    int rc = api_server_start(&cfg, routes, NROUTES, &b, &err);
+    CHECK(rc == VAED_EINVAL && !b && !strstr(err.msg, "same-secret"), "two tokens, one secret: rc %d %s", rc, err.msg);
+    static const api_token noscope[] = {{"x", 0, "some-secret-000000"}};
+    cfg.tokens = noscope;
+    cfg.ntokens = 1;
+    rc = api_server_start(&cfg, routes, NROUTES, &b, &err);
+    CHECK(rc == VAED_EINVAL && !b, "a token without a scope: rc %d", rc);
+    cfg.tokens = NULL;
+    cfg.ntokens = 0;
+    cfg.token = "default-secret";
+    static const api_token clash[] = {{"default", API_SCOPE_READ, "other-secret-00000"}};
+    cfg.tokens = clash;
+    cfg.ntokens = 1;
+    rc = api_server_start(&cfg, routes, NROUTES, &b, &err);
+    CHECK(rc == VAED_EINVAL && !b, "a token named default beside --token: rc %d", rc);
+    cfg.tokens = NULL;
+    cfg.ntokens = 0;
+    api_route unscoped[] = {{"GET", "/x", get_text, 0}};
+    rc = api_server_start(&cfg, unscoped, 1, &b, &err);
+    CHECK(rc == VAED_EINVAL && !b && strstr(err.msg, "scope"), "a route without a scope: rc %d %s", rc, err.msg);
+}
+
 static void test_cors(void)
 {
     api_config cfg;
@@ -170,13 +304,13 @@ static void test_errors(void)
         CHECK(rc == VAED_EINVAL && !b, "listen '%s': rc %d (%s)", bad[i], rc, err.msg);
     }
     base_config(&cfg);
-    api_route badr[] = {{"GET", "v1/x", get_text}, {"GET", "/v1/{id:q}", get_text},
-                        {"GET", "/v1/{}", get_text}, {"GET", "/v1/x{y}", get_text}};
+    api_route badr[] = {{"GET", "v1/x", get_text, API_SCOPE_READ}, {"GET", "/v1/{id:q}", get_text, API_SCOPE_READ},
+                        {"GET", "/v1/{}", get_text, API_SCOPE_READ}, {"GET", "/v1/x{y}", get_text, API_SCOPE_READ}};
     for (size_t i = 0; i < sizeof badr / sizeof *badr; i++) {
         rc = api_server_start(&cfg, &badr[i], 1, &b, &err);
         CHECK(rc == VAED_EINVAL && !b, "pattern '%s': rc %d", badr[i].pattern, rc);
     }
-    api_route dup[] = {{"GET", "/a", get_text}, {"GET", "/a", get_text}};
+    api_route dup[] = {{"GET", "/a", get_text, API_SCOPE_READ}, {"GET", "/a", get_text, API_SCOPE_READ}};
     rc = api_server_start(&cfg, dup, 2, &b, &err);
     CHECK(rc == VAED_EINVAL && !b, "duplicate route: rc %d", rc);
 }
@@ -332,6 +466,7 @@ int main(void)
             close(fd);
     }
     test_auth();
+    test_scopes();
     test_cors();
     test_slowloris();
     test_errors();

@@ -409,15 +409,15 @@ static void *producer(void *arg)
 }
 
 static const api_route routes[] = {
-    {"GET", "/v1/things/{id}", get_thing},
-    {"DELETE", "/v1/things/{id}", delete_thing},
-    {"POST", "/v1/things", post_thing},
-    {"GET", "/v1/steps/{step:u}/{name:s}", get_step},
-    {"GET", "/v1/noreply", no_reply},
-    {"GET", "/v1/err", fail_err},
-    {"GET", "/v1/text", get_text},
-    {"GET", "/v1/stream", get_stream},
-    {"GET", "/v1/idle", get_idle},
+    {"GET", "/v1/things/{id}", get_thing, API_SCOPE_READ},
+    {"DELETE", "/v1/things/{id}", delete_thing, API_SCOPE_CONTROL},
+    {"POST", "/v1/things", post_thing, API_SCOPE_ADMIN},
+    {"GET", "/v1/steps/{step:u}/{name:s}", get_step, API_SCOPE_READ},
+    {"GET", "/v1/noreply", no_reply, API_SCOPE_READ},
+    {"GET", "/v1/err", fail_err, API_SCOPE_READ},
+    {"GET", "/v1/text", get_text, API_SCOPE_READ},
+    {"GET", "/v1/stream", get_stream, API_SCOPE_READ},
+    {"GET", "/v1/idle", get_idle, API_SCOPE_READ},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 

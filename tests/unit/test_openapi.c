@@ -5,7 +5,8 @@
  *  - it is JSON without duplicate keys, declares openapi 3.0.3, and every $ref in it
  *    resolves inside it;
  *  - every route of api_routes() is described with the same method and path template
- *    ("{step:u}" written "{step}"), each path parameter declared in: path, required;
+ *    ("{step:u}" written "{step}"), each path parameter declared in: path, required,
+ *    and the scope of the route table as x-scope;
  *  - every operation in the document is a route of the table;
  *  - every operation has a 2xx response, and operationIds are unique.
  * Whether the document is valid OpenAPI 3.0 as a whole is checked by a real validator
@@ -148,6 +149,11 @@ static void test_routes(void)
               r[i].pattern, m, tpl);
         if (!op)
             continue;
+        /* the scope it documents is the route table's (the one definition) */
+        const char *xs = json_string_value(json_object_get(op, "x-scope"));
+        const char *want = api_scope_name(r[i].scope);
+        CHECK(xs && want && !strcmp(xs, want), "%s %s: x-scope %s, the route table says %s",
+              r[i].method, tpl, xs ? xs : "(none)", want ? want : "(none)");
         /* each {name} of the template is declared as a required path parameter */
         for (const char *p = strchr(tpl, '{'); p; p = strchr(p + 1, '{')) {
             char name[64];
