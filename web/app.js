@@ -510,9 +510,7 @@
     if (step === st.imgStep) return;
     st.imgStep = step;
     ['reconstructions', 'samples'].forEach(function (name) {
-      /* fetched, not <img src>, so the token goes along when reads need it; the newest
-       * checkpoint, not ?step=: retention may have replaced that one by the time the
-       * request names it (a 404 the browser would log). X-Vaed-Step says which it was. */
+      /* fetched (the token goes along); the newest, not ?step= (retention, see below) */
       var at = step;
       api('GET', '/v1/jobs/' + id + '/images/' + name + '.png', undefined, true)
         .then(function (r) { at = +(r.headers.get('X-Vaed-Step') || step); return r.blob(); })
