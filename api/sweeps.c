@@ -1,6 +1,7 @@
 /* sweeps.c — the sweep routes (daemon/jobs.h: jobs_sweep_*, store/sweeps.h):
  *   POST /v1/sweeps                  {"name", "base", "space", "method", "seed",
- *                                     "max_trials", "concurrency", "objective"} → 201
+ *                                     "max_trials", "concurrency", "objective",
+ *                                     "early_stop"} → 201
  *   GET  /v1/sweeps                  every sweep, with its trials counted by state
  *   GET  /v1/sweeps/{id}             the sweep and its trials as a table
  *                                     ?sort=objective (default; best first by the
@@ -99,13 +100,15 @@ static json_t *row_json(const row_ref *r)
 {
     const store_sweep_trial *t = r->t;
     json_t *pt = json_loads(t->point, 0, NULL);
-    return json_pack("{s:I, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "trial",
+    return json_pack("{s:I, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "trial",
                      (json_int_t)t->trial, "job", (json_int_t)t->job, "state", t->state, "point",
                      pt ? pt : json_null(), "objective", num_or_null(r->has, r->v), "kl",
                      num_or_null(t->has_epoch, t->kl), "xent", num_or_null(t->has_epoch, t->xent),
                      "elbo", num_or_null(t->has_epoch, t->elbo), "active_units",
                      t->has_epoch ? json_integer(t->active_units) : json_null(), "bound",
-                     num_or_null(t->has_bound, t->bound));
+                     num_or_null(t->has_bound, t->bound), "epoch",
+                     t->has_epoch ? json_integer(t->epoch) : json_null(), "reason",
+                     t->reason ? json_string(t->reason) : json_null());
 }
 
 /* The sweep as JSON: its request, counts by state and (rows != NULL) its table. */
@@ -176,7 +179,8 @@ static void csv_value(textbuf *b, const json_t *v)
 }
 
 /* trial, job, state, one column per space path (in the space's order), objective, kl,
- * xent, elbo, active_units, bound: one row per trial, in rows' order. */
+ * xent, elbo, active_units, bound, epoch, reason: one row per trial, in rows' order
+ * (epoch and reason came later: appended, so the older columns keep their places). */
 static int sweep_csv(const store_sweep *sw, const row_ref *rows, textbuf *b)
 {
     json_t *spec = json_loads(sw->spec, 0, NULL);
@@ -189,7 +193,7 @@ static int sweep_csv(const store_sweep *sw, const row_ref *rows, textbuf *b)
         tb_putc(b, ',');
         csv_field(b, path);
     }
-    tb_put(b, ",objective,kl,xent,elbo,active_units,bound\n");
+    tb_put(b, ",objective,kl,xent,elbo,active_units,bound,epoch,reason\n");
     for (size_t i = 0; i < sw->n; i++) {
         const store_sweep_trial *t = rows[i].t;
         tb_printf(b, "%lld,%lld,%s", (long long)t->trial, (long long)t->job, t->state);
@@ -205,6 +209,12 @@ static int sweep_csv(const store_sweep *sw, const row_ref *rows, textbuf *b)
         if (t->has_epoch)
             tb_printf(b, "%d", t->active_units);
         csv_num(b, t->has_bound, t->bound);
+        tb_putc(b, ',');
+        if (t->has_epoch)
+            tb_printf(b, "%d", t->epoch);
+        tb_putc(b, ',');
+        if (t->reason)
+            csv_field(b, t->reason);
         tb_putc(b, '\n');
     }
     json_decref(spec);

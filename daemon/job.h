@@ -36,6 +36,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "daemon/asha.h"
 #include "daemon/jobs.h"
 #include "store/store.h"
 #include "vae/spec.h"
@@ -133,6 +134,7 @@ typedef struct run {
     double last_progress;
     enum outcome outcome;       /* OUT_NONE while the job goes on */
     job_msg *deferred;          /* pause/cancel answers held until the job is put down */
+    asha_cfg asha;              /* its sweep's early stopping (off when none) */
 } run;
 
 /* ---- the one door for controls (control.c) ---------------------------------------- */
@@ -227,6 +229,19 @@ int job_prepare(jobs *J, const json_t *doc, vae_spec *spec, char **text, char **
  * concurrency. */
 void job_enqueue_new(jobs *J, int64_t id, const vae_spec *spec, int64_t sweep,
                      int sweep_conc);
+
+/* ---- a trial's early stopping (sweeps.c) ------------------------------------------ */
+
+/* OUT *cfg: the early stopping of the sweep jb is a trial of (off for a job of no sweep,
+ * or a sweep without early_stop). */
+int sweep_asha_load(jobs *J, const job *jb, asha_cfg *cfg, vaed_err *err);
+
+/* The owner of trial jb, at the end of its test epoch `epoch` with objective value v:
+ * when the epoch is a rung, compare v with the values the sweep's other trials have
+ * recorded there (asha.h). Returns 1 when the trial must stop (OUT reason: "asha: rung
+ * k (epoch e): ..."), 0 to go on; a store failure is logged and lets the trial go on. */
+int sweep_asha_stop(jobs *J, const job *jb, const asha_cfg *cfg, int epoch, double v,
+                    char *reason, size_t reason_len);
 
 /* ---- (control.c) -------------------------------------------------------------------- */
 

@@ -252,7 +252,9 @@ static void *worker_main(void *arg)
         char reason[512] = "";
         run r = {.J = J, .jb = jb, .last_ckpt_step = -1, .outcome = OUT_NONE};
         enum outcome out = worker_run(&r, reason, sizeof reason);
-        job_record_state(J, jb->id, outcome_names[out], out == OUT_FAILED ? reason : NULL);
+        /* a reason for a failure, or for a trial's early stop (sweeps.c) */
+        job_record_state(J, jb->id, outcome_names[out],
+                         out == OUT_FAILED || reason[0] ? reason : NULL);
 
         pthread_mutex_lock(&J->mu);
         put_down(J, jb, &r, out);

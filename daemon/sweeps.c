@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/asha.h"
 #include "daemon/job.h"
 #include "daemon/log.h"
 #include "daemon/sweep_gen.h"
@@ -45,6 +46,7 @@ typedef struct sweep_req {
     enum sweep_method method;
     int64_t seed, max_trials, concurrency;
     const char *metric, *direction;
+    asha_cfg asha;              /* early_stop, parsed once the base's epochs are known */
 } sweep_req;
 
 static int parse_objective(const json_t *o, sweep_req *r, vaed_err *err)
@@ -86,7 +88,8 @@ static int parse_objective(const json_t *o, sweep_req *r, vaed_err *err)
 static int parse_req(const json_t *doc, sweep_req *r, vaed_err *err)
 {
     static const char *const keys[] = {"name", "base", "space", "method", "seed",
-                                       "max_trials", "concurrency", "objective", NULL};
+                                       "max_trials", "concurrency", "objective",
+                                       "early_stop", NULL};
     if (!json_is_object(doc))
         return vaed_err_set(err, VAED_EINVAL, "", "the body must be a JSON object");
     const char *k;
@@ -96,7 +99,7 @@ static int parse_req(const json_t *doc, sweep_req *r, vaed_err *err)
         if (!known_key(k, keys))
             return vaed_err_set(err, VAED_EINVAL, k,
                                 "%s: unknown key (known keys: name, base, space, method, seed, "
-                                "max_trials, concurrency, objective)",
+                                "max_trials, concurrency, objective, early_stop)",
                                 k);
     }
     const json_t *n = json_object_get(doc, "name");
@@ -235,12 +238,17 @@ static int prepare_trial(jobs *J, const sweep_req *r, const json_t *pt, size_t i
 /* The request as stored: every default filled in, so GET shows what ran. */
 static json_t *normalized(const sweep_req *r)
 {
-    return json_pack("{s:s, s:O, s:O, s:s, s:I, s:I, s:I, s:{s:s, s:s}}", "name", r->name,
-                     "base", r->base, "space", r->space, "method",
-                     r->method == SWEEP_GRID ? "grid" : "random", "seed", (json_int_t)r->seed,
-                     "max_trials", (json_int_t)r->max_trials, "concurrency",
-                     (json_int_t)r->concurrency, "objective", "metric", r->metric, "direction",
-                     r->direction);
+    json_t *o = json_pack("{s:s, s:O, s:O, s:s, s:I, s:I, s:I, s:{s:s, s:s}}", "name", r->name,
+                          "base", r->base, "space", r->space, "method",
+                          r->method == SWEEP_GRID ? "grid" : "random", "seed",
+                          (json_int_t)r->seed, "max_trials", (json_int_t)r->max_trials,
+                          "concurrency", (json_int_t)r->concurrency, "objective", "metric",
+                          r->metric, "direction", r->direction);
+    if (o && r->asha.on && json_object_set_new(o, "early_stop", asha_json(&r->asha))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }
 
 int jobs_sweep_submit(jobs *J, const json_t *doc, int64_t *id, vaed_err *err)
@@ -265,6 +273,10 @@ int jobs_sweep_submit(jobs *J, const json_t *doc, int64_t *id, vaed_err *err)
             }
             return rc;
         }
+        /* early_stop after the base: its max_epochs defaults to the base's epochs */
+        if ((rc = asha_parse(json_object_get(doc, "early_stop"), r.metric,
+                             !strcmp(r.direction, "max"), bs.train.epochs, &r.asha, err)))
+            return rc;
     }
     json_t *points = NULL;
     if ((rc = sweep_points(r.space, r.method, (uint64_t)r.seed, r.max_trials, &points, err)))
@@ -343,4 +355,51 @@ int jobs_sweep_cancel(jobs *J, int64_t id, int *n, vaed_err *err)
         }
     store_sweep_clear(&sw);
     return first;
+}
+
+int sweep_asha_load(jobs *J, const job *jb, asha_cfg *cfg, vaed_err *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    if (jb->sweep_id <= 0)
+        return 0;
+    store_sweep sw;
+    int rc = store_sweep_get(J->st, jb->sweep_id, 0, &sw, err);
+    if (rc)
+        return rc;
+    json_t *spec = json_loads(sw.spec, 0, NULL);
+    store_sweep_clear(&sw);
+    const json_t *o = json_object_get(spec, "objective");
+    const char *m = json_string_value(json_object_get(o, "metric"));
+    const char *d = json_string_value(json_object_get(o, "direction"));
+    /* stored normalized by jobs_sweep_submit, so it parses as it did then */
+    rc = asha_parse(json_object_get(spec, "early_stop"), m ? m : "elbo", !d || !strcmp(d, "max"),
+                    jb->spec.train.epochs, cfg, err);
+    json_decref(spec);
+    return rc;
+}
+
+int sweep_asha_stop(jobs *J, const job *jb, const asha_cfg *cfg, int epoch, double v,
+                    char *reason, size_t reason_len)
+{
+    int k = asha_rung(cfg, epoch);
+    if (k < 0)
+        return 0;
+    double *vals = NULL;
+    size_t n = 0, rank = 0, keep = 0;
+    vaed_err err;
+    if (store_sweep_rung_values(J->st, jb->sweep_id, jb->id, epoch, cfg->metric, &vals, &n,
+                                &err)) {
+        log_msg(LOG_WARN, "job %lld: asha rung %d not read, the trial goes on: %s",
+                (long long)jb->id, k, err.msg);
+        return 0;
+    }
+    int go = asha_decide(v, vals, n, cfg->maximize, cfg->eta, &rank, &keep);
+    free(vals);
+    snprintf(reason, reason_len,
+             "asha: rung %d (epoch %d): %s %.6f is number %zu, %s the top %zu of %zu", k,
+             epoch, cfg->metric, v, rank, go ? "in" : "not in", keep, n + 1);
+    log_msg(LOG_INFO, "job %lld %s: %s", (long long)jb->id, go ? "goes on" : "stops", reason);
+    if (go)
+        reason[0] = '\0';
+    return !go;
 }

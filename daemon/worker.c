@@ -168,6 +168,39 @@ static void store_epoch_rows(run *r, const vae_epoch_metrics *e)
     }
 }
 
+/* The objective's value in a test epoch's figures (asha.h: elbo, kl or xent). */
+static double asha_value(const asha_cfg *c, double elbo, double kl, double xent)
+{
+    return !strcmp(c->metric, "kl") ? kl : !strcmp(c->metric, "xent") ? xent : elbo;
+}
+
+/* A trial resumed from a checkpoint taken at a rung's epoch end (killed between the
+ * checkpoint and its stop being recorded): decide the rung again, from its own test
+ * row of that epoch, which the store committed before the checkpoint (one writer,
+ * in order). Returns 1 when the trial stops (OUT reason). */
+static int asha_at_resume(run *r, char *reason, size_t reason_len)
+{
+    long step = vae_trainer_step_index(r->t), spe = vae_trainer_steps_per_epoch(r->t);
+    if (!r->asha.on || step <= 0 || step % spe || vae_trainer_finished(r->t) ||
+        asha_rung(&r->asha, (int)(step / spe)) < 0)
+        return 0;
+    store_epoch *ep = NULL;
+    size_t n = 0;
+    vaed_err err;
+    int stop = 0;
+    if (store_epochs_list(r->J->st, r->jb->id, &ep, &n, &err)) {
+        log_msg(LOG_WARN, "job %lld: asha: epochs not read: %s", (long long)r->jb->id, err.msg);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ep[i].epoch == step / spe && !strcmp(ep[i].split, "test"))
+            stop = sweep_asha_stop(r->J, r->jb, &r->asha, (int)ep[i].epoch,
+                                   asha_value(&r->asha, ep[i].elbo, ep[i].kl, ep[i].xent),
+                                   reason, reason_len);
+    store_epochs_free(ep, n);
+    return stop;
+}
+
 /* Estimated bytes a job needs once its data is loaded. */
 static size_t job_bytes(const vae_spec *s, const vae_dataset *train, const vae_dataset *test)
 {
@@ -228,6 +261,8 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
     vaed_err_clear(&err);
     if (recover_history(r, &err))
         goto failed;
+    if (sweep_asha_load(J, jb, &r->asha, &err))
+        goto failed;
 
     pthread_mutex_lock(&J->mu);
     jb->spe = vae_trainer_steps_per_epoch(r->t);
@@ -242,7 +277,9 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
     r->last_ckpt_step = vae_trainer_step_index(r->t);
 
     const vae_ckpt_spec *cs = &spec.checkpoint;
-    for (;;) {
+    if (asha_at_resume(r, reason, reason_len))
+        out = OUT_CANCELLED;
+    while (out != OUT_CANCELLED) {
         if (recover_replay(r, &err))
             goto failed;
         /* The mailbox, in the order the messages came: a change posted just before a
@@ -323,6 +360,15 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
                 else if (jb->spec.eval.every_epochs > 0 &&
                          em.epoch % jb->spec.eval.every_epochs == 0)
                     evals_queue_checkpoint(J, jb, step);
+            }
+            /* ASHA: decided here, by the job's owner at the rung's epoch end, so the step
+             * a trial stops at is the rung's whatever the timing (sweeps.c) */
+            if (r->asha.on && em.has_test && !vae_trainer_finished(r->t) &&
+                sweep_asha_stop(J, jb, &r->asha, em.epoch,
+                                asha_value(&r->asha, em.elbo, em.kl, em.xent), reason,
+                                reason_len)) {
+                out = OUT_CANCELLED;
+                break;
             }
         }
         if (r->last_ckpt_step != step && !vae_trainer_finished(r->t) &&

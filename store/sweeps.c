@@ -27,11 +27,17 @@ static const char SQL_TRIALS[] =
     "SELECT t.trial, t.job, t.point, j.state, e.kl, e.xent, e.elbo, e.active_units, "
     "  e.epoch IS NOT NULL, "
     "  (SELECT max(json_extract(result, '$.bound')) FROM evaluations v "
-    "   WHERE v.job = t.job AND v.state = 'completed') "
+    "   WHERE v.job = t.job AND v.state = 'completed'), e.epoch, j.reason "
     "FROM sweep_trials t JOIN jobs j ON j.id = t.job "
     "LEFT JOIN epochs e ON e.job = t.job AND e.split = 'test' AND e.epoch = "
     "  (SELECT max(epoch) FROM epochs WHERE job = t.job AND split = 'test') "
     "WHERE t.sweep = ?1 ORDER BY t.trial";
+/* One statement per metric: the column is never built into the SQL text. */
+#define SQL_RUNG(col)                                                                   \
+    "SELECT e." col " FROM sweep_trials t JOIN epochs e ON e.job = t.job AND "          \
+    "e.split = 'test' AND e.epoch = ?2 WHERE t.sweep = ?1 AND t.job != ?3 ORDER BY t.trial"
+static const char *const SQL_RUNGS[][2] = {
+    {"elbo", SQL_RUNG("elbo")}, {"kl", SQL_RUNG("kl")}, {"xent", SQL_RUNG("xent")}};
 static const char SQL_IDS[] = "SELECT id FROM sweeps ORDER BY id";
 static const char SQL_OF_JOB[] =
     "SELECT s.id, s.concurrency FROM sweep_trials t JOIN sweeps s ON s.id = t.sweep "
@@ -49,8 +55,10 @@ void store_sweep_clear(store_sweep *s)
         return;
     free(s->name);
     free(s->spec);
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
         free(s->trials[i].point);
+        free(s->trials[i].reason);
+    }
     free(s->trials);
     memset(s, 0, sizeof *s);
 }
@@ -197,6 +205,9 @@ static int read_trials(sqlite3 *db, store_sweep *s, vaed_err *err)
         t->active_units = sqlite3_column_int(q, 7);
         t->has_bound = sqlite3_column_type(q, 9) != SQLITE_NULL;
         t->bound = sqlite3_column_double(q, 9);
+        t->epoch = sqlite3_column_int(q, 10);
+        if (sqlite3_column_type(q, 11) != SQLITE_NULL)
+            t->reason = col_dup(q, 11);
     }
     int rc = sr == SQLITE_DONE ? 0 : store_dberr(err, db, "reading sweep trials");
     sqlite3_finalize(q);
@@ -299,6 +310,53 @@ int store_sweep_of_job(store *st, int64_t job, int64_t *sweep, int *concurrency,
         } else if (sr != SQLITE_DONE) {
             rc = store_dberr(err, db, "reading a job's sweep");
         }
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return rc;
+}
+
+int store_sweep_rung_values(store *st, int64_t sweep, int64_t job, int epoch,
+                            const char *metric, double **vals, size_t *n, vaed_err *err)
+{
+    *vals = NULL;
+    *n = 0;
+    const char *sql = NULL;
+    for (size_t i = 0; i < sizeof SQL_RUNGS / sizeof SQL_RUNGS[0]; i++)
+        if (!strcmp(metric, SQL_RUNGS[i][0]))
+            sql = SQL_RUNGS[i][1];
+    if (!sql)
+        return vaed_err_set(err, VAED_EINVAL, "metric", "elbo, kl or xent");
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int rc = ropen(st, &db, err);
+    if (rc)
+        return rc;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+        rc = store_dberr(err, db, "reading a sweep's rung");
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_bind_int64(q, 1, sweep);
+    sqlite3_bind_int(q, 2, epoch);
+    sqlite3_bind_int64(q, 3, job);
+    size_t cap = 0;
+    int sr;
+    while ((sr = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == cap) { /* one value per trial: bounded by max_trials */
+            cap = cap ? cap * 2 : 16;
+            double *p = realloc(*vals, cap * sizeof *p);
+            if (!p)
+                abort();
+            *vals = p;
+        }
+        (*vals)[(*n)++] = sqlite3_column_double(q, 0);
+    }
+    if (sr != SQLITE_DONE) {
+        rc = store_dberr(err, db, "reading a sweep's rung");
+        free(*vals);
+        *vals = NULL;
+        *n = 0;
     }
     sqlite3_finalize(q);
     sqlite3_close(db);

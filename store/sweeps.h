@@ -44,6 +44,8 @@ typedef struct store_sweep_trial {
     int active_units;
     int has_bound;
     double bound;
+    int epoch;                  /* the last test epoch's number (has_epoch) */
+    char *reason;               /* the job's failure or stop reason, owned; NULL: none */
 } store_sweep_trial;
 
 typedef struct store_sweep {
@@ -66,5 +68,11 @@ int store_sweeps_ids(store *st, int64_t **ids, size_t *n, vaed_err *err);
 /* The sweep a job is a trial of: OUT *sweep (0 when none) and its *concurrency. */
 int store_sweep_of_job(store *st, int64_t job, int64_t *sweep, int *concurrency,
                        vaed_err *err);
+
+/* The values of metric ("elbo", "kl" or "xent") that the trials of sweep other than
+ * job have recorded (committed) in their test row of epoch: ASHA's rung (daemon/asha.h).
+ * OUT *vals (free()), *n. VAED_EINVAL for another metric. */
+int store_sweep_rung_values(store *st, int64_t sweep, int64_t job, int epoch,
+                            const char *metric, double **vals, size_t *n, vaed_err *err);
 
 #endif

@@ -133,7 +133,7 @@ api GET "/v1/sweeps/$G?format=csv"
 expect_status 200
 CSV=$BODY
 hdr=$(printf '%s\n' "$CSV" | head -n 1)
-check "csv header: $hdr" [ "$hdr" = "trial,job,state,schedule.duration,objective,kl,xent,elbo,active_units,bound" ]
+check "csv header: $hdr" [ "$hdr" = "trial,job,state,schedule.duration,objective,kl,xent,elbo,active_units,bound,epoch,reason" ]
 lines=$(printf '%s\n' "$CSV" | wc -l)
 check "csv: a header and 4 rows ($lines lines)" [ "$lines" = 5 ]
 want=$(printf '%s' "$TJSON" | jq -r '.trials[] | "\(.trial),\(.job),\(.state),\(.point["schedule.duration"])"')

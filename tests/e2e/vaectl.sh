@@ -2,7 +2,8 @@
 # every subcommand's output checked against the REST routes it wraps (or against what it
 # must mean: an lr change shows in the lr column from the step it names, a downloaded
 # checkpoint is the server's bytes, watch prints every step once), the server's errors
-# as "vaectl: <message>" with exit 1, usage errors with exit 2, --help everywhere.
+# as "vaectl: <message>" with exit 1, usage errors with exit 2, --help everywhere; and
+# sweep submit|show|table on a 2-trial ASHA sweep.
 . tests/e2e/sched_lib.sh
 e2e_init
 start_daemon --threads 1 --workers 1 --token s3cret
@@ -227,6 +228,42 @@ vc eval "$S" --k 0; expect_rc 1 "eval --k 0 (the server's 422)"
 check "eval --k 0: the server's message names k" sh -c "printf '%s' \"\$1\" | grep -q 'k'" _ "$ERR"
 vc eval "$S" --k many; expect_rc 2 "eval --k many"
 vc eval "$S" --temperature 1; expect_rc 2 "eval does not take --temperature"
+
+# ---- sweep submit, show, table: a 2-trial ASHA sweep (the slow learner stops at rung 0) -----
+vc sweep --help
+check "vaectl sweep --help" [ "$RC" = 0 ] && printf '%s' "$OUT" | head -n 1 | grep -q "^usage: vaectl sweep"
+jq -n --argjson base "$(small_spec swp 3)" '{name: "ctl", base: $base, concurrency: 1,
+    space: {"optimizer.lr": [0.003, 0.00001]},
+    early_stop: {method: "asha", min_epochs: 1, reduction_factor: 2}}' >"$T/sweep.json"
+vc sweep submit "$T/sweep.json"; expect_rc 0 "sweep submit FILE"
+W=$OUT
+check "sweep submit prints the id ($W)" [ "$W" -gt 0 ] 2>/dev/null
+jq '.early_stop.min_epochs = 0' "$T/sweep.json" | "$CTL" sweep submit - >"$T/vc.out" 2>"$T/vc.err"
+check "sweep submit - of a bad request: exit 1 naming the field ($(cat "$T/vc.err"))" \
+    sh -c "! cat '$T/vc.out' | grep -q . && grep -q 'min_epochs' '$T/vc.err'"
+w_t=0
+while [ $w_t -lt 600 ]; do
+    api GET "/v1/sweeps/$W"
+    [ "$(jqb '[.trials[] | select(.state == "completed" or .state == "cancelled")] | length')" = 2 ] && break
+    w_t=$((w_t + 1)); sleep 0.1
+done
+check "the sweep finished: trial 0 completed, trial 1 stopped ($BODY)" \
+    jqt '[.trials[] | {trial, state}] | sort_by(.trial) == [{"trial": 0, "state": "completed"}, {"trial": 1, "state": "cancelled"}]'
+vc sweep show "$W"; expect_rc 0 "sweep show"
+check "sweep show: the request and counts, no table" sh -c "printf '%s' '$OUT' | jq -e '.id == $W and .spec.early_stop.max_epochs == 3 and .counts.completed == 1 and (has(\"trials\") | not)' >/dev/null"
+vc sweep table "$W" --sort trial; expect_rc 0 "sweep table"
+printf '%s\n' "$OUT" >"$T/table.out"
+check "sweep table: header" [ "$(head -n 1 "$T/table.out")" = "$(printf 'TRIAL\tJOB\tSTATE\toptimizer.lr\tOBJECTIVE\tEPOCH\tREASON')" ]
+check "sweep table: trial 1 stopped at epoch 1 with its reason" \
+    awk -F'\t' 'NR == 3 && $1 == 1 && $3 == "cancelled" && $4 == "1e-05" && $6 == 1 && $7 ~ /^asha: rung 0 \(epoch 1\): elbo .* not in the top 1 of 2$/ { f = 1 } END { exit !f }' "$T/table.out"
+check "sweep table: trial 0 trained 3 epochs" awk -F'\t' 'NR == 2 && $1 == 0 && $3 == "completed" && $6 == 3 && $7 == "" { f = 1 } END { exit !f }' "$T/table.out"
+vc sweep table "$W" --csv; expect_rc 0 "sweep table --csv"
+api GET "/v1/sweeps/$W?format=csv&sort=objective"
+check "sweep table --csv is the server's CSV" [ "$OUT" = "$BODY" ]
+vc sweep table "$W" --sort speed; expect_rc 2 "sweep table --sort speed"
+vc sweep table abc; expect_rc 2 "sweep table of a non-numeric ID"
+vc sweep table 4242; expect_rc 1 "sweep table of an unknown sweep"
+vc sweep frob; expect_rc 2 "sweep frob"
 
 stop_daemon
 finish
