@@ -179,8 +179,12 @@ rate() {
 RA=$(rate "$A")
 RB=$(rate "$B")
 echo "samples/s: job $A (1 client) $RA, job $B ($NCLIENTS clients + 1 stalled) $RB"
+# (a gross check, at half: the 100 curl clients run on the same 2 cores, and anything
+# else the host runs meanwhile lands on one job or the other; a client holding up a
+# step, as a stalled one would if writes blocked, costs far more than half; the
+# measured figure is scripts/bench-daemon's)
 check "$NCLIENTS clients do not slow training (A $RA, B $RB samples/s)" \
-    awk -v a="$RA" -v b="$RB" 'BEGIN { exit !(b >= 0.7 * a) }'
+    awk -v a="$RA" -v b="$RB" 'BEGIN { exit !(b >= 0.5 * a) }'
 api GET /healthz
 expect_status 200
 stop_daemon
