@@ -26,31 +26,15 @@ void api_h_whoami(api_req *req)
                              tokens && api_server_reads_need_token(srv)));
 }
 
-/* An integer query parameter in [lo, hi]; def when absent; -2 after replying 400. */
-static int64_t query_num(api_req *req, const char *key, int64_t lo, int64_t hi, int64_t def)
-{
-    const char *v = api_query_get(req, key);
-    if (!v)
-        return def;
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (!*v || *end || errno || x < lo || x > hi) {
-        api_reply_error(req, 400, "bad_param", key, "%s: must be an integer from %lld to %lld",
-                        key, (long long)lo, (long long)hi);
-        return -2;
-    }
-    return x;
-}
 
 void api_h_audit(api_req *req)
 {
     static const char *const allowed[] = {"after", "limit", NULL};
     if (api_query_only(req, allowed))
         return;
-    int64_t after = query_num(req, "after", 0, INT64_MAX, -1);
-    int64_t limit = query_num(req, "limit", 1, 1000, 100);
-    if (after == -2 || limit == -2)
+    int64_t after = api_query_num(req, "after", 0, INT64_MAX, -1);
+    int64_t limit = api_query_num(req, "limit", 1, 1000, 100);
+    if (after == API_QUERY_BAD || limit == API_QUERY_BAD)
         return;
     api_ctx *c = api_req_user(req);
     vaed_err err;

@@ -208,6 +208,11 @@ int64_t api_param_int(const api_req *req, const char *name);
 /* Query parameters, URL-decoded by MHD. api_query_get returns the value of the
  * first one named key (a key without "=" has value ""), or NULL when absent. */
 const char *api_query_get(const api_req *req, const char *key);
+/* An integer query parameter in [lo, hi]: def when absent; after replying 400
+ * bad_param naming key (with the range) when malformed or out of range, returns
+ * API_QUERY_BAD. Every route's integer parameters go through it. */
+#define API_QUERY_BAD INT64_MIN
+int64_t api_query_num(api_req *req, const char *key, int64_t lo, int64_t hi, int64_t def);
 size_t api_query_count(const api_req *req);
 /* The i-th parameter in request order; i < api_query_count. */
 void api_query_at(const api_req *req, size_t i, const char **key, const char **value);

@@ -142,6 +142,22 @@ const char *api_param(const api_req *req, const char *name)
     return NULL;
 }
 
+int64_t api_query_num(api_req *req, const char *key, int64_t lo, int64_t hi, int64_t def)
+{
+    const char *v = api_query_get(req, key);
+    if (!v)
+        return def;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || *end || errno || x < lo || x > hi) {
+        api_reply_error(req, 400, "bad_param", key, "%s: must be an integer from %lld to %lld",
+                        key, (long long)lo, (long long)hi);
+        return API_QUERY_BAD;
+    }
+    return x;
+}
+
 int64_t api_param_int(const api_req *req, const char *name)
 {
     const char *v = api_param(req, name);

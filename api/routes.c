@@ -30,23 +30,6 @@
 
 static api_ctx *ctx(api_req *req) { return api_req_user(req); }
 
-/* A non-negative integer query parameter; -1 when absent; replies 400 and returns -2
- * when malformed. */
-static int64_t query_int(api_req *req, const char *key, int64_t max)
-{
-    const char *v = api_query_get(req, key);
-    if (!v)
-        return -1;
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (!*v || *end || errno || x < 0 || x > max) {
-        api_reply_error(req, 400, "bad_param", key, "%s: must be an integer from 0 to %lld", key,
-                        (long long)max);
-        return -2;
-    }
-    return x;
-}
 
 /* ---- health -------------------------------------------------------------------------- */
 
@@ -144,8 +127,9 @@ static void h_list(api_req *req)
             states |= b;
         }
     }
-    int64_t limit = query_int(req, "limit", 1000), after = query_int(req, "after", INT64_MAX);
-    if (limit == -2 || after == -2)
+    int64_t limit = api_query_num(req, "limit", 0, 1000, -1),
+            after = api_query_num(req, "after", 0, INT64_MAX, -1);
+    if (limit == API_QUERY_BAD || after == API_QUERY_BAD)
         return;
     store_job_list l = {0};
     vaed_err err;
@@ -390,14 +374,11 @@ static void h_metrics(api_req *req)
     if (api_query_only(req, allowed))
         return;
     int64_t id = api_param_int(req, "id");
-    int64_t since = query_int(req, "since", INT64_MAX), until = query_int(req, "until", INT64_MAX),
-            maxp = query_int(req, "max_points", 10000000);
-    if (since == -2 || until == -2 || maxp == -2)
+    int64_t since = api_query_num(req, "since", 0, INT64_MAX, -1),
+            until = api_query_num(req, "until", 0, INT64_MAX, -1),
+            maxp = api_query_num(req, "max_points", 2, 10000000, -1);
+    if (since == API_QUERY_BAD || until == API_QUERY_BAD || maxp == API_QUERY_BAD)
         return;
-    if (maxp >= 0 && maxp < 2) {
-        api_reply_error(req, 400, "bad_param", "max_points", "max_points: must be at least 2");
-        return;
-    }
     const char *format = api_query_get(req, "format");
     int csv = 0;
     if (format && strcmp(format, "json")) {

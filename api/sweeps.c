@@ -334,24 +334,6 @@ static void h_sweep_cancel(api_req *req)
     api_reply_json(req, 200, json_pack("{s:I, s:i}", "id", (json_int_t)id, "cancelled", n));
 }
 
-/* A whole number query parameter in [lo, hi], def when absent; -1 after a reply. */
-static int64_t query_num(api_req *req, const char *key, int64_t lo, int64_t hi, int64_t def)
-{
-    const char *v = api_query_get(req, key);
-    if (!v)
-        return def;
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (!*v || *end || errno || x < lo || x > hi) {
-        vaed_err err;
-        vaed_err_set(&err, VAED_EINVAL, key, "a whole number from %lld to %lld",
-                     (long long)lo, (long long)hi);
-        api_reply_vaed(req, VAED_EINVAL, &err);
-        return -1;
-    }
-    return x;
-}
 
 static json_t *doubles(const double *v, size_t n)
 {
@@ -383,8 +365,8 @@ static void h_sweep_metrics(api_req *req)
                   field ? field : "");
         return;
     }
-    int64_t maxp = query_num(req, "max_points", 2, 100000, 500);
-    if (maxp < 0)
+    int64_t maxp = api_query_num(req, "max_points", 2, 100000, 500);
+    if (maxp == API_QUERY_BAD)
         return;
     vaed_err err;
     vaed_err_clear(&err);

@@ -164,7 +164,7 @@ check "metrics: trial 0 as the job's own downsampled metrics ($same)" [ "$same" 
 api GET "/v1/sweeps/$G/metrics?field=nope"
 check "metrics: unknown field → 422 naming field ($STATUS $BODY)" [ "$STATUS" = 422 -a "$(jqb .error.field)" = field ]
 api GET "/v1/sweeps/$G/metrics?field=kl&max_points=1"
-check "metrics: max_points 1 → 422 ($STATUS)" [ "$STATUS" = 422 -a "$(jqb .error.field)" = max_points ]
+check "metrics: max_points 1 → 400 bad_param, as the job's metrics ($STATUS)" [ "$STATUS" = 400 -a "$(jqb .error.code)" = bad_param -a "$(jqb .error.field)" = max_points ]
 api GET "/v1/sweeps/$G?sort=best"
 check "sort=best → 422 naming sort ($STATUS)" [ "$STATUS" = 422 -a "$(jqb .error.field)" = sort ]
 api GET "/v1/sweeps/999"
