@@ -4,6 +4,9 @@
 # tests/browser/node_modules when it is missing. A missing piece is a loud failure,
 # never a skip. On top of lib.sh (run.sh skips *lib.sh).
 #   browser_ready   checks and installs the above; sets CHROMIUM
+#   browser_test NAME [VAR=value...]   runs tests/browser/NAME.test.js with VAED_URL,
+#                   CHROMIUM, SHOT (test-output/NAME.png) and the given variables set;
+#                   one check, failing with the browser's output above it
 . tests/e2e/lib.sh
 
 loud() {
@@ -11,6 +14,17 @@ loud() {
     echo "!!! browser test cannot run: $*" >&2
     echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
     exit 1
+}
+
+browser_test() {
+    bt_name=$1; shift
+    mkdir -p "${TEST_OUT:-test-output}"
+    if env VAED_URL="$URL" CHROMIUM="$CHROMIUM" SHOT="${TEST_OUT:-test-output}/$bt_name.png" \
+        "$@" node "tests/browser/$bt_name.test.js"; then
+        ok
+    else
+        fail "browser test $bt_name (output above)"
+    fi
 }
 
 browser_ready() {

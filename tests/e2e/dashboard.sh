@@ -48,13 +48,7 @@ expect_status 201
 RUN=$(jqb .id)
 check "long job runs" wait_step "$RUN" 20 60
 
-mkdir -p "${TEST_OUT:-test-output}"
-if VAED_URL="$URL" JOB_RUNNING="$RUN" JOB_DONE="$DONE" CHROMIUM="$CHROMIUM" \
-    SHOT="${TEST_OUT:-test-output}/dashboard.png" node tests/browser/dashboard.test.js; then
-    ok
-else
-    fail "browser test (output above)"
-fi
+browser_test dashboard JOB_RUNNING="$RUN" JOB_DONE="$DONE"
 
 api POST "/v1/jobs/$RUN/cancel"
 expect_status 200

@@ -28,13 +28,7 @@ api POST /v1/sweeps "$(jq -cn --argjson b "$(tiny_spec live $((40 / SLOW + 4)))"
 expect_status 201
 LIVE=$(jqb .id)
 
-mkdir -p "${TEST_OUT:-test-output}"
-if VAED_URL="$URL" SWEEP="$SW" LIVE_SWEEP="$LIVE" CHROMIUM="$CHROMIUM" \
-    SHOT="${TEST_OUT:-test-output}/dashboard_sweeps.png" node tests/browser/sweeps.test.js; then
-    ok
-else
-    fail "browser test (output above)"
-fi
+browser_test sweeps SWEEP="$SW" LIVE_SWEEP="$LIVE"
 api POST "/v1/sweeps/$LIVE/cancel"
 expect_status 200
 stop_daemon

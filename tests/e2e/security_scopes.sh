@@ -85,12 +85,7 @@ as $C POST "/v1/jobs/$JOB/resume"
 check "control token resumes: 200 (got $STATUS: $BODY)" [ "$STATUS" = 200 ]
 
 # the dashboard in Chromium: what each token sees (tests/browser/scopes.test.js)
-if VAED_URL="$URL" JOB_RUNNING="$JOB" TOKEN_READ=$R TOKEN_CONTROL=$C TOKEN_ADMIN=$A \
-    CHROMIUM="$CHROMIUM" node tests/browser/scopes.test.js; then
-    ok
-else
-    fail "the dashboard with scoped tokens (browser output above)"
-fi
+browser_test scopes JOB_RUNNING="$JOB" TOKEN_READ="$R" TOKEN_CONTROL="$C" TOKEN_ADMIN="$A"
 as $C POST /v1/jobs "$SPEC"
 scope403 "control token submits" admin control
 as $C POST /v1/datasets '{}'

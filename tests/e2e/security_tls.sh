@@ -62,11 +62,7 @@ api POST /v1/jobs "$(tiny_spec same 1)" -H "Origin: $URL"
 check "a same-origin POST (https://127.0.0.1:$PORT) is accepted: 201 (got $STATUS: $BODY)" [ "$STATUS" = 201 ]
 
 # ---- the dashboard in Chromium over HTTPS --------------------------------------------------
-if VAED_URL="$URL" JOB_RUNNING="$J" CHROMIUM="$CHROMIUM" node tests/browser/tls.test.js; then
-    ok
-else
-    fail "browser test over HTTPS (output above)"
-fi
+browser_test tls JOB_RUNNING="$J"
 api POST "/v1/jobs/$J/cancel"
 expect_status 200
 stop_daemon
