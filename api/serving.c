@@ -32,7 +32,10 @@ typedef struct entry {
                                    vocabulary (strings in and out); NULL otherwise */
     pthread_mutex_t use;        /* held while a request runs the model */
     unsigned long long last;    /* LRU clock */
-    int refs;                   /* requests holding or waiting for it */
+    int refs;                   /* requests holding or waiting for it (under mu) */
+    int own;                    /* 1: a request's private copy, never in the table; set
+                                   before it is handed out and never changed, so read
+                                   without mu (refs may not be: other requests write it) */
 } entry;
 
 struct api_models {
@@ -165,6 +168,7 @@ static entry *get_model(api_ctx *cx, int64_t job, int64_t step, vaed_err *err, i
         own->m = m;
         own->text = text;
         own->refs = -1;
+        own->own = 1;
         return own;
     }
     vae_model_free(e->m);
@@ -183,7 +187,7 @@ static entry *get_model(api_ctx *cx, int64_t job, int64_t step, vaed_err *err, i
 
 static void put_model(api_ctx *cx, entry *e)
 {
-    if (e->refs < 0) {
+    if (e->own) {
         vae_model_free(e->m);
         vae_dataset_free(e->text);
         free(e);
