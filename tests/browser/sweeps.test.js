@@ -3,6 +3,7 @@
  *   VAED_URL     http://127.0.0.1:PORT
  *   SWEEP        a sweep whose trials have all completed
  *   LIVE_SWEEP   a sweep with trials still queued or running
+ *   LIVE_JOB     its one trial's job, paused: this test resumes it once the page watches
  *   SHOT, CHROMIUM
  * Checks, each failing loudly with what it saw, against the REST API read here:
  *   - #sweep=ID opens the page with no console error; the sweep list names both sweeps;
@@ -14,13 +15,14 @@
  *   - the curves chart has a series per trial, and choosing xent draws, for a trial,
  *     the values GET /v1/sweeps/{id}/metrics?field=xent gives;
  *   - clicking a row opens that trial's job;
- *   - the running sweep's table fills in: a trial that finishes shows completed. */
+ *   - the running sweep's table fills in: its paused trial, resumed here, shows completed. */
 'use strict';
 const { check, run, SLOW } = require('./lib.js');
 
 const URL = process.env.VAED_URL;
 const SWEEP = +process.env.SWEEP;
 const LIVE = +process.env.LIVE_SWEEP;
+const LIVE_JOB = +process.env.LIVE_JOB;
 const SHOT = process.env.SHOT || 'test-output/dashboard_sweeps.png';
 
 async function get(p) {
@@ -107,6 +109,9 @@ run('sweeps browser test', { viewport: { width: 1500, height: 1600 } }, async (p
   await page.click(`#sweeps tbody tr[data-id="${LIVE}"]`);
   await page.waitForFunction((id) => window.vaed.sweep.data && window.vaed.sweep.data.id === id, LIVE);
   const before = await page.evaluate(() => window.vaed.sweep.data.counts.completed || 0);
+  check(before === 0, `the live sweep has no completed trial while its trial is paused (${before})`);
+  const r = await fetch(URL + '/v1/jobs/' + LIVE_JOB + '/resume', { method: 'POST' });
+  check(r.ok, `resuming job ${LIVE_JOB}: HTTP ${r.status}`);
   await page.waitForFunction((b) => (window.vaed.sweep.data.counts.completed || 0) > b &&
                                     [...document.querySelectorAll('#sweep-table tbody td')].some((td) => td.textContent === 'completed'),
                              before, { timeout: 90000 * SLOW }).catch(() => {});

@@ -2,7 +2,8 @@
 # dashboard_sweeps.sh — the dashboard's sweep page (web/sweeps.js) in headless Chromium
 # (tests/browser/sweeps.test.js says what it checks): a 6-trial sweep over the warm-up
 # length and the latent size, run to the end on two workers, then a second sweep still
-# running while the page is open (its table must fill in as trials finish).
+# running while the page is open (its table must fill in as trials finish; its one
+# trial waits paused until the page resumes it).
 . tests/e2e/browser_lib.sh
 browser_ready
 . tests/e2e/daemon_lib.sh
@@ -21,15 +22,27 @@ while [ $i -lt $((1200 * SLOW)) ]; do
     i=$((i + 1)); sleep 0.1
 done
 check "sweep $SW: its 6 trials complete" [ "$(jqb '.counts.completed // 0')" = 6 ]
-# (40 epochs a trial, fewer under a sanitizer: long enough to outlive the page's opening,
-# short enough that one finishes while it watches)
+# The live sweep has one trial, paused once it runs, and the page resumes it: it cannot
+# finish before the page watches, however fast or slow the host (it once did, in CI).
+# (One trial: a paused trial gives its place to the next, which would finish unwatched.)
 api POST /v1/sweeps "$(jq -cn --argjson b "$(tiny_spec live $((40 / SLOW + 4)))" '{name: "live", base: $b,
-    space: {"train.seed": [1, 2]}, concurrency: 1}')"
+    space: {"train.seed": [1]}, concurrency: 1}')"
 expect_status 201
 LIVE=$(jqb .id)
-
-browser_test sweeps SWEEP="$SW" LIVE_SWEEP="$LIVE"
-api POST "/v1/sweeps/$LIVE/cancel"
+i=0
+while [ $i -lt $((600 * SLOW)) ]; do
+    api GET "/v1/sweeps/$LIVE"
+    LIVE_JOB=$(jqb '[.trials[] | .job // empty][0] // empty')
+    [ -n "$LIVE_JOB" ] && break
+    i=$((i + 1)); sleep 0.1
+done
+check "the live sweep's trial has a job" [ -n "$LIVE_JOB" ]
+wait_state "$LIVE_JOB" running 60 && ok || fail "job $LIVE_JOB (the live trial) not running"
+api POST "/v1/jobs/$LIVE_JOB/pause"
 expect_status 200
+
+browser_test sweeps SWEEP="$SW" LIVE_SWEEP="$LIVE" LIVE_JOB="$LIVE_JOB"
+api GET "/v1/sweeps/$LIVE"
+check "the live sweep's one trial completed" jqt '.counts.completed == 1 and .n_trials == 1'
 stop_daemon
 finish
