@@ -401,12 +401,178 @@ static void h_sweep_metrics(api_req *req)
     api_reply_json(req, 200, json_pack("{s:s, s:o}", "field", field, "trials", arr));
 }
 
+/* ---- a PBT member's stitched schedule -------------------------------------------- */
+
+/* The schedule events of job that governed its steps, by effective step (the last one
+ * recorded wins at a step). OUT *ev, *n (store_events_free). */
+static int governing(store *st, int64_t job, store_event **ev, size_t *n, vaed_err *err)
+{
+    int rc = store_events_list(st, job, ev, n, err);
+    if (rc)
+        return rc;
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++) {
+        if ((*ev)[i].superseded) {
+            free((*ev)[i].schedule);
+            continue;
+        }
+        store_event e = (*ev)[i];
+        size_t j = k; /* insertion by effective step, a later seq after an equal step */
+        while (j > 0 && (*ev)[j - 1].effective_step > e.effective_step) {
+            (*ev)[j] = (*ev)[j - 1];
+            j--;
+        }
+        (*ev)[j] = e;
+        k++;
+    }
+    *n = k;
+    return 0;
+}
+
+/* Append (step, schedule text) to changes unless it repeats the last one's schedule. */
+static int add_change(json_t *changes, int64_t step, const char *text)
+{
+    json_t *last = json_array_get(changes, json_array_size(changes) - 1);
+    json_t *doc = json_loads(text, 0, NULL);
+    if (!doc)
+        return VAED_ENOMEM;
+    if (last && json_equal(json_object_get(last, "schedule"), doc)) {
+        json_decref(doc);
+        return 0;
+    }
+    return json_array_append_new(changes, json_pack("{s:I, s:o}", "step", (json_int_t)step,
+                                                    "schedule", doc))
+               ? VAED_ENOMEM
+               : 0;
+}
+
+/* The member's lineage back from (job, steps): each ancestor's job and the steps
+ * [from, to) whose state it made, oldest first, and the schedule changes that governed
+ * them. A member that took a donor's state at S holds, at S, what the donor made. */
+static int stitch(store *st, int64_t job, int64_t steps, const store_pbt_decision *d, size_t nd,
+                  json_t *lineage, json_t *changes, vaed_err *err)
+{
+    typedef struct seg { int64_t job, from, to; } seg;
+    seg *sg = calloc(nd + 1, sizeof *sg);
+    if (!sg)
+        return vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory");
+    size_t ns = 0;
+    int64_t j = job, u = steps;
+    while (ns <= nd) {
+        const store_pbt_decision *x = NULL; /* j's last exploit at or before u */
+        for (size_t i = 0; i < nd; i++)
+            if (d[i].job == j && d[i].donor && d[i].step <= u && (!x || d[i].step > x->step))
+                x = &d[i];
+        sg[ns++] = (seg){j, x ? x->step : 0, u};
+        if (!x)
+            break;
+        j = x->donor;
+        u = x->step;
+    }
+    int rc = 0;
+    for (size_t i = ns; !rc && i-- > 0;) {
+        if (sg[i].from >= sg[i].to && i > 0)
+            continue; /* a donor that had itself just taken a state: nothing of its own */
+        store_event *ev = NULL;
+        size_t n = 0;
+        if ((rc = governing(st, sg[i].job, &ev, &n, err)))
+            break;
+        const store_event *in = NULL;
+        for (size_t k = 0; k < n && ev[k].effective_step <= sg[i].from; k++)
+            in = &ev[k];
+        if (in)
+            rc = add_change(changes, sg[i].from, in->schedule);
+        for (size_t k = 0; !rc && k < n; k++)
+            if (ev[k].effective_step > sg[i].from && ev[k].effective_step < sg[i].to)
+                rc = add_change(changes, ev[k].effective_step, ev[k].schedule);
+        store_events_free(ev, n);
+        if (!rc && json_array_append_new(lineage,
+                                         json_pack("{s:I, s:I, s:I}", "job", (json_int_t)sg[i].job,
+                                                   "from_step", (json_int_t)sg[i].from, "to_step",
+                                                   (json_int_t)sg[i].to)))
+            rc = VAED_ENOMEM;
+        if (rc == VAED_ENOMEM)
+            vaed_err_set(err, rc, NULL, "out of memory");
+    }
+    free(sg);
+    return rc;
+}
+
+static void h_trial_schedule(api_req *req)
+{
+    vaed_err err;
+    vaed_err_clear(&err);
+    store *st = ctx(req)->st;
+    int64_t id = api_param_int(req, "id"), t = api_param_int(req, "t");
+    store_sweep sw;
+    int rc = store_sweep_get(st, id, 1, &sw, &err);
+    if (rc) {
+        api_reply_vaed(req, rc, &err);
+        return;
+    }
+    int64_t job = 0;
+    for (size_t i = 0; i < sw.n; i++)
+        if (sw.trials[i].trial == t)
+            job = sw.trials[i].job;
+    store_sweep_clear(&sw);
+    if (!job) {
+        api_reply_vaed(req, vaed_err_set(&err, VAED_ENOTFOUND, "t", "sweep %lld has no trial %lld",
+                                         (long long)id, (long long)t),
+                       &err);
+        return;
+    }
+    store_job jr;
+    if ((rc = store_job_get(st, job, &jr, &err))) {
+        api_reply_vaed(req, rc, &err);
+        return;
+    }
+    store_pbt_decision *d = NULL;
+    size_t nd = 0;
+    json_t *lineage = json_array(), *changes = json_array(), *spec = NULL;
+    rc = store_pbt_list(st, id, &d, &nd, &err);
+    if (!rc)
+        rc = stitch(st, job, jr.step, d, nd, lineage, changes, &err);
+    if (!rc && json_array_size(changes) == 0)
+        rc = vaed_err_set(&err, VAED_ENOTFOUND, NULL, "job %lld has no recorded schedule",
+                          (long long)job);
+    json_t *first = json_object_get(json_array_get(changes, 0), "schedule");
+    if (!rc) {
+        /* a job that replays it: the member's spec, its schedule at step 0 and the rest as
+         * schedule_changes (docs/api.md) */
+        spec = json_loads(jr.spec, 0, NULL);
+        json_t *rest = json_array();
+        for (size_t i = 1; rest && i < json_array_size(changes); i++)
+            json_array_append(rest, json_array_get(changes, i));
+        char nm[256];
+        snprintf(nm, sizeof nm, "replay of sweep %lld trial %lld", (long long)id, (long long)t);
+        if (!spec || !rest || json_object_set(spec, "schedule", first) ||
+            json_object_set_new(spec, "schedule_changes", rest) ||
+            json_object_set_new(spec, "name", json_string(nm)))
+            rc = vaed_err_set(&err, VAED_ENOMEM, NULL, "out of memory");
+    }
+    if (rc) {
+        json_decref(spec);
+        json_decref(lineage);
+        json_decref(changes);
+        api_reply_vaed(req, rc, &err);
+    } else {
+        api_reply_json(req, 200,
+                       json_pack("{s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "sweep", (json_int_t)id,
+                                 "trial", (json_int_t)t, "job", (json_int_t)job, "steps",
+                                 (json_int_t)jr.step, "lineage", lineage, "changes", changes,
+                                 "spec", spec));
+    }
+    store_pbt_free(d, nd);
+    store_job_clear(&jr);
+}
+
 static const api_route routes[] = {
     {"POST", "/v1/sweeps", h_sweep_post, API_SCOPE_ADMIN},
     {"GET", "/v1/sweeps", h_sweep_list, API_SCOPE_READ},
     {"GET", "/v1/sweeps/{id}", h_sweep_get, API_SCOPE_READ},
     {"POST", "/v1/sweeps/{id}/cancel", h_sweep_cancel, API_SCOPE_ADMIN},
     {"GET", "/v1/sweeps/{id}/metrics", h_sweep_metrics, API_SCOPE_READ},
+    {"GET", "/v1/sweeps/{id}/trials/{t:u}/schedule", h_trial_schedule, API_SCOPE_READ},
 };
 
 const api_route *api_sweep_routes(size_t *n)

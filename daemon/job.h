@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "daemon/asha.h"
+#include "daemon/pbt.h"
 #include "daemon/jobs.h"
 #include "store/store.h"
 #include "vae/spec.h"
@@ -135,6 +136,7 @@ typedef struct run {
     enum outcome outcome;       /* OUT_NONE while the job goes on */
     job_msg *deferred;          /* pause/cancel answers held until the job is put down */
     asha_cfg asha;              /* its sweep's early stopping (off when none) */
+    pbt_cfg pbt;                /* its sweep's population-based training (off when none) */
 } run;
 
 /* ---- the one door for controls (control.c) ---------------------------------------- */
@@ -235,6 +237,20 @@ void job_enqueue_new(jobs *J, int64_t id, const vae_spec *spec, int64_t sweep,
 /* OUT *cfg: the early stopping of the sweep jb is a trial of (off for a job of no sweep,
  * or a sweep without early_stop). */
 int sweep_asha_load(jobs *J, const job *jb, asha_cfg *cfg, vaed_err *err);
+
+/* OUT *cfg: the PBT of the sweep jb is a member of (off for a job of no sweep, or a
+ * sweep without pbt). */
+int sweep_pbt_load(jobs *J, const job *jb, pbt_cfg *cfg, vaed_err *err);
+
+/* The owner of PBT member r->jb at a generation boundary, with its state at the boundary
+ * step checkpointed (kind "epoch") and its test row there committed (pbt_run.c): decide
+ * (the decision recorded before anything acts on it), and on "exploit" load the donor's
+ * checkpoint there, checkpoint it as the member's own (kind "fork") and put the perturbed
+ * schedule in force (recorded as an override at that step). resumed_kind: the kind of
+ * the checkpoint the worker resumed from at this step, NULL when the step was just run;
+ * a decision made before a crash is then carried out, never made again. A step that is
+ * no boundary is a no-op. */
+int pbt_boundary(run *r, const char *resumed_kind, vaed_err *err);
 
 /* The owner of trial jb, at the end of its test epoch `epoch` with objective value v:
  * when the epoch is a rung, compare v with the values the sweep's other trials have

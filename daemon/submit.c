@@ -134,8 +134,94 @@ void job_enqueue_new(jobs *J, int64_t id, const vae_spec *spec, int64_t sweep,
     log_msg(LOG_INFO, "job %lld queued: %s", (long long)id, spec->name);
 }
 
+static int submit_doc(jobs *J, const json_t *doc, fork_plan *fp, char **cev,
+                      const int64_t *csteps, size_t nc, int64_t *id, vaed_err *err);
+
+/* A spec's "schedule_changes" (sc, borrowed; NULL = none): [{"step": S, "schedule":
+ * {...}}, ...], steps >= 1 and increasing, each schedule absolute. OUT *ev (n texts,
+ * owned by the caller, free each) and *steps. VAED_EINVAL naming the field. */
+#define SUBMIT_MAX_CHANGES 10000
+static int parse_changes(const json_t *sc, char ***ev, int64_t **steps, size_t *n,
+                         vaed_err *err)
+{
+    *ev = NULL;
+    *steps = NULL;
+    *n = 0;
+    if (!sc)
+        return 0;
+    if (!json_is_array(sc) || json_array_size(sc) > SUBMIT_MAX_CHANGES)
+        return vaed_err_set(err, VAED_EINVAL, "schedule_changes",
+                            "a list of at most %d {\"step\": S, \"schedule\": {...}}",
+                            SUBMIT_MAX_CHANGES);
+    size_t m = json_array_size(sc);
+    *ev = calloc(m ? m : 1, sizeof **ev);
+    *steps = calloc(m ? m : 1, sizeof **steps);
+    if (!*ev || !*steps)
+        return vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory");
+    int64_t prev = 0;
+    for (size_t i = 0; i < m; i++) {
+        const json_t *c = json_array_get(sc, i), *st = json_object_get(c, "step");
+        char f[64];
+        snprintf(f, sizeof f, "schedule_changes[%zu]", i);
+        if (!json_is_object(c) || json_object_size(c) != 2 || !json_is_integer(st) ||
+            !json_object_get(c, "schedule"))
+            return vaed_err_set(err, VAED_EINVAL, f, "{\"step\": S, \"schedule\": {...}}");
+        if (json_integer_value(st) <= prev) {
+            snprintf(f, sizeof f, "schedule_changes[%zu].step", i);
+            return vaed_err_set(err, VAED_EINVAL, f,
+                                "steps start at 1 and increase (step 0's schedule is the "
+                                "spec's \"schedule\")");
+        }
+        prev = json_integer_value(st);
+        char pre[80];
+        snprintf(pre, sizeof pre, "schedule_changes[%zu].schedule", i);
+        sched_spec sp;
+        int rc = sched_parse(&sp, json_object_get(c, "schedule"), pre, 0, err);
+        if (rc)
+            return rc;
+        json_t *j = sched_to_json(&sp);
+        (*ev)[i] = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!(*ev)[i])
+            return vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory");
+        (*steps)[i] = prev;
+        *n = i + 1;
+    }
+    return 0;
+}
+
 /* jobs_submit of a spec document; fp says whether it is a fork (daemon/fork.h). */
-static int submit_spec(jobs *J, const json_t *doc, fork_plan *fp, int64_t *id, vaed_err *err)
+static int submit_spec(jobs *J, const json_t *doc_in, fork_plan *fp, int64_t *id, vaed_err *err)
+{
+    /* schedule_changes are the job's history to be, not part of its spec: they are
+     * recorded as overrides at their steps, which the worker applies like recovery's */
+    const json_t *sc = json_object_get(doc_in, "schedule_changes");
+    char **cev = NULL;
+    int64_t *csteps = NULL;
+    size_t nc = 0;
+    json_t *doc = sc ? json_deep_copy(doc_in) : json_incref((json_t *)doc_in);
+    if (!doc)
+        return vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory");
+    json_object_del(doc, "schedule_changes");
+    int rc = 0;
+    if (sc && fp->parent)
+        rc = vaed_err_set(err, VAED_EINVAL, "schedule_changes",
+                          "a fork takes its history from its parent: give it a \"schedule\" "
+                          "instead");
+    if (!rc)
+        rc = parse_changes(sc, &cev, &csteps, &nc, err);
+    if (!rc)
+        rc = submit_doc(J, doc, fp, cev, csteps, nc, id, err);
+    for (size_t i = 0; cev && i < nc; i++)
+        free(cev[i]);
+    free(cev);
+    free(csteps);
+    json_decref(doc);
+    return rc;
+}
+
+static int submit_doc(jobs *J, const json_t *doc, fork_plan *fp, char **cev,
+                      const int64_t *csteps, size_t nc, int64_t *id, vaed_err *err)
 {
     vae_spec spec;
     char *text = NULL, *stext = NULL;
@@ -165,6 +251,10 @@ static int submit_spec(jobs *J, const json_t *doc, fork_plan *fp, int64_t *id, v
     if (rc == 0 && (rc = store_event_add(J->st, *id, 0, fp->step, stext, "submit", 1, NULL,
                                          err)) == VAED_EINVAL)
         rc = VAED_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < nc; i++)
+        if ((rc = store_event_add(J->st, *id, 0, csteps[i], cev[i], "override", 1, NULL, err)) ==
+            VAED_EINVAL)
+            rc = VAED_ENOMEM;
     free(stext);
     free(text);
     if (rc && inserted) {

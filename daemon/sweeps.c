@@ -14,6 +14,7 @@
 #include "daemon/asha.h"
 #include "daemon/job.h"
 #include "daemon/log.h"
+#include "daemon/pbt.h"
 #include "daemon/sweep_gen.h"
 #include "store/sweeps.h"
 
@@ -47,6 +48,7 @@ typedef struct sweep_req {
     int64_t seed, max_trials, concurrency;
     const char *metric, *direction;
     asha_cfg asha;              /* early_stop, parsed once the base's epochs are known */
+    pbt_cfg pbt;                /* pbt, likewise */
 } sweep_req;
 
 static int parse_objective(const json_t *o, sweep_req *r, vaed_err *err)
@@ -89,7 +91,7 @@ static int parse_req(const json_t *doc, sweep_req *r, vaed_err *err)
 {
     static const char *const keys[] = {"name", "base", "space", "method", "seed",
                                        "max_trials", "concurrency", "objective",
-                                       "early_stop", NULL};
+                                       "early_stop", "pbt", NULL};
     if (!json_is_object(doc))
         return vaed_err_set(err, VAED_EINVAL, "", "the body must be a JSON object");
     const char *k;
@@ -99,7 +101,7 @@ static int parse_req(const json_t *doc, sweep_req *r, vaed_err *err)
         if (!known_key(k, keys))
             return vaed_err_set(err, VAED_EINVAL, k,
                                 "%s: unknown key (known keys: name, base, space, method, seed, "
-                                "max_trials, concurrency, objective, early_stop)",
+                                "max_trials, concurrency, objective, early_stop, pbt)",
                                 k);
     }
     const json_t *n = json_object_get(doc, "name");
@@ -248,7 +250,39 @@ static json_t *normalized(const sweep_req *r)
         json_decref(o);
         return NULL;
     }
+    if (o && r->pbt.on && json_object_set_new(o, "pbt", pbt_json(&r->pbt))) {
+        json_decref(o);
+        return NULL;
+    }
     return o;
+}
+
+/* PBT's members take each other's checkpoints: the space may vary only what a fork may
+ * change (daemon/fork.h) and the members' schedules, learning rates and seeds, and PBT
+ * replaces early stopping. */
+static int pbt_space_check(const sweep_req *r, vaed_err *err)
+{
+    if (!r->pbt.on)
+        return 0;
+    if (r->asha.on)
+        return vaed_err_set(err, VAED_EINVAL, "pbt",
+                            "a sweep has either early_stop or pbt: PBT's bottom members "
+                            "take the top's checkpoints instead of stopping");
+    const char *path;
+    json_t *v;
+    json_object_foreach((json_t *)r->space, path, v)
+    {
+        if (!strcmp(path, "schedule") || !strncmp(path, "schedule.", 9) ||
+            !strncmp(path, "optimizer.", 10) || !strcmp(path, "train.seed") ||
+            !strcmp(path, "name"))
+            continue;
+        char f[sizeof err->field];
+        snprintf(f, sizeof f, "space.%s", path);
+        return vaed_err_set(err, VAED_EINVAL, f,
+                            "a PBT member takes other members' checkpoints, so the space may "
+                            "vary only schedule.*, optimizer.* and train.seed");
+    }
+    return 0;
 }
 
 int jobs_sweep_submit(jobs *J, const json_t *doc, int64_t *id, vaed_err *err)
@@ -277,6 +311,11 @@ int jobs_sweep_submit(jobs *J, const json_t *doc, int64_t *id, vaed_err *err)
         if ((rc = asha_parse(json_object_get(doc, "early_stop"), r.metric,
                              !strcmp(r.direction, "max"), bs.train.epochs, &r.asha, err)))
             return rc;
+        if ((rc = pbt_parse(json_object_get(doc, "pbt"), r.metric, !strcmp(r.direction, "max"),
+                            (uint64_t)r.seed, bs.train.epochs, &r.pbt, err)))
+            return rc;
+        if ((rc = pbt_space_check(&r, err)))
+            return rc;
     }
     json_t *points = NULL;
     if ((rc = sweep_points(r.space, r.method, (uint64_t)r.seed, r.max_trials, &points, err)))
@@ -292,6 +331,8 @@ int jobs_sweep_submit(jobs *J, const json_t *doc, int64_t *id, vaed_err *err)
         rc = vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory for %zu trials", n);
     for (size_t i = 0; !rc && i < n; i++) {
         rc = prepare_trial(J, &r, json_array_get(points, i), i, &t[i], err);
+        if (!rc && r.pbt.on && (rc = pbt_check_schedule(&r.pbt, &t[i].spec.schedule, err)))
+            vaed_err_prefix(err, "trial %zu: ", i);
         nt[i] = (store_sweep_trial_new){t[i].name, t[i].text, t[i].spec.priority, t[i].stext,
                                         t[i].point};
     }
@@ -402,4 +443,28 @@ int sweep_asha_stop(jobs *J, const job *jb, const asha_cfg *cfg, int epoch, doub
     if (go)
         reason[0] = '\0';
     return !go;
+}
+
+int sweep_pbt_load(jobs *J, const job *jb, pbt_cfg *cfg, vaed_err *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    if (!jb->sweep_id)
+        return 0;
+    store_sweep sw;
+    int rc = store_sweep_get(J->st, jb->sweep_id, 0, &sw, err);
+    if (rc)
+        return rc;
+    json_error_t je;
+    json_t *spec = json_loads(sw.spec, 0, &je);
+    store_sweep_clear(&sw);
+    if (!spec)
+        return vaed_err_set(err, VAED_ENOMEM, NULL, "sweep %lld: its request cannot be read",
+                            (long long)jb->sweep_id);
+    const json_t *o = json_object_get(spec, "objective"), *seed = json_object_get(spec, "seed");
+    const char *m = json_string_value(json_object_get(o, "metric"));
+    const char *d = json_string_value(json_object_get(o, "direction"));
+    rc = pbt_parse(json_object_get(spec, "pbt"), m ? m : "elbo", !d || !strcmp(d, "max"),
+                   (uint64_t)json_integer_value(seed), jb->spec.train.epochs, cfg, err);
+    json_decref(spec);
+    return rc;
 }

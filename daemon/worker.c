@@ -42,7 +42,8 @@ int worker_checkpoint(run *r, const char *kind, int wait, vaed_err *err)
             .job = r->jb->id, .step = step,
             .epoch = (double)step / (double)vae_trainer_steps_per_epoch(r->t),
             .kind = kind, .blob = blob, .size = len, .keep = s->checkpoint.keep,
-            .keep_epoch_end = s->checkpoint.keep_epoch_end, .wait = wait, .give = 1,
+            /* a PBT member's epoch ends are its donors' states (pbt_run.c): kept */
+            .keep_epoch_end = s->checkpoint.keep_epoch_end || r->pbt.on, .wait = wait, .give = 1,
         };
         if (!wait && store_is_failing(r->J->st)) {
             /* A periodic or epoch-end checkpoint while the store cannot write would only
@@ -243,8 +244,10 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
     void *blob = NULL;
     size_t len = 0;
     store_ckpt meta;
+    const char *resumed = NULL; /* the kind of the checkpoint resumed from */
     int rc = store_checkpoint_get(J->st, jb->id, -1, &meta, &blob, &len, &err);
     if (rc == 0) {
+        resumed = meta.kind;
         rc = vae_trainer_load(r->t, blob, len, &err);
         free(blob);
         if (rc)
@@ -261,7 +264,7 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
     vaed_err_clear(&err);
     if (recover_history(r, &err))
         goto failed;
-    if (sweep_asha_load(J, jb, &r->asha, &err))
+    if (sweep_asha_load(J, jb, &r->asha, &err) || sweep_pbt_load(J, jb, &r->pbt, &err))
         goto failed;
 
     pthread_mutex_lock(&J->mu);
@@ -277,6 +280,8 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
     r->last_ckpt_step = vae_trainer_step_index(r->t);
 
     const vae_ckpt_spec *cs = &spec.checkpoint;
+    if (resumed && pbt_boundary(r, resumed, &err)) /* a boundary the crash cut short */
+        goto failed;
     if (asha_at_resume(r, reason, reason_len))
         out = OUT_CANCELLED;
     while (out != OUT_CANCELLED) {
@@ -353,7 +358,12 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
             log_msg(LOG_INFO, "job %lld epoch %d: train loss %.3f%s%.3f", (long long)jb->id,
                     em.epoch, em.train_loss, em.has_test ? ", test elbo " : ", train elbo ",
                     em.has_test ? em.elbo : em.train_elbo);
-            if (cs->at_epoch_end && !vae_trainer_finished(r->t)) {
+            if (r->pbt.on && !vae_trainer_finished(r->t) &&
+                em.epoch % r->pbt.interval == 0) {
+                /* a PBT generation boundary: the state there, waited, then the decision */
+                if (worker_checkpoint(r, "epoch", 1, &err) || pbt_boundary(r, NULL, &err))
+                    goto failed;
+            } else if (cs->at_epoch_end && !vae_trainer_finished(r->t)) {
                 if (worker_checkpoint(r, "epoch", 0, &err))
                     log_msg(LOG_WARN, "job %lld: epoch checkpoint: %s", (long long)jb->id,
                             err.msg);

@@ -25,7 +25,10 @@
  *     job that runs it and its point in the search space.
  * v7: audit (store/audit.h): every state-changing request, who sent it and its result.
  *     AUTOINCREMENT: retention deletes the oldest rows, and an id must never come back
- *     (a client pages with after=ID). */
+ *     (a client pages with after=ID).
+ * v8: pbt_decisions (store/sweeps.h): a PBT member's decision at each generation
+ *     boundary — kept its own state, or took a donor's checkpoint there with a perturbed
+ *     schedule — the lineage GET /v1/sweeps/{id}/trials/{t}/schedule stitches. */
 #include <sqlite3.h>
 #include <stdio.h>
 
@@ -165,6 +168,17 @@ static const char *const migrations[] = {
     "  status INTEGER NOT NULL,"
     "  created TEXT"
     ");",
+    /* v8 */
+    "CREATE TABLE pbt_decisions ("
+    "  job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  step INTEGER NOT NULL CHECK (step > 0),"
+    "  epoch INTEGER NOT NULL,"
+    "  donor INTEGER,"
+    "  value REAL,"
+    "  schedule TEXT CHECK (schedule IS NULL OR json_valid(schedule)),"
+    "  created_at REAL NOT NULL,"
+    "  PRIMARY KEY (job, step)"
+    ") WITHOUT ROWID;",
 };
 
 static int exec_all(sqlite3 *db, const char *sql, vaed_err *err)
@@ -245,6 +259,7 @@ static int (*const migration_fn[])(sqlite3 *, vaed_err *) = {
     NULL,            /* v5 */
     NULL,            /* v6 */
     NULL,            /* v7 */
+    NULL,            /* v8 */
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION + 1,

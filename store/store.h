@@ -76,7 +76,7 @@
 #include "vae/err.h"
 #include "vae/metric_fields.h"
 
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 typedef struct store store;
 

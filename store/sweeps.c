@@ -8,6 +8,8 @@
 #include "store/sweeps.h"
 
 #include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,4 +363,227 @@ int store_sweep_rung_values(store *st, int64_t sweep, int64_t job, int epoch,
     sqlite3_finalize(q);
     sqlite3_close(db);
     return rc;
+}
+
+/* ---- PBT decisions ------------------------------------------------------------------ */
+
+static const char SQL_PBT_INSERT[] =
+    "INSERT OR IGNORE INTO pbt_decisions(job, step, epoch, donor, value, schedule, created_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+static const char SQL_PBT_GET[] =
+    "SELECT d.job, d.step, d.epoch, d.donor, d.value, d.schedule, d.created_at, "
+    "  coalesce(t.trial, -1) FROM pbt_decisions d LEFT JOIN sweep_trials t ON t.job = d.job "
+    "WHERE d.job = ?1 AND d.step = ?2";
+static const char SQL_PBT_LIST[] =
+    "SELECT d.job, d.step, d.epoch, d.donor, d.value, d.schedule, d.created_at, t.trial "
+    "FROM pbt_decisions d JOIN sweep_trials t ON t.job = d.job WHERE t.sweep = ?1 "
+    "ORDER BY t.trial, d.step";
+/* One statement per metric: the column is never built into the SQL text. */
+#define SQL_PBT_MEMBERS(col)                                                               \
+    "SELECT t.job, t.trial, e." col " FROM sweep_trials t JOIN epochs e ON e.job = t.job "  \
+    "AND e.split = 'test' AND e.epoch = ?3 WHERE t.sweep = ?1 AND (t.job = ?4 OR EXISTS "    \
+    "(SELECT 1 FROM pbt_decisions d WHERE d.job = t.job AND d.step = ?2 AND d.donor IS NULL)) " \
+    "ORDER BY t.trial"
+static const char *const SQL_PBT_MEMBERS_BY[][2] = {{"elbo", SQL_PBT_MEMBERS("elbo")},
+                                                    {"kl", SQL_PBT_MEMBERS("kl")},
+                                                    {"xent", SQL_PBT_MEMBERS("xent")}};
+
+static int do_pbt_insert(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, char *msg,
+                         size_t msgsz)
+{
+    (void)vrc, (void)out_id, (void)msg, (void)msgsz;
+    const store_pbt_decision *d = arg;
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(db, SQL_PBT_INSERT, -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(s, 1, d->job);
+    sqlite3_bind_int64(s, 2, d->step);
+    sqlite3_bind_int(s, 3, d->epoch);
+    if (d->donor > 0)
+        sqlite3_bind_int64(s, 4, d->donor);
+    if (isfinite(d->value))
+        sqlite3_bind_double(s, 5, d->value);
+    if (d->schedule)
+        sqlite3_bind_text(s, 6, d->schedule, -1, SQLITE_STATIC);
+    sqlite3_bind_double(s, 7, store_now());
+    rc = run1(s, NULL);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_pbt_decide(store *st, const store_pbt_decision *d, vaed_err *err)
+{
+    if (d->schedule) {
+        json_error_t je;
+        json_t *j = json_loads(d->schedule, 0, &je);
+        json_decref(j);
+        if (!j)
+            return vaed_err_set(err, VAED_EINVAL, "schedule", "not JSON");
+    }
+    return store_writer_call(st, do_pbt_insert, (void *)d, NULL, err);
+}
+
+static void pbt_row(sqlite3_stmt *q, store_pbt_decision *d)
+{
+    d->job = sqlite3_column_int64(q, 0);
+    d->step = sqlite3_column_int64(q, 1);
+    d->epoch = sqlite3_column_int(q, 2);
+    d->donor = sqlite3_column_type(q, 3) == SQLITE_NULL ? 0 : sqlite3_column_int64(q, 3);
+    d->value = sqlite3_column_type(q, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 4);
+    d->schedule = sqlite3_column_type(q, 5) == SQLITE_NULL ? NULL : col_dup(q, 5);
+    d->created_at = sqlite3_column_double(q, 6);
+    d->trial = sqlite3_column_int64(q, 7);
+}
+
+/* Run sql with its int64 parameters, handing each row to row(q, ctx); 0 or the error. */
+static int pbt_query(store *st, const char *sql, const int64_t *par, int npar,
+                     int (*row)(sqlite3_stmt *, void *), void *ctx, const char *what,
+                     vaed_err *err)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int rc = ropen(st, &db, err);
+    if (rc)
+        return rc;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+        rc = store_dberr(err, db, "%s", what);
+        sqlite3_close(db);
+        return rc;
+    }
+    for (int i = 0; i < npar; i++)
+        sqlite3_bind_int64(q, i + 1, par[i]);
+    int sr;
+    while ((sr = sqlite3_step(q)) == SQLITE_ROW)
+        if ((rc = row(q, ctx)))
+            break;
+    if (!rc && sr != SQLITE_DONE)
+        rc = store_dberr(err, db, "%s", what);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return rc;
+}
+
+typedef struct pbt_rows {
+    store_pbt_decision *d;
+    size_t n, cap;
+} pbt_rows;
+
+static int pbt_collect(sqlite3_stmt *q, void *ctx)
+{
+    pbt_rows *r = ctx;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        store_pbt_decision *p = realloc(r->d, cap * sizeof *p);
+        if (!p)
+            return VAED_ENOMEM;
+        r->d = p;
+        r->cap = cap;
+    }
+    pbt_row(q, &r->d[r->n++]);
+    return 0;
+}
+
+void store_pbt_free(store_pbt_decision *d, size_t n)
+{
+    for (size_t i = 0; d && i < n; i++)
+        free(d[i].schedule);
+    free(d);
+}
+
+int store_pbt_get(store *st, int64_t job, int64_t step, store_pbt_decision *d, vaed_err *err)
+{
+    memset(d, 0, sizeof *d);
+    pbt_rows r = {0};
+    int64_t par[2] = {job, step};
+    int rc = pbt_query(st, SQL_PBT_GET, par, 2, pbt_collect, &r, "reading a PBT decision", err);
+    if (rc == VAED_ENOMEM)
+        vaed_err_set(err, rc, NULL, "out of memory");
+    if (!rc && r.n == 0)
+        rc = vaed_err_set(err, VAED_ENOTFOUND, NULL, "no decision of job %lld at step %lld",
+                          (long long)job, (long long)step);
+    if (!rc) {
+        *d = r.d[0];
+        r.d[0].schedule = NULL;
+    }
+    store_pbt_free(r.d, r.n);
+    return rc;
+}
+
+int store_pbt_list(store *st, int64_t sweep, store_pbt_decision **out, size_t *n,
+                   vaed_err *err)
+{
+    pbt_rows r = {0};
+    int rc = pbt_query(st, SQL_PBT_LIST, &sweep, 1, pbt_collect, &r, "reading a sweep's PBT "
+                                                                     "decisions", err);
+    if (rc == VAED_ENOMEM)
+        vaed_err_set(err, rc, NULL, "out of memory");
+    if (rc) {
+        store_pbt_free(r.d, r.n);
+        r.d = NULL;
+        r.n = 0;
+    }
+    *out = r.d;
+    *n = r.n;
+    return rc;
+}
+
+typedef struct pbt_members {
+    int64_t *jobs, *trials;
+    double *vals;
+    size_t n, cap;
+} pbt_members;
+
+static int members_collect(sqlite3_stmt *q, void *ctx)
+{
+    pbt_members *m = ctx;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 16;
+        int64_t *a = realloc(m->jobs, cap * sizeof *a);
+        if (a)
+            m->jobs = a;
+        int64_t *b = a ? realloc(m->trials, cap * sizeof *b) : NULL;
+        if (b)
+            m->trials = b;
+        double *c = b ? realloc(m->vals, cap * sizeof *c) : NULL;
+        if (!c)
+            return VAED_ENOMEM;
+        m->vals = c;
+        m->cap = cap;
+    }
+    m->jobs[m->n] = sqlite3_column_int64(q, 0);
+    m->trials[m->n] = sqlite3_column_int64(q, 1);
+    m->vals[m->n++] = sqlite3_column_type(q, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 2);
+    return 0;
+}
+
+int store_pbt_members(store *st, int64_t sweep, int64_t job, int64_t step, int epoch,
+                      const char *metric, int64_t **jobs, int64_t **trials, double **vals,
+                      size_t *n, vaed_err *err)
+{
+    *jobs = *trials = NULL;
+    *vals = NULL;
+    *n = 0;
+    const char *sql = NULL;
+    for (size_t i = 0; i < sizeof SQL_PBT_MEMBERS_BY / sizeof SQL_PBT_MEMBERS_BY[0]; i++)
+        if (!strcmp(metric, SQL_PBT_MEMBERS_BY[i][0]))
+            sql = SQL_PBT_MEMBERS_BY[i][1];
+    if (!sql)
+        return vaed_err_set(err, VAED_EINVAL, "metric", "elbo, kl or xent");
+    pbt_members m = {0};
+    int64_t par[4] = {sweep, step, epoch, job};
+    int rc = pbt_query(st, sql, par, 4, members_collect, &m, "reading a PBT generation", err);
+    if (rc == VAED_ENOMEM)
+        vaed_err_set(err, rc, NULL, "out of memory");
+    if (rc) {
+        free(m.jobs);
+        free(m.trials);
+        free(m.vals);
+        return rc;
+    }
+    *jobs = m.jobs;
+    *trials = m.trials;
+    *vals = m.vals;
+    *n = m.n;
+    return 0;
 }

@@ -75,4 +75,39 @@ int store_sweep_of_job(store *st, int64_t job, int64_t *sweep, int *concurrency,
 int store_sweep_rung_values(store *st, int64_t sweep, int64_t job, int epoch,
                             const char *metric, double **vals, size_t *n, vaed_err *err);
 
+/* ---- population-based training (daemon/pbt.h) ------------------------------------- */
+
+/* A member's decision at a generation boundary (its step and epoch). */
+typedef struct store_pbt_decision {
+    int64_t job, step;
+    int epoch;
+    int64_t donor;              /* 0: the member kept its own state */
+    double value;               /* the member's objective there */
+    char *schedule;             /* the perturbed schedule put in force at step (JSON
+                                   text, owned); NULL when kept */
+    double created_at;
+    int64_t trial;              /* the member's trial (lists only) */
+} store_pbt_decision;
+
+/* Record d (its job and step; a decision already there stays: the first one wins), and
+ * wait for the commit. VAED_EINVAL for a schedule that is not JSON. */
+int store_pbt_decide(store *st, const store_pbt_decision *d, vaed_err *err);
+
+/* OUT *d: job's decision at step (d->schedule owned). VAED_ENOTFOUND when none. */
+int store_pbt_get(store *st, int64_t job, int64_t step, store_pbt_decision *d, vaed_err *err);
+
+/* The members of job's sweep that may be ranked at the boundary (step, epoch): job
+ * itself and every other member that kept its state there, each with its committed test
+ * value of metric ("elbo", "kl" or "xent") at epoch, by trial. OUT jobs, trials, vals
+ * (n entries each; free()). */
+int store_pbt_members(store *st, int64_t sweep, int64_t job, int64_t step, int epoch,
+                      const char *metric, int64_t **jobs, int64_t **trials, double **vals,
+                      size_t *n, vaed_err *err);
+
+/* Every decision of sweep's members, by trial then step. OUT *out, *n (free with
+ * store_pbt_free). */
+int store_pbt_list(store *st, int64_t sweep, store_pbt_decision **out, size_t *n,
+                   vaed_err *err);
+void store_pbt_free(store_pbt_decision *d, size_t n);
+
 #endif
