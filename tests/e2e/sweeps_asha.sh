@@ -12,7 +12,10 @@
 #       learners all stop at the first rung;
 #   (c) the same sweep again with a SIGKILL in the middle and a restart: each trial has
 #       one job, one submit event, each epoch's rows once, decisions consistent with its
-#       rows and identical to (b)'s (same points, and a resumed run is bit-identical).
+#       rows and identical to (b)'s (same points, and a resumed run is bit-identical);
+#   (d) a 12-trial random sweep (log-uniform learning rate, integer seed) with ASHA and a
+#       SIGKILL in the middle: it runs to completion, one job per trial, and every
+#       decision matches the rule on the stored rows.
 . tests/e2e/daemon_lib.sh
 e2e_init
 start_daemon --workers 2 --threads 1
@@ -175,5 +178,34 @@ same=$(count "SELECT count(*) FROM sweep_trials a JOIN sweep_trials b ON a.trial
     AND y.epoch = x.epoch WHERE a.sweep = $A AND b.sweep = $K AND x.elbo != y.elbo")
 check "(c) the test rows equal (b)'s to the bit ($same differ)" [ "$same" = 0 ]
 integrity_ok "after the kill"
+
+# ---- (d) a 12-trial random sweep, SIGKILL in the middle --------------------------------
+RSPACE='{"optimizer.lr": {"min": 0.00001, "max": 0.003, "log": true}, "train.seed": {"min": 1, "max": 1000, "int": true}}'
+sweep_post "{\"name\": \"asha-random\", \"base\": $BASE, \"space\": $RSPACE, \"method\": \"random\", \"seed\": 7, \"max_trials\": 12, \"concurrency\": 1, \"early_stop\": $ES}"
+expect_status 201
+R=$SW
+check "(d) 12 random trials ($(jqb '.n_trials // .trials | length'))" jqt '(.trials | length) == 12'
+i=0 # the kill: once 4 trials have finished, at a random moment of the next ones
+while [ $i -lt $((600 * SLOW)) ]; do
+    api GET "/v1/sweeps/$R"
+    [ "$(jqb '(.counts.completed // 0) + (.counts.cancelled // 0)')" -ge 4 ] && break
+    i=$((i + 1)); sleep 0.1
+done
+sleep_ms "$(rand_below 300)"
+kill_daemon
+left=$(count "SELECT count(*) FROM sweep_trials t JOIN jobs j ON j.id = t.job WHERE t.sweep = $R
+    AND j.state NOT IN ('completed', 'cancelled', 'failed')")
+check "(d) the kill landed mid-sweep ($left trials unfinished)" [ "$left" -gt 0 ]
+start_daemon --workers 2 --threads 1
+sweep_done "$R" $((240 * SLOW)) && ok || fail "random asha sweep did not finish after the restart"
+RES=$(asha_check "$R")
+printf '%s\n' "$RES" | grep '^FAIL' | while read -r l; do echo "$l" >&2; done
+check "(d) every decision of the random sweep matches the rule: $RES" sh -c "! printf '%s' '$RES' | grep -q FAIL"
+ROUT=$(printf '%s\n' "$RES" | grep -v '^FAIL')
+echo "sweeps_asha: random sweep trial:state:last epoch: $ROUT"
+check "(d) at least one trial trained all 6 epochs ($ROUT)" sh -c "printf '%s' '$ROUT' | grep -q ':completed:6'"
+per=$(count "SELECT count(*) || ' ' || count(DISTINCT job) FROM sweep_trials WHERE sweep = $R")
+check "(d) 12 trials, 12 jobs ($per)" [ "$per" = "12 12" ]
+integrity_ok "after the random sweep's kill"
 term_daemon 30
 finish
