@@ -276,6 +276,44 @@ static void h_sweep_list(api_req *req)
     api_reply_json(req, 200, json_pack("{s:o}", "sweeps", arr));
 }
 
+/* A PBT sweep's trials each get "pbt": their decisions at the generation boundaries
+ * ({epoch, step, value, donor: {trial, job} or null, schedule}), the family tree's
+ * edges. */
+static int add_lineage(store *st, const store_sweep *sw, json_t *o, vaed_err *err)
+{
+    store_pbt_decision *d = NULL;
+    size_t nd = 0;
+    int rc = store_pbt_list(st, sw->id, &d, &nd, err);
+    if (rc)
+        return rc;
+    json_t *trials = json_object_get(o, "trials");
+    for (size_t i = 0; !rc && i < json_array_size(trials); i++) {
+        json_t *t = json_array_get(trials, i);
+        int64_t job = json_integer_value(json_object_get(t, "job"));
+        json_t *a = json_array();
+        for (size_t k = 0; a && k < nd; k++) {
+            if (d[k].job != job)
+                continue;
+            json_t *donor = json_null();
+            for (size_t m = 0; d[k].donor && m < sw->n; m++)
+                if (sw->trials[m].job == d[k].donor)
+                    donor = json_pack("{s:I, s:I}", "trial", (json_int_t)sw->trials[m].trial,
+                                      "job", (json_int_t)d[k].donor);
+            json_t *sc = d[k].schedule ? json_loads(d[k].schedule, 0, NULL) : json_null();
+            json_array_append_new(a, json_pack("{s:i, s:I, s:o, s:o, s:o}", "epoch", d[k].epoch,
+                                               "step", (json_int_t)d[k].step, "value",
+                                               isfinite(d[k].value) ? json_real(d[k].value)
+                                                                    : json_null(),
+                                               "donor", donor ? donor : json_null(), "schedule",
+                                               sc ? sc : json_null()));
+        }
+        if (!a || json_object_set_new(t, "pbt", a))
+            rc = vaed_err_set(err, VAED_ENOMEM, NULL, "out of memory");
+    }
+    store_pbt_free(d, nd);
+    return rc;
+}
+
 static void h_sweep_get(api_req *req)
 {
     static const char *const allowed[] = {"sort", "format", NULL};
@@ -311,6 +349,14 @@ static void h_sweep_get(api_req *req)
         free(b.p);
     } else {
         json_t *o = rows ? sweep_json(&sw, rows) : NULL;
+        if (o && json_object_get(spec, "pbt") && (rc = add_lineage(ctx(req)->st, &sw, o, &err))) {
+            json_decref(o);
+            json_decref(spec);
+            free(rows);
+            store_sweep_clear(&sw);
+            api_reply_vaed(req, rc, &err);
+            return;
+        }
         rc = o ? api_reply_json(req, 200, o) : VAED_ENOMEM;
     }
     json_decref(spec);

@@ -181,6 +181,11 @@ check "(b) every decision agrees with the stored rows: $RES" sh -c "! printf '%s
 OUT=$(printf '%s\n' "$RES" | grep -v '^FAIL')
 echo "sweeps_pbt: trial:exploits: $OUT"
 check "(b) the member of beta 0.01 took a donor at epoch 2 ($OUT)" sh -c "printf '%s' '$OUT' | grep -q '3:e2<-t'"
+api GET "/v1/sweeps/$A?sort=trial"
+check "(b) the table has each trial's decisions, donors by trial (the family tree's edges)" \
+    jqt '[.trials[].pbt | length] == [2, 2, 2, 2] and
+         ([.trials[3].pbt[] | select(.epoch == 2)][0].donor.trial | type) == "number" and
+         ([.trials[].pbt[] | select(.donor == null) | .schedule] | all(. == null))'
 api GET "/v1/sweeps/$A/trials/9/schedule"
 check "no trial 9: 404 ($STATUS $BODY)" [ "$STATUS" = 404 ]
 for t in 0 1 2 3; do replay_check "$A" $t; done

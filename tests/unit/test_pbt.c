@@ -2,7 +2,10 @@
  * written differently: sort the member indices best first with qsort (ties by index,
  * non-finite values last), then pair the i-th from the bottom with the i-th from the
  * top. Random populations (tied values, NaN, both directions, several quantiles) must
- * get the same donors; then a few small cases by hand and the explore factors. */
+ * get the same donors; then a few small cases by hand and the explore factors; then the
+ * "pbt" block's parser (each refusal names its field) and explore on a schedule: the
+ * product by the factor, or the donor's value where the product leaves the field's range
+ * (the parser's own range, read back through sched_parse). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,10 +109,91 @@ static void test_factor(void)
     CHECK(differ > 8, "another seed gives other factors (%d of 64 differ)", differ);
 }
 
+static json_t *js(const char *text) { return json_loads(text, 0, NULL); }
+
+static void refused(const char *text, int epochs, const char *metric, const char *field)
+{
+    json_t *p = js(text);
+    pbt_cfg c;
+    vaed_err e;
+    vaed_err_clear(&e);
+    int rc = pbt_parse(p, metric, 1, 0, epochs, &c, &e);
+    CHECK(rc == VAED_EINVAL && !strcmp(e.field, field), "%s: rc %d field \"%s\" (want %s): %s",
+          text, rc, e.field, field, e.msg);
+    json_decref(p);
+}
+
+static void test_parse(void)
+{
+    pbt_cfg c;
+    json_t *p = js("{\"interval\": 2, \"perturb\": [\"duration\", \"to\"]}");
+    CHECK(pbt_parse(p, "kl", 0, 9, 6, &c, NULL) == 0 && c.on && c.interval == 2 &&
+              c.quantile == 0.25 && c.down == 0.8 && c.up == 1.2 && c.n_fields == 2 &&
+              !strcmp(c.fields[1], "to") && !strcmp(c.metric, "kl") && !c.maximize && c.seed == 9,
+          "defaults filled in");
+    json_t *back = pbt_json(&c);
+    json_t *want = js("{\"interval\": 2, \"perturb\": [\"duration\", \"to\"], "
+                      "\"quantile\": 0.25, \"factors\": [0.8, 1.2]}");
+    CHECK(json_equal(back, want), "pbt_json writes the defaults");
+    json_decref(back);
+    json_decref(want);
+    json_decref(p);
+    CHECK(pbt_parse(NULL, "elbo", 1, 0, 6, &c, NULL) == 0 && !c.on, "no block: off");
+    refused("{\"interval\": 6, \"perturb\": [\"to\"]}", 6, "elbo", "pbt.interval");
+    refused("{\"interval\": 2.5, \"perturb\": [\"to\"]}", 6, "elbo", "pbt.interval");
+    refused("{\"interval\": 2, \"perturb\": \"to\"}", 6, "elbo", "pbt.perturb");
+    refused("{\"interval\": 2, \"perturb\": [\"kind\"]}", 6, "elbo", "pbt.perturb[0]");
+    refused("{\"interval\": 2, \"perturb\": [\"to\", 3]}", 6, "elbo", "pbt.perturb[1]");
+    refused("{\"interval\": 2, \"perturb\": [\"to\"], \"quantile\": 0}", 6, "elbo", "pbt.quantile");
+    refused("{\"interval\": 2, \"perturb\": [\"to\"], \"factors\": [1, -1]}", 6, "elbo",
+            "pbt.factors");
+    refused("{\"interval\": 2, \"perturb\": [\"to\"], \"x\": 1}", 6, "elbo", "pbt");
+    refused("[]", 6, "elbo", "pbt");
+    refused("{\"interval\": 2, \"perturb\": [\"to\"]}", 6, "bound", "objective.metric");
+}
+
+static void test_perturb(void)
+{
+    pbt_cfg c;
+    json_t *p = js("{\"interval\": 1, \"perturb\": [\"duration\", \"to\", \"from\"], "
+                   "\"factors\": [0.5, 3]}");
+    CHECK(pbt_parse(p, "elbo", 1, 4, 10, &c, NULL) == 0, "parsed");
+    json_decref(p);
+    sched_spec lin, con, out;
+    json_t *l = js("{\"kind\": \"linear\", \"from\": 0.2, \"to\": 0.9, \"duration\": 3}");
+    json_t *k = js("{\"kind\": \"constant\", \"value\": 0.5}");
+    CHECK(sched_parse(&lin, l, "schedule", 0, NULL) == 0 && sched_parse(&con, k, "schedule", 0, NULL) == 0,
+          "schedules parsed");
+    vaed_err e;
+    CHECK(pbt_check_schedule(&c, &lin, &e) == 0, "a linear schedule has duration, to, from");
+    CHECK(pbt_check_schedule(&c, &con, &e) == VAED_EINVAL && !strcmp(e.field, "pbt.perturb[0]"),
+          "a constant one has no duration: %s", e.field);
+    for (int g = 1; g <= 20; g++)
+        for (long m = 0; m < 8; m++) {
+            CHECK(pbt_perturb(&c, &lin, g, m, &out, NULL) == 0, "perturbed");
+            double fd = pbt_factor(4, g, m, 0, 0.5, 3), ft = pbt_factor(4, g, m, 1, 0.5, 3);
+            double ff = pbt_factor(4, g, m, 2, 0.5, 3);
+            CHECK(out.kind == SCHED_LINEAR && out.duration == 3 * fd, "duration 3 x %g = %g", fd,
+                  out.duration);
+            /* to and from are KL weights: a product over the range's top keeps the donor's */
+            json_t *probe = js("{\"kind\": \"linear\", \"from\": 0, \"to\": 2.7, \"duration\": 1}");
+            int big_ok = sched_parse(&out, probe, "schedule", 0, NULL) == 0;
+            json_decref(probe);
+            CHECK(pbt_perturb(&c, &lin, g, m, &out, NULL) == 0, "again");
+            double want_to = (ft == 3 && !big_ok) ? 0.9 : 0.9 * ft;
+            CHECK(out.to == want_to, "to 0.9 x %g -> %g (want %g)", ft, out.to, want_to);
+            CHECK(out.from == 0.2 * ff, "from 0.2 x %g = %g", ff, out.from);
+        }
+    json_decref(l);
+    json_decref(k);
+}
+
 int main(void)
 {
     test_random();
     test_small();
     test_factor();
+    test_parse();
+    test_perturb();
     return t_done("test_pbt");
 }
