@@ -237,8 +237,11 @@ static int submit_doc(jobs *J, const json_t *doc, fork_plan *fp, char **cev,
         return vaed_err_set(err, VAED_EBUSY, "queue", "%d jobs are queued already (the limit)",
                             queued);
     }
+    /* With schedule_changes the row is stored failed until its whole history is: a crash
+     * in between leaves a job that says so, never one that runs without its changes */
     store_job_new nj = {.name = spec.name, .spec = text, .priority = spec.priority,
-                        .parent_id = fp->parent, .parent_step = fp->step};
+                        .parent_id = fp->parent, .parent_step = fp->step,
+                        .state = nc ? "failed" : NULL};
     /* Both texts were just written from a parsed spec: a store that calls them invalid
      * met a failed allocation (jansson's dump can drop a key then, SQLite's json_valid
      * says 0), so the client hears that, not that its spec was wrong. */
@@ -251,10 +254,17 @@ static int submit_doc(jobs *J, const json_t *doc, fork_plan *fp, char **cev,
     if (rc == 0 && (rc = store_event_add(J->st, *id, 0, fp->step, stext, "submit", 1, NULL,
                                          err)) == VAED_EINVAL)
         rc = VAED_ENOMEM;
+    if (rc == 0 && nc)
+        rc = store_job_set_state(J->st, *id, "failed",
+                                 "submission interrupted while its schedule_changes were "
+                                 "recorded",
+                                 err);
     for (size_t i = 0; rc == 0 && i < nc; i++)
         if ((rc = store_event_add(J->st, *id, 0, csteps[i], cev[i], "override", 1, NULL, err)) ==
             VAED_EINVAL)
             rc = VAED_ENOMEM;
+    if (rc == 0 && nc)
+        rc = store_job_set_state(J->st, *id, "queued", NULL, err);
     free(stext);
     free(text);
     if (rc && inserted) {
