@@ -6,7 +6,10 @@
  *   - one field's curves for every trial, overlaid (GET /v1/sweeps/{id}/metrics, the
  *     store's downsampled rows);
  *   - the rate–distortion plane: one point per trial, KL (rate) against xent
- *     (distortion), with the Pareto front (no other trial has both lower) joined.
+ *     (distortion), with the Pareto front (no other trial has both lower) joined;
+ *   - for a PBT sweep, the family tree: a column per generation boundary, a node per
+ *     member, and an edge from the node whose state each member carried on — its own
+ *     (grey) or the donor's it took (orange), with the decision on hover.
  * The page refreshes itself every two seconds while a trial is unfinished. */
 (function () {
   'use strict';
@@ -89,7 +92,69 @@
       sw.front = pareto(d.trials).map(function (t) { return t.trial; });
       drawTable();
       drawRD();
+      drawTree();
     });
+  }
+
+  /* ---- the PBT family tree ------------------------------------------------------------ */
+
+  var SVG = 'http://www.w3.org/2000/svg';
+  function el(name, attrs, parent) {
+    var e = document.createElementNS(SVG, name);
+    Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  /* Columns: epoch 0, each boundary, the last epoch. Between two columns, each member
+   * has one edge into its node: from its own node before (kept), or from its donor's
+   * (took the donor's state at that boundary). A boundary it has not reached yet has no
+   * edge. sw.tree = {columns, edges: [{trial, epoch, from, exploit}]}, for the test. */
+  function drawTree() {
+    var d = sw.data, p = d.spec && d.spec.pbt, box = $('sweep-tree');
+    $('sweep-tree-h').hidden = box.hidden = !p;
+    box.textContent = '';
+    sw.tree = null;
+    if (!p) return;
+    var E = ((d.spec.base || {}).train || {}).epochs || 0, cols = [0];
+    for (var e = p.interval; e < E; e += p.interval) cols.push(e);
+    cols.push(E);
+    var trials = d.trials.slice().sort(function (a, b) { return a.trial - b.trial; });
+    var row = {};
+    trials.forEach(function (t, i) { row[t.trial] = i; });
+    var W = 90, H = 28, X0 = 60, Y0 = 30;
+    var svg = el('svg', { width: X0 + W * (cols.length - 1) + 40, height: Y0 + H * trials.length + 10 }, box);
+    var xy = function (c, trial) { return [X0 + W * c, Y0 + H * row[trial]]; };
+    cols.forEach(function (ep, c) {
+      var tx = el('text', { x: X0 + W * c, y: 14, 'text-anchor': 'middle', class: 'tree-col' }, svg);
+      tx.textContent = c === 0 ? 'start' : 'epoch ' + ep;
+    });
+    var edges = [];
+    trials.forEach(function (t) {
+      var dec = {};
+      (t.pbt || []).forEach(function (x) { dec[x.epoch] = x; });
+      for (var c = 1; c < cols.length; c++) {
+        var last = c === cols.length - 1, x = dec[cols[c]];
+        if (!last && !x) break; /* not there yet */
+        if (last && (t.epoch || 0) < E) break;
+        var from = x && x.donor ? x.donor.trial : t.trial;
+        var a = xy(c - 1, from), b = xy(c, t.trial);
+        var line = el('line', { x1: a[0], y1: a[1], x2: b[0], y2: b[1],
+                                class: x && x.donor ? 'tree-edge exploit' : 'tree-edge' }, svg);
+        el('title', {}, line).textContent = x ? ('trial ' + t.trial + ' at epoch ' + x.epoch + ': ' +
+          (x.donor ? 'took trial ' + x.donor.trial + "'s state, schedule " + JSON.stringify(x.schedule)
+                   : 'kept its state') + ' (' + (d.objective || {}).metric + ' ' + x.value + ')') : 'trial ' + t.trial;
+        edges.push({ trial: t.trial, epoch: cols[c], from: from, exploit: !!(x && x.donor) });
+      }
+    });
+    trials.forEach(function (t) {
+      cols.forEach(function (ep, c) {
+        var q = xy(c, t.trial);
+        el('circle', { cx: q[0], cy: q[1], r: 5, class: 'tree-node' }, svg);
+      });
+      var lab = el('text', { x: X0 - 12, y: Y0 + H * row[t.trial] + 4, 'text-anchor': 'end' }, svg);
+      lab.textContent = 'trial ' + t.trial;
+    });
+    sw.tree = { columns: cols, edges: edges };
   }
 
   /* ---- the table --------------------------------------------------------------------- */

@@ -4,6 +4,7 @@
  *   SWEEP        a sweep whose trials have all completed
  *   LIVE_SWEEP   a sweep with trials still queued or running
  *   LIVE_JOB     its one trial's job, paused: this test resumes it once the page watches
+ *   PBT_SWEEP    a finished PBT sweep (4 members, epochs 4, a boundary at epoch 2)
  *   SHOT, CHROMIUM
  * Checks, each failing loudly with what it saw, against the REST API read here:
  *   - #sweep=ID opens the page with no console error; the sweep list names both sweeps;
@@ -15,7 +16,10 @@
  *   - the curves chart has a series per trial, and choosing xent draws, for a trial,
  *     the values GET /v1/sweeps/{id}/metrics?field=xent gives;
  *   - clicking a row opens that trial's job;
- *   - the running sweep's table fills in: its paused trial, resumed here, shows completed. */
+ *   - the running sweep's table fills in: its paused trial, resumed here, shows completed;
+ *   - the PBT sweep's family tree has, per member and column, one edge from the node whose
+ *     state it carried on: the donor's where the API's decision names one (orange), its
+ *     own otherwise; the tree is hidden on a sweep without PBT. */
 'use strict';
 const { check, run, SLOW } = require('./lib.js');
 
@@ -23,6 +27,7 @@ const URL = process.env.VAED_URL;
 const SWEEP = +process.env.SWEEP;
 const LIVE = +process.env.LIVE_SWEEP;
 const LIVE_JOB = +process.env.LIVE_JOB;
+const PBT = +process.env.PBT_SWEEP;
 const SHOT = process.env.SHOT || 'test-output/dashboard_sweeps.png';
 
 async function get(p) {
@@ -117,4 +122,27 @@ run('sweeps browser test', { viewport: { width: 1500, height: 1600 } }, async (p
                              before, { timeout: 90000 * SLOW }).catch(() => {});
   const after = await page.evaluate(() => window.vaed.sweep.data.counts.completed || 0);
   check(after > before, `the running sweep's page fills in: ${before} completed, then ${after}`);
+  check(await page.isHidden('#sweep-tree'), 'no family tree on a sweep without PBT');
+
+  // the PBT family tree
+  const pa = await get('/v1/sweeps/' + PBT + '?sort=trial');
+  await page.evaluate((id) => { location.hash = '#sweep=' + id; }, PBT);
+  await page.waitForFunction((id) => window.vaed.sweep.data && window.vaed.sweep.data.id === id &&
+                                     window.vaed.sweep.tree, PBT);
+  const tree = await page.evaluate(() => window.vaed.sweep.tree);
+  check(JSON.stringify(tree.columns) === '[0,2,4]', `columns: start, the boundary, the end (${tree.columns})`);
+  const wantT = [];
+  for (const t of pa.trials) {
+    const d = t.pbt.find((x) => x.epoch === 2);
+    wantT.push({ trial: t.trial, epoch: 2, from: d.donor ? d.donor.trial : t.trial, exploit: !!d.donor });
+    wantT.push({ trial: t.trial, epoch: 4, from: t.trial, exploit: false });
+  }
+  const key = (e) => `${e.trial}@${e.epoch}<-${e.from}${e.exploit ? '!' : ''}`;
+  const gotE = tree.edges.map(key).sort(), wantE = wantT.map(key).sort();
+  check(JSON.stringify(gotE) === JSON.stringify(wantE), `tree edges are the API's decisions: ${gotE} vs ${wantE}`);
+  const orange = await page.$$eval('#sweep-tree line.exploit', (ls) => ls.length);
+  const nx = wantT.filter((e) => e.exploit).length;
+  check(orange === nx && nx >= 1, `${orange} orange edges for ${nx} members that took a donor's state`);
+  check(await page.isVisible('#sweep-tree svg'), 'the tree is shown');
+  await page.screenshot({ path: SHOT.replace(/\.png$/, '') + '_pbt.png', fullPage: true });
 });

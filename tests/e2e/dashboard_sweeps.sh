@@ -1,7 +1,8 @@
 #!/bin/sh
 # dashboard_sweeps.sh — the dashboard's sweep page (web/sweeps.js) in headless Chromium
 # (tests/browser/sweeps.test.js says what it checks): a 6-trial sweep over the warm-up
-# length and the latent size, run to the end on two workers, then a second sweep still
+# length and the latent size, run to the end on two workers, a PBT population of 4 run
+# to the end (its family tree), then a sweep still
 # running while the page is open (its table must fill in as trials finish; its one
 # trial waits paused until the page resumes it).
 . tests/e2e/browser_lib.sh
@@ -22,6 +23,20 @@ while [ $i -lt $((1200 * SLOW)) ]; do
     i=$((i + 1)); sleep 0.1
 done
 check "sweep $SW: its 6 trials complete" [ "$(jqb '.counts.completed // 0')" = 6 ]
+# a PBT population (docs/sweeps.md): its page draws the family tree
+PB=$(tiny_spec pbt 4 '{"schedule": {"kind": "constant", "value": 1}}')
+api POST /v1/sweeps "$(jq -cn --argjson b "$PB" '{name: "pbt", base: $b, space: {"schedule.value": [4, 2, 0.5, 0.01]},
+    concurrency: 4, objective: {metric: "kl", direction: "min"}, pbt: {interval: 2, perturb: ["value"]}}')"
+expect_status 201
+PBT=$(jqb .id)
+i=0
+while [ $i -lt $((1200 * SLOW)) ]; do
+    api GET "/v1/sweeps/$PBT"
+    [ "$(jqb '.counts.completed // 0')" = 4 ] && break
+    i=$((i + 1)); sleep 0.1
+done
+check "PBT sweep $PBT: its 4 members complete" [ "$(jqb '.counts.completed // 0')" = 4 ]
+
 # The live sweep has one trial, paused once it runs, and the page resumes it: it cannot
 # finish before the page watches, however fast or slow the host (it once did, in CI).
 # (One trial: a paused trial gives its place to the next, which would finish unwatched.)
@@ -41,7 +56,7 @@ wait_state "$LIVE_JOB" running 60 && ok || fail "job $LIVE_JOB (the live trial) 
 api POST "/v1/jobs/$LIVE_JOB/pause"
 expect_status 200
 
-browser_test sweeps SWEEP="$SW" LIVE_SWEEP="$LIVE" LIVE_JOB="$LIVE_JOB"
+browser_test sweeps SWEEP="$SW" LIVE_SWEEP="$LIVE" LIVE_JOB="$LIVE_JOB" PBT_SWEEP="$PBT"
 api GET "/v1/sweeps/$LIVE"
 check "the live sweep's one trial completed" jqt '.counts.completed == 1 and .n_trials == 1'
 stop_daemon
