@@ -15,7 +15,7 @@
 #       rows and identical to (b)'s (same points, and a resumed run is bit-identical);
 #   (d) a 12-trial random sweep (log-uniform learning rate, integer seed) with ASHA and a
 #       SIGKILL in the middle: it runs to completion, one job per trial, and every
-#       decision matches the rule on the stored rows.
+#       decision matches the rule on the stored rows (plain and ASan passes only).
 . tests/e2e/daemon_lib.sh
 e2e_init
 start_daemon --workers 2 --threads 1
@@ -180,6 +180,14 @@ check "(c) the test rows equal (b)'s to the bit ($same differ)" [ "$same" = 0 ]
 integrity_ok "after the kill"
 
 # ---- (d) a 12-trial random sweep, SIGKILL in the middle --------------------------------
+# (not under TSan: it runs no thread path that (b) and (c) do not, and the pass is the
+# slowest of CI's; hacking.md "CI time")
+if [ "${SANITIZER:-}" = thread ]; then
+    integrity_ok "at the end"
+    term_daemon 30
+    finish
+    exit
+fi
 RSPACE='{"optimizer.lr": {"min": 0.00001, "max": 0.003, "log": true}, "train.seed": {"min": 1, "max": 1000, "int": true}}'
 sweep_post "{\"name\": \"asha-random\", \"base\": $BASE, \"space\": $RSPACE, \"method\": \"random\", \"seed\": 7, \"max_trials\": 12, \"concurrency\": 1, \"early_stop\": $ES}"
 expect_status 201
