@@ -3,7 +3,7 @@
 # must mean: an lr change shows in the lr column from the step it names, a downloaded
 # checkpoint is the server's bytes, watch prints every step once), the server's errors
 # as "vaectl: <message>" with exit 1, usage errors with exit 2, --help everywhere; and
-# sweep submit|show|table on a 2-trial ASHA sweep.
+# sweep submit|show|table|schedule on a 2-trial ASHA sweep.
 . tests/e2e/sched_lib.sh
 e2e_init
 start_daemon --threads 1 --workers 1 --token s3cret
@@ -263,6 +263,13 @@ check "sweep table --csv is the server's CSV" [ "$OUT" = "$BODY" ]
 vc sweep table "$W" --sort speed; expect_rc 2 "sweep table --sort speed"
 vc sweep table abc; expect_rc 2 "sweep table of a non-numeric ID"
 vc sweep table 4242; expect_rc 1 "sweep table of an unknown sweep"
+vc sweep schedule "$W" 0; expect_rc 0 "sweep schedule"
+api GET "/v1/sweeps/$W/trials/0/schedule"
+check "sweep schedule prints the route's reply" [ "$(printf '%s' "$OUT" | jq -c .)" = "$(printf '%s' "$BODY" | jq -c .)" ]
+vc sweep schedule "$W" 0 --spec; expect_rc 0 "sweep schedule --spec"
+check "sweep schedule --spec prints the replaying spec" [ "$(printf '%s' "$OUT" | jq -c .)" = "$(printf '%s' "$BODY" | jq -c .spec)" ]
+vc sweep schedule "$W" x; expect_rc 2 "sweep schedule of a non-numeric trial"
+vc sweep schedule "$W" 7; expect_rc 1 "sweep schedule of an unknown trial"
 vc sweep frob; expect_rc 2 "sweep frob"
 
 stop_daemon
