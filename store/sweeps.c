@@ -318,6 +318,63 @@ int store_sweep_of_job(store *st, int64_t job, int64_t *sweep, int *concurrency,
     return rc;
 }
 
+/* Make room for one more element in *pp (n used of *cap, size bytes each). */
+static int grow(void *pp, size_t n, size_t *cap, size_t size)
+{
+    void **p = pp;
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *q = realloc(*p, c * size);
+    if (!q)
+        return VAED_ENOMEM;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+/* Run sql with its int64 parameters, handing each row to row(q, ctx); 0 or the error. */
+static int each_row(store *st, const char *sql, const int64_t *par, int npar,
+                     int (*row)(sqlite3_stmt *, void *), void *ctx, const char *what,
+                     vaed_err *err)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int rc = ropen(st, &db, err);
+    if (rc)
+        return rc;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+        rc = store_dberr(err, db, "%s", what);
+        sqlite3_close(db);
+        return rc;
+    }
+    for (int i = 0; i < npar; i++)
+        sqlite3_bind_int64(q, i + 1, par[i]);
+    int sr;
+    while ((sr = sqlite3_step(q)) == SQLITE_ROW)
+        if ((rc = row(q, ctx)))
+            break;
+    if (!rc && sr != SQLITE_DONE)
+        rc = store_dberr(err, db, "%s", what);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return rc;
+}
+
+typedef struct rung_vals {
+    double *v;
+    size_t n, cap;
+} rung_vals;
+
+static int rung_collect(sqlite3_stmt *q, void *ctx)
+{
+    rung_vals *r = ctx;
+    if (grow(&r->v, r->n, &r->cap, sizeof *r->v))
+        return VAED_ENOMEM;
+    r->v[r->n++] = sqlite3_column_double(q, 0);
+    return 0;
+}
+
 int store_sweep_rung_values(store *st, int64_t sweep, int64_t job, int epoch,
                             const char *metric, double **vals, size_t *n, vaed_err *err)
 {
@@ -329,40 +386,18 @@ int store_sweep_rung_values(store *st, int64_t sweep, int64_t job, int epoch,
             sql = SQL_RUNGS[i][1];
     if (!sql)
         return vaed_err_set(err, VAED_EINVAL, "metric", "elbo, kl or xent");
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
-    int rc = ropen(st, &db, err);
-    if (rc)
+    rung_vals r = {0};
+    int64_t par[3] = {sweep, epoch, job};
+    int rc = each_row(st, sql, par, 3, rung_collect, &r, "reading a sweep's rung", err);
+    if (rc == VAED_ENOMEM)
+        vaed_err_set(err, rc, NULL, "out of memory");
+    if (rc) {
+        free(r.v);
         return rc;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
-        rc = store_dberr(err, db, "reading a sweep's rung");
-        sqlite3_close(db);
-        return rc;
     }
-    sqlite3_bind_int64(q, 1, sweep);
-    sqlite3_bind_int(q, 2, epoch);
-    sqlite3_bind_int64(q, 3, job);
-    size_t cap = 0;
-    int sr;
-    while ((sr = sqlite3_step(q)) == SQLITE_ROW) {
-        if (*n == cap) { /* one value per trial: bounded by max_trials */
-            cap = cap ? cap * 2 : 16;
-            double *p = realloc(*vals, cap * sizeof *p);
-            if (!p)
-                abort();
-            *vals = p;
-        }
-        (*vals)[(*n)++] = sqlite3_column_double(q, 0);
-    }
-    if (sr != SQLITE_DONE) {
-        rc = store_dberr(err, db, "reading a sweep's rung");
-        free(*vals);
-        *vals = NULL;
-        *n = 0;
-    }
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    return rc;
+    *vals = r.v;
+    *n = r.n;
+    return 0;
 }
 
 /* ---- PBT decisions ------------------------------------------------------------------ */
@@ -436,34 +471,6 @@ static void pbt_row(sqlite3_stmt *q, store_pbt_decision *d)
     d->trial = sqlite3_column_int64(q, 7);
 }
 
-/* Run sql with its int64 parameters, handing each row to row(q, ctx); 0 or the error. */
-static int pbt_query(store *st, const char *sql, const int64_t *par, int npar,
-                     int (*row)(sqlite3_stmt *, void *), void *ctx, const char *what,
-                     vaed_err *err)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
-    int rc = ropen(st, &db, err);
-    if (rc)
-        return rc;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
-        rc = store_dberr(err, db, "%s", what);
-        sqlite3_close(db);
-        return rc;
-    }
-    for (int i = 0; i < npar; i++)
-        sqlite3_bind_int64(q, i + 1, par[i]);
-    int sr;
-    while ((sr = sqlite3_step(q)) == SQLITE_ROW)
-        if ((rc = row(q, ctx)))
-            break;
-    if (!rc && sr != SQLITE_DONE)
-        rc = store_dberr(err, db, "%s", what);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    return rc;
-}
-
 typedef struct pbt_rows {
     store_pbt_decision *d;
     size_t n, cap;
@@ -472,14 +479,8 @@ typedef struct pbt_rows {
 static int pbt_collect(sqlite3_stmt *q, void *ctx)
 {
     pbt_rows *r = ctx;
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
-        store_pbt_decision *p = realloc(r->d, cap * sizeof *p);
-        if (!p)
-            return VAED_ENOMEM;
-        r->d = p;
-        r->cap = cap;
-    }
+    if (grow(&r->d, r->n, &r->cap, sizeof *r->d))
+        return VAED_ENOMEM;
     pbt_row(q, &r->d[r->n++]);
     return 0;
 }
@@ -496,7 +497,7 @@ int store_pbt_get(store *st, int64_t job, int64_t step, store_pbt_decision *d, v
     memset(d, 0, sizeof *d);
     pbt_rows r = {0};
     int64_t par[2] = {job, step};
-    int rc = pbt_query(st, SQL_PBT_GET, par, 2, pbt_collect, &r, "reading a PBT decision", err);
+    int rc = each_row(st, SQL_PBT_GET, par, 2, pbt_collect, &r, "reading a PBT decision", err);
     if (rc == VAED_ENOMEM)
         vaed_err_set(err, rc, NULL, "out of memory");
     if (!rc && r.n == 0)
@@ -514,7 +515,7 @@ int store_pbt_list(store *st, int64_t sweep, store_pbt_decision **out, size_t *n
                    vaed_err *err)
 {
     pbt_rows r = {0};
-    int rc = pbt_query(st, SQL_PBT_LIST, &sweep, 1, pbt_collect, &r, "reading a sweep's PBT "
+    int rc = each_row(st, SQL_PBT_LIST, &sweep, 1, pbt_collect, &r, "reading a sweep's PBT "
                                                                      "decisions", err);
     if (rc == VAED_ENOMEM)
         vaed_err_set(err, rc, NULL, "out of memory");
@@ -537,20 +538,11 @@ typedef struct pbt_members {
 static int members_collect(sqlite3_stmt *q, void *ctx)
 {
     pbt_members *m = ctx;
-    if (m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 16;
-        int64_t *a = realloc(m->jobs, cap * sizeof *a);
-        if (a)
-            m->jobs = a;
-        int64_t *b = a ? realloc(m->trials, cap * sizeof *b) : NULL;
-        if (b)
-            m->trials = b;
-        double *c = b ? realloc(m->vals, cap * sizeof *c) : NULL;
-        if (!c)
-            return VAED_ENOMEM;
-        m->vals = c;
-        m->cap = cap;
-    }
+    size_t c0 = m->cap, c1 = m->cap, c2 = m->cap;
+    if (grow(&m->jobs, m->n, &c0, sizeof *m->jobs) || grow(&m->trials, m->n, &c1, sizeof *m->trials) ||
+        grow(&m->vals, m->n, &c2, sizeof *m->vals))
+        return VAED_ENOMEM; /* a grown one keeps its block: freed by the caller */
+    m->cap = c0;
     m->jobs[m->n] = sqlite3_column_int64(q, 0);
     m->trials[m->n] = sqlite3_column_int64(q, 1);
     m->vals[m->n++] = sqlite3_column_type(q, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 2);
@@ -572,7 +564,7 @@ int store_pbt_members(store *st, int64_t sweep, int64_t job, int64_t step, int e
         return vaed_err_set(err, VAED_EINVAL, "metric", "elbo, kl or xent");
     pbt_members m = {0};
     int64_t par[4] = {sweep, step, epoch, job};
-    int rc = pbt_query(st, sql, par, 4, members_collect, &m, "reading a PBT generation", err);
+    int rc = each_row(st, sql, par, 4, members_collect, &m, "reading a PBT generation", err);
     if (rc == VAED_ENOMEM)
         vaed_err_set(err, rc, NULL, "out of memory");
     if (rc) {

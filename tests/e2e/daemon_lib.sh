@@ -139,3 +139,26 @@ wait_stepping() { # ID SECONDS: until the job has trained a step in this daemon 
         sleep 0.05
     done
 }
+
+# sweep_done ID SECONDS: until every trial of sweep ID has finished (SECONDS x SLOW)
+sweep_done() {
+    s_t=0
+    while :; do
+        api GET "/v1/sweeps/$1?sort=trial"
+        [ "$(jqb '[.trials[] | select(.state == "queued" or .state == "running" or .state == "paused" or .state == "interrupted")] | length')" = 0 ] && return 0
+        s_t=$((s_t + 1))
+        [ $s_t -le $(($2 * 10 * SLOW)) ] || { echo "sweep $1 unfinished after $2 s: $BODY" >&2; return 1; }
+        sleep 0.1
+    done
+}
+
+# verdict WHAT OUTPUT: a checker's OUTPUT passes when it has no "FAIL ..." line (each one
+# is shown)
+verdict() {
+    if printf '%s\n' "$2" | grep -q '^FAIL'; then
+        printf '%s\n' "$2" | grep '^FAIL' >&2
+        fail "$1"
+    else
+        ok
+    fi
+}

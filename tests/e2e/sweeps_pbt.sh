@@ -56,17 +56,6 @@ check "schedule_changes with a bad schedule: 422 naming its field ($BODY)" \
 n=$(count "SELECT (SELECT count(*) FROM sweeps) + (SELECT count(*) FROM jobs)")
 check "refusals stored nothing ($n rows)" [ "$n" = 0 ]
 
-# sweep_done ID SECONDS: until every trial has finished
-sweep_done() {
-    s_t=0
-    while :; do
-        api GET "/v1/sweeps/$1?sort=trial"
-        [ "$(jqb '[.trials[] | select(.state == "queued" or .state == "running" or .state == "paused" or .state == "interrupted")] | length')" = 0 ] && return 0
-        s_t=$((s_t + 1))
-        [ $s_t -le $(($2 * 10 * SLOW)) ] || { echo "sweep $1 unfinished after $2 s: $BODY" >&2; return 1; }
-        sleep 0.1
-    done
-}
 
 # pbt_check SWEEP: every decision against the stored rows (an independent reading, in
 # python, of what docs/sweeps.md promises); "FAIL ..." lines, then a summary line.
@@ -165,7 +154,7 @@ else:
     print("ok %d steps, %d changes" % (len(got), len(st["changes"])))
 PY
 )
-    check "replay of sweep $1 trial $2 (job $RJ) = the lineage's rows: $r" sh -c "! printf '%s' '$r' | grep -q FAIL"
+    verdict "replay of sweep $1 trial $2 (job $RJ) = the lineage's rows: $r" "$r"
 }
 
 # ---- (b) a population ------------------------------------------------------------------
@@ -176,8 +165,7 @@ check "the stored request has pbt with its defaults: $BODY" \
     jqt '.spec.pbt == {"interval": 2, "perturb": ["value"], "quantile": 0.25, "factors": [0.8, 1.2]}'
 sweep_done "$A" 120 && ok || fail "pbt sweep did not finish"
 RES=$(pbt_check "$A")
-printf '%s\n' "$RES" | grep '^FAIL' | while read -r l; do echo "$l" >&2; done
-check "(b) every decision agrees with the stored rows: $RES" sh -c "! printf '%s' '$RES' | grep -q FAIL"
+verdict "(b) every decision agrees with the stored rows" "$RES"
 OUT=$(printf '%s\n' "$RES" | grep -v '^FAIL')
 echo "sweeps_pbt: trial:exploits: $OUT"
 check "(b) the member of beta 0.01 took a donor at epoch 2 ($OUT)" sh -c "printf '%s' '$OUT' | grep -q '3:e2<-t'"
@@ -212,8 +200,7 @@ done
 start_daemon --workers 2 --threads 1
 sweep_done "$K" 120 && ok || fail "pbt sweep did not finish after the kills"
 RES=$(pbt_check "$K")
-printf '%s\n' "$RES" | grep '^FAIL' | while read -r l; do echo "$l" >&2; done
-check "(d) after SIGKILLs every decision agrees with the stored rows: $RES" sh -c "! printf '%s' '$RES' | grep -q FAIL"
+verdict "(d) after SIGKILLs every decision agrees with the stored rows" "$RES"
 per=$(count "SELECT group_concat(n) FROM (SELECT count(*) n FROM pbt_decisions d JOIN sweep_trials t ON t.job = d.job
     WHERE t.sweep = $K GROUP BY t.trial ORDER BY t.trial)")
 check "(d) two decisions per member, one per boundary ($per)" [ "$per" = "2,2,2,2" ]
