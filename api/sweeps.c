@@ -475,17 +475,14 @@ static int governing(store *st, int64_t job, store_event **ev, size_t *n, vaed_e
     return 0;
 }
 
-/* Append (step, schedule text) to changes unless it repeats the last one's schedule. */
+/* Append (step, schedule text) to changes. One that repeats the last one's schedule is
+ * kept: putting a schedule in force again restarts a controller's state, so the replay
+ * must do it where the member did. */
 static int add_change(json_t *changes, int64_t step, const char *text)
 {
-    json_t *last = json_array_get(changes, json_array_size(changes) - 1);
     json_t *doc = json_loads(text, 0, NULL);
     if (!doc)
         return VAED_ENOMEM;
-    if (last && json_equal(json_object_get(last, "schedule"), doc)) {
-        json_decref(doc);
-        return 0;
-    }
     return json_array_append_new(changes, json_pack("{s:I, s:o}", "step", (json_int_t)step,
                                                     "schedule", doc))
                ? VAED_ENOMEM
@@ -592,9 +589,10 @@ static void h_trial_schedule(api_req *req)
         char nm[256];
         snprintf(nm, sizeof nm, "replay of sweep %lld trial %lld", (long long)id, (long long)t);
         if (!spec || !rest || json_object_set(spec, "schedule", first) ||
-            json_object_set_new(spec, "schedule_changes", rest) ||
+            json_object_set_new(spec, "schedule_changes", json_incref(rest)) ||
             json_object_set_new(spec, "name", json_string(nm)))
             rc = vaed_err_set(&err, VAED_ENOMEM, NULL, "out of memory");
+        json_decref(rest);
     }
     if (rc) {
         json_decref(spec);

@@ -17,8 +17,9 @@
  *   4. explore: the perturbed schedule is put in force through job_apply, recorded as an
  *      override effective at S like a client's PUT.
  * A restart resumes from the member's checkpoint at S: "epoch" with no decision → from 2;
- * "epoch" (or "pause") with an exploit → from 3; "fork" → 4 is the override recovery
- * replays at S, or, if the crash came before it was recorded, done here. The donor's
+ * "epoch" with an exploit → from 3; any other kind at S was written after 3 ("fork", or
+ * a pause, manual or periodic one taken since) → 4 is the override recovery replays at
+ * S, or, if the crash came before it was recorded, done here. The donor's
  * checkpoint at S is its kept state there, which never changes (PBT members keep their
  * epoch-end checkpoints: worker.c), so doing 3 twice gives the same bits. */
 #include "daemon/job.h"
@@ -152,7 +153,10 @@ int pbt_boundary(run *r, const char *resumed_kind, vaed_err *err)
         return 0;
     }
     /* 3: the donor's state as the member's own, unless the member resumed from it */
-    if (!resumed_kind || strcmp(resumed_kind, "fork")) {
+    /* only from the boundary's own "epoch" checkpoint: any other kind at this step
+     * (fork, pause, manual, periodic) was taken after the exploit, and a client's
+     * change since (an lr PUT) is in it */
+    if (!resumed_kind || !strcmp(resumed_kind, "epoch")) {
         if ((!fresh && (rc = take_donor(r, d.donor, step, err))) ||
             (rc = worker_checkpoint(r, "fork", 1, err))) {
             free(d.schedule);

@@ -316,6 +316,11 @@ int jobs_sweep_submit(jobs *J, const json_t *doc, int64_t *id, vaed_err *err)
             return rc;
         if ((rc = pbt_space_check(&r, err)))
             return rc;
+        if (r.pbt.on && !bs.dataset.name[0] && !bs.dataset.test_path[0] &&
+            !(bs.dataset.validation_fraction > 0))
+            return vaed_err_set(err, VAED_EINVAL, "base.dataset.test_path",
+                                "PBT ranks its members on the test split: give the base a "
+                                "test_path or a validation_fraction");
     }
     json_t *points = NULL;
     if ((rc = sweep_points(r.space, r.method, (uint64_t)r.seed, r.max_trials, &points, err)))

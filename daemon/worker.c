@@ -363,6 +363,8 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
                 /* a PBT generation boundary: the state there, waited, then the decision */
                 if (worker_checkpoint(r, "epoch", 1, &err) || pbt_boundary(r, NULL, &err))
                     goto failed;
+                if (jb->spec.eval.every_epochs > 0 && em.epoch % jb->spec.eval.every_epochs == 0)
+                    evals_queue_checkpoint(J, jb, step);
             } else if (cs->at_epoch_end && !vae_trainer_finished(r->t)) {
                 if (worker_checkpoint(r, "epoch", 0, &err))
                     log_msg(LOG_WARN, "job %lld: epoch checkpoint: %s", (long long)jb->id,

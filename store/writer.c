@@ -66,7 +66,10 @@ static const char *const wsql[W_NSTMT] = {
          * (the checkpoint "best" names: store/evals.h) */
         "AND step NOT IN (SELECT ckpt_step FROM evaluations WHERE job = ?1 "
         "  AND state IN ('queued', 'running')) "
-        "AND step IS NOT " STORE_SQL_BEST_STEP,
+        "AND step IS NOT " STORE_SQL_BEST_STEP " "
+        /* nor a PBT member's state at a boundary where it kept it: another member may
+         * still take it (daemon/pbt_run.c) */
+        "AND step NOT IN (SELECT step FROM pbt_decisions WHERE job = ?1 AND donor IS NULL)",
     [W_JOB_INSERT] = STORE_SQL_JOB_INSERT,
     [W_JOB_STATE] =
         "UPDATE jobs SET state = ?2, reason = ?3, updated_at = ?4, "

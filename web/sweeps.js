@@ -115,7 +115,9 @@
     box.textContent = '';
     sw.tree = null;
     if (!p) return;
-    var E = ((d.spec.base || {}).train || {}).epochs || 0, cols = [0];
+    /* the base's epochs; a base that left them to the default: the furthest trial's */
+    var E = ((d.spec.base || {}).train || {}).epochs ||
+      Math.max.apply(null, d.trials.map(function (t) { return t.epoch || 0; })), cols = [0];
     for (var e = p.interval; e < E; e += p.interval) cols.push(e);
     cols.push(E);
     var trials = d.trials.slice().sort(function (a, b) { return a.trial - b.trial; });

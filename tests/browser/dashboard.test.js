@@ -186,7 +186,9 @@ run('dashboard', { viewport: { width: 1500, height: 1900 } }, async (page) => {
   await page.fill('#eval-form input[name=k]', '8');
   await page.fill('#eval-form input[name=rows]', '100');
   await page.click('#eval-form button[type=submit]');
-  await page.waitForFunction((n) => document.querySelectorAll('#evals tbody tr').length > n, nEval)
+  // both: the list's own polling can show the new row before the POST's reply is read
+  await page.waitForFunction((n) => window.vaed.lastEval &&
+                                    document.querySelectorAll('#evals tbody tr').length > n, nEval)
     .catch(() => {});
   const last = await page.evaluate(() => window.vaed.lastEval);
   check(last && last.k === 8 && last.rows === 100 && /queued|running|completed/.test(last.state) &&
