@@ -232,15 +232,12 @@ int job_prepare(jobs *J, const json_t *doc, vae_spec *spec, char **text, char **
 void job_enqueue_new(jobs *J, int64_t id, const vae_spec *spec, int64_t sweep,
                      int sweep_conc);
 
-/* ---- a trial's early stopping (sweeps.c) ------------------------------------------ */
+/* ---- a trial's early stopping and PBT (sweeps.c, pbt_run.c) ---------------------- */
 
-/* OUT *cfg: the early stopping of the sweep jb is a trial of (off for a job of no sweep,
- * or a sweep without early_stop). */
-int sweep_asha_load(jobs *J, const job *jb, asha_cfg *cfg, vaed_err *err);
-
-/* OUT *cfg: the PBT of the sweep jb is a member of (off for a job of no sweep, or a
- * sweep without pbt). */
-int sweep_pbt_load(jobs *J, const job *jb, pbt_cfg *cfg, vaed_err *err);
+/* OUT *asha, *pbt: the early stopping and the population-based training of the sweep jb
+ * is a trial of, from one read of its stored request (each off for a job of no sweep, or
+ * a sweep without early_stop or pbt). */
+int sweep_policies_load(jobs *J, const job *jb, asha_cfg *asha, pbt_cfg *pbt, vaed_err *err);
 
 /* The owner of PBT member r->jb at a generation boundary, with its state at the boundary
  * step checkpointed (kind "epoch") and its test row there committed (pbt_run.c): decide

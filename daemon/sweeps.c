@@ -403,9 +403,10 @@ int jobs_sweep_cancel(jobs *J, int64_t id, int *n, vaed_err *err)
     return first;
 }
 
-int sweep_asha_load(jobs *J, const job *jb, asha_cfg *cfg, vaed_err *err)
+int sweep_policies_load(jobs *J, const job *jb, asha_cfg *asha, pbt_cfg *pbt, vaed_err *err)
 {
-    memset(cfg, 0, sizeof *cfg);
+    memset(asha, 0, sizeof *asha);
+    memset(pbt, 0, sizeof *pbt);
     if (jb->sweep_id <= 0)
         return 0;
     store_sweep sw;
@@ -414,12 +415,19 @@ int sweep_asha_load(jobs *J, const job *jb, asha_cfg *cfg, vaed_err *err)
         return rc;
     json_t *spec = json_loads(sw.spec, 0, NULL);
     store_sweep_clear(&sw);
+    if (!spec)
+        return vaed_err_set(err, VAED_ENOMEM, NULL, "sweep %lld: its request cannot be read",
+                            (long long)jb->sweep_id);
     const json_t *o = json_object_get(spec, "objective");
     const char *m = json_string_value(json_object_get(o, "metric"));
     const char *d = json_string_value(json_object_get(o, "direction"));
     /* stored normalized by jobs_sweep_submit, so it parses as it did then */
     rc = asha_parse(json_object_get(spec, "early_stop"), m ? m : "elbo", !d || !strcmp(d, "max"),
-                    jb->spec.train.epochs, cfg, err);
+                    jb->spec.train.epochs, asha, err);
+    if (!rc)
+        rc = pbt_parse(json_object_get(spec, "pbt"), m ? m : "elbo", !d || !strcmp(d, "max"),
+                       (uint64_t)json_integer_value(json_object_get(spec, "seed")),
+                       jb->spec.train.epochs, pbt, err);
     json_decref(spec);
     return rc;
 }
@@ -448,28 +456,4 @@ int sweep_asha_stop(jobs *J, const job *jb, const asha_cfg *cfg, int epoch, doub
     if (go)
         reason[0] = '\0';
     return !go;
-}
-
-int sweep_pbt_load(jobs *J, const job *jb, pbt_cfg *cfg, vaed_err *err)
-{
-    memset(cfg, 0, sizeof *cfg);
-    if (!jb->sweep_id)
-        return 0;
-    store_sweep sw;
-    int rc = store_sweep_get(J->st, jb->sweep_id, 0, &sw, err);
-    if (rc)
-        return rc;
-    json_error_t je;
-    json_t *spec = json_loads(sw.spec, 0, &je);
-    store_sweep_clear(&sw);
-    if (!spec)
-        return vaed_err_set(err, VAED_ENOMEM, NULL, "sweep %lld: its request cannot be read",
-                            (long long)jb->sweep_id);
-    const json_t *o = json_object_get(spec, "objective"), *seed = json_object_get(spec, "seed");
-    const char *m = json_string_value(json_object_get(o, "metric"));
-    const char *d = json_string_value(json_object_get(o, "direction"));
-    rc = pbt_parse(json_object_get(spec, "pbt"), m ? m : "elbo", !d || !strcmp(d, "max"),
-                   (uint64_t)json_integer_value(seed), jb->spec.train.epochs, cfg, err);
-    json_decref(spec);
-    return rc;
 }

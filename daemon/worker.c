@@ -264,7 +264,7 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
     vaed_err_clear(&err);
     if (recover_history(r, &err))
         goto failed;
-    if (sweep_asha_load(J, jb, &r->asha, &err) || sweep_pbt_load(J, jb, &r->pbt, &err))
+    if (sweep_policies_load(J, jb, &r->asha, &r->pbt, &err))
         goto failed;
 
     pthread_mutex_lock(&J->mu);
