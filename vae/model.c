@@ -14,7 +14,13 @@
 #include "rng.h"
 
 #define LOG_2PI 1.8378770664093453
-#define CHUNK_PARAMS 65536L
+/* A chunk's weight-gradient multiply packs the layer's whole input again, and Adam
+ * follows it while its 4 bytes a weight of gradient are in cache: larger chunks pack
+ * less, smaller ones keep the gradient nearer. 131,072 (512 KiB of gradient) was the
+ * fastest of 32 Ki to 512 Ki on the reference spec, with both OpenBLAS cores of the
+ * AMD EPYC development host (docs/benchmarks.md, "Chunk size"). The split never
+ * depends on the thread count, so a step's bits do not either. */
+#define CHUNK_PARAMS 131072L
 
 /* The row blocks of a layer's chunks: crows rows each, the last one what is left.
  * Returns the number of chunks; for k >= 0 it also sets [*o0, *o1) of the k-th. */
