@@ -156,8 +156,10 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "vaed: %s\n", err.msg);
         goto done;
     }
-    char blas[256];
+    char blas[256], narrow[384];
     vae_blas_info(blas, sizeof blas);
+    if (vae_blas_narrow(narrow, sizeof narrow)) /* said even with --quiet: it costs speed */
+        fprintf(stderr, "vaed train: warning: %s\n", narrow);
     if (!c.quiet)
         fprintf(stderr, "vaed train: %s; %ld rows, %ld steps per epoch, %d parameters\n", blas,
                 vae_trainer_train_rows(t), vae_trainer_steps_per_epoch(t),

@@ -397,6 +397,9 @@ int cmd_serve(int argc, char **argv)
     vae_blas_init();
     char blas[256];
     vae_blas_info(blas, sizeof blas);
+    char narrow[384];
+    if (vae_blas_narrow(narrow, sizeof narrow))
+        log_msg(LOG_WARN, "%s", narrow);
     if (jobs_start(&J, st, &jc, &err)) {
         log_msg(LOG_ERROR, "job manager: %s", err.msg);
         goto done;

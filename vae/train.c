@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
@@ -37,6 +38,32 @@ void vae_blas_info(char *buf, size_t n)
 {
     snprintf(buf, n, "OpenBLAS core %s, %d threads (%s)", openblas_get_corename(),
              openblas_get_num_threads(), openblas_get_config());
+}
+
+int vae_blas_narrow(char *buf, size_t n)
+{
+    static const char *const wide[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+        !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl"))
+        return 0;
+    const char *core = openblas_get_corename(), *env = getenv("OPENBLAS_CORETYPE");
+    for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++)
+        if (core && !strcasecmp(core, wide[i]))
+            return 0;
+    if (env && *env)
+        snprintf(buf, n,
+                 "OpenBLAS core %s (OPENBLAS_CORETYPE=%s) has no AVX-512 kernels, and this "
+                 "CPU has AVX-512: unset OPENBLAS_CORETYPE to let OpenBLAS choose, or set it "
+                 "to SkylakeX, if that OpenBLAS computes correctly on this CPU",
+                 core ? core : "?", env);
+    else
+        snprintf(buf, n,
+                 "OpenBLAS core %s has no AVX-512 kernels, and this CPU has AVX-512: this "
+                 "OpenBLAS does not know the CPU; OPENBLAS_CORETYPE=SkylakeX selects its "
+                 "AVX-512 kernels",
+                 core ? core : "?");
+    return 1;
 }
 
 /* Fisher-Yates over 0..N-1 drawn from the stream (seed, ORDER + epoch). */

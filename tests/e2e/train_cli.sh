@@ -23,6 +23,22 @@ check "spec written back with defaults" jq -e '.spec.optimizer.lr == 0.001 and .
 "$VAED" train "$T/spec.json" --metrics "$T/m2.jsonl" --quiet >/dev/null 2>&1
 check "deterministic rerun" [ "$(jq -c 'del(.time)' "$T/m.jsonl" | md5sum)" = "$(jq -c 'del(.time)' "$T/m2.jsonl" | md5sum)" ]
 
+# An AVX2 OpenBLAS core on an AVX-512 CPU is said, even with --quiet (it costs about a
+# third of the speed: docs/benchmarks.md, "The OpenBLAS core"); never on a CPU without
+# AVX-512, and never with an AVX-512 core.
+avx512=yes
+for f in avx512f avx512bw avx512dq avx512vl; do
+    grep -m1 '^flags' /proc/cpuinfo | grep -qw "$f" || avx512=no
+done
+OPENBLAS_CORETYPE=Haswell "$VAED" train "$T/spec.json" --quiet >/dev/null 2>"$T/narrow.err"
+if [ $avx512 = yes ]; then
+    check "AVX2 core on an AVX-512 CPU is said" grep -q 'OpenBLAS core Haswell (OPENBLAS_CORETYPE=Haswell) has no AVX-512 kernels' "$T/narrow.err"
+    OPENBLAS_CORETYPE=SkylakeX "$VAED" train "$T/spec.json" --quiet >/dev/null 2>"$T/wide.err"
+    check "an AVX-512 core is not warned about" [ ! -s "$T/wide.err" ]
+else
+    check "no AVX-512 here: no warning" [ ! -s "$T/narrow.err" ]
+fi
+
 echo '{"model": {"latent": 0}}' >"$T/bad.json"
 "$VAED" train "$T/bad.json" >/dev/null 2>"$T/e1" && fail "bad spec accepted" || ok
 check "error names the field" grep -q 'model.latent: must be a positive integer or a list of positive integers' "$T/e1"
