@@ -17,8 +17,9 @@
 /* A chunk's weight-gradient multiply packs the layer's whole input again, and Adam
  * follows it while its 4 bytes a weight of gradient are in cache: larger chunks pack
  * less, smaller ones keep the gradient nearer. 131,072 (512 KiB of gradient) was the
- * fastest of 32 Ki to 512 Ki on the reference spec, with both OpenBLAS cores of the
- * AMD EPYC development host (docs/benchmarks.md, "Chunk size"). The split never
+ * fastest of 32 Ki to 512 Ki on the reference spec with OpenBLAS's Cooperlake core of
+ * the AMD EPYC development host, and as fast as 256 Ki with Haswell
+ * (docs/benchmarks.md, "Levers tried"). The split never
  * depends on the thread count, so a step's bits do not either. */
 #define CHUNK_PARAMS 131072L
 

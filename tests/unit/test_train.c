@@ -253,7 +253,7 @@ static void test_thread_counts(void)
             s.train.epochs = 6;
         } else if (v == 3) {
             what = "wide layer, batch 150";
-            s.model.enc[0] = 6000; /* 24 inputs: chunks of 2736 rows, three of them */
+            s.model.enc[0] = 6000; /* 24 inputs: chunks of 5472 rows, two of them */
             s.train.batch_size = 150;
             s.dataset.binarize = VAE_BIN_NONE;
         }
