@@ -4,6 +4,9 @@
 # may read (or an empty one, or a missing one), naming the flag; VAED_TOKEN keeps
 # working without a warning.
 . tests/e2e/security_lib.sh
+# no warning in a daemon log but the host's own: an OpenBLAS core without AVX-512 kernels
+# on an AVX-512 CPU (OPENBLAS_CORETYPE set by the machine) is said at every start
+no_warning() { ! grep -i "warn" "$1" | grep -qv "has no AVX-512 kernels"; }
 e2e_init
 SPEC=$(tiny_spec sec 1)
 needs_token() { # what, token
@@ -31,7 +34,7 @@ start_daemon --threads 1 --token-file "$T/tok"
 needs_token "--token-file" file-secret-42
 api POST /v1/jobs "$SPEC" -H "Authorization: Bearer second line is ignored"
 check "--token-file: the second line is not a token (got $STATUS)" [ "$STATUS" = 401 ]
-check "--token-file gives no warning: $(cat "$T/daemon.log" | head -c 300)" sh -c '! grep -qi "warn" "$1"' _ "$T/daemon.log"
+check "--token-file gives no warning: $(cat "$T/daemon.log" | head -c 300)" no_warning "$T/daemon.log"
 stop_daemon
 printf 'crlf-secret\r\n' >"$T/tokcrlf"
 start_daemon --threads 1 --token-file "$T/tokcrlf"
@@ -55,6 +58,6 @@ export VAED_TOKEN
 start_daemon --threads 1
 unset VAED_TOKEN
 needs_token "VAED_TOKEN" env-secret-7
-check "VAED_TOKEN gives no warning" sh -c '! grep -qi "warn" "$1"' _ "$T/daemon.log"
+check "VAED_TOKEN gives no warning" no_warning "$T/daemon.log"
 stop_daemon
 finish
