@@ -42,6 +42,7 @@ void vae_blas_info(char *buf, size_t n)
 
 int vae_blas_narrow(char *buf, size_t n)
 {
+#if defined(__x86_64__) || defined(__i386__)
     static const char *const wide[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
@@ -64,6 +65,11 @@ int vae_blas_narrow(char *buf, size_t n)
                  "AVX-512 kernels",
                  core ? core : "?");
     return 1;
+#else /* AVX-512 is an x86 matter, like the denormal flush above */
+    (void)buf;
+    (void)n;
+    return 0;
+#endif
 }
 
 /* Fisher-Yates over 0..N-1 drawn from the stream (seed, ORDER + epoch). */
