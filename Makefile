@@ -10,7 +10,7 @@
 
 CC       ?= cc
 SANITIZER ?=
-PKGS     := jansson libmicrohttpd sqlite3 zlib openblas libpng
+PKGS     := jansson libmicrohttpd sqlite3 zlib libxsmm openblas libpng libxsmm
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 ifneq ($(CI),)
@@ -70,8 +70,22 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libvaed.a
 # The allocation-failure tests count and fail vaed's own allocations: they alone are
 # linked with malloc and friends (and the xmalloc family, to exempt it) wrapped; the
 # pattern gives every test_alloc_fail_* program the rule too.
+# libxsmm.a wraps malloc itself, which collides with that: these programs link a
+# library whose kernels.o is built without libxsmm (the multiplies on OpenBLAS alone).
 $(B)/tests/test_alloc_fail $(B)/tests/test_alloc_fail_%: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
     -Wl,--wrap=strdup,--wrap=xmalloc,--wrap=xcalloc,--wrap=xstrdup
+$(B)/noxsmm/vae/kernels.o: vae/kernels.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DVAED_NO_LIBXSMM -c $< -o $@
+$(B)/noxsmm/libvaed.a: $(filter-out $(B)/vae/kernels.o,$(LIB_OBJ)) $(B)/noxsmm/vae/kernels.o
+	@rm -f $@
+	ar rcs $@ $^
+$(B)/tests/test_alloc_fail: $(B)/tests/unit/test_alloc_fail.o $(B)/noxsmm/libvaed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_alloc_fail_%: $(B)/tests/unit/test_alloc_fail_%.o $(B)/noxsmm/libvaed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Adding a metric field is one line of vae/metric_fields.h: test_metric_extra proves it.
 # The whole library is built again with one more field (below), and the same test as

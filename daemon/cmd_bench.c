@@ -1,13 +1,16 @@
-/* cmd_bench.c — `vaed bench-sgemm SPEC.json`: times cblas_sgemm alone on exactly the
+/* cmd_bench.c — `vaed bench-sgemm SPEC.json`: times the multiplies alone on exactly the
  * GEMM shapes of one training step of the spec's model (forward, dW and dX of every
  * layer, no dX for the first layer), for scripts/bench-train, in two arrangements:
  *   vaed:    as a training step runs them (vae/model.h): forward and input-gradient
  *            multiplies per shard of the batch, weight gradients per chunk of rows,
- *            shared out on train.threads threads with the step's barriers between;
- *   openblas: the whole batch in one multiply each, on train.threads OpenBLAS threads.
+ *            shared out on train.threads threads with the step's barriers between,
+ *            through the step's own vae_gemm_* (vae/kernels.h: OpenBLAS, or libxsmm
+ *            where vae_gemm_lib() says, the forward ones then from the transposed
+ *            weights, whose upkeep is the step's and not timed here);
+ *   openblas: the whole batch in one cblas_sgemm each, on train.threads OpenBLAS threads.
  * sec_per_step is the faster of the two, the rate the training loop is held to.
  * Prints one JSON object: {"flop_per_step", "flop_per_sample", "sec_per_step",
- * "sec_per_step_vaed", "sec_per_step_openblas", "gflops", "batch", "threads"}.
+ * "sec_per_step_vaed", "sec_per_step_openblas", "gflops", "batch", "threads", "gemm"}.
  *
  * With --eval-k K, for scripts/bench-eval: the multiplies of an evaluation with K
  * samples per row instead (vae/eval.h: the forward passes only, cut as vae_eval_plan
@@ -23,6 +26,7 @@
 #include "daemon/cmd.h"
 #include "vae/data.h"
 #include "vae/eval.h"
+#include "vae/kernels.h"
 #include "vae/model.h"
 #include "vae/par.h"
 #include "vae/spec.h"
@@ -62,14 +66,15 @@ static void shard_gemms(gemm_job *j, int s, int forward, int from, int to)
         const float *in;
         float *out, *d, *din;
         vae_model_layer_bufs(m, i, &in, &out, &d, &din);
-        if (forward)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1.0f,
-                        in + (long)r0 * l->in, l->in, m->params + l->w, l->in, 0.0f,
-                        out + (long)r0 * l->out, l->out);
+        if (forward && m->wt)
+            vae_gemm_fwd_t(out + (long)r0 * l->out, in + (long)r0 * l->in, m->wt + l->w, n,
+                           l->in, l->out);
+        else if (forward)
+            vae_gemm_fwd(out + (long)r0 * l->out, in + (long)r0 * l->in, m->params + l->w, n,
+                         l->in, l->out);
         else if (din)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, l->in, l->out, 1.0f,
-                        d + (long)r0 * l->out, l->out, m->params + l->w, l->in, 0.0f,
-                        din + (long)r0 * l->in, l->in);
+            vae_gemm_dx(din + (long)r0 * l->in, d + (long)r0 * l->out, m->params + l->w, n,
+                        l->in, l->out);
     }
 }
 
@@ -99,8 +104,7 @@ static void gemm_part(void *arg, int part, int nparts)
         const float *in;
         float *out, *d, *din;
         vae_model_layer_bufs(m, sp.layer, &in, &out, &d, &din);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, sp.o1 - sp.o0, l->in, n, 1.0f,
-                    d + sp.o0, l->out, in, l->in, 0.0f, m->grads + sp.w, l->in);
+        vae_gemm_dw(m->grads + l->w, d, in, n, l->in, l->out, sp.o0, sp.o1);
     }
 }
 
@@ -200,8 +204,9 @@ int cmd_bench_sgemm(int argc, char **argv)
         return bench_eval(&s, D, eval_k, seconds);
     vae_model *m = NULL;
     const int B = s.train.batch_size, th = s.train.threads;
-    if (vae_model_new(&m, &s, D, 0, B, &err)) {
-        fprintf(stderr, "vaed: %s\n", err.msg);
+    if (vae_model_new(&m, &s, D, 0, B, &err) || vae_model_use_wt(m)) {
+        fprintf(stderr, "vaed: %s\n", m ? "out of memory" : err.msg);
+        vae_model_free(m);
         return 1;
     }
     vae_par *par = th > 1 ? vae_par_new(th) : NULL;
@@ -241,10 +246,12 @@ int cmd_bench_sgemm(int argc, char **argv)
     vae_blas_init();
     const double pv = t_vaed / n_vaed, pb = t_blas / n_blas, per = pv < pb ? pv : pb;
     const double flop = flop_per_step(m, B);
+    char gemm[64];
+    vae_gemm_describe(gemm, sizeof gemm);
     printf("{\"flop_per_step\": %.0f, \"flop_per_sample\": %.0f, \"sec_per_step\": %.9f, "
            "\"sec_per_step_vaed\": %.9f, \"sec_per_step_openblas\": %.9f, \"gflops\": %.3f, "
-           "\"batch\": %d, \"threads\": %d}\n",
-           flop, flop / B, per, pv, pb, flop / per * 1e-9, B, th);
+           "\"batch\": %d, \"threads\": %d, \"gemm\": \"%s\"}\n",
+           flop, flop / B, per, pv, pb, flop / per * 1e-9, B, th, gemm);
     vae_par_free(par);
     vae_model_free(m);
     return 0;

@@ -1,10 +1,12 @@
 /* main.c — the vaed binary: `vaed train SPEC.json` (one job in the foreground), `vaed
  * eval` (a checkpoint's likelihood bound) and `vaed serve` (the daemon). The only place that decides the process's exit status. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "daemon/cmd.h"
 #include "daemon/version.h"
+#include "vae/kernels.h"
 #include "vae/train.h"
 
 static int usage(FILE *f)
@@ -26,6 +28,11 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         return usage(stderr);
+    if (vae_gemm_env() < 0) { /* every command multiplies: a wrong choice is refused, not guessed */
+        fprintf(stderr, "vaed: VAED_GEMM must be auto, openblas or libxsmm, not '%s'\n",
+                getenv("VAED_GEMM"));
+        return 2;
+    }
     if (!strcmp(argv[1], "train"))
         return cmd_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench-sgemm"))

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Install the Debian packages vaed needs to build, run and test, when any is missing.
 # Fast when everything is there: one dpkg query per package, no network.
-#   build and run:  compiler, pkg-config, libmicrohttpd, jansson, OpenBLAS, SQLite, zlib,
-#                   libpng; dataset-fashion-mnist and wamerican (the data the tests use)
+#   build and run:  compiler, pkg-config, libmicrohttpd, jansson, OpenBLAS, libxsmm (the
+#                   backward multiplies where it wins: vae/kernels.h), SQLite, zlib, libpng; dataset-fashion-mnist and wamerican (the data the tests use)
 #   tests:          curl, jq, sqlite3, python3 (e2e scripts), python3-numpy (the
 #                   independent NumPy model of tests/e2e/model_numpy.py), prometheus (promtool checks
 #                   GET /metrics), chromium and libjs-dygraphs (the dashboard in a real
@@ -11,7 +11,7 @@
 #   benchmarks:     wrk (scripts/bench-api)
 #   TLS test:       openssl (security_tls.sh makes its self-signed certificate)
 set -e
-PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libopenblas-dev
+PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libopenblas-dev libxsmm-dev
 libsqlite3-dev zlib1g-dev libpng-dev dataset-fashion-mnist wamerican curl jq sqlite3
 python3 python3-numpy prometheus chromium libjs-dygraphs clang libclang-rt-14-dev wrk
 openssl"

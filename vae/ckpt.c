@@ -331,6 +331,7 @@ int vae_trainer_load(vae_trainer *t, const void *blob, size_t len, vaed_err *err
     t->sched = s;
     const uint8_t *p = b + CKPT_HEADER + J;
     memcpy(t->model->params, p, 4 * n);
+    vae_model_sync_wt(t->model, NULL);
     memcpy(t->model->m, p + 4 * n, 4 * n);
     memcpy(t->model->v, p + 8 * n, 4 * n);
     t->perm_epoch = -1; /* the order is recomputed for the restored epoch */

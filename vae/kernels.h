@@ -9,11 +9,60 @@
 #ifndef VAED_KERNELS_H
 #define VAED_KERNELS_H
 
+#include <stddef.h>
+
 #include "spec.h"
+
+/* The multiplies of a dense layer, the only place vaed's training and evaluation call a
+ * GEMM (vaed bench-sgemm times these same functions):
+ *   vae_gemm_fwd:   out (B,OUT) = in (B,IN) · W^T                 (OpenBLAS)
+ *   vae_gemm_fwd_t: the same from Wt (IN,OUT) = W^T, the weights transposed
+ *   vae_gemm_dx:    din (B,IN) = dout (B,OUT) · W
+ *   vae_gemm_dw:    rows [o0,o1) of dW (OUT,IN) = dout[:, o0:o1]^T · in
+ * each writing over its output. fwd_t, dx and dw run on libxsmm's JIT kernels when
+ * vae_gemm_lib() of their product is VAE_GEMM_LIBXSMM (and on OpenBLAS for a shape
+ * libxsmm has no kernel for), else on OpenBLAS. (libxsmm 1.17 has no kernel for W^T read in place, hence the
+ * transposed copy the trainer keeps: vae_model_use_wt.) Either way a product's bits
+ * depend only on its shape and the host, never on the thread that runs it. */
+void vae_gemm_fwd(float *out, const float *in, const float *W, int B, int IN, int OUT);
+void vae_gemm_fwd_t(float *out, const float *in, const float *Wt, int B, int IN, int OUT);
+void vae_gemm_dx(float *din, const float *dout, const float *W, int B, int IN, int OUT);
+void vae_gemm_dw(float *dW, const float *dout, const float *in, int B, int IN, int OUT, int o0,
+                 int o1);
+
+/* The library of each product, decided once per process. VAED_GEMM=openblas or
+ * =libxsmm puts all three on that library; unset or "auto" chooses by what
+ * docs/benchmarks.md ("libxsmm") measured on the step's shapes:
+ *   backward (dx, dw): libxsmm where it generates AVX-512 code (it beats OpenBLAS there,
+ *            with either kind of OpenBLAS core; with AVX2 it does not), else OpenBLAS;
+ *   forward:  libxsmm only where, besides, the OpenBLAS core in use has no AVX-512
+ *            kernels (vae_blas_core_avx512() is 0: a core forced by
+ *            OPENBLAS_CORETYPE, say); against an AVX-512 core, the transposed copy
+ *            costs more than libxsmm gains.
+ * OpenBLAS stays the reference: evaluation and serving are its. vae_gemm_env is what
+ * VAED_GEMM asks for (VAE_GEMM_AUTO when unset), or -1 for a value it cannot hold;
+ * vae_gemm_lib_set puts both products on one library (VAE_GEMM_AUTO: the process's own
+ * choice again), for the tests, which check each library against the naive oracle;
+ * vae_gemm_describe names the choice ("libxsmm avx512", "libxsmm cpx backward,
+ * OpenBLAS forward", "OpenBLAS"). */
+enum { VAE_GEMM_AUTO = 0, VAE_GEMM_OPENBLAS = 1, VAE_GEMM_LIBXSMM = 2 };
+enum { VAE_GEMM_FORWARD = 0, VAE_GEMM_BACKWARD = 1 };
+int vae_gemm_env(void);
+int vae_gemm_lib(int product);
+void vae_gemm_lib_set(int lib);
+void vae_gemm_describe(char *buf, size_t n);
+/* 1 when the OpenBLAS core in use has AVX-512 kernels (SkylakeX, Cooperlake,
+ * SapphireRapids). */
+int vae_blas_core_avx512(void);
 
 /* out (B,OUT) = act(in (B,IN) · W^T + b); W (OUT,IN), b (OUT). act < 0: identity. */
 void dense_forward(float *out, const float *in, const float *W, const float *b, int B, int IN,
                    int OUT, int act);
+/* The same from Wt (IN,OUT), the weights transposed (vae_gemm_fwd_t). */
+void dense_forward_t(float *out, const float *in, const float *Wt, const float *b, int B, int IN,
+                     int OUT, int act);
+/* Wt (IN,OUT) columns [o0,o1) = the rows [o0,o1) of W (OUT,IN), transposed. */
+void transpose_rows(float *Wt, const float *W, int IN, int OUT, int o0, int o1);
 void dense_forward_naive(float *out, const float *in, const float *W, const float *b, int B,
                          int IN, int OUT, int act);
 

@@ -233,6 +233,29 @@ int vae_model_new(vae_model **out, const vae_spec *spec, int D, int vocab, int m
     return 0;
 }
 
+int vae_model_use_wt(vae_model *m)
+{
+    if (vae_gemm_lib(VAE_GEMM_FORWARD) != VAE_GEMM_LIBXSMM || m->wt)
+        return 0;
+    if (!(m->wt = malloc(sizeof(float) * (size_t)m->n_params)))
+        return VAED_ENOMEM;
+    vae_model_sync_wt(m, NULL);
+    return 0;
+}
+
+void vae_model_sync_wt(vae_model *m, const vae_span *sp)
+{
+    if (!m->wt)
+        return;
+    for (int i = 0; i < m->n_enc + m->n_dec; i++) {
+        const vae_layer *l = vae_model_layer(m, i);
+        if (!sp)
+            transpose_rows(m->wt + l->w, m->params + l->w, l->in, l->out, 0, l->out);
+        else if (i == sp->layer)
+            transpose_rows(m->wt + l->w, m->params + l->w, l->in, l->out, sp->o0, sp->o1);
+    }
+}
+
 void vae_model_free(vae_model *m)
 {
     if (!m)
@@ -241,6 +264,7 @@ void vae_model_free(vae_model *m)
     free(m->grads);
     free(m->m);
     free(m->v);
+    free(m->wt);
     free(m->enc_out[0]); /* the workspace starts at the first encoder output */
     free(m->row_xent);
     free(m);
@@ -332,7 +356,10 @@ void vae_model_forward(vae_model *m, int B, int s, int backward)
     for (int i = 0; i < m->n_enc; i++) {
         const vae_layer *l = &m->enc[i];
         float *o = m->enc_out[i] + (long)i0 * l->out;
-        dense_forward(o, in, m->params + l->w, m->params + l->b, n, l->in, l->out, l->act);
+        if (m->wt)
+            dense_forward_t(o, in, m->wt + l->w, m->params + l->b, n, l->in, l->out, l->act);
+        else
+            dense_forward(o, in, m->params + l->w, m->params + l->b, n, l->in, l->out, l->act);
         in = o;
     }
     const float *head = m->enc_out[m->n_enc - 1];
@@ -352,7 +379,12 @@ void vae_model_forward(vae_model *m, int B, int s, int backward)
     for (int i = 0; i < m->n_dec; i++) {
         const vae_layer *l = &m->dec[i];
         float *o = m->dec_out[i] + r0 * l->out;
-        dense_forward(o, in, m->params + l->w, m->params + l->b, n * k, l->in, l->out, l->act);
+        if (m->wt)
+            dense_forward_t(o, in, m->wt + l->w, m->params + l->b, n * k, l->in, l->out,
+                            l->act);
+        else
+            dense_forward(o, in, m->params + l->w, m->params + l->b, n * k, l->in, l->out,
+                          l->act);
         in = o;
     }
     float *out = m->dec_out[m->n_dec - 1];

@@ -41,6 +41,7 @@ typedef struct vae_model {
     vae_layer enc[VAE_MAX_LAYERS + 1], dec[VAE_MAX_LAYERS + 1];
     long n_params;
     float *params, *grads, *m, *v;
+    float *wt;                  /* NULL, or every layer's W transposed (vae_model_use_wt) */
     int n_chunks;               /* parameter chunks, over all layers (see below) */
     /* workspace for max_batch inputs (max_batch * k decoder rows) */
     int max_batch;
@@ -133,6 +134,17 @@ typedef struct vae_span {
 } vae_span;
 void vae_model_grad(vae_model *m, int B, int chunk, vae_span *sp);
 void vae_model_chunk(const vae_model *m, int chunk, vae_span *sp);
+
+/* The transposed weights the forward multiplies read when they run on libxsmm
+ * (vae/kernels.h, vae_gemm_fwd_t): vae_model_use_wt gives the model m->wt, n_params
+ * floats with each layer's W (OUT,IN) transposed to (IN,OUT) at the layer's offset w,
+ * when vae_gemm_lib(VAE_GEMM_FORWARD) is libxsmm (and nothing otherwise; 0, or VAED_ENOMEM); from then
+ * on vae_model_forward reads m->wt instead of W. It is a copy, so whatever writes W
+ * syncs it: vae_model_sync_wt(m, sp) after the update of chunk sp, (m, NULL) after
+ * every layer (the trainer: after its start and a restore; test_train checks that the
+ * copy equals W after steps and after a restore). Only the trainer uses it. */
+int vae_model_use_wt(vae_model *m);
+void vae_model_sync_wt(vae_model *m, const vae_span *sp);
 
 /* Layer i, counting the encoder's layers first, then the decoder's. */
 static inline const vae_layer *vae_model_layer(const vae_model *m, int i)

@@ -36,22 +36,22 @@ void vae_blas_init(void)
 
 void vae_blas_info(char *buf, size_t n)
 {
-    snprintf(buf, n, "OpenBLAS core %s, %d threads (%s)", openblas_get_corename(),
-             openblas_get_num_threads(), openblas_get_config());
+    char gemm[64];
+    vae_gemm_describe(gemm, sizeof gemm);
+    snprintf(buf, n, "OpenBLAS core %s, %d threads (%s); multiplies: %s",
+             openblas_get_corename(), openblas_get_num_threads(), openblas_get_config(), gemm);
 }
 
 int vae_blas_narrow(char *buf, size_t n)
 {
 #if defined(__x86_64__) || defined(__i386__)
-    static const char *const wide[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
         !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl"))
         return 0;
+    if (vae_blas_core_avx512())
+        return 0;
     const char *core = openblas_get_corename(), *env = getenv("OPENBLAS_CORETYPE");
-    for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++)
-        if (core && !strcasecmp(core, wide[i]))
-            return 0;
     if (env && *env)
         snprintf(buf, n,
                  "OpenBLAS core %s (OPENBLAS_CORETYPE=%s) has no AVX-512 kernels, and this "
@@ -184,6 +184,10 @@ int vae_trainer_new_with_data(vae_trainer **out, const vae_spec *spec, vae_datas
         rc = vaed_err_set(err, VAED_ENOMEM, "dataset", "out of memory for %ld rows", t->N);
         goto fail;
     }
+    if (vae_model_use_wt(t->model)) {
+        rc = vaed_err_set(err, VAED_ENOMEM, "model", "out of memory for the transposed weights");
+        goto fail;
+    }
     t->perm_epoch = -1;
     vae_rng_seed(&t->rng, spec->train.seed, STREAM_NOISE);
     t->sched = spec->schedule;
@@ -284,6 +288,7 @@ static double adam_chunk(vae_trainer *t, const vae_span *sp, double clip)
     const long n = t->step + 1;
     double sq = vae_adam_update(m->params + sp->w, m->grads + sp->w, m->m + sp->w, m->v + sp->w,
                                 sp->nw, o, t->lr, clip, n);
+    vae_model_sync_wt(m, sp); /* the rows just written, while they are in cache */
     return sq + vae_adam_update(m->params + sp->b, m->grads + sp->b, m->m + sp->b, m->v + sp->b,
                                 sp->nb, o, t->lr, clip, n);
 }

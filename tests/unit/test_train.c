@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "t.h"
+#include "vae/kernels.h"
+#include "vae/model.h"
 #include "vae/rng.h"
 #include "vae/spec.h"
 #include "vae/train.h"
@@ -226,16 +228,77 @@ static void test_two_threads(void)
     vae_trainer_free(ta), vae_trainer_free(tb), vae_trainer_free(tc);
 }
 
+/* With the forward multiplies on libxsmm the model keeps W transposed (vae/model.h,
+ * vae_model_use_wt): a copy, so every write of W must reach it. After steps (plain, and
+ * with clipping, whose updates are a second pass), with a layer of several chunks, and
+ * after a restore into a trainer that has run further, the copy is W transposed, bit
+ * for bit. On OpenBLAS there is no copy. */
+static int wt_is_w(const vae_model *m)
+{
+    if (!m->wt)
+        return 0;
+    for (int i = 0; i < m->n_enc + m->n_dec; i++) {
+        const vae_layer *l = vae_model_layer(m, i);
+        for (int o = 0; o < l->out; o++)
+            for (int k = 0; k < l->in; k++)
+                if (memcmp(&m->wt[l->w + (long)k * l->out + o], &m->params[l->w + (long)o * l->in + k],
+                           sizeof(float)))
+                    return 0;
+    }
+    return 1;
+}
+
+static void test_transposed_copy(void)
+{
+    vae_gemm_lib_set(VAE_GEMM_OPENBLAS);
+    vae_spec s = small_spec();
+    vae_trainer *t0 = new_trainer(&s);
+    if (!t0)
+        return;
+    CHECK(vae_trainer_model(t0)->wt == NULL, "a model on OpenBLAS keeps a transposed copy");
+    vae_trainer_free(t0);
+    vae_gemm_lib_set(VAE_GEMM_LIBXSMM);
+    for (int v = 0; v < 2; v++) {
+        s = small_spec();
+        s.model.enc[0] = 6000; /* two chunks */
+        s.train.threads = 2;
+        if (v == 1)
+            s.optimizer.clip_norm = 0.5;
+        static record r;
+        memset(&r, 0, sizeof r);
+        vae_trainer *ta = new_trainer(&s), *tb = new_trainer(&s);
+        if (!ta || !tb)
+            return;
+        CHECK(wt_is_w(vae_trainer_model(ta)), "v%d: the copy is not W at the start", v);
+        run_steps(ta, &r, 3);
+        CHECK(wt_is_w(vae_trainer_model(ta)), "v%d: the copy is not W after 3 steps", v);
+        memset(&r, 0, sizeof r);
+        run_steps(tb, &r, 6);
+        void *blob;
+        size_t len;
+        vaed_err err;
+        CHECK(vae_trainer_save(ta, &blob, &len, &err) == 0, "%s", err.msg);
+        CHECK(vae_trainer_load(tb, blob, len, &err) == 0, "%s", err.msg);
+        CHECK(wt_is_w(vae_trainer_model(tb)), "v%d: the copy is not W after a restore", v);
+        free(blob);
+        vae_trainer_free(ta), vae_trainer_free(tb);
+    }
+    vae_gemm_lib_set(VAE_GEMM_AUTO);
+}
+
 /* The thread count never changes a number: a step's shards and chunks do not depend on
  * it (vae/model.h), and neither does which thread computes which. Runs with 1, 2 and 3
  * threads give the same metrics, epoch figures and parameters, bit for bit, for the
  * plain loop (a shard's backward pass straight after its forward pass), free bits with
  * clipping (backward after the batch's figures; a second pass for the update), a
  * capacity target, a batch of more than 128 (four shards, one short) and a layer wide
- * enough to be split into several chunks. */
+ * enough to be split into several chunks; with the backward multiplies on OpenBLAS and
+ * on libxsmm alike. */
 static void test_thread_counts(void)
 {
+    for (int lib = VAE_GEMM_OPENBLAS; lib <= VAE_GEMM_LIBXSMM; lib++)
     for (int v = 0; v < 4; v++) {
+        vae_gemm_lib_set(lib); /* both libraries of the backward multiplies (vae/kernels.h) */
         vae_spec s = small_spec();
         s.train.epochs = 2;
         const char *what = "plain";
@@ -283,10 +346,12 @@ static void test_thread_counts(void)
             CHECK(memcmp(params[0], params[th - 1], sizeof(float) * n) == 0,
                   "%s: %d threads end with other parameters than 1", what, th);
         }
-        printf("%-24s %d steps, 1/2/3 threads identical\n", what, r[0].n);
+        printf("%-24s %s, %d steps, 1/2/3 threads identical\n", what,
+               lib == VAE_GEMM_LIBXSMM ? "libxsmm" : "OpenBLAS", r[0].n);
         for (int i = 0; i < 3; i++)
             free(params[i]);
     }
+    vae_gemm_lib_set(VAE_GEMM_AUTO);
 }
 
 /* The seed's bug, at the engine: the beta in every record is the schedule's value at
@@ -437,6 +502,7 @@ int main(void)
     test_determinism_and_resume();
     test_two_threads();
     test_thread_counts();
+    test_transposed_copy();
     test_beta_is_the_one_used();
     test_divergence();
     test_epoch_figures();
