@@ -134,13 +134,15 @@ typedef struct vae_hooks {
 } vae_hooks;
 int vae_trainer_run(vae_trainer *t, const vae_hooks *h, vaed_err *err);
 
-/* The OpenBLAS build and thread settings, for start-up logs. */
+/* The OpenBLAS build and thread settings and the library of each multiply
+ * (vae_gemm_describe), for start-up logs and `vaed --version`. */
 void vae_blas_info(char *buf, size_t n);
 /* 1, with a sentence for the log in buf, when this CPU has AVX-512 (F, BW, DQ, VL) and
  * the OpenBLAS core in use has only AVX2 kernels (Haswell, Zen, ...): set by
- * OPENBLAS_CORETYPE, or picked by an OpenBLAS that does not know the CPU. Training then
- * runs at about two thirds of the speed it could (docs/benchmarks.md, "The OpenBLAS
- * core"). 0 otherwise. */
+ * OPENBLAS_CORETYPE, or picked by an OpenBLAS that does not know the CPU. Evaluation
+ * and serving then run at about two thirds of the speed they could; training loses
+ * less, since its multiplies are libxsmm's there (vae/kernels.h; docs/benchmarks.md,
+ * "The OpenBLAS core" and "libxsmm"). 0 otherwise. */
 int vae_blas_narrow(char *buf, size_t n);
 /* One OpenBLAS thread per multiply: a job's train.threads are vaed's own (vae/par.h),
  * which split each step's work themselves. vae_trainer_new calls it. */

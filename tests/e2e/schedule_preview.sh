@@ -84,7 +84,7 @@ check "metrics/fields: the step figures' table, in storage order, each with unit
     jqt '[.fields[].name] == ["epoch","beta","loss","xent","kl","elbo","lr","grad_norm","capacity","time"] and all(.fields[]; (.unit | length) > 0 and (.meaning | length) > 0)'
 
 # a running job: its own step and beta
-submit "$(tiny_spec prev 200 '{"schedule": {"kind": "linear", "from": 0, "to": 1, "duration": 400}}')"
+submit "$(tiny_spec prev 2000 '{"schedule": {"kind": "linear", "from": 0, "to": 1, "duration": 400}}')"
 wait_step "$JOB" 50 60 && ok || fail "the job did not reach step 50"
 api POST /v1/schedules/preview "{\"job\": $JOB, \"schedule\": {\"kind\": \"linear\", \"from\": \"current\", \"to\": 1, \"duration\": 1, \"origin\": \"now\"}, \"max_points\": 50}"
 check "job: resolved at its current step, from its current beta (> 0)" \

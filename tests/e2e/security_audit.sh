@@ -15,7 +15,7 @@ C=ctl-secret-0123456789ab
 A=adm-secret-0123456789abc
 printf 'reader read %s\nops control %s\nboss admin %s\n' "$R" "$C" "$A" >"$T/tokens"
 start_daemon --threads 1 --tokens-file "$T/tokens"
-SPEC=$(tiny_spec audited 200)
+SPEC=$(tiny_spec audited 2000)
 trail() { # the whole trail, as boss
     api GET "/v1/audit?limit=1000" "" -H "Authorization: Bearer $A"
     [ "$STATUS" = 200 ] || fail "GET /v1/audit as admin: $STATUS $BODY"

@@ -50,7 +50,7 @@ check "plain HTTP on the HTTPS port gets no HTTP answer (got '$code')" [ "$code"
 code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' --cacert "$T/b.crt" "$URL/healthz")
 check "a client that trusts another certificate refuses the server (got '$code')" [ "$code" = 000 ]
 
-submit "$(tiny_spec tls 400)"
+submit "$(tiny_spec tls 4000)" # trains through the browser test; cancelled at the end
 J=$JOB
 check "a job submitted over HTTPS trains" wait_step "$J" 5 60
 curl -sN -m 4 "$URL/v1/jobs/$J/events" >"$T/sse.out" 2>/dev/null

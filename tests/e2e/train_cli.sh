@@ -39,6 +39,20 @@ else
     check "no AVX-512 here: no warning" [ ! -s "$T/narrow.err" ]
 fi
 
+# The library of the multiplies (vae/kernels.h): a wrong VAED_GEMM is refused, not
+# guessed; the choice is reported; both libraries train the spec to the same loss up to
+# rounding (their sums run in other orders, so not bit for bit).
+VAED_GEMM=fast "$VAED" train "$T/spec.json" --quiet >/dev/null 2>"$T/gemm.err" && rc=0 || rc=$?
+check "a wrong VAED_GEMM is refused" [ "$rc" -eq 2 ]
+check "the refusal names VAED_GEMM" grep -q "VAED_GEMM must be auto, openblas or libxsmm, not 'fast'" "$T/gemm.err"
+check "--version says the multiplies' library" sh -c "VAED_GEMM=openblas '$VAED' --version | grep -q 'multiplies: OpenBLAS\$'"
+check "--version says libxsmm when asked" sh -c "VAED_GEMM=libxsmm '$VAED' --version | grep -q 'multiplies: libxsmm'"
+VAED_GEMM=openblas "$VAED" train "$T/spec.json" --quiet >"$T/ob.json" 2>/dev/null
+VAED_GEMM=libxsmm "$VAED" train "$T/spec.json" --quiet >"$T/xs.json" 2>/dev/null
+check "OpenBLAS and libxsmm agree within 2%" jq -n -e --slurpfile a "$T/ob.json" --slurpfile b "$T/xs.json" \
+    '($a[0].train.loss - $b[0].train.loss | fabs) <= 0.02 * ($a[0].train.loss | fabs) and ($a[0].train.loss | isnormal)'
+check "the output names each library" sh -c "jq -r .blas '$T/ob.json' | grep -q 'multiplies: OpenBLAS\$' && jq -r .blas '$T/xs.json' | grep -q 'multiplies: libxsmm'"
+
 echo '{"model": {"latent": 0}}' >"$T/bad.json"
 "$VAED" train "$T/bad.json" >/dev/null 2>"$T/e1" && fail "bad spec accepted" || ok
 check "error names the field" grep -q 'model.latent: must be a positive integer or a list of positive integers' "$T/e1"
