@@ -55,6 +55,13 @@ if [ "$ONLY" != unit ]; then
     done
 fi
 echo "logs in $out/"
-[ -n "$failed" ] && echo "failed:$failed"
+if [ -n "$failed" ]; then
+    # each failed test's own FAIL lines once more, last, where a reader of only the
+    # output's end (a CI summary) sees them, not just the daemon log that ends the tail
+    for name in $failed; do
+        grep -m 20 -E 'FAIL|ERROR: [A-Za-z]*Sanitizer|WARNING: ThreadSanitizer' "$out/$name.log" | sed "s/^/$name: /"
+    done
+    echo "failed:$failed"
+fi
 echo "tests: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
