@@ -186,23 +186,30 @@ check "no trial 9: 404 ($STATUS $BODY)" [ "$STATUS" = 404 ]
 for t in 0 1 2 3; do replay_check "$A" $t; done
 
 # ---- (d) the same population, SIGKILLs at random moments -------------------------------
-# (4000 rows: long enough that the kills land mid-sweep on a fast host; a trial waited for
-# may have finished before a busy shell first looks: the kill's landing is what counts)
-# (under a sanitizer every step is slow enough with the usual 1000)
-if [ -n "${SANITIZER:-}" ]; then KLIMIT=1000; else KLIMIT=4000; fi
+# (8000 rows: long enough that the kills land mid-sweep on a fast host; under a sanitizer
+# every step is slow enough with the usual 1000. A trial waited for may have finished
+# before a busy shell first looks: the kill's landing is what counts. If the whole sweep
+# finished before the first kill (a fast host, a long random wait), a new sweep is tried
+# with a shorter wait, at most three times: the landing is asserted, never assumed.)
+if [ -n "${SANITIZER:-}" ]; then KLIMIT=1000; else KLIMIT=8000; fi
 KBASE=$(tiny_spec pbt 6 "{\"schedule\": {\"kind\": \"constant\", \"value\": 1}, \"dataset\": {\"limit\": $KLIMIT}}")
-sweep_post "{\"name\": \"pbt\", \"base\": $KBASE, \"space\": $SPACE, \"concurrency\": 4, \"objective\": $OBJ, \"pbt\": $PBT}"
-expect_status 201
-K=$SW
-api GET "/v1/sweeps/$K?sort=trial"
-KJ1=$(jqb '.trials[1].job')
-KJ3=$(jqb '.trials[3].job')
-wait_stepping "$KJ1" 60 >/dev/null 2>&1 || true
-sleep_ms "$(rand_below 800)"
-kill_daemon
-left=$(count "SELECT count(*) FROM sweep_trials t JOIN jobs j ON j.id = t.job WHERE t.sweep = $K
-    AND j.state NOT IN ('completed', 'cancelled', 'failed')")
-check "(d) the kill landed mid-sweep ($left trials unfinished)" [ "$left" -gt 0 ]
+for try in 1 2 3; do
+    [ "$try" = 1 ] || start_daemon --workers 2 --threads 1 --data-dir "$T/data"
+    sweep_post "{\"name\": \"pbt\", \"base\": $KBASE, \"space\": $SPACE, \"concurrency\": 4, \"objective\": $OBJ, \"pbt\": $PBT}"
+    expect_status 201
+    K=$SW
+    api GET "/v1/sweeps/$K?sort=trial"
+    KJ1=$(jqb '.trials[1].job')
+    KJ3=$(jqb '.trials[3].job')
+    wait_stepping "$KJ1" 60 >/dev/null 2>&1 || true
+    sleep_ms "$(rand_below $((800 / (try * try))))"
+    kill_daemon
+    left=$(count "SELECT count(*) FROM sweep_trials t JOIN jobs j ON j.id = t.job WHERE t.sweep = $K
+        AND j.state NOT IN ('completed', 'cancelled', 'failed')")
+    [ "$left" -gt 0 ] && break
+    echo "sweeps_pbt: sweep $K finished before the kill of try $try"
+done
+check "(d) the kill landed mid-sweep of sweep $K ($left trials unfinished, try $try)" [ "$left" -gt 0 ]
 for k in 1 2; do
     start_daemon --workers 2 --threads 1 --data-dir "$T/data"
     wait_stepping "$KJ3" 60 >/dev/null 2>&1 || true
