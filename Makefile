@@ -10,7 +10,7 @@
 
 CC       ?= cc
 SANITIZER ?=
-PKGS     := jansson libmicrohttpd sqlite3 zlib libxsmm openblas libpng
+PKGS     := jansson libmicrohttpd sqlite3 libpq zlib libxsmm openblas libpng
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 ifneq ($(CI),)

@@ -10,11 +10,13 @@
 #   fuzzing:        clang and its libFuzzer runtime (make fuzz, make fuzz-smoke)
 #   benchmarks:     wrk (scripts/bench-api)
 #   TLS test:       openssl (security_tls.sh makes its self-signed certificate)
+#   PostgreSQL:     libpq-dev (the store's second database, store/sql.h) and postgresql
+#                   (tests/pg_server.sh starts a throw-away server for the tests)
 set -e
 PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libopenblas-dev libxsmm-dev
 libsqlite3-dev zlib1g-dev libpng-dev dataset-fashion-mnist wamerican curl jq sqlite3
 python3 python3-numpy prometheus chromium libjs-dygraphs clang libclang-rt-14-dev wrk
-openssl"
+openssl libpq-dev postgresql"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||

@@ -1,0 +1,127 @@
+/* sql.h — one SQL driver interface over two databases: SQLite (a file path) and
+ * PostgreSQL through libpq (a "postgresql://" or "postgres://" URL). For store/ only.
+ *
+ * Why a driver and not a second store: the store's logic (the writer's batches, the
+ * pyramid, retention, the sweeps' and evaluations' rules) is written once, above this
+ * interface, so both databases get the same semantics by construction; only the SQL
+ * text that differs between the two dialects is written twice (sql_kind_of tells
+ * which). The calls mirror SQLite's (prepare, bind, step, column, reset), so the
+ * store's existing code moves onto it one statement at a time.
+ *
+ * Placeholders. Statements are written in SQLite's form, "?1".."?N" (a number may be
+ * used more than once) or bare "?" (the next number). On PostgreSQL they become "$1".."$N";
+ * a '?' inside a string literal, a quoted identifier or a comment is left alone.
+ * Nothing else of the text is translated.
+ *
+ * Values. Integers are int64, reals IEEE-754 doubles, text UTF-8, blobs bytes. A double
+ * comes back with the same bits it was stored with on both databases (±Infinity and
+ * subnormals included; test_sql checks them), except that a NaN is stored as NULL on
+ * both (SQLite's own rule, kept on PostgreSQL so the two agree): PostgreSQL's float8
+ * is sent as 17 significant digits and read back from its shortest exact text. On
+ * PostgreSQL a bound integer is an int8, a real a float8, a blob a bytea (sent in
+ * binary), and text or NULL has the type its place in the statement gives it.
+ *
+ * Threads: a connection, and its statements, are used by one thread at a time.
+ *
+ * Errors: every call that can fail returns a negative VAED_E* code and fills err with
+ * what failed and the database's own message; sql_errclass says what kind of failure
+ * the connection's last one was, for the callers that retry (busy) or reconnect. */
+#ifndef VAED_STORE_SQL_H
+#define VAED_STORE_SQL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vae/err.h"
+
+typedef struct sql_conn sql_conn;
+typedef struct sql_stmt sql_stmt;
+
+typedef enum { SQL_SQLITE = 1, SQL_POSTGRES = 2 } sql_kind;
+
+/* sql_step's results besides errors */
+enum { SQL_DONE = 0, SQL_ROW = 1 };
+
+/* sql_column_type's results */
+enum { SQL_NULL = 0, SQL_INT = 1, SQL_FLOAT = 2, SQL_TEXT = 3, SQL_BLOB = 4 };
+
+/* What kind the connection's last failure was. */
+typedef enum {
+    SQL_EC_NONE = 0,
+    SQL_EC_CONSTRAINT,  /* a unique, foreign-key, check or not-null rule refused the row */
+    SQL_EC_BUSY,        /* a lock, a serialization failure or a deadlock: try again */
+    SQL_EC_CONN,        /* the connection is gone (server restarted, network): reconnect */
+    SQL_EC_OTHER,       /* anything else: the statement, the schema, the disk */
+} sql_errclass;
+
+typedef struct sql_open_opts {
+    int create;         /* SQLite: create the file when missing (PostgreSQL: ignored) */
+    int busy_ms;        /* SQLite: busy timeout; PostgreSQL: lock_timeout (0: none) */
+    int readonly;       /* the connection never writes (query_only / read only) */
+} sql_open_opts;
+
+/* 1 when target names a PostgreSQL database (a postgresql:// or postgres:// URL), else
+ * 0 (a SQLite file path). The one test of which backend a --db value means. */
+int sql_is_postgres(const char *target);
+
+/* Open a connection on target (see sql_is_postgres); opts may be NULL (defaults: no
+ * create, no busy timeout, read-write). SQLite connections have foreign keys on.
+ * OUT *out: the connection (NULL on error; close with sql_close). */
+int sql_open(sql_conn **out, const char *target, const sql_open_opts *opts, vaed_err *err);
+/* Close c and every statement still prepared on it must already be finalized. NULL ok. */
+void sql_close(sql_conn *c);
+sql_kind sql_kind_of(const sql_conn *c);
+/* The kind of c's last failure; SQL_EC_NONE after a success. */
+sql_errclass sql_errclass_of(const sql_conn *c);
+/* PostgreSQL: drop and re-establish the connection (after SQL_EC_CONN); statements
+ * prepared on c stay usable (they are re-sent on their next step). SQLite: no-op. */
+int sql_reconnect(sql_conn *c, vaed_err *err);
+
+/* Run sql, one or more statements without parameters, discarding any rows. */
+int sql_exec(sql_conn *c, const char *sql, vaed_err *err);
+/* Transactions: BEGIN (SQLite: BEGIN IMMEDIATE when write, so the write lock is taken
+ * at once), COMMIT, ROLLBACK. */
+int sql_begin(sql_conn *c, int write, vaed_err *err);
+int sql_commit(sql_conn *c, vaed_err *err);
+int sql_rollback(sql_conn *c, vaed_err *err);
+
+/* Prepare one statement. OUT *out (NULL on error; free with sql_finalize). */
+int sql_prepare(sql_conn *c, const char *sql, sql_stmt **out, vaed_err *err);
+void sql_finalize(sql_stmt *s);
+
+/* Bind parameter i (1-based) of s; the value is copied. Bindings stay across
+ * sql_reset until bound again or cleared. VAED_EINVAL when i is out of range,
+ * VAED_ENOMEM when a copy cannot be made. */
+int sql_bind_int64(sql_stmt *s, int i, int64_t v);
+int sql_bind_double(sql_stmt *s, int i, double v);
+int sql_bind_text(sql_stmt *s, int i, const char *v);           /* v NULL: binds NULL */
+int sql_bind_blob(sql_stmt *s, int i, const void *v, size_t n); /* v NULL: binds NULL */
+int sql_bind_null(sql_stmt *s, int i);
+void sql_clear_bindings(sql_stmt *s);
+/* The number of parameters s takes (the highest ?N). */
+int sql_param_count(const sql_stmt *s);
+
+/* Run s (on the first call after prepare or reset) and move to its next row: SQL_ROW
+ * when a row is there to read, SQL_DONE when there is none left, or a negative error.
+ * After SQL_DONE or an error, sql_reset before running s again. */
+int sql_step(sql_stmt *s, vaed_err *err);
+/* Forget s's results (its bindings stay). */
+void sql_reset(sql_stmt *s);
+/* Rows the last run of s inserted, updated or deleted (valid once it is SQL_DONE). */
+int64_t sql_changes(const sql_stmt *s);
+
+/* The current row's columns (0-based), valid until the next step, reset or finalize.
+ * NULL reads as 0, 0.0, a NULL pointer and 0 bytes. A text or blob pointer belongs to s. */
+int sql_column_count(const sql_stmt *s);
+int sql_column_type(sql_stmt *s, int i);
+int64_t sql_column_int64(sql_stmt *s, int i);
+double sql_column_double(sql_stmt *s, int i);
+const char *sql_column_text(sql_stmt *s, int i);
+const void *sql_column_blob(sql_stmt *s, int i);
+size_t sql_column_bytes(sql_stmt *s, int i);   /* of the text or blob just read */
+
+/* The SQL text a statement becomes on kind (placeholders translated; see above).
+ * Returns a new string (xmalloc) and OUT *nparams the highest parameter number. */
+char *sql_translate(sql_kind kind, const char *sql, int *nparams);
+
+#endif
