@@ -107,7 +107,8 @@ int store_open(store **out, const char *path, const store_opts *opts, vaed_err *
 int store_close(store *st, vaed_err *err);
 
 /* The SQL that migrates a database from version v-1 to v (v in 1..STORE_SCHEMA_VERSION);
- * NULL outside that range. Static string. Exposed so tests can build old databases. */
+ * NULL outside that range. Static string. Exposed so tests can build old databases;
+ * store/schema_pg.c translates the same text for PostgreSQL. */
 const char *store_migration_sql(int v);
 
 /* ---- writes ---------------------------------------------------------------------- */

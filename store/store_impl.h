@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <sqlite3.h>
 
+#include "store/sql.h"
 #include "store/store.h"
 
 struct op;
@@ -103,6 +104,11 @@ int store_read_each(store *st, const char *sql, int64_t id, store_row_fn row, vo
 
 /* schema.c: migrate db forward to STORE_SCHEMA_VERSION (see there). */
 int store_migrate(sqlite3 *db, vaed_err *err);
+/* schema_pg.c: a migration's SQL (SQLite's dialect) in PostgreSQL's, as a new string
+ * (xmalloc); and a PostgreSQL database migrated to STORE_SCHEMA_VERSION in one
+ * transaction under an advisory lock (see there). */
+char *store_ddl_pg(const char *lite_sql);
+int store_migrate_pg(sql_conn *c, vaed_err *err);
 
 /* writer.c: start the writer thread / stop it after draining; returns the number of
  * operations that could not be committed (0 normally). */

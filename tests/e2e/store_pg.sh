@@ -1,6 +1,6 @@
 #!/bin/sh
-# store_pg.sh — the SQL driver's and the leases' tests (tests/unit/test_sql.c,
-# test_lease.c) against a real PostgreSQL
+# store_pg.sh — the SQL driver's, the leases' and the PostgreSQL schema's tests
+# (tests/unit/test_sql.c, test_lease.c, test_schema_pg.c) against a real PostgreSQL
 # server that this script starts (tests/pg_server.sh: initdb in a temporary directory,
 # pg_ctl on a loopback port, as the postgres user when run as root) and restarts once
 # under the test. Never skipped: a missing or failing server fails this test. In every
@@ -22,4 +22,5 @@ echo "store_pg: server at $PGURL"
 check "test_sql on SQLite and on $PGURL (restarted once)" \
     env VAED_TEST_PG="$PGURL" VAED_TEST_PG_RESTART="sh tests/pg_server.sh restart $PGD" "$B/tests/test_sql"
 check "test_lease on SQLite and on $PGURL" env VAED_TEST_PG="$PGURL" "$B/tests/test_lease"
+check "test_schema_pg: the store's schema on $PGURL as on SQLite" env VAED_TEST_PG="$PGURL" "$B/tests/test_schema_pg"
 finish
