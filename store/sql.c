@@ -241,6 +241,71 @@ int sql_begin(sql_conn *c, int write, vaed_err *err)
 int sql_commit(sql_conn *c, vaed_err *err) { return sql_exec(c, "COMMIT", err); }
 int sql_rollback(sql_conn *c, vaed_err *err) { return sql_exec(c, "ROLLBACK", err); }
 
+/* ---- notifications ----------------------------------------------------------------- */
+
+static int channel_ok(const char *ch)
+{
+    size_t n = ch ? strlen(ch) : 0;
+    if (n == 0 || n > 63)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((ch[i] >= 'a' && ch[i] <= 'z') || (ch[i] >= '0' && ch[i] <= '9') || ch[i] == '_'))
+            return 0;
+    return 1;
+}
+
+int sql_listen(sql_conn *c, const char *channel, vaed_err *err)
+{
+    if (c->kind != SQL_POSTGRES)
+        return vaed_err_set(err, VAED_ESTATE, "", "listen: SQLite has no notifications");
+    if (!channel_ok(channel))
+        return vaed_err_set(err, VAED_EINVAL, "channel", "channel: [a-z0-9_], 1 to 63 bytes");
+    char sql[96];
+    snprintf(sql, sizeof sql, "LISTEN %s", channel);   /* checked: an identifier of ours */
+    return sql_exec(c, sql, err);
+}
+
+int sql_notify(sql_conn *c, const char *channel, const char *payload, vaed_err *err)
+{
+    if (c->kind != SQL_POSTGRES)
+        return vaed_err_set(err, VAED_ESTATE, "", "notify: SQLite has no notifications");
+    if (!channel_ok(channel))
+        return vaed_err_set(err, VAED_EINVAL, "channel", "channel: [a-z0-9_], 1 to 63 bytes");
+    sql_stmt *s = NULL;
+    int rc = sql_prepare(c, "SELECT pg_notify(?1, ?2)", &s, err);
+    if (rc == 0 && (sql_bind_text(s, 1, channel) || sql_bind_text(s, 2, payload ? payload : "")))
+        rc = vaed_err_set(err, VAED_ENOMEM, "", "notify: out of memory");
+    if (rc == 0) {
+        rc = sql_step(s, err);
+        rc = rc < 0 ? rc : 0;
+    }
+    sql_finalize(s);
+    return rc;
+}
+
+int sql_socket(const sql_conn *c)
+{
+    return c->kind == SQL_POSTGRES && c->pg ? PQsocket(c->pg) : -1;
+}
+
+int sql_next_notify(sql_conn *c, char **channel, char **payload, vaed_err *err)
+{
+    *channel = *payload = NULL;
+    if (c->kind != SQL_POSTGRES)
+        return vaed_err_set(err, VAED_ESTATE, "", "notifications: SQLite has none");
+    if (!PQconsumeInput(c->pg)) {
+        c->ec = SQL_EC_CONN;
+        return fail(c, NULL, err, "notifications");
+    }
+    PGnotify *n = PQnotifies(c->pg);
+    if (!n)
+        return 0;
+    *channel = xstrdup(n->relname);
+    *payload = xstrdup(n->extra ? n->extra : "");
+    PQfreemem(n);
+    return 1;
+}
+
 /* ---- placeholders ------------------------------------------------------------------ */
 
 char *sql_translate(sql_kind kind, const char *sql, int *nparams)

@@ -120,6 +120,22 @@ const char *sql_column_text(sql_stmt *s, int i);
 const void *sql_column_blob(sql_stmt *s, int i);
 size_t sql_column_bytes(sql_stmt *s, int i);   /* of the text or blob just read */
 
+/* Notifications (PostgreSQL's LISTEN/NOTIFY), how one node wakes the others: a control
+ * request for a job another node owns, a new metric row for an event stream. SQLite
+ * has none (one process: the daemon's own bus does this), so these return VAED_ESTATE
+ * there. channel is an identifier of ours ([a-z0-9_], at most 63 bytes), never a
+ * value from outside; payload any text under 8000 bytes. A notification sent inside a
+ * transaction is delivered when it commits, and not at all if it rolls back. */
+int sql_listen(sql_conn *c, const char *channel, vaed_err *err);
+int sql_notify(sql_conn *c, const char *channel, const char *payload, vaed_err *err);
+/* The connection's socket, to poll for readability (-1 on SQLite or when closed). */
+int sql_socket(const sql_conn *c);
+/* The next notification received on c, without waiting: 1 with OUT *channel and
+ * *payload (new strings, xmalloc; the caller frees them), 0 when none is pending, or
+ * a negative error (the connection is gone: SQL_EC_CONN). Reads whatever the socket
+ * has first, so after poll says readable this returns what arrived. */
+int sql_next_notify(sql_conn *c, char **channel, char **payload, vaed_err *err);
+
 /* The SQL text a statement becomes on kind (placeholders translated; see above).
  * Returns a new string (xmalloc) and OUT *nparams the highest parameter number. */
 char *sql_translate(sql_kind kind, const char *sql, int *nparams);

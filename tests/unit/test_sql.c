@@ -8,6 +8,7 @@
  * with the rows the test changed. The same checks run on both databases: that is the
  * "same semantics" the store above the driver relies on. */
 #include <float.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,6 +333,62 @@ static void test_two_conns(const char *target, sql_conn *a)
     }
 }
 
+/* ---- notifications: delivered on commit, never on rollback ------------------------- */
+static int wait_notify(sql_conn *c, int ms, char **ch, char **pl)
+{
+    vaed_err e = {0};
+    struct pollfd p = {.fd = sql_socket(c), .events = POLLIN};
+    int rc = sql_next_notify(c, ch, pl, &e);
+    for (int waited = 0; rc == 0 && waited < ms; waited += 20) {
+        poll(&p, 1, 20);
+        rc = sql_next_notify(c, ch, pl, &e);
+    }
+    return rc;
+}
+
+static void test_notify(const char *target, sql_conn *a)
+{
+    vaed_err e = {0};
+    char *ch = NULL, *pl = NULL;
+    if (sql_kind_of(a) == SQL_SQLITE) {
+        CHECK(sql_listen(a, "jobs", &e) == VAED_ESTATE && sql_notify(a, "jobs", "x", &e) == VAED_ESTATE &&
+              sql_socket(a) == -1 && sql_next_notify(a, &ch, &pl, &e) == VAED_ESTATE,
+              "sqlite: no notifications, said so");
+        return;
+    }
+    sql_conn *b = NULL;
+    CHECK(sql_open(&b, target, NULL, &e) == 0, "postgres: second connection: %s", e.msg);
+    if (!b)
+        return;
+    CHECK(sql_listen(a, "Bad-Name", &e) == VAED_EINVAL && sql_notify(b, "x; DROP TABLE v", "", &e) == VAED_EINVAL,
+          "postgres: a channel that is not an identifier of ours is refused");
+    CHECK(sql_listen(a, "vaed_jobs", &e) == 0 && sql_socket(a) >= 0, "postgres: listen: %s", e.msg);
+    const char *payload = "{\"job\": 7, \"op\": \"schedule\", \"note\": \"it's ✓\"}";
+    CHECK(sql_notify(b, "vaed_jobs", payload, &e) == 0, "postgres: notify: %s", e.msg);
+    int rc = wait_notify(a, 3000, &ch, &pl);
+    CHECK(rc == 1 && ch && strcmp(ch, "vaed_jobs") == 0 && pl && strcmp(pl, payload) == 0,
+          "postgres: the notification arrives whole (rc %d, %s: %s)", rc, ch ? ch : "-", pl ? pl : "-");
+    free(ch), free(pl), ch = pl = NULL;
+    sql_begin(b, 1, &e);
+    sql_notify(b, "vaed_jobs", "rolled back", &e);
+    rc = wait_notify(a, 300, &ch, &pl);
+    CHECK(rc == 0, "postgres: nothing before the commit (rc %d %s)", rc, pl ? pl : "");
+    sql_rollback(b, &e);
+    free(ch), free(pl), ch = pl = NULL;
+    rc = wait_notify(a, 300, &ch, &pl);
+    CHECK(rc == 0, "postgres: nothing from a rollback (rc %d %s)", rc, pl ? pl : "");
+    free(ch), free(pl), ch = pl = NULL;
+    sql_begin(b, 1, &e);
+    sql_notify(b, "vaed_jobs", "committed", &e);
+    sql_commit(b, &e);
+    rc = wait_notify(a, 3000, &ch, &pl);
+    CHECK(rc == 1 && pl && strcmp(pl, "committed") == 0, "postgres: delivered on commit (rc %d %s)", rc,
+          pl ? pl : "-");
+    free(ch), free(pl);
+    sql_exec(a, "UNLISTEN *", &e);
+    sql_close(b);
+}
+
 /* ---- PostgreSQL restarted: the connection says so, reconnects, the data is there ---- */
 static void test_restart(sql_conn *c, const char *restart_cmd)
 {
@@ -364,6 +421,7 @@ static void suite(const char *target, int create)
     test_values(c);
     test_changes_and_errors(c);
     test_two_conns(target, c);
+    test_notify(target, c);
     const char *restart = getenv("VAED_TEST_PG_RESTART");
     if (sql_kind_of(c) == SQL_POSTGRES && restart && *restart)
         test_restart(c, restart);
