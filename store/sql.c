@@ -34,6 +34,8 @@ struct sql_conn {
     PGconn *pg;
     char *target;               /* PostgreSQL: the URL, for messages */
     sql_open_opts opts;
+    uint64_t gen;               /* PostgreSQL: one more at each (re)connect */
+    uint64_t names;             /* server-side statement names handed out */
 };
 
 struct pgparam {
@@ -53,6 +55,11 @@ struct sql_stmt {
     struct pgparam *p;
     PGresult *res;
     int row, nrows, ran;
+    int runs;                   /* runs so far: prepared on the server from the second */
+    int prepared;               /* pname exists on the server, for connection pgen */
+    uint64_t pgen;
+    char pname[32];
+    unsigned *poids;            /* the parameter types it was prepared with */
     int64_t changes;
     unsigned char *cell;        /* the bytea column last decoded, for this row */
     size_t cell_len;
@@ -75,6 +82,8 @@ static sql_errclass lite_class(int rc)
     case SQLITE_OK: case SQLITE_ROW: case SQLITE_DONE: return SQL_EC_NONE;
     case SQLITE_CONSTRAINT: return SQL_EC_CONSTRAINT;
     case SQLITE_BUSY: case SQLITE_LOCKED: return SQL_EC_BUSY;
+    case SQLITE_FULL: case SQLITE_IOERR: case SQLITE_NOMEM: case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL: case SQLITE_READONLY: case SQLITE_INTERRUPT: return SQL_EC_RESOURCE;
     default: return SQL_EC_OTHER;
     }
 }
@@ -92,7 +101,25 @@ static sql_errclass pg_class(sql_conn *c, const PGresult *r)
         return SQL_EC_BUSY;
     if (strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0)
         return SQL_EC_CONN;
+    /* 53: disk full, out of memory, too many connections; 58: I/O; 57014: cancelled;
+     * 25006: a read-only transaction (a standby, or default_transaction_read_only) */
+    if (strncmp(st, "53", 2) == 0 || strncmp(st, "58", 2) == 0 || strcmp(st, "57014") == 0 ||
+        strcmp(st, "25006") == 0)
+        return SQL_EC_RESOURCE;
     return SQL_EC_OTHER;
+}
+
+int sql_transient(sql_errclass ec)
+{
+    return ec == SQL_EC_BUSY || ec == SQL_EC_RESOURCE || ec == SQL_EC_CONN;
+}
+
+int sql_in_transaction(const sql_conn *c)
+{
+    if (c->kind == SQL_SQLITE)
+        return !sqlite3_get_autocommit(c->lite);
+    PGTransactionStatusType t = PQtransactionStatus(c->pg);
+    return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
 }
 
 /* The database's message for c's last failure, one line. */
@@ -122,6 +149,7 @@ static int pg_connect(sql_conn *c, vaed_err *err)
 {
     PGresult *r;
     char set[96];
+    c->gen++;
     c->pg = PQconnectdb(c->target);
     if (!c->pg)
         return vaed_err_set(err, VAED_ENOMEM, "", "postgres: out of memory");
@@ -393,6 +421,18 @@ static void pg_drop_result(sql_stmt *s)
     s->cell_col = -1;
 }
 
+/* Forget s's server-side statement (when it has one on this connection). */
+static void pg_deallocate(sql_stmt *s)
+{
+    if (s->prepared && s->pgen == s->c->gen && s->c->pg &&
+        PQtransactionStatus(s->c->pg) != PQTRANS_INERROR) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "DEALLOCATE %s", s->pname);
+        PQclear(PQexec(s->c->pg, sql));
+    }
+    s->prepared = 0;
+}
+
 void sql_finalize(sql_stmt *s)
 {
     if (!s)
@@ -400,6 +440,8 @@ void sql_finalize(sql_stmt *s)
     if (s->lite)
         sqlite3_finalize(s->lite);
     pg_drop_result(s);
+    pg_deallocate(s);
+    free(s->poids);
     for (int i = 0; i < s->nparam; i++)
         free(s->p[i].val);
     free(s->p);
@@ -519,7 +561,34 @@ static int pg_run(sql_stmt *s, vaed_err *err)
             oids[i] = s->p[i].oid;
         }
     }
-    PGresult *r = PQexecParams(c->pg, s->text, n, oids, vals, lens, fmts, 0);
+    PGresult *r = NULL;
+    /* From its second run a statement is prepared on the server (parsed and planned
+     * once), again after a reconnect or when a parameter's type changed (a value
+     * bound where NULL was, a real where an integer was). */
+    if (++s->runs >= 2 && !c->opts.no_server_prepare) {
+        int same = s->prepared && s->pgen == c->gen;
+        for (int i = 0; same && i < n; i++)
+            same = !vals[i] || oids[i] == s->poids[i];
+        if (!same) {
+            pg_deallocate(s);
+            snprintf(s->pname, sizeof s->pname, "vaed_%llu", (unsigned long long)++c->names);
+            r = PQprepare(c->pg, s->pname, s->text, n, oids);
+            if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+                PQclear(r);
+                r = NULL;
+                s->prepared = 1;
+                s->pgen = c->gen;
+                if (n > 0 && !s->poids)
+                    s->poids = xcalloc((size_t)n, sizeof *s->poids);
+                if (n > 0)
+                    memcpy(s->poids, oids, (size_t)n * sizeof *oids);
+            }
+        }
+        if (!r)
+            r = PQexecPrepared(c->pg, s->pname, n, vals, lens, fmts, 0);
+    } else {
+        r = PQexecParams(c->pg, s->text, n, oids, vals, lens, fmts, 0);
+    }
     free(vals);
     free(lens);
     free(fmts);

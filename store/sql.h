@@ -21,6 +21,10 @@
  * PostgreSQL a bound integer is an int8, a real a float8, a blob a bytea (sent in
  * binary), and text or NULL has the type its place in the statement gives it.
  *
+ * Speed: on PostgreSQL a statement run a second time is prepared on the server (parsed
+ * and planned once; again after a reconnect or a change of a parameter's type), so
+ * keep the statements a loop runs prepared, as on SQLite.
+ *
  * Threads: a connection, and its statements, are used by one thread at a time.
  *
  * Errors: every call that can fail returns a negative VAED_E* code and fills err with
@@ -51,13 +55,22 @@ typedef enum {
     SQL_EC_CONSTRAINT,  /* a unique, foreign-key, check or not-null rule refused the row */
     SQL_EC_BUSY,        /* a lock, a serialization failure or a deadlock: try again */
     SQL_EC_CONN,        /* the connection is gone (server restarted, network): reconnect */
-    SQL_EC_OTHER,       /* anything else: the statement, the schema, the disk */
+    SQL_EC_RESOURCE,    /* the disk is full or failed, memory ran out, the database is
+                           read only for now, the statement was cancelled */
+    SQL_EC_OTHER,       /* anything else: the statement, the schema */
 } sql_errclass;
+
+/* 1 when retrying later can fix a failure of this class (busy, resource, connection),
+ * 0 when the same statement would fail again. The one definition the store's writer
+ * uses to keep a batch queued rather than drop it. */
+int sql_transient(sql_errclass ec);
 
 typedef struct sql_open_opts {
     int create;         /* SQLite: create the file when missing (PostgreSQL: ignored) */
     int busy_ms;        /* SQLite: busy timeout; PostgreSQL: lock_timeout (0: none) */
     int readonly;       /* the connection never writes (query_only / read only) */
+    int no_server_prepare;  /* PostgreSQL: never prepare statements on the server
+                               (scripts/bench-sql measures what that costs) */
 } sql_open_opts;
 
 /* 1 when target names a PostgreSQL database (a postgresql:// or postgres:// URL), else
@@ -76,6 +89,11 @@ sql_errclass sql_errclass_of(const sql_conn *c);
 /* PostgreSQL: drop and re-establish the connection (after SQL_EC_CONN); statements
  * prepared on c stay usable (they are re-sent on their next step). SQLite: no-op. */
 int sql_reconnect(sql_conn *c, vaed_err *err);
+
+/* 1 while c is inside a transaction (also one a failed statement has spoiled, which
+ * PostgreSQL then refuses to go on with: roll it back), 0 in autocommit (also after
+ * SQLite rolled a transaction back by itself, as it does on some failures). */
+int sql_in_transaction(const sql_conn *c);
 
 /* Run sql, one or more statements without parameters, discarding any rows. */
 int sql_exec(sql_conn *c, const char *sql, vaed_err *err);

@@ -172,7 +172,13 @@ static void test_values(sql_conn *c)
     }
     CHECK(bad_ids == 0, "%s: RETURNING id increases (%d not)", kname(c), bad_ids);
     exec_ok(c, "COMMIT");
+    if (sql_kind_of(c) == SQL_POSTGRES)   /* run 600 times: prepared on the server, once */
+        CHECK(one_int(c, "SELECT count(*) FROM pg_prepared_statements") >= 1,
+              "postgres: a statement run again is prepared on the server");
     sql_finalize(ins);
+    if (sql_kind_of(c) == SQL_POSTGRES)
+        CHECK(one_int(c, "SELECT count(*) FROM pg_prepared_statements") == 0,
+              "postgres: finalize forgets it on the server");
 
     CHECK(sql_prepare(c, "SELECT i, r, s, b, id FROM v ORDER BY id", &sel, &e) == 0, "%s: %s", kname(c), e.msg);
     int k = 0, ibad = 0, rbad = 0, sbad = 0, bbad = 0, tbad = 0;
@@ -251,9 +257,10 @@ static void test_changes_and_errors(sql_conn *c)
               (long long)sql_changes(s));
         sql_finalize(s);
     }
-    CHECK(sql_begin(c, 1, &e) == 0, "%s: begin %s", kname(c), e.msg);
+    CHECK(!sql_in_transaction(c), "%s: autocommit at first", kname(c));
+    CHECK(sql_begin(c, 1, &e) == 0 && sql_in_transaction(c), "%s: begin %s", kname(c), e.msg);
     exec_ok(c, "INSERT INTO v(i) VALUES (1)");
-    CHECK(sql_rollback(c, &e) == 0, "%s: rollback %s", kname(c), e.msg);
+    CHECK(sql_rollback(c, &e) == 0 && !sql_in_transaction(c), "%s: rollback %s", kname(c), e.msg);
     CHECK(one_int(c, "SELECT count(*) FROM v") == n0, "%s: a rolled back insert is gone", kname(c));
     sql_begin(c, 1, &e);
     exec_ok(c, "INSERT INTO v(i) VALUES (1)");
@@ -266,8 +273,31 @@ static void test_changes_and_errors(sql_conn *c)
         rc = sql_step(s, &e);
         sql_finalize(s);
     }
-    CHECK(rc == VAED_EDB && strstr(e.msg, "syntax") && sql_errclass_of(c) == SQL_EC_OTHER,
+    CHECK(rc == VAED_EDB && strstr(e.msg, "syntax") && sql_errclass_of(c) == SQL_EC_OTHER &&
+          !sql_transient(SQL_EC_OTHER) && !sql_transient(SQL_EC_CONSTRAINT),
           "%s: syntax error: rc %d class %d [%s]", kname(c), rc, sql_errclass_of(c), e.msg);
+    /* a failure inside a transaction: still in it (PostgreSQL refuses more until the
+     * rollback), a savepoint rolled back to makes it usable again on both */
+    sql_begin(c, 1, &e);
+    exec_ok(c, "SAVEPOINT op");
+    rc = sql_exec(c, "INSERT INTO nosuchtable VALUES (1)", &e);
+    CHECK(rc == VAED_EDB && sql_in_transaction(c), "%s: a failed statement leaves the transaction open", kname(c));
+    exec_ok(c, "ROLLBACK TO SAVEPOINT op");
+    exec_ok(c, "INSERT INTO v(i) VALUES (-99)");
+    exec_ok(c, "RELEASE SAVEPOINT op");
+    CHECK(sql_commit(c, &e) == 0 && one_int(c, "SELECT count(*) FROM v WHERE i = -99") == 1,
+          "%s: after the savepoint's rollback the transaction commits its other rows: %s", kname(c), e.msg);
+    exec_ok(c, "DELETE FROM v WHERE i = -99");
+    if (sql_kind_of(c) == SQL_SQLITE) {   /* a full disk: transient (PostgreSQL's 53100 is mapped alike) */
+        int64_t pages = one_int(c, "PRAGMA page_count");
+        char cap[64];
+        snprintf(cap, sizeof cap, "PRAGMA max_page_count = %lld", (long long)pages);
+        exec_ok(c, cap);
+        rc = sql_exec(c, "INSERT INTO v(b) VALUES (randomblob(100000))", &e);
+        CHECK(rc == VAED_EDB && sql_errclass_of(c) == SQL_EC_RESOURCE && sql_transient(sql_errclass_of(c)),
+              "sqlite: a full database is a transient resource failure (class %d) [%s]", sql_errclass_of(c), e.msg);
+        exec_ok(c, "PRAGMA max_page_count = 1073741823");
+    }
     /* a unique violation: class CONSTRAINT; a success after it: NONE */
     exec_ok(c, "CREATE TABLE u(k bigint PRIMARY KEY)");
     exec_ok(c, "INSERT INTO u VALUES (1)");
@@ -326,8 +356,9 @@ static void test_two_conns(const char *target, sql_conn *a)
     sql_open_opts ro = {.readonly = 1};
     CHECK(sql_open(&r, target, &ro, &e) == 0, "%s: read-only connection: %s", kname(a), e.msg);
     if (r) {
-        CHECK(sql_exec(r, "INSERT INTO q VALUES (9, 'r')", &e) == VAED_EDB, "%s: a read-only insert is refused",
-              kname(a));
+        CHECK(sql_exec(r, "INSERT INTO q VALUES (9, 'r')", &e) == VAED_EDB &&
+              sql_errclass_of(r) == SQL_EC_RESOURCE && sql_transient(sql_errclass_of(r)),
+              "%s: a read-only insert is refused, transient (class %d) [%s]", kname(a), sql_errclass_of(r), e.msg);
         CHECK(one_int(r, "SELECT count(*) FROM q") == 3, "%s: read-only reads", kname(a));
         sql_close(r);
     }
@@ -394,6 +425,13 @@ static void test_restart(sql_conn *c, const char *restart_cmd)
 {
     vaed_err e = {0};
     int64_t before = one_int(c, "SELECT count(*) FROM v");
+    sql_stmt *s = NULL;   /* prepared on the server before the restart, run after it */
+    sql_prepare(c, "SELECT count(*) FROM v WHERE i <> ?1", &s, &e);
+    for (int k = 0; s && k < 2; k++) {
+        sql_bind_int64(s, 1, -12345);
+        CHECK(sql_step(s, &e) == SQL_ROW && sql_column_int64(s, 0) == before, "postgres: run %d", k);
+        sql_reset(s);
+    }
     fflush(NULL);
     CHECK(system(restart_cmd) == 0, "postgres: restart command [%s]", restart_cmd);
     int rc = sql_exec(c, "SELECT 1", &e);
@@ -407,6 +445,9 @@ static void test_restart(sql_conn *c, const char *restart_cmd)
     }
     CHECK(rc == 0, "postgres: reconnect: %s", e.msg);
     CHECK(one_int(c, "SELECT count(*) FROM v") == before, "postgres: rows kept over the restart");
+    CHECK(s && sql_step(s, &e) == SQL_ROW && sql_column_int64(s, 0) == before,
+          "postgres: a statement prepared before the restart runs after the reconnect: %s", e.msg);
+    sql_finalize(s);
 }
 
 static void suite(const char *target, int create)
