@@ -7,6 +7,7 @@
 #                                 reference NAME bit for bit (counts one check)
 #   integrity_ok WHAT             PRAGMA integrity_check of $DB says ok (one check)
 #   db_state ID                   the job's state read straight from $DB (sqlite3 CLI)
+#   sweep_left ID                 the number of sweep ID's unfinished trials, from $DB
 #   term_daemon SECS              SIGTERM; asserts exit 0 within SECS seconds
 #   jqt EXPR                      jq -e EXPR on $BODY, quiet; on failure shows the body
 #   rand_below N                  a random whole number in [0, N)
@@ -80,6 +81,13 @@ integrity_ok() {
 
 db_state() {
     sqlite3 "$DB" "SELECT state FROM jobs WHERE id = $1" 2>&1
+}
+
+# sweep_left ID: how many of sweep ID's trials are not finished, read straight from $DB
+# (after a kill: did it land mid-sweep?)
+sweep_left() {
+    sqlite3 "$DB" "SELECT count(*) FROM sweep_trials t JOIN jobs j ON j.id = t.job WHERE t.sweep = $1
+        AND j.state NOT IN ('completed', 'cancelled', 'failed')" 2>&1
 }
 
 # Is the process gone (or a zombie waiting for us to reap it)?

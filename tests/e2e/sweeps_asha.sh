@@ -144,8 +144,7 @@ KJOB=$(jqb '.trials[2].job')
 wait_stepping "$KJOB" 60 >/dev/null 2>&1 || true
 sleep_ms "$(rand_below 300)"
 kill_daemon
-left=$(count "SELECT count(*) FROM sweep_trials t JOIN jobs j ON j.id = t.job WHERE t.sweep = $K
-    AND j.state NOT IN ('completed', 'cancelled', 'failed')")
+left=$(sweep_left "$K")
 check "(c) the kill landed mid-sweep ($left trials unfinished)" [ "$left" -gt 0 ]
 start_daemon --workers 2 --threads 1
 sweep_done "$K" 120 && ok || fail "asha sweep did not finish after the restart"
@@ -189,8 +188,7 @@ while [ $i -lt $((600 * SLOW)) ]; do
 done
 sleep_ms "$(rand_below 300)"
 kill_daemon
-left=$(count "SELECT count(*) FROM sweep_trials t JOIN jobs j ON j.id = t.job WHERE t.sweep = $R
-    AND j.state NOT IN ('completed', 'cancelled', 'failed')")
+left=$(sweep_left "$R")
 check "(d) the kill landed mid-sweep ($left trials unfinished)" [ "$left" -gt 0 ]
 start_daemon --workers 2 --threads 1
 sweep_done "$R" 240 && ok || fail "random asha sweep did not finish after the restart"

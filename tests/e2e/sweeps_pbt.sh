@@ -204,8 +204,7 @@ for try in 1 2 3; do
     wait_stepping "$KJ1" 60 >/dev/null 2>&1 || true
     sleep_ms "$(rand_below $((800 / (try * try))))"
     kill_daemon
-    left=$(count "SELECT count(*) FROM sweep_trials t JOIN jobs j ON j.id = t.job WHERE t.sweep = $K
-        AND j.state NOT IN ('completed', 'cancelled', 'failed')")
+    left=$(sweep_left "$K")
     [ "$left" -gt 0 ] && break
     echo "sweeps_pbt: sweep $K finished before the kill of try $try"
 done

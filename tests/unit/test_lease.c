@@ -11,6 +11,7 @@
 
 #include "store/lease.h"
 #include "tests/unit/t.h"
+#include "tests/unit/test_sql_util.h"
 
 static const char *K;   /* "sqlite" or "postgres", for messages */
 
@@ -21,17 +22,6 @@ static sql_conn *node_conn(const char *target, int busy_ms)
     sql_open_opts o = {.busy_ms = busy_ms};
     CHECK(sql_open(&c, target, &o, &e) == 0, "%s: open: %s", K, e.msg);
     return c;
-}
-
-static int64_t count(sql_conn *c, const char *sql)
-{
-    sql_stmt *s = NULL;
-    vaed_err e = {0};
-    int64_t v = -1;
-    if (sql_prepare(c, sql, &s, &e) == 0 && sql_step(s, &e) == SQL_ROW)
-        v = sql_column_int64(s, 0);
-    sql_finalize(s);
-    return v;
 }
 
 /* ---- claims, releases, a stale generation refused --------------------------------- */
@@ -47,7 +37,7 @@ static void test_rules(const char *target)
     CHECK(lease_schema(n[0], &e) == 0, "%s: schema: %s", K, e.msg);
     for (int64_t j = 1; j <= 6; j++)
         CHECK(lease_offer(n[0], j, &e) == 0, "%s: offer %lld: %s", K, (long long)j, e.msg);
-    CHECK(lease_offer(n[1], 1, &e) == 0 && count(n[0], "SELECT count(*) FROM leases") == 6,
+    CHECK(lease_offer(n[1], 1, &e) == 0 && t_sql_int(n[0], "SELECT count(*) FROM leases") == 6,
           "%s: offering a job twice keeps one row", K);
     for (int k = 0; k < 6; k++) {
         int rc = lease_claim(n[k % 3], name[k % 3], 30, &got[k], &e);
@@ -239,13 +229,7 @@ int main(void)
           "sqlite: create %s: %s", path, e.msg);
     sql_close(c);
     suite(path);
-    char side[96];
-    unlink(path);
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
-    rmdir(dir);
+    t_sqlite_remove(path, dir);
     const char *pg = getenv("VAED_TEST_PG");
     if (pg && *pg)
         suite(pg);

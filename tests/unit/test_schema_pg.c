@@ -15,6 +15,7 @@
 
 #include "store/store_impl.h"
 #include "tests/unit/t.h"
+#include "tests/unit/test_sql_util.h"
 
 static void test_words(void)
 {
@@ -39,14 +40,17 @@ static void test_words(void)
 struct col { char name[48], type[32]; int notnull, pk; };
 struct table { char name[48]; struct col c[MAXC]; int n; };
 
-static int lite_tables(sql_conn *c, struct table *t, int max)
+/* Each table list_sql names, with its columns from cols_sql (?1: the table; columns:
+ * name, type, not null, part of the primary key). A SQLite key column counts as NOT
+ * NULL (its rowid alias never holds one), as PostgreSQL's key columns are. */
+static int read_tables(sql_conn *c, const char *list_sql, const char *cols_sql, struct table *t, int max)
 {
     vaed_err e = {0};
     sql_stmt *s = NULL, *q = NULL;
     int n = 0;
-    sql_prepare(c, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-                   "ORDER BY name", &s, &e);
-    sql_prepare(c, "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1) ORDER BY cid", &q, &e);
+    sql_prepare(c, list_sql, &s, &e);
+    sql_prepare(c, cols_sql, &q, &e);
+    CHECK(s && q, "catalog queries: %s", e.msg);
     while (s && q && n < max && sql_step(s, &e) == SQL_ROW) {
         struct table *tb = &t[n++];
         memset(tb, 0, sizeof *tb);
@@ -57,7 +61,7 @@ static int lite_tables(sql_conn *c, struct table *t, int max)
             snprintf(cl->name, sizeof cl->name, "%s", sql_column_text(q, 0));
             snprintf(cl->type, sizeof cl->type, "%s", sql_column_text(q, 1));
             cl->pk = sql_column_int64(q, 3) > 0;
-            cl->notnull = sql_column_int64(q, 2) || cl->pk;   /* a key is never NULL */
+            cl->notnull = sql_column_int64(q, 2) != 0 || cl->pk;
         }
         sql_reset(q);
     }
@@ -66,38 +70,24 @@ static int lite_tables(sql_conn *c, struct table *t, int max)
     return n;
 }
 
+static int lite_tables(sql_conn *c, struct table *t, int max)
+{
+    return read_tables(c, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                          "ORDER BY name",
+                       "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1) ORDER BY cid", t, max);
+}
+
 static int pg_tables(sql_conn *c, struct table *t, int max)
 {
-    vaed_err e = {0};
-    sql_stmt *s = NULL, *q = NULL;
-    int n = 0;
-    sql_prepare(c, "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
-                   "AND table_name <> 'vaed_meta' ORDER BY table_name COLLATE \"C\"", &s, &e);
-    sql_prepare(c, "SELECT c.column_name, c.data_type, c.is_nullable = 'NO', EXISTS (SELECT 1 FROM "
-                   "information_schema.table_constraints tc JOIN information_schema.key_column_usage k "
-                   "ON k.constraint_name = tc.constraint_name AND k.table_schema = tc.table_schema "
-                   "WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = c.table_schema AND "
-                   "tc.table_name = c.table_name AND k.column_name = c.column_name) "
-                   "FROM information_schema.columns c WHERE c.table_schema = current_schema() AND "
-                   "c.table_name = ?1 ORDER BY c.ordinal_position", &q, &e);
-    while (s && q && n < max && sql_step(s, &e) == SQL_ROW) {
-        struct table *tb = &t[n++];
-        memset(tb, 0, sizeof *tb);
-        snprintf(tb->name, sizeof tb->name, "%s", sql_column_text(s, 0));
-        sql_bind_text(q, 1, tb->name);
-        while (sql_step(q, &e) == SQL_ROW && tb->n < MAXC) {
-            struct col *cl = &tb->c[tb->n++];
-            snprintf(cl->name, sizeof cl->name, "%s", sql_column_text(q, 0));
-            snprintf(cl->type, sizeof cl->type, "%s", sql_column_text(q, 1));
-            cl->notnull = sql_column_int64(q, 2) != 0;
-            cl->pk = sql_column_int64(q, 3) != 0;
-        }
-        sql_reset(q);
-    }
-    CHECK(s && q, "postgres: catalog queries: %s", e.msg);
-    sql_finalize(s);
-    sql_finalize(q);
-    return n;
+    return read_tables(c, "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+                          "AND table_name <> 'vaed_meta' ORDER BY table_name COLLATE \"C\"",
+                       "SELECT c.column_name, c.data_type, (c.is_nullable = 'NO')::int, EXISTS (SELECT 1 FROM "
+                       "information_schema.table_constraints tc JOIN information_schema.key_column_usage k "
+                       "ON k.constraint_name = tc.constraint_name AND k.table_schema = tc.table_schema "
+                       "WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = c.table_schema AND "
+                       "tc.table_name = c.table_name AND k.column_name = c.column_name)::int "
+                       "FROM information_schema.columns c WHERE c.table_schema = current_schema() AND "
+                       "c.table_name = ?1 ORDER BY c.ordinal_position", t, max);
 }
 
 static const char *pg_type_of(const char *lite)
@@ -148,17 +138,6 @@ static int64_t insert_job(sql_conn *c, const char *spec, const char *state, vaed
     return id;
 }
 
-static int64_t one(sql_conn *c, const char *sql)
-{
-    sql_stmt *s = NULL;
-    vaed_err e = {0};
-    int64_t v = -1;
-    if (sql_prepare(c, sql, &s, &e) == 0 && sql_step(s, &e) == SQL_ROW)
-        v = sql_column_int64(s, 0);
-    sql_finalize(s);
-    return v;
-}
-
 static void behave(sql_conn *c, const char *k)
 {
     vaed_err e = {0};
@@ -170,7 +149,7 @@ static void behave(sql_conn *c, const char *k)
     CHECK(s && sql_step(s, &e) == SQL_ROW && strcmp(sql_column_text(s, 0), spec) == 0 &&
           sql_column_int64(s, 1) == 1, "%s: the spec reads back byte for byte", k);
     sql_finalize(s);
-    CHECK(one(c, "SELECT queue_seq FROM jobs WHERE id = 2") == 2, "%s: queue_seq 2", k);
+    CHECK(t_sql_int(c, "SELECT queue_seq FROM jobs WHERE id = 2") == 2, "%s: queue_seq 2", k);
     CHECK(insert_job(c, "{not json", "queued", &e) == -1 && sql_errclass_of(c) == SQL_EC_CONSTRAINT,
           "%s: a spec that is not JSON is refused by its check [%s]", k, e.msg);
     CHECK(insert_job(c, "{}", "bogus", &e) == -1 && sql_errclass_of(c) == SQL_EC_CONSTRAINT,
@@ -201,10 +180,10 @@ static void behave(sql_conn *c, const char *k)
           sql_errclass_of(c) == SQL_EC_CONSTRAINT, "%s: kind bogus refused [%s]", k, e.msg);
     /* a metric row, then the job deleted: its rows go with it */
     sql_exec(c, "INSERT INTO metrics(job, step, beta) VALUES (1, 0, 0.5), (1, 1, 0.5)", &e);
-    CHECK(one(c, "SELECT count(*) FROM metrics") == 2, "%s: two metric rows", k);
+    CHECK(t_sql_int(c, "SELECT count(*) FROM metrics") == 2, "%s: two metric rows", k);
     CHECK(sql_exec(c, "DELETE FROM jobs WHERE id = 1", &e) == 0, "%s: delete: %s", k, e.msg);
-    CHECK(one(c, "SELECT count(*) FROM metrics") + one(c, "SELECT count(*) FROM schedule_events") +
-          one(c, "SELECT count(*) FROM checkpoints") == 0, "%s: the job's rows cascade away", k);
+    CHECK(t_sql_int(c, "SELECT count(*) FROM metrics") + t_sql_int(c, "SELECT count(*) FROM schedule_events") +
+          t_sql_int(c, "SELECT count(*) FROM checkpoints") == 0, "%s: the job's rows cascade away", k);
 }
 
 /* ---- nodes migrating at once --------------------------------------------------------- */
@@ -243,7 +222,7 @@ static void test_pg(const char *url)
         goto out;
     sql_exec(pg, "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public", &e);
     CHECK(store_migrate_pg(pg, &e) == 0, "postgres: migrate: %s", e.msg);
-    CHECK(one(pg, "SELECT value FROM vaed_meta WHERE key = 'schema_version'") == STORE_SCHEMA_VERSION,
+    CHECK(t_sql_int(pg, "SELECT value FROM vaed_meta WHERE key = 'schema_version'") == STORE_SCHEMA_VERSION,
           "postgres: schema_version %d", STORE_SCHEMA_VERSION);
     CHECK(store_migrate_pg(pg, &e) == 0, "postgres: migrate again (nothing to do): %s", e.msg);
     CHECK(store_migrate_pg(lite, &e) == VAED_EINVAL, "store_migrate_pg refuses a SQLite connection");
@@ -254,7 +233,7 @@ static void test_pg(const char *url)
     /* newer than the code: refused, nothing changed */
     sql_exec(pg, "UPDATE vaed_meta SET value = 99", &e);
     CHECK(store_migrate_pg(pg, &e) == VAED_EDB && strstr(e.msg, "newer"), "a newer schema is refused [%s]", e.msg);
-    CHECK(one(pg, "SELECT value FROM vaed_meta") == 99, "and left as it was");
+    CHECK(t_sql_int(pg, "SELECT value FROM vaed_meta") == 99, "and left as it was");
 
     /* three nodes starting at once on an empty database: one migrates, all succeed */
     sql_exec(pg, "DROP SCHEMA IF EXISTS race CASCADE; CREATE SCHEMA race", &e);
@@ -271,19 +250,13 @@ static void test_pg(const char *url)
         CHECK(m[k].rc == 0, "node %d migrating at once: %s", k, m[k].msg);
     }
     pthread_barrier_destroy(&go);
-    CHECK(one(pg, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'race'") ==
-          one(pg, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"),
+    CHECK(t_sql_int(pg, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'race'") ==
+          t_sql_int(pg, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"),
           "the raced schema has every table once");
 out:
     sql_close(lite);
     sql_close(pg);
-    unlink(path);
-    char side[96];
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
-    rmdir(dir);
+    t_sqlite_remove(path, dir);
 }
 
 int main(void)

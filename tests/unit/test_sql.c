@@ -16,6 +16,7 @@
 
 #include "store/sql.h"
 #include "tests/unit/t.h"
+#include "tests/unit/test_sql_util.h"
 
 static const char *kname(sql_conn *c)
 {
@@ -63,19 +64,6 @@ static int exec_ok(sql_conn *c, const char *sql)
     return rc;
 }
 
-/* one integer from a query without parameters (-1 on error) */
-static int64_t one_int(sql_conn *c, const char *sql)
-{
-    sql_stmt *s = NULL;
-    vaed_err e = {0};
-    int64_t v = -1;
-    if (sql_prepare(c, sql, &s, &e) == 0 && sql_step(s, &e) == SQL_ROW)
-        v = sql_column_int64(s, 0);
-    else
-        CHECK(0, "%s: [%s]: %s", kname(c), sql, e.msg);
-    sql_finalize(s);
-    return v;
-}
 
 static uint64_t bits(double d)
 {
@@ -173,11 +161,11 @@ static void test_values(sql_conn *c)
     CHECK(bad_ids == 0, "%s: RETURNING id increases (%d not)", kname(c), bad_ids);
     exec_ok(c, "COMMIT");
     if (sql_kind_of(c) == SQL_POSTGRES)   /* run 600 times: prepared on the server, once */
-        CHECK(one_int(c, "SELECT count(*) FROM pg_prepared_statements") >= 1,
+        CHECK(t_sql_int(c, "SELECT count(*) FROM pg_prepared_statements") >= 1,
               "postgres: a statement run again is prepared on the server");
     sql_finalize(ins);
     if (sql_kind_of(c) == SQL_POSTGRES)
-        CHECK(one_int(c, "SELECT count(*) FROM pg_prepared_statements") == 0,
+        CHECK(t_sql_int(c, "SELECT count(*) FROM pg_prepared_statements") == 0,
               "postgres: finalize forgets it on the server");
 
     CHECK(sql_prepare(c, "SELECT i, r, s, b, id FROM v ORDER BY id", &sel, &e) == 0, "%s: %s", kname(c), e.msg);
@@ -245,7 +233,7 @@ static void test_changes_and_errors(sql_conn *c)
 {
     vaed_err e = {0};
     sql_stmt *s = NULL;
-    int64_t n0 = one_int(c, "SELECT count(*) FROM v");
+    int64_t n0 = t_sql_int(c, "SELECT count(*) FROM v");
     CHECK(sql_prepare(c, "UPDATE v SET s = 'updated' WHERE id <= ?1", &s, &e) == 0, "%s", e.msg);
     if (s) {
         sql_bind_int64(s, 1, 10);
@@ -261,11 +249,11 @@ static void test_changes_and_errors(sql_conn *c)
     CHECK(sql_begin(c, 1, &e) == 0 && sql_in_transaction(c), "%s: begin %s", kname(c), e.msg);
     exec_ok(c, "INSERT INTO v(i) VALUES (1)");
     CHECK(sql_rollback(c, &e) == 0 && !sql_in_transaction(c), "%s: rollback %s", kname(c), e.msg);
-    CHECK(one_int(c, "SELECT count(*) FROM v") == n0, "%s: a rolled back insert is gone", kname(c));
+    CHECK(t_sql_int(c, "SELECT count(*) FROM v") == n0, "%s: a rolled back insert is gone", kname(c));
     sql_begin(c, 1, &e);
     exec_ok(c, "INSERT INTO v(i) VALUES (1)");
     CHECK(sql_commit(c, &e) == 0, "%s: commit %s", kname(c), e.msg);
-    CHECK(one_int(c, "SELECT count(*) FROM v") == n0 + 1, "%s: a committed insert stays", kname(c));
+    CHECK(t_sql_int(c, "SELECT count(*) FROM v") == n0 + 1, "%s: a committed insert stays", kname(c));
 
     /* a bad statement: VAED_EDB with the database's message, class OTHER */
     int rc = sql_prepare(c, "SELEC 1", &s, &e);
@@ -285,11 +273,11 @@ static void test_changes_and_errors(sql_conn *c)
     exec_ok(c, "ROLLBACK TO SAVEPOINT op");
     exec_ok(c, "INSERT INTO v(i) VALUES (-99)");
     exec_ok(c, "RELEASE SAVEPOINT op");
-    CHECK(sql_commit(c, &e) == 0 && one_int(c, "SELECT count(*) FROM v WHERE i = -99") == 1,
+    CHECK(sql_commit(c, &e) == 0 && t_sql_int(c, "SELECT count(*) FROM v WHERE i = -99") == 1,
           "%s: after the savepoint's rollback the transaction commits its other rows: %s", kname(c), e.msg);
     exec_ok(c, "DELETE FROM v WHERE i = -99");
     if (sql_kind_of(c) == SQL_SQLITE) {   /* a full disk: transient (PostgreSQL's 53100 is mapped alike) */
-        int64_t pages = one_int(c, "PRAGMA page_count");
+        int64_t pages = t_sql_int(c, "PRAGMA page_count");
         char cap[64];
         snprintf(cap, sizeof cap, "PRAGMA max_page_count = %lld", (long long)pages);
         exec_ok(c, cap);
@@ -340,7 +328,7 @@ static void test_two_conns(const char *target, sql_conn *a)
         const char *claim = "SELECT id FROM q WHERE owner IS NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED";
         sql_begin(a, 1, &e);
         sql_begin(b, 1, &e);
-        int64_t ia = one_int(a, claim), ib = one_int(b, claim);
+        int64_t ia = t_sql_int(a, claim), ib = t_sql_int(b, claim);
         CHECK(ia == 1 && ib == 2, "postgres: SKIP LOCKED claims 1 and 2, got %lld and %lld", (long long)ia,
               (long long)ib);
         /* a row locked by a: b's update waits lock_timeout (busy_ms), then BUSY */
@@ -359,7 +347,7 @@ static void test_two_conns(const char *target, sql_conn *a)
         CHECK(sql_exec(r, "INSERT INTO q VALUES (9, 'r')", &e) == VAED_EDB &&
               sql_errclass_of(r) == SQL_EC_RESOURCE && sql_transient(sql_errclass_of(r)),
               "%s: a read-only insert is refused, transient (class %d) [%s]", kname(a), sql_errclass_of(r), e.msg);
-        CHECK(one_int(r, "SELECT count(*) FROM q") == 3, "%s: read-only reads", kname(a));
+        CHECK(t_sql_int(r, "SELECT count(*) FROM q") == 3, "%s: read-only reads", kname(a));
         sql_close(r);
     }
 }
@@ -424,7 +412,7 @@ static void test_notify(const char *target, sql_conn *a)
 static void test_restart(sql_conn *c, const char *restart_cmd)
 {
     vaed_err e = {0};
-    int64_t before = one_int(c, "SELECT count(*) FROM v");
+    int64_t before = t_sql_int(c, "SELECT count(*) FROM v");
     sql_stmt *s = NULL;   /* prepared on the server before the restart, run after it */
     sql_prepare(c, "SELECT count(*) FROM v WHERE i <> ?1", &s, &e);
     for (int k = 0; s && k < 2; k++) {
@@ -444,7 +432,7 @@ static void test_restart(sql_conn *c, const char *restart_cmd)
             usleep(100000);
     }
     CHECK(rc == 0, "postgres: reconnect: %s", e.msg);
-    CHECK(one_int(c, "SELECT count(*) FROM v") == before, "postgres: rows kept over the restart");
+    CHECK(t_sql_int(c, "SELECT count(*) FROM v") == before, "postgres: rows kept over the restart");
     CHECK(s && sql_step(s, &e) == SQL_ROW && sql_column_int64(s, 0) == before,
           "postgres: a statement prepared before the restart runs after the reconnect: %s", e.msg);
     sql_finalize(s);
