@@ -7,6 +7,7 @@
  * serialises the statements that change a lease. */
 #include "store/lease.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -85,6 +86,8 @@ int lease_claim(sql_conn *c, const char *node, double ttl, lease *out, vaed_err 
     if (!node || !*node || strlen(node) >= sizeof out->node)
         return vaed_err_set(err, VAED_EINVAL, "node", "node: a name of 1 to %zu bytes",
                             sizeof out->node - 1);
+    if (!isfinite(ttl) || ttl <= 0)
+        return vaed_err_set(err, VAED_EINVAL, "ttl", "ttl: a number of seconds above 0");
     int rc = prep(c, dialect(c)->claim, NULL, &s, err);
     if (rc < 0)
         return rc;
@@ -108,6 +111,8 @@ int lease_claim(sql_conn *c, const char *node, double ttl, lease *out, vaed_err 
 int lease_renew(sql_conn *c, lease *l, double ttl, vaed_err *err)
 {
     sql_stmt *s = NULL;
+    if (!isfinite(ttl) || ttl <= 0)
+        return vaed_err_set(err, VAED_EINVAL, "ttl", "ttl: a number of seconds above 0");
     int rc = prep(c, dialect(c)->renew, l, &s, err);
     if (rc < 0)
         return rc;

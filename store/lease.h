@@ -22,8 +22,8 @@
  *            stop the job.
  *   fence    inside the node's write transaction, before its writes: the lease row
  *            must still be this node's, this gen's and unexpired, and on PostgreSQL it
- *            is locked FOR SHARE, so a claim by another node waits until the write
- *            transaction ends (and then sees the lease it renewed, or takes it). A
+ *            is locked FOR SHARE, so a claim by another node skips the job until the
+ *            write transaction ends (and then sees the lease it renewed, or takes it). A
  *            fence that fails means the transaction must roll back: not one row of
  *            the stale owner is written.
  *   release  gives the job back: done (it finished; never claimed again) or not (it

@@ -53,7 +53,7 @@ static int ident_char(char ch)
 
 char *store_ddl_pg(const char *lite)
 {
-    size_t n = strlen(lite), cap = n * 3 + 64;   /* the longest rewrite is < 3x its word */
+    size_t n = strlen(lite), cap = n * 4 + 64;   /* "REAL" → "double precision": 4x */
     char *out = xmalloc(cap), *o = out;
     const char *p = lite;
     while (*p) {

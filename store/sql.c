@@ -8,8 +8,9 @@
  * text form and are converted on read by the column's type: integers with strtoll,
  * float8 with strtod (the server prints the shortest text that reads back to the
  * same bits: extra_float_digits is set to 3 at connect, which older servers too read
- * as "exact"), bytea from its hex form. A statement is re-sent whole on every run, so
- * it survives sql_reconnect; server-side prepared statements are a later speed-up. */
+ * as "exact"), bytea from its hex form. A statement's first run sends its text; from
+ * its second it is prepared on the server (again after sql_reconnect, which makes a
+ * new session, or when a parameter's type changed). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -266,7 +267,18 @@ int sql_begin(sql_conn *c, int write, vaed_err *err)
     return sql_exec(c, c->kind == SQL_SQLITE && write ? "BEGIN IMMEDIATE" : "BEGIN", err);
 }
 
-int sql_commit(sql_conn *c, vaed_err *err) { return sql_exec(c, "COMMIT", err); }
+int sql_commit(sql_conn *c, vaed_err *err)
+{
+    /* PostgreSQL answers COMMIT of a transaction a failed statement spoiled with a
+     * rollback and no error: say so, as the rows are gone (SQLite keeps the others) */
+    if (c->kind == SQL_POSTGRES && c->pg && PQtransactionStatus(c->pg) == PQTRANS_INERROR) {
+        sql_exec(c, "ROLLBACK", NULL);
+        c->ec = SQL_EC_OTHER;
+        return vaed_err_set(err, VAED_EDB, "", "commit: the transaction had a failed statement "
+                            "and was rolled back");
+    }
+    return sql_exec(c, "COMMIT", err);
+}
 int sql_rollback(sql_conn *c, vaed_err *err) { return sql_exec(c, "ROLLBACK", err); }
 
 /* ---- notifications ----------------------------------------------------------------- */
@@ -393,6 +405,10 @@ int sql_prepare(sql_conn *c, const char *sql, sql_stmt **out, vaed_err *err)
     if (c->kind == SQL_SQLITE) {
         int rc = sqlite3_prepare_v2(c->lite, sql, -1, &s->lite, NULL);
         c->ec = lite_class(rc);
+        if (rc == SQLITE_OK && !s->lite) {   /* only blanks or comments */
+            free(s);
+            return vaed_err_set(err, VAED_EINVAL, "", "prepare: an empty statement");
+        }
         if (rc != SQLITE_OK) {
             rc = fail(c, NULL, err, "prepare");
             free(s);

@@ -47,6 +47,8 @@ static void test_rules(const char *target)
     }
     CHECK(lease_claim(n[0], "node-a", 30, &l, &e) == 0, "%s: all six held: no claim", K);
     CHECK(lease_claim(n[0], "", 30, &l, &e) == VAED_EINVAL, "%s: an empty node name is refused", K);
+    CHECK(lease_claim(n[0], "node-a", NAN, &l, &e) == VAED_EINVAL && lease_claim(n[0], "node-a", 0, &l, &e) == VAED_EINVAL,
+          "%s: a ttl that is not a positive number is refused", K);
 
     /* job 2 given back unfinished: claimable at once, one generation up */
     CHECK(lease_release(n[1], &got[1], 0, &e) == 0, "%s: release: %s", K, e.msg);

@@ -276,6 +276,21 @@ static void test_changes_and_errors(sql_conn *c)
     CHECK(sql_commit(c, &e) == 0 && t_sql_int(c, "SELECT count(*) FROM v WHERE i = -99") == 1,
           "%s: after the savepoint's rollback the transaction commits its other rows: %s", kname(c), e.msg);
     exec_ok(c, "DELETE FROM v WHERE i = -99");
+    if (sql_kind_of(c) == SQL_POSTGRES) {   /* no savepoint: PostgreSQL loses it all, and says so */
+        sql_begin(c, 1, &e);
+        exec_ok(c, "INSERT INTO v(i) VALUES (-98)");
+        sql_exec(c, "INSERT INTO nosuchtable VALUES (1)", &e);
+        rc = sql_commit(c, &e);
+        CHECK(rc == VAED_EDB && !sql_in_transaction(c) && t_sql_int(c, "SELECT count(*) FROM v WHERE i = -98") == 0,
+              "postgres: a commit of a spoiled transaction fails, not silently [%s]", e.msg);
+    }
+    rc = sql_prepare(c, "  -- nothing\n", &s, &e);   /* SQLite: refused; PostgreSQL: runs, no rows */
+    if (sql_kind_of(c) == SQL_SQLITE)
+        CHECK(rc == VAED_EINVAL && !s, "sqlite: an empty statement is refused at prepare (rc %d)", rc);
+    else
+        CHECK(rc == 0 && sql_step(s, &e) == SQL_DONE, "postgres: an empty statement does nothing: %s", e.msg);
+    sql_finalize(s);
+    s = NULL;
     if (sql_kind_of(c) == SQL_SQLITE) {   /* a full disk: transient (PostgreSQL's 53100 is mapped alike) */
         int64_t pages = t_sql_int(c, "PRAGMA page_count");
         char cap[64];
