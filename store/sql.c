@@ -1,71 +1,16 @@
-/* sql.c — the SQL driver of sql.h on SQLite and on PostgreSQL (libpq).
- *
- * SQLite: a thin pass-through to sqlite3_*; bound values are copied (SQLITE_TRANSIENT).
- *
- * PostgreSQL: a statement keeps its translated text and its bound parameters as the
- * text (or, for a blob, binary) values libpq sends; the first sql_step runs it with
- * PQexecParams and keeps the whole result, later steps walk its rows. Results come in
- * text form and are converted on read by the column's type: integers with strtoll,
- * float8 with strtod (the server prints the shortest text that reads back to the
- * same bits: extra_float_digits is set to 3 at connect, which older servers too read
- * as "exact"), bytea from its hex form. A statement's first run sends its text; from
- * its second it is prepared on the server (again after sql_reconnect, which makes a
- * new session, or when a parameter's type changed). */
+/* sql.c — the SQL driver of sql.h: its calls, on SQLite a thin pass-through to
+ * sqlite3_* (bound values are copied: SQLITE_TRANSIENT), on PostgreSQL handed to
+ * sql_pg.c. There a statement keeps its translated text and its bound parameters as
+ * the text (or, for a blob, binary) values libpq sends; the first sql_step runs it and
+ * keeps the whole result, later steps walk its rows. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-#include <sqlite3.h>
-
-#include "store/sql.h"
-
-/* PostgreSQL type OIDs (catalog/pg_type.h, stable since forever) */
-enum {
-    OID_BOOL = 16, OID_BYTEA = 17, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23,
-    OID_OID = 26, OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700,
-};
-
-struct sql_conn {
-    sql_kind kind;
-    sql_errclass ec;
-    sqlite3 *lite;
-    PGconn *pg;
-    char *target;               /* PostgreSQL: the URL, for messages */
-    sql_open_opts opts;
-    uint64_t gen;               /* PostgreSQL: one more at each (re)connect */
-    uint64_t names;             /* server-side statement names handed out */
-};
-
-struct pgparam {
-    char *val;                  /* NULL: SQL NULL */
-    int len;                    /* bytes of val (binary blobs) */
-    int binary;
-    unsigned oid;               /* 0: the server infers it */
-};
-
-struct sql_stmt {
-    sql_conn *c;
-    sqlite3_stmt *lite;
-    int64_t lite_changes;
-    /* PostgreSQL */
-    char *text;
-    int nparam;
-    struct pgparam *p;
-    PGresult *res;
-    int row, nrows, ran;
-    int runs;                   /* runs so far: prepared on the server from the second */
-    int prepared;               /* pname exists on the server, for connection pgen */
-    uint64_t pgen;
-    char pname[32];
-    unsigned *poids;            /* the parameter types it was prepared with */
-    int64_t changes;
-    unsigned char *cell;        /* the bytea column last decoded, for this row */
-    size_t cell_len;
-    int cell_col;
-};
+#include "store/sql_impl.h"
 
 int sql_is_postgres(const char *t)
 {
@@ -87,27 +32,6 @@ static sql_errclass lite_class(int rc)
     case SQLITE_PROTOCOL: case SQLITE_READONLY: case SQLITE_INTERRUPT: return SQL_EC_RESOURCE;
     default: return SQL_EC_OTHER;
     }
-}
-
-static sql_errclass pg_class(sql_conn *c, const PGresult *r)
-{
-    const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    if (PQstatus(c->pg) != CONNECTION_OK)
-        return SQL_EC_CONN;
-    if (!st)
-        return SQL_EC_OTHER;
-    if (strncmp(st, "23", 2) == 0)
-        return SQL_EC_CONSTRAINT;
-    if (strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0 || strcmp(st, "55P03") == 0)
-        return SQL_EC_BUSY;
-    if (strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0)
-        return SQL_EC_CONN;
-    /* 53: disk full, out of memory, too many connections; 58: I/O; 57014: cancelled;
-     * 25006: a read-only transaction (a standby, or default_transaction_read_only) */
-    if (strncmp(st, "53", 2) == 0 || strncmp(st, "58", 2) == 0 || strcmp(st, "57014") == 0 ||
-        strcmp(st, "25006") == 0)
-        return SQL_EC_RESOURCE;
-    return SQL_EC_OTHER;
 }
 
 int sql_transient(sql_errclass ec)
@@ -137,48 +61,11 @@ static const char *dbmsg(sql_conn *c, const PGresult *r, char *buf, size_t n)
     return buf;
 }
 
-static int fail(sql_conn *c, const PGresult *r, vaed_err *err, const char *what)
+int sql_fail(sql_conn *c, const PGresult *r, vaed_err *err, const char *what)
 {
     char m[400];
     dbmsg(c, r, m, sizeof m);
     return vaed_err_set(err, VAED_EDB, "", "%s: %s", what, m);
-}
-
-/* ---- connections ------------------------------------------------------------------- */
-
-static int pg_connect(sql_conn *c, vaed_err *err)
-{
-    PGresult *r;
-    char set[96];
-    c->gen++;
-    c->pg = PQconnectdb(c->target);
-    if (!c->pg)
-        return vaed_err_set(err, VAED_ENOMEM, "", "postgres: out of memory");
-    if (PQstatus(c->pg) != CONNECTION_OK) {
-        c->ec = SQL_EC_CONN;
-        return fail(c, NULL, err, "postgres: cannot connect");
-    }
-    /* exact float8 text both ways; quiet notices; the lock wait bound; read only */
-    snprintf(set, sizeof set, "SET extra_float_digits = 3; SET client_min_messages = warning; "
-             "SET lock_timeout = %d", c->opts.busy_ms > 0 ? c->opts.busy_ms : 0);
-    r = PQexec(c->pg, set);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        int rc = fail(c, r, err, "postgres: session settings");
-        c->ec = pg_class(c, r);
-        PQclear(r);
-        return rc;
-    }
-    PQclear(r);
-    if (c->opts.readonly) {
-        r = PQexec(c->pg, "SET default_transaction_read_only = on");
-        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        int rc = ok ? 0 : fail(c, r, err, "postgres: read only");
-        PQclear(r);
-        if (rc)
-            return rc;
-    }
-    c->ec = SQL_EC_NONE;
-    return 0;
 }
 
 int sql_open(sql_conn **out, const char *target, const sql_open_opts *opts, vaed_err *err)
@@ -191,7 +78,7 @@ int sql_open(sql_conn **out, const char *target, const sql_open_opts *opts, vaed
     if (sql_is_postgres(target)) {
         c->kind = SQL_POSTGRES;
         c->target = xstrdup(target);
-        if ((rc = pg_connect(c, err)) < 0)
+        if ((rc = sqlpg_connect(c, err)) < 0)
             goto fail;
     } else {
         int flags = SQLITE_OPEN_NOMUTEX |
@@ -228,6 +115,9 @@ void sql_close(sql_conn *c)
         sqlite3_close(c->lite);
     if (c->pg)
         PQfinish(c->pg);
+    for (int i = 0; i < c->nstale; i++)
+        free(c->stale[i]);
+    free(c->stale);
     free(c->target);
     free(c);
 }
@@ -239,7 +129,7 @@ int sql_reconnect(sql_conn *c, vaed_err *err)
     if (c->pg)
         PQfinish(c->pg);
     c->pg = NULL;
-    return pg_connect(c, err);
+    return sqlpg_connect(c, err);
 }
 
 int sql_exec(sql_conn *c, const char *sql, vaed_err *err)
@@ -247,14 +137,14 @@ int sql_exec(sql_conn *c, const char *sql, vaed_err *err)
     if (c->kind == SQL_SQLITE) {
         int rc = sqlite3_exec(c->lite, sql, NULL, NULL, NULL);
         c->ec = lite_class(rc);
-        return rc == SQLITE_OK ? 0 : fail(c, NULL, err, "exec");
+        return rc == SQLITE_OK ? 0 : sql_fail(c, NULL, err, "exec");
     }
     PGresult *r = PQexec(c->pg, sql);
     ExecStatusType st = PQresultStatus(r);
     int rc = 0;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
-        c->ec = pg_class(c, r);
-        rc = fail(c, r, err, "exec");
+        c->ec = sqlpg_class(c, r);
+        rc = sql_fail(c, r, err, "exec");
     } else {
         c->ec = SQL_EC_NONE;
     }
@@ -281,71 +171,6 @@ int sql_commit(sql_conn *c, vaed_err *err)
 }
 int sql_rollback(sql_conn *c, vaed_err *err) { return sql_exec(c, "ROLLBACK", err); }
 
-/* ---- notifications ----------------------------------------------------------------- */
-
-static int channel_ok(const char *ch)
-{
-    size_t n = ch ? strlen(ch) : 0;
-    if (n == 0 || n > 63)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((ch[i] >= 'a' && ch[i] <= 'z') || (ch[i] >= '0' && ch[i] <= '9') || ch[i] == '_'))
-            return 0;
-    return 1;
-}
-
-int sql_listen(sql_conn *c, const char *channel, vaed_err *err)
-{
-    if (c->kind != SQL_POSTGRES)
-        return vaed_err_set(err, VAED_ESTATE, "", "listen: SQLite has no notifications");
-    if (!channel_ok(channel))
-        return vaed_err_set(err, VAED_EINVAL, "channel", "channel: [a-z0-9_], 1 to 63 bytes");
-    char sql[96];
-    snprintf(sql, sizeof sql, "LISTEN %s", channel);   /* checked: an identifier of ours */
-    return sql_exec(c, sql, err);
-}
-
-int sql_notify(sql_conn *c, const char *channel, const char *payload, vaed_err *err)
-{
-    if (c->kind != SQL_POSTGRES)
-        return vaed_err_set(err, VAED_ESTATE, "", "notify: SQLite has no notifications");
-    if (!channel_ok(channel))
-        return vaed_err_set(err, VAED_EINVAL, "channel", "channel: [a-z0-9_], 1 to 63 bytes");
-    sql_stmt *s = NULL;
-    int rc = sql_prepare(c, "SELECT pg_notify(?1, ?2)", &s, err);
-    if (rc == 0 && (sql_bind_text(s, 1, channel) || sql_bind_text(s, 2, payload ? payload : "")))
-        rc = vaed_err_set(err, VAED_ENOMEM, "", "notify: out of memory");
-    if (rc == 0) {
-        rc = sql_step(s, err);
-        rc = rc < 0 ? rc : 0;
-    }
-    sql_finalize(s);
-    return rc;
-}
-
-int sql_socket(const sql_conn *c)
-{
-    return c->kind == SQL_POSTGRES && c->pg ? PQsocket(c->pg) : -1;
-}
-
-int sql_next_notify(sql_conn *c, char **channel, char **payload, vaed_err *err)
-{
-    *channel = *payload = NULL;
-    if (c->kind != SQL_POSTGRES)
-        return vaed_err_set(err, VAED_ESTATE, "", "notifications: SQLite has none");
-    if (!PQconsumeInput(c->pg)) {
-        c->ec = SQL_EC_CONN;
-        return fail(c, NULL, err, "notifications");
-    }
-    PGnotify *n = PQnotifies(c->pg);
-    if (!n)
-        return 0;
-    *channel = xstrdup(n->relname);
-    *payload = xstrdup(n->extra ? n->extra : "");
-    PQfreemem(n);
-    return 1;
-}
-
 /* ---- placeholders ------------------------------------------------------------------ */
 
 char *sql_translate(sql_kind kind, const char *sql, int *nparams)
@@ -355,14 +180,35 @@ char *sql_translate(sql_kind kind, const char *sql, int *nparams)
     int maxp = 0;
     const char *p = sql;
     while (*p) {
-        if (*p == '\'' || *p == '"') {          /* a literal or quoted identifier ('' inside) */
+        /* E'' and $$ are PostgreSQL's only, and not where they'd continue a word */
+        int word = kind != SQL_POSTGRES ||
+                   (p > sql && (isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == '$'));
+        size_t tag = 0;                         /* a dollar quote's "$tag$" */
+        if (*p == '$' && !word) {
+            while (isalnum((unsigned char)p[1 + tag]) || p[1 + tag] == '_')
+                tag++;
+            tag = p[1 + tag] == '$' && !(tag > 0 && isdigit((unsigned char)p[1])) ? tag + 2 : 0;
+        }
+        if (*p == '\'' || *p == '"' || ((*p == 'E' || *p == 'e') && p[1] == '\'' && !word)) {
+            /* a literal or quoted identifier ('' inside; in E'...' a backslash escapes) */
+            int esc = *p == 'E' || *p == 'e';
+            if (esc)
+                *o++ = *p++;
             char q = *p;
             *o++ = *p++;
             while (*p) {
+                if (esc && *p == '\\' && p[1]) { *o++ = *p++; *o++ = *p++; continue; }
                 if (*p == q && p[1] == q) { *o++ = *p++; *o++ = *p++; continue; }
                 if (*p == q) { *o++ = *p++; break; }
                 *o++ = *p++;
             }
+        } else if (tag) {                       /* $tag$ ... $tag$, copied whole */
+            const char *e = p + tag;
+            while (*e && strncmp(e, p, tag) != 0)
+                e++;
+            size_t k = *e ? (size_t)(e + tag - p) : strlen(p);
+            memcpy(o, p, k);
+            o += k, p += k;
         } else if (p[0] == '-' && p[1] == '-') { /* a comment to the line's end */
             while (*p && *p != '\n')
                 *o++ = *p++;
@@ -401,7 +247,6 @@ int sql_prepare(sql_conn *c, const char *sql, sql_stmt **out, vaed_err *err)
     sql_stmt *s = xcalloc(1, sizeof *s);
     *out = NULL;
     s->c = c;
-    s->cell_col = -1;
     if (c->kind == SQL_SQLITE) {
         int rc = sqlite3_prepare_v2(c->lite, sql, -1, &s->lite, NULL);
         c->ec = lite_class(rc);
@@ -410,7 +255,7 @@ int sql_prepare(sql_conn *c, const char *sql, sql_stmt **out, vaed_err *err)
             return vaed_err_set(err, VAED_EINVAL, "", "prepare: an empty statement");
         }
         if (rc != SQLITE_OK) {
-            rc = fail(c, NULL, err, "prepare");
+            rc = sql_fail(c, NULL, err, "prepare");
             free(s);
             return rc;
         }
@@ -424,39 +269,14 @@ int sql_prepare(sql_conn *c, const char *sql, sql_stmt **out, vaed_err *err)
     return 0;
 }
 
-static void pg_drop_result(sql_stmt *s)
-{
-    PQclear(s->res);
-    s->res = NULL;
-    s->ran = 0;
-    s->row = -1;
-    s->nrows = 0;
-    free(s->cell);
-    s->cell = NULL;
-    s->cell_len = 0;
-    s->cell_col = -1;
-}
-
-/* Forget s's server-side statement (when it has one on this connection). */
-static void pg_deallocate(sql_stmt *s)
-{
-    if (s->prepared && s->pgen == s->c->gen && s->c->pg &&
-        PQtransactionStatus(s->c->pg) != PQTRANS_INERROR) {
-        char sql[64];
-        snprintf(sql, sizeof sql, "DEALLOCATE %s", s->pname);
-        PQclear(PQexec(s->c->pg, sql));
-    }
-    s->prepared = 0;
-}
-
 void sql_finalize(sql_stmt *s)
 {
     if (!s)
         return;
     if (s->lite)
         sqlite3_finalize(s->lite);
-    pg_drop_result(s);
-    pg_deallocate(s);
+    sqlpg_drop_result(s);
+    sqlpg_deallocate(s);
     free(s->poids);
     for (int i = 0; i < s->nparam; i++)
         free(s->p[i].val);
@@ -468,29 +288,6 @@ void sql_finalize(sql_stmt *s)
 int sql_param_count(const sql_stmt *s)
 {
     return s->lite ? sqlite3_bind_parameter_count(s->lite) : s->nparam;
-}
-
-/* PostgreSQL: parameter i set to a copy of n bytes of v (v NULL: SQL NULL) */
-static int pg_set(sql_stmt *s, int i, const void *v, size_t n, int binary, unsigned oid)
-{
-    if (i < 1 || i > s->nparam)
-        return VAED_EINVAL;
-    if (n > INT32_MAX)
-        return VAED_ETOOBIG;
-    struct pgparam *p = &s->p[i - 1];
-    char *copy = NULL;
-    if (v) {
-        if (!(copy = malloc(n + 1)))
-            return VAED_ENOMEM;
-        memcpy(copy, v, n);
-        copy[n] = '\0';
-    }
-    free(p->val);
-    p->val = copy;
-    p->len = (int)n;
-    p->binary = binary;
-    p->oid = v ? oid : 0;
-    return 0;
 }
 
 static int lite_bind_rc(int rc)
@@ -505,7 +302,7 @@ int sql_bind_int64(sql_stmt *s, int i, int64_t v)
         return lite_bind_rc(sqlite3_bind_int64(s->lite, i, v));
     char b[24];
     int n = snprintf(b, sizeof b, "%lld", (long long)v);
-    return pg_set(s, i, b, (size_t)n, 0, OID_INT8);
+    return sqlpg_set(s, i, b, (size_t)n, 0, OID_INT8);
 }
 
 int sql_bind_double(sql_stmt *s, int i, double v)
@@ -515,12 +312,12 @@ int sql_bind_double(sql_stmt *s, int i, double v)
     char b[40];
     int n;
     if (isnan(v))           /* SQLite's rule, on both: a NaN is stored as NULL */
-        return pg_set(s, i, NULL, 0, 0, 0);
+        return sqlpg_set(s, i, NULL, 0, 0, 0);
     if (isinf(v))
         n = snprintf(b, sizeof b, "%sInfinity", v < 0 ? "-" : "");
     else
         n = snprintf(b, sizeof b, "%.17g", v);
-    return pg_set(s, i, b, (size_t)n, 0, OID_FLOAT8);
+    return sqlpg_set(s, i, b, (size_t)n, 0, OID_FLOAT8);
 }
 
 int sql_bind_text(sql_stmt *s, int i, const char *v)
@@ -528,7 +325,7 @@ int sql_bind_text(sql_stmt *s, int i, const char *v)
     if (s->lite)
         return lite_bind_rc(v ? sqlite3_bind_text(s->lite, i, v, -1, SQLITE_TRANSIENT)
                               : sqlite3_bind_null(s->lite, i));
-    return pg_set(s, i, v, v ? strlen(v) : 0, 0, 0);
+    return sqlpg_set(s, i, v, v ? strlen(v) : 0, 0, 0);
 }
 
 int sql_bind_blob(sql_stmt *s, int i, const void *v, size_t n)
@@ -538,14 +335,14 @@ int sql_bind_blob(sql_stmt *s, int i, const void *v, size_t n)
             return lite_bind_rc(sqlite3_bind_null(s->lite, i));
         return lite_bind_rc(sqlite3_bind_blob64(s->lite, i, n ? v : "", n, SQLITE_TRANSIENT));
     }
-    return pg_set(s, i, v ? (n ? v : "") : NULL, n, 1, OID_BYTEA);
+    return sqlpg_set(s, i, v ? (n ? v : "") : NULL, n, 1, OID_BYTEA);
 }
 
 int sql_bind_null(sql_stmt *s, int i)
 {
     if (s->lite)
         return lite_bind_rc(sqlite3_bind_null(s->lite, i));
-    return pg_set(s, i, NULL, 0, 0, 0);
+    return sqlpg_set(s, i, NULL, 0, 0, 0);
 }
 
 void sql_clear_bindings(sql_stmt *s)
@@ -555,74 +352,7 @@ void sql_clear_bindings(sql_stmt *s)
         return;
     }
     for (int i = 1; i <= s->nparam; i++)
-        pg_set(s, i, NULL, 0, 0, 0);
-}
-
-static int pg_run(sql_stmt *s, vaed_err *err)
-{
-    sql_conn *c = s->c;
-    int n = s->nparam;
-    const char **vals = NULL;
-    int *lens = NULL, *fmts = NULL;
-    unsigned *oids = NULL;
-    if (n > 0) {
-        vals = xcalloc((size_t)n, sizeof *vals);
-        lens = xcalloc((size_t)n, sizeof *lens);
-        fmts = xcalloc((size_t)n, sizeof *fmts);
-        oids = xcalloc((size_t)n, sizeof *oids);
-        for (int i = 0; i < n; i++) {
-            vals[i] = s->p[i].val;
-            lens[i] = s->p[i].len;
-            fmts[i] = s->p[i].binary;
-            oids[i] = s->p[i].oid;
-        }
-    }
-    PGresult *r = NULL;
-    /* From its second run a statement is prepared on the server (parsed and planned
-     * once), again after a reconnect or when a parameter's type changed (a value
-     * bound where NULL was, a real where an integer was). */
-    if (++s->runs >= 2 && !c->opts.no_server_prepare) {
-        int same = s->prepared && s->pgen == c->gen;
-        for (int i = 0; same && i < n; i++)
-            same = !vals[i] || oids[i] == s->poids[i];
-        if (!same) {
-            pg_deallocate(s);
-            snprintf(s->pname, sizeof s->pname, "vaed_%llu", (unsigned long long)++c->names);
-            r = PQprepare(c->pg, s->pname, s->text, n, oids);
-            if (PQresultStatus(r) == PGRES_COMMAND_OK) {
-                PQclear(r);
-                r = NULL;
-                s->prepared = 1;
-                s->pgen = c->gen;
-                if (n > 0 && !s->poids)
-                    s->poids = xcalloc((size_t)n, sizeof *s->poids);
-                if (n > 0)
-                    memcpy(s->poids, oids, (size_t)n * sizeof *oids);
-            }
-        }
-        if (!r)
-            r = PQexecPrepared(c->pg, s->pname, n, vals, lens, fmts, 0);
-    } else {
-        r = PQexecParams(c->pg, s->text, n, oids, vals, lens, fmts, 0);
-    }
-    free(vals);
-    free(lens);
-    free(fmts);
-    free(oids);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
-        c->ec = pg_class(c, r);
-        int rc = fail(c, r, err, "step");
-        PQclear(r);
-        return rc;
-    }
-    c->ec = SQL_EC_NONE;
-    s->res = r;
-    s->ran = 1;
-    s->row = -1;
-    s->nrows = st == PGRES_TUPLES_OK ? PQntuples(r) : 0;
-    s->changes = strtoll(PQcmdTuples(r), NULL, 10);
-    return 0;
+        sqlpg_set(s, i, NULL, 0, 0, 0);
 }
 
 int sql_step(sql_stmt *s, vaed_err *err)
@@ -637,16 +367,14 @@ int sql_step(sql_stmt *s, vaed_err *err)
             return SQL_DONE;
         }
         return rc == SQLITE_NOMEM ? vaed_err_set(err, VAED_ENOMEM, "", "step: out of memory")
-                                  : fail(s->c, NULL, err, "step");
+                                  : sql_fail(s->c, NULL, err, "step");
     }
     if (!s->ran) {
-        int rc = pg_run(s, err);
+        int rc = sqlpg_run(s, err);
         if (rc < 0)
             return rc;
     }
-    free(s->cell);
-    s->cell = NULL;
-    s->cell_col = -1;
+    sqlpg_new_row(s);
     if (s->row < s->nrows)
         s->row++;
     return s->row < s->nrows ? SQL_ROW : SQL_DONE;
@@ -657,7 +385,7 @@ void sql_reset(sql_stmt *s)
     if (s->lite)
         sqlite3_reset(s->lite);
     else
-        pg_drop_result(s);
+        sqlpg_drop_result(s);
 }
 
 int64_t sql_changes(const sql_stmt *s)
@@ -666,12 +394,6 @@ int64_t sql_changes(const sql_stmt *s)
 }
 
 /* ---- columns ----------------------------------------------------------------------- */
-
-static int pg_has(const sql_stmt *s, int i)
-{
-    return s->res && s->row >= 0 && s->row < s->nrows && i >= 0 && i < PQnfields(s->res) &&
-           !PQgetisnull(s->res, s->row, i);
-}
 
 int sql_column_count(const sql_stmt *s)
 {
@@ -689,96 +411,32 @@ int sql_column_type(sql_stmt *s, int i)
         default: return SQL_NULL;
         }
     }
-    if (!pg_has(s, i))
-        return SQL_NULL;
-    switch (PQftype(s->res, i)) {
-    case OID_BOOL: case OID_INT2: case OID_INT4: case OID_INT8: case OID_OID: return SQL_INT;
-    case OID_FLOAT4: case OID_FLOAT8: case OID_NUMERIC: return SQL_FLOAT;
-    case OID_BYTEA: return SQL_BLOB;
-    default: return SQL_TEXT;
-    }
+    return sqlpg_column_type(s, i);
 }
 
 int64_t sql_column_int64(sql_stmt *s, int i)
 {
     if (s->lite)
         return sqlite3_column_int64(s->lite, i);
-    if (!pg_has(s, i))
-        return 0;
-    const char *v = PQgetvalue(s->res, s->row, i);
-    switch (PQftype(s->res, i)) {
-    case OID_BOOL: return v[0] == 't';
-    case OID_FLOAT4: case OID_FLOAT8: case OID_NUMERIC: {
-        double d = strtod(v, NULL);
-        return isfinite(d) && fabs(d) < 9.2e18 ? (int64_t)d : 0;
-    }
-    default: return strtoll(v, NULL, 10);
-    }
+    return sqlpg_column_int64(s, i);
 }
 
 double sql_column_double(sql_stmt *s, int i)
 {
     if (s->lite)
         return sqlite3_column_double(s->lite, i);
-    if (!pg_has(s, i))
-        return 0.0;
-    const char *v = PQgetvalue(s->res, s->row, i);
-    if (PQftype(s->res, i) == OID_BOOL)
-        return v[0] == 't';
-    return strtod(v, NULL);
-}
-
-static int hexval(int ch)
-{
-    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 :
-           ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-}
-
-/* The bytea column i of the current row, decoded once into s->cell. NULL when the
- * value is NULL or memory ran out (its length 0). */
-static const unsigned char *pg_bytea(sql_stmt *s, int i)
-{
-    if (s->cell_col == i)
-        return s->cell;
-    free(s->cell);
-    s->cell = NULL;
-    s->cell_len = 0;
-    s->cell_col = i;
-    const char *v = PQgetvalue(s->res, s->row, i);
-    size_t n = (size_t)PQgetlength(s->res, s->row, i);
-    if (n >= 2 && v[0] == '\\' && v[1] == 'x') {       /* hex, the default bytea_output */
-        size_t m = (n - 2) / 2;
-        if (!(s->cell = malloc(m + 1)))
-            return NULL;
-        for (size_t k = 0; k < m; k++) {
-            int hi = hexval(v[2 + 2 * k]), lo = hexval(v[3 + 2 * k]);
-            s->cell[k] = (unsigned char)((hi < 0 ? 0 : hi) << 4 | (lo < 0 ? 0 : lo));
-        }
-        s->cell[m] = 0;
-        s->cell_len = m;
-        return s->cell;
-    }
-    size_t m = 0;                                     /* the old "escape" form */
-    unsigned char *u = PQunescapeBytea((const unsigned char *)v, &m);
-    if (!u || !(s->cell = malloc(m + 1))) {
-        PQfreemem(u);
-        return NULL;
-    }
-    memcpy(s->cell, u, m);
-    s->cell[m] = 0;
-    s->cell_len = m;
-    PQfreemem(u);
-    return s->cell;
+    return sqlpg_column_double(s, i);
 }
 
 const char *sql_column_text(sql_stmt *s, int i)
 {
     if (s->lite)
         return (const char *)sqlite3_column_text(s->lite, i);
-    if (!pg_has(s, i))
+    if (!sqlpg_has(s, i))
         return NULL;
+    size_t n;
     if (PQftype(s->res, i) == OID_BYTEA)
-        return (const char *)pg_bytea(s, i);
+        return (const char *)sqlpg_bytea(s, i, &n);
     return PQgetvalue(s->res, s->row, i);
 }
 
@@ -793,9 +451,10 @@ size_t sql_column_bytes(sql_stmt *s, int i)
 {
     if (s->lite)
         return (size_t)sqlite3_column_bytes(s->lite, i);
-    if (!pg_has(s, i))
+    if (!sqlpg_has(s, i))
         return 0;
+    size_t n;
     if (PQftype(s->res, i) == OID_BYTEA)
-        return pg_bytea(s, i) ? s->cell_len : 0;
+        return sqlpg_bytea(s, i, &n) ? n : 0;
     return (size_t)PQgetlength(s->res, s->row, i);
 }

@@ -10,8 +10,10 @@
  *
  * Placeholders. Statements are written in SQLite's form, "?1".."?N" (a number may be
  * used more than once) or bare "?" (the next number). On PostgreSQL they become "$1".."$N";
- * a '?' inside a string literal, a quoted identifier or a comment is left alone.
- * Nothing else of the text is translated.
+ * a '?' inside a string literal ('', E'' with backslash escapes, $$ or $tag$ quotes), a
+ * quoted identifier or a comment is left alone. Nothing else of the text is translated,
+ * so PostgreSQL's jsonb operators ?, ?| and ?& can't be written: use jsonb_exists(),
+ * jsonb_exists_any() and jsonb_exists_all().
  *
  * Values. Integers are int64, reals IEEE-754 doubles, text UTF-8, blobs bytes. A double
  * comes back with the same bits it was stored with on both databases (±Infinity and

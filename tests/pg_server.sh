@@ -7,7 +7,8 @@
 #   sh tests/pg_server.sh restart DIR   pg_ctl restart (fast): every connection is cut
 #   sh tests/pg_server.sh stop DIR      stop it (DIR is left for the caller to remove)
 # The server refuses to run as root, so as root (CI) initdb and pg_ctl run as the
-# postgres user, and DIR is given to that user. Trust authentication on loopback only;
+# postgres user, and DIR is given to that user. Trust authentication on loopback only
+# (its Unix socket is the owner's alone: 0700);
 # fsync off (a test server: vaed's processes are killed in the tests, never this one).
 # The server's log: DIR/server.log.
 set -e
@@ -32,7 +33,7 @@ start)
     while :; do
         port=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
         if as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c unix_socket_permissions=0700" \
             start >"$dir/pg_ctl.log" 2>&1; then
             break
         fi
@@ -51,7 +52,9 @@ restart)
         { tail -n 20 "$dir/server.log" >&2; exit 1; }
     ;;
 stop)
-    as_pg "$bin/pg_ctl" -D "$dir/data" -w -t 60 -m fast stop >"$dir/pg_ctl.log" 2>&1 || true
+    # a fast stop, and if that fails an immediate one: the caller removes DIR next
+    as_pg "$bin/pg_ctl" -D "$dir/data" -w -t 60 -m fast stop >"$dir/pg_ctl.log" 2>&1 ||
+        as_pg "$bin/pg_ctl" -D "$dir/data" -w -t 30 -m immediate stop >>"$dir/pg_ctl.log" 2>&1 || true
     ;;
 *)
     echo "usage: pg_server.sh start|restart|stop DIR" >&2

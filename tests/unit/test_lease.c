@@ -25,6 +25,15 @@ static sql_conn *node_conn(const char *target, int busy_ms)
 }
 
 /* ---- claims, releases, a stale generation refused --------------------------------- */
+/* job's lease run out, in the database's clock, without waiting for it */
+static void expire(sql_conn *c, int64_t job)
+{
+    vaed_err e = {0};
+    char sql[96];
+    snprintf(sql, sizeof sql, "UPDATE leases SET expires = expires - 1000 WHERE job = %lld", (long long)job);
+    CHECK(sql_exec(c, sql, &e) == 0, "%s: expire %lld by hand: %s", K, (long long)job, e.msg);
+}
+
 static void test_rules(const char *target)
 {
     vaed_err e = {0};
@@ -72,13 +81,13 @@ static void test_rules(const char *target)
     /* expiry, in the database's clock */
     lease a, b;
     lease_offer(n[0], 100, &e);
-    CHECK(lease_claim(n[0], "node-a", 0.4, &a, &e) == 1 && a.job == 100, "%s: claim 100", K);
+    CHECK(lease_claim(n[0], "node-a", 30, &a, &e) == 1 && a.job == 100, "%s: claim 100", K);
     CHECK(lease_claim(n[1], "node-b", 30, &b, &e) == 0, "%s: a live lease is not taken", K);
     double was = a.expires;
     usleep(50000);
-    CHECK(lease_renew(n[0], &a, 0.4, &e) == 0 && a.expires > was, "%s: renew moves the expiry (%.3f > %.3f) %s",
+    CHECK(lease_renew(n[0], &a, 40, &e) == 0 && a.expires > was, "%s: renew moves the expiry (%.3f > %.3f) %s",
           K, a.expires, was, e.msg);
-    usleep(700000);
+    expire(n[0], 100);
     CHECK(lease_claim(n[1], "node-b", 30, &b, &e) == 1 && b.job == 100 && b.gen == a.gen + 1,
           "%s: an expired lease is taken over, gen %lld -> %lld", K, (long long)a.gen, (long long)b.gen);
     CHECK(lease_renew(n[0], &a, 30, &e) == VAED_ESTATE, "%s: the old owner's renew is refused", K);
@@ -91,8 +100,8 @@ static void test_rules(const char *target)
 
     /* expired but not taken yet: still fenced (the lease has run out) */
     lease_offer(n[0], 200, &e);
-    CHECK(lease_claim(n[0], "node-a", 0.2, &a, &e) == 1 && a.job == 200, "%s: claim 200", K);
-    usleep(400000);
+    CHECK(lease_claim(n[0], "node-a", 30, &a, &e) == 1 && a.job == 200, "%s: claim 200", K);
+    expire(n[0], 200);
     sql_begin(n[0], 1, &e);
     CHECK(lease_fence(n[0], &a, &e) == VAED_ESTATE, "%s: an expired lease fences its own owner", K);
     sql_rollback(n[0], &e);
@@ -102,10 +111,10 @@ static void test_rules(const char *target)
      * claim meanwhile does not take the job (PostgreSQL: the row is locked and
      * skipped; SQLite: the writer's lock, so the claim fails busy) */
     lease_offer(n[0], 300, &e);
-    CHECK(lease_claim(n[0], "node-a", 0.3, &a, &e) == 1 && a.job == 300, "%s: claim 300", K);
-    sql_begin(n[0], 1, &e);
-    CHECK(lease_fence(n[0], &a, &e) == 0, "%s: fence 300: %s", K, e.msg);
-    usleep(500000);   /* expired now, inside the fenced transaction */
+    CHECK(lease_claim(n[0], "node-a", 1.5, &a, &e) == 1 && a.job == 300, "%s: claim 300", K);
+    sql_begin(n[0], 1, &e);   /* the lease can't be expired by hand from here: it is held */
+    CHECK(lease_fence(n[0], &a, &e) == 0, "%s: fence 300 (within 1.5 s of the claim): %s", K, e.msg);
+    usleep(1700000);   /* expired now, inside the fenced transaction */
     sql_conn *quick = node_conn(target, 100);
     int rc = quick ? lease_claim(quick, "node-q", 30, &b, &e) : -99;
     int skipped = rc == 0 || (rc == 1 && b.job != 300) ||

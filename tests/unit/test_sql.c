@@ -38,6 +38,12 @@ static void test_translate(void)
         {"/* ? */ SELECT ?12", "/* ? */ SELECT $12", 12},
         {"SELECT json_extract(r, '$.bound')", "SELECT json_extract(r, '$.bound')", 0},
         {"SELECT 'unterminated ?", "SELECT 'unterminated ?", 0},
+        {"SELECT E'it\\'s ?', ?", "SELECT E'it\\'s ?', $1", 1},
+        {"SELECT e'\\\\', ?", "SELECT e'\\\\', $1", 1},
+        {"SELECT name'?', ?", "SELECT name'?', $1", 1},
+        {"DO $$ SELECT '?' $$; SELECT ?", "DO $$ SELECT '?' $$; SELECT $1", 1},
+        {"SELECT $f$ ? $x$ ? $f$, ?2", "SELECT $f$ ? $x$ ? $f$, $2", 2},
+        {"SELECT ?1 || $1$", "SELECT $1 || $1$", 1},
         {"", "", 0},
     };
     for (size_t k = 0; k < sizeof tab / sizeof tab[0]; k++) {
@@ -453,6 +459,90 @@ static void test_restart(sql_conn *c, const char *restart_cmd)
     sql_finalize(s);
 }
 
+/* Reads the store relies on besides plain values: two blob columns of one row read
+ * together, an integer sum of bigints (numeric on PostgreSQL) read as the exact
+ * integer; and on PostgreSQL, a server-prepared statement after ALTER TABLE changed
+ * its result, and a statement finalized inside a failed transaction (its server-side
+ * name dropped once the connection is idle). */
+static void test_reads_and_plans(sql_conn *c)
+{
+    vaed_err e = {0};
+    sql_stmt *s = NULL;
+    int pg = sql_kind_of(c) == SQL_POSTGRES;
+    exec_ok(c, "DROP TABLE IF EXISTS w");
+    exec_ok(c, pg ? "CREATE TABLE w(k bigint, a bytea, b bytea)" : "CREATE TABLE w(k INTEGER, a BLOB, b BLOB)");
+    CHECK(sql_prepare(c, "INSERT INTO w VALUES (?1, ?2, ?3)", &s, &e) == 0, "%s: %s", kname(c), e.msg);
+    for (int k = 0; s && k < 3; k++) {     /* 5 + (2^62 - 1) + 7: past 2^53, a double would round it */
+        sql_reset(s);
+        sql_bind_int64(s, 1, k == 0 ? 5 : (k == 1 ? INT64_C(0x3fffffffffffffff) : 7));
+        sql_bind_blob(s, 2, "first", 5);
+        sql_bind_blob(s, 3, "second!", 7);
+        CHECK(sql_step(s, &e) == SQL_DONE, "%s: insert w: %s", kname(c), e.msg);
+    }
+    sql_finalize(s);
+    CHECK(sql_prepare(c, "SELECT a, b FROM w WHERE k = 5", &s, &e) == 0, "%s: %s", kname(c), e.msg);
+    if (s && sql_step(s, &e) == SQL_ROW) {
+        const void *a = sql_column_blob(s, 0);
+        size_t na = sql_column_bytes(s, 0);
+        const void *b = sql_column_blob(s, 1);
+        size_t nb = sql_column_bytes(s, 1);
+        CHECK(a && b && na == 5 && nb == 7 && memcmp(a, "first", 5) == 0 && memcmp(b, "second!", 7) == 0,
+              "%s: two blob columns of a row read together stay valid (%zu, %zu)", kname(c), na, nb);
+    } else {
+        CHECK(0, "%s: select w: %s", kname(c), e.msg);
+    }
+    sql_finalize(s);
+    int64_t want = INT64_C(0x3fffffffffffffff) + 12;
+    CHECK(sql_prepare(c, "SELECT sum(k) FROM w", &s, &e) == 0 && sql_step(s, &e) == SQL_ROW, "%s: %s", kname(c), e.msg);
+    CHECK(s && sql_column_type(s, 0) == SQL_INT && sql_column_int64(s, 0) == want,
+          "%s: sum of bigints is the exact integer %lld (type %d, got %lld)", kname(c), (long long)want,
+          s ? sql_column_type(s, 0) : -1, s ? (long long)sql_column_int64(s, 0) : 0LL);
+    sql_finalize(s);
+    if (!pg) {
+        exec_ok(c, "DROP TABLE w");
+        return;
+    }
+    /* a plan cached before ALTER TABLE: re-prepared, outside and inside a transaction */
+    CHECK(sql_prepare(c, "SELECT * FROM w ORDER BY k", &s, &e) == 0, "%s", e.msg);
+    for (int k = 0; s && k < 2; k++) {      /* the second run prepares it on the server */
+        sql_reset(s);
+        CHECK(sql_step(s, &e) == SQL_ROW && sql_column_count(s) == 3, "postgres: select * run %d: %s", k, e.msg);
+    }
+    exec_ok(c, "ALTER TABLE w ADD COLUMN z bigint DEFAULT 4");
+    sql_reset(s);
+    CHECK(sql_step(s, &e) == SQL_ROW && sql_column_count(s) == 4 && sql_column_int64(s, 3) == 4,
+          "postgres: a prepared statement runs after ALTER TABLE changed its result: %s", e.msg);
+    exec_ok(c, "ALTER TABLE w DROP COLUMN z");
+    sql_begin(c, 0, &e);
+    sql_reset(s);
+    int rc = sql_step(s, &e);
+    sql_rollback(c, &e);
+    sql_begin(c, 0, &e);
+    sql_reset(s);
+    CHECK(rc == VAED_EDB && sql_step(s, &e) == SQL_ROW && sql_column_count(s) == 3,
+          "postgres: inside a transaction the stale plan fails once (rc %d), then runs re-prepared: %s", rc, e.msg);
+    sql_rollback(c, &e);
+    sql_finalize(s);
+    /* finalized inside a failed transaction: dropped on the server when idle */
+    int64_t before = t_sql_int(c, "SELECT count(*) FROM pg_prepared_statements");
+    CHECK(sql_prepare(c, "SELECT k FROM w WHERE k = ?1", &s, &e) == 0, "%s", e.msg);
+    for (int k = 0; s && k < 2; k++) {
+        sql_reset(s);
+        sql_bind_int64(s, 1, 5);
+        CHECK(sql_step(s, &e) == SQL_ROW, "postgres: select k run %d: %s", k, e.msg);
+    }
+    CHECK(t_sql_int(c, "SELECT count(*) FROM pg_prepared_statements") == before + 1,
+          "postgres: one more statement prepared on the server");
+    sql_begin(c, 1, &e);
+    CHECK(sql_exec(c, "SELECT no_such_column FROM w", &e) == VAED_EDB, "postgres: a failing statement");
+    sql_finalize(s);
+    sql_rollback(c, &e);
+    CHECK(t_sql_int(c, "SELECT count(*) FROM pg_prepared_statements") == before,
+          "postgres: a statement finalized in a failed transaction is dropped once idle (%lld, want %lld)",
+          (long long)t_sql_int(c, "SELECT count(*) FROM pg_prepared_statements"), (long long)before);
+    exec_ok(c, "DROP TABLE w");
+}
+
 static void suite(const char *target, int create)
 {
     vaed_err e = {0};
@@ -464,6 +554,7 @@ static void suite(const char *target, int create)
     printf("test_sql: %s\n", kname(c));
     test_values(c);
     test_changes_and_errors(c);
+    test_reads_and_plans(c);
     test_two_conns(target, c);
     test_notify(target, c);
     const char *restart = getenv("VAED_TEST_PG_RESTART");
