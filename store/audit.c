@@ -19,7 +19,7 @@
 
 static const char SQL_INSERT[] =
     "INSERT INTO audit(time, token, remote, method, path, status, created) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id";
 static const char SQL_RETAIN[] = "DELETE FROM audit WHERE id <= ?1 - ?2";
 static const char SQL_AFTER[] = "SELECT " AU_COLS " FROM audit WHERE id > coalesce(?1, 0) "
                                 "ORDER BY id";
@@ -32,47 +32,38 @@ typedef struct au_op {
     char text[];
 } au_op;
 
-static int exec1(sqlite3_stmt *s)
-{
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        ;
-    return rc;
-}
-
-static void bind_opt(sqlite3_stmt *s, int i, const char *t)
+static void bind_opt(sql_stmt *s, int i, const char *t)
 {
     if (t)
-        sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC);
+        sql_bind_text(s, i, t);
     else
-        sqlite3_bind_null(s, i);
+        sql_bind_null(s, i);
 }
 
-static int do_append(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, char *msg, size_t msgsz)
+static int do_append(sql_conn *db, void *arg, int *vrc, int64_t *out_id, char *msg, size_t msgsz)
 {
     const au_op *o = arg;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(db, SQL_INSERT, -1, &s, NULL);
-    if (rc != SQLITE_OK)
+    sql_stmt *s = NULL;
+    int rc = sql_prepare(db, SQL_INSERT, &s, NULL);
+    if (rc != 0)
         return rc;
-    sqlite3_bind_double(s, 1, o->a.time);
+    sql_bind_double(s, 1, o->a.time);
     bind_opt(s, 2, o->a.token);
-    sqlite3_bind_text(s, 3, o->a.remote, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, o->a.method, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 5, o->a.path, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 6, o->a.status);
+    sql_bind_text(s, 3, o->a.remote);
+    sql_bind_text(s, 4, o->a.method);
+    sql_bind_text(s, 5, o->a.path);
+    sql_bind_int64(s, 6, o->a.status);
     bind_opt(s, 7, o->a.created);
-    rc = exec1(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
+    rc = store_wrun(s, out_id);
+    sql_finalize(s);
+    if (rc != SQL_DONE)
         return rc;
-    *out_id = sqlite3_last_insert_rowid(db);
-    if ((rc = sqlite3_prepare_v2(db, SQL_RETAIN, -1, &s, NULL)) != SQLITE_OK)
+    if ((rc = sql_prepare(db, SQL_RETAIN, &s, NULL)) != 0)
         return rc;
-    sqlite3_bind_int64(s, 1, *out_id);
-    sqlite3_bind_int64(s, 2, o->keep);
-    rc = exec1(s);
-    sqlite3_finalize(s);
+    sql_bind_int64(s, 1, *out_id);
+    sql_bind_int64(s, 2, o->keep);
+    rc = store_wrun(s, NULL);
+    sql_finalize(s);
     return rc;
 }
 
@@ -118,15 +109,15 @@ typedef struct rows_acc {
     int limit, more;
 } rows_acc;
 
-static char *col_dup(sqlite3_stmt *s, int i, int null_ok)
+static char *col_dup(sql_stmt *s, int i, int null_ok)
 {
-    const unsigned char *t = sqlite3_column_text(s, i);
+    const char *t = sql_column_text(s, i);
     if (!t && null_ok)
         return NULL;
     return xstrdup(t ? (const char *)t : "");
 }
 
-static int add_row(void *arg, sqlite3_stmt *s)
+static int add_row(void *arg, sql_stmt *s)
 {
     rows_acc *a = arg;
     if (a->n == (size_t)a->limit) {
@@ -142,13 +133,13 @@ static int add_row(void *arg, sqlite3_stmt *s)
         a->arr = q;
     }
     store_audit *r = &a->arr[a->n++];
-    r->id = sqlite3_column_int64(s, 0);
-    r->time = sqlite3_column_double(s, 1);
+    r->id = sql_column_int64(s, 0);
+    r->time = sql_column_double(s, 1);
     r->token = col_dup(s, 2, 1);
     r->remote = col_dup(s, 3, 0);
     r->method = col_dup(s, 4, 0);
     r->path = col_dup(s, 5, 0);
-    r->status = sqlite3_column_int(s, 6);
+    r->status = (int)sql_column_int64(s, 6);
     r->created = col_dup(s, 7, 1);
     return 0;
 }

@@ -21,7 +21,7 @@
 static const char SQL_GET[] = "SELECT " DS_COLS " FROM datasets WHERE id = ?1";
 static const char SQL_LIST[] = "SELECT " DS_COLS " FROM datasets ORDER BY id";
 static const char SQL_INSERT[] = "INSERT INTO datasets(name, source, spec, info, size, created_at) "
-                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id";
 static const char SQL_SET_PATH[] = "UPDATE datasets SET spec = json_set(spec, '$.path', ?2) "
                                    "WHERE id = ?1";
 /* Unfinished jobs whose dataset files are this dataset's: a job naming a dataset by id
@@ -53,23 +53,23 @@ void store_datasets_free(store_dataset *d, size_t n)
     free(d);
 }
 
-static char *col_dup(sqlite3_stmt *s, int i)
+static char *col_dup(sql_stmt *s, int i)
 {
-    const unsigned char *t = sqlite3_column_text(s, i);
+    const char *t = sql_column_text(s, i);
     return xstrdup(t ? (const char *)t : "");
 }
 
-static void read_row(sqlite3_stmt *s, store_dataset *d)
+static void read_row(sql_stmt *s, store_dataset *d)
 {
     memset(d, 0, sizeof *d);
-    d->id = sqlite3_column_int64(s, 0);
+    d->id = sql_column_int64(s, 0);
     d->name = col_dup(s, 1);
-    const unsigned char *src = sqlite3_column_text(s, 2);
+    const char *src = sql_column_text(s, 2);
     snprintf(d->source, sizeof d->source, "%s", src ? (const char *)src : "");
     d->spec = col_dup(s, 3);
     d->info = col_dup(s, 4);
-    d->size = sqlite3_column_int64(s, 5);
-    d->created_at = sqlite3_column_double(s, 6);
+    d->size = sql_column_int64(s, 5);
+    d->created_at = sql_column_double(s, 6);
 }
 
 /* ---- reads ---------------------------------------------------------------------- */
@@ -79,7 +79,7 @@ typedef struct rows_acc {
     size_t n, cap;
 } rows_acc;
 
-static int add_row(void *arg, sqlite3_stmt *s)
+static int add_row(void *arg, sql_stmt *s)
 {
     rows_acc *a = arg;
     if (a->n == a->cap) {
@@ -134,53 +134,43 @@ int store_datasets_list(store *st, store_dataset **out, size_t *n, vaed_err *err
 
 /* ---- writes --------------------------------------------------------------------- */
 
-/* Step a one-shot statement to its end; SQLITE_DONE or the failing code. */
-static int exec1(sqlite3_stmt *s)
-{
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        ;
-    return rc;
-}
-
 typedef struct ins_arg {
     const store_dataset_new *nd;
 } ins_arg;
 
-static int do_insert(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, char *msg, size_t msgsz)
+static int do_insert(sql_conn *db, void *arg, int *vrc, int64_t *out_id, char *msg, size_t msgsz)
 {
     const store_dataset_new *nd = ((ins_arg *)arg)->nd;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(db, SQL_INSERT, -1, &s, NULL);
-    if (rc != SQLITE_OK)
+    sql_stmt *s = NULL;
+    int rc = sql_prepare(db, SQL_INSERT, &s, NULL);
+    if (rc != 0)
         return rc;
-    sqlite3_bind_text(s, 1, nd->name ? nd->name : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, nd->source, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, nd->spec, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, nd->info, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, nd->size);
-    sqlite3_bind_double(s, 6, store_now());
-    rc = exec1(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
+    sql_bind_text(s, 1, nd->name ? nd->name : "");
+    sql_bind_text(s, 2, nd->source);
+    sql_bind_text(s, 3, nd->spec);
+    sql_bind_text(s, 4, nd->info);
+    sql_bind_int64(s, 5, nd->size);
+    sql_bind_double(s, 6, store_now());
+    rc = store_wrun(s, out_id);
+    sql_finalize(s);
+    if (rc != SQL_DONE)
         return rc;
-    *out_id = sqlite3_last_insert_rowid(db);
     if (!nd->path_dir)
-        return SQLITE_DONE;
+        return SQL_DONE;
     char path[4096];
     int w = snprintf(path, sizeof path, "%s/%" PRId64 ".%s", nd->path_dir, *out_id,
                      nd->path_ext ? nd->path_ext : "bin");
     if (w < 0 || (size_t)w >= sizeof path) {
         *vrc = VAED_EINVAL;
         snprintf(msg, msgsz, "upload path too long");
-        return SQLITE_DONE;
+        return SQL_DONE;
     }
-    if ((rc = sqlite3_prepare_v2(db, SQL_SET_PATH, -1, &s, NULL)) != SQLITE_OK)
+    if ((rc = sql_prepare(db, SQL_SET_PATH, &s, NULL)) != 0)
         return rc;
-    sqlite3_bind_int64(s, 1, *out_id);
-    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
-    rc = exec1(s);
-    sqlite3_finalize(s);
+    sql_bind_int64(s, 1, *out_id);
+    sql_bind_text(s, 2, path);
+    rc = store_wrun(s, NULL);
+    sql_finalize(s);
     return rc;
 }
 
@@ -209,36 +199,36 @@ typedef struct del_arg {
     store_ds_users *users;
 } del_arg;
 
-static int do_delete(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, char *msg, size_t msgsz)
+static int do_delete(sql_conn *db, void *arg, int *vrc, int64_t *out_id, char *msg, size_t msgsz)
 {
     del_arg *a = arg;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(db, SQL_GET, -1, &s, NULL);
-    if (rc != SQLITE_OK)
+    sql_stmt *s = NULL;
+    int rc = sql_prepare(db, SQL_GET, &s, NULL);
+    if (rc != 0)
         return rc;
-    sqlite3_bind_int64(s, 1, a->id);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    sql_bind_int64(s, 1, a->id);
+    rc = sql_step(s, NULL);
+    if (rc == SQL_ROW)
         read_row(s, a->gone);
-    sqlite3_finalize(s);
-    if (rc == SQLITE_DONE) {
+    sql_finalize(s);
+    if (rc == SQL_DONE) {
         *vrc = VAED_ENOTFOUND;
         snprintf(msg, msgsz, "dataset %" PRId64 " not found", a->id);
-        return SQLITE_DONE;
+        return SQL_DONE;
     }
-    if (rc != SQLITE_ROW)
+    if (rc != SQL_ROW)
         return rc;
 
-    if ((rc = sqlite3_prepare_v2(db, SQL_USERS, -1, &s, NULL)) != SQLITE_OK)
+    if ((rc = sql_prepare(db, SQL_USERS, &s, NULL)) != 0)
         return rc;
-    sqlite3_bind_int64(s, 1, a->id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    sql_bind_int64(s, 1, a->id);
+    while ((rc = sql_step(s, NULL)) == SQL_ROW) {
         if (a->users->n < STORE_DS_MAX_USERS)
-            a->users->ids[a->users->n] = sqlite3_column_int64(s, 0);
+            a->users->ids[a->users->n] = sql_column_int64(s, 0);
         a->users->n++;
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
+    sql_finalize(s);
+    if (rc != SQL_DONE)
         return rc;
     if (a->users->n > 0) {
         size_t used = (size_t)snprintf(msg, msgsz, "dataset %" PRId64 " is in use by job%s",
@@ -250,14 +240,14 @@ static int do_delete(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, char *ms
             snprintf(msg + used, msgsz - used, " (queued, running or paused); delete it once "
                                                 "they have finished or been cancelled");
         *vrc = VAED_ESTATE;
-        return SQLITE_DONE;
+        return SQL_DONE;
     }
 
-    if ((rc = sqlite3_prepare_v2(db, SQL_DELETE, -1, &s, NULL)) != SQLITE_OK)
+    if ((rc = sql_prepare(db, SQL_DELETE, &s, NULL)) != 0)
         return rc;
-    sqlite3_bind_int64(s, 1, a->id);
-    rc = exec1(s);
-    sqlite3_finalize(s);
+    sql_bind_int64(s, 1, a->id);
+    rc = store_wrun(s, NULL);
+    sql_finalize(s);
     *out_id = a->id;
     return rc;
 }

@@ -25,7 +25,7 @@ static const char SQL_LIST_OPEN[] = "SELECT " EV_COLS " FROM evaluations "
                                     "WHERE state IN ('queued', 'running') ORDER BY id";
 static const char SQL_INSERT[] =
     "INSERT INTO evaluations(job, ckpt_step, asked, split, k, seed, rows, state, created_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)";
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8) RETURNING id";
 static const char SQL_STATE[] =
     "UPDATE evaluations SET state = ?2, reason = ?3, result = coalesce(?4, result), "
     "rows = CASE WHEN ?6 >= 0 THEN ?6 ELSE rows END, "
@@ -60,37 +60,37 @@ void store_evals_free(store_eval *e, size_t n)
     free(e);
 }
 
-static char *col_dup_or_null(sqlite3_stmt *s, int i)
+static char *col_dup_or_null(sql_stmt *s, int i)
 {
-    const unsigned char *t = sqlite3_column_text(s, i);
+    const char *t = sql_column_text(s, i);
     return t ? xstrdup((const char *)t) : NULL;
 }
 
-static void col_copy(sqlite3_stmt *s, int i, char *dst, size_t n)
+static void col_copy(sql_stmt *s, int i, char *dst, size_t n)
 {
-    const unsigned char *t = sqlite3_column_text(s, i);
+    const char *t = sql_column_text(s, i);
     snprintf(dst, n, "%s", t ? (const char *)t : "");
 }
 
-static void read_row(sqlite3_stmt *s, store_eval *e)
+static void read_row(sql_stmt *s, store_eval *e)
 {
     memset(e, 0, sizeof *e);
-    e->id = sqlite3_column_int64(s, 0);
-    e->job = sqlite3_column_int64(s, 1);
-    e->ckpt_step = sqlite3_column_int64(s, 2);
+    e->id = sql_column_int64(s, 0);
+    e->job = sql_column_int64(s, 1);
+    e->ckpt_step = sql_column_int64(s, 2);
     col_copy(s, 3, e->asked, sizeof e->asked);
     col_copy(s, 4, e->split, sizeof e->split);
-    e->k = sqlite3_column_int(s, 5);
-    e->seed = sqlite3_column_int64(s, 6);
-    e->rows = sqlite3_column_int64(s, 7);
-    e->rows_done = sqlite3_column_int64(s, 8);
+    e->k = (int)sql_column_int64(s, 5);
+    e->seed = sql_column_int64(s, 6);
+    e->rows = sql_column_int64(s, 7);
+    e->rows_done = sql_column_int64(s, 8);
     col_copy(s, 9, e->state, sizeof e->state);
     e->reason = col_dup_or_null(s, 10);
     e->result = col_dup_or_null(s, 11);
-    e->created_at = sqlite3_column_double(s, 12);
-    e->started_at = sqlite3_column_double(s, 13);
-    e->finished_at = sqlite3_column_double(s, 14);
-    e->seconds = sqlite3_column_double(s, 15);
+    e->created_at = sql_column_double(s, 12);
+    e->started_at = sql_column_double(s, 13);
+    e->finished_at = sql_column_double(s, 14);
+    e->seconds = sql_column_double(s, 15);
 }
 
 /* ---- reads ---------------------------------------------------------------------- */
@@ -100,7 +100,7 @@ typedef struct rows_acc {
     size_t n, cap;
 } rows_acc;
 
-static int add_row(void *arg, sqlite3_stmt *s)
+static int add_row(void *arg, sql_stmt *s)
 {
     rows_acc *a = arg;
     if (a->n == a->cap) {
@@ -162,11 +162,11 @@ typedef struct blocks_arg {
     void *arg;
 } blocks_arg;
 
-static int each_block(void *arg, sqlite3_stmt *s)
+static int each_block(void *arg, sql_stmt *s)
 {
     blocks_arg *b = arg;
-    return b->fn(b->arg, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
-                 sqlite3_column_blob(s, 2), (size_t)sqlite3_column_bytes(s, 2));
+    return b->fn(b->arg, sql_column_int64(s, 0), sql_column_int64(s, 1),
+                 sql_column_blob(s, 2), (size_t)(int)sql_column_bytes(s, 2));
 }
 
 int store_eval_blocks(store *st, int64_t id, store_eval_block_fn fn, void *arg, vaed_err *err)
@@ -175,11 +175,11 @@ int store_eval_blocks(store *st, int64_t id, store_eval_block_fn fn, void *arg, 
     return store_read_each(st, SQL_BLOCKS, id, each_block, &b, "reading evaluation blocks", err);
 }
 
-static int best_row(void *arg, sqlite3_stmt *s)
+static int best_row(void *arg, sql_stmt *s)
 {
     int64_t *step = arg;
-    if (sqlite3_column_type(s, 0) != SQLITE_NULL)
-        *step = sqlite3_column_int64(s, 0);
+    if (sql_column_type(s, 0) != SQL_NULL)
+        *step = sql_column_int64(s, 0);
     return 0;
 }
 
@@ -199,38 +199,28 @@ int store_eval_best(store *st, int64_t job, int64_t *step, vaed_err *err)
 
 /* ---- writes --------------------------------------------------------------------- */
 
-static int exec1(sqlite3_stmt *s)
-{
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        ;
-    return rc;
-}
-
-static int do_insert(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, char *msg, size_t msgsz)
+static int do_insert(sql_conn *db, void *arg, int *vrc, int64_t *out_id, char *msg, size_t msgsz)
 {
     const store_eval_new *ne = arg;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(db, SQL_INSERT, -1, &s, NULL);
-    if (rc != SQLITE_OK)
+    sql_stmt *s = NULL;
+    int rc = sql_prepare(db, SQL_INSERT, &s, NULL);
+    if (rc != 0)
         return rc;
-    sqlite3_bind_int64(s, 1, ne->job);
-    sqlite3_bind_int64(s, 2, ne->ckpt_step);
-    sqlite3_bind_text(s, 3, ne->asked, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, ne->split, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 5, ne->k);
-    sqlite3_bind_int64(s, 6, ne->seed);
-    sqlite3_bind_int64(s, 7, ne->rows);
-    sqlite3_bind_double(s, 8, store_now());
-    rc = exec1(s);
-    sqlite3_finalize(s);
-    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY || rc == SQLITE_CONSTRAINT) {
+    sql_bind_int64(s, 1, ne->job);
+    sql_bind_int64(s, 2, ne->ckpt_step);
+    sql_bind_text(s, 3, ne->asked);
+    sql_bind_text(s, 4, ne->split);
+    sql_bind_int64(s, 5, ne->k);
+    sql_bind_int64(s, 6, ne->seed);
+    sql_bind_int64(s, 7, ne->rows);
+    sql_bind_double(s, 8, store_now());
+    rc = store_wrun(s, out_id);
+    sql_finalize(s);
+    if (rc != SQL_DONE && sql_errclass_of(db) == SQL_EC_CONSTRAINT) {
         *vrc = VAED_ENOTFOUND;
         snprintf(msg, msgsz, "job %" PRId64 " not found", ne->job);
-        return SQLITE_DONE;
+        return SQL_DONE;
     }
-    if (rc == SQLITE_DONE)
-        *out_id = sqlite3_last_insert_rowid(db);
     return rc;
 }
 
@@ -247,47 +237,48 @@ typedef struct state_arg {
     int64_t rows;
 } state_arg;
 
-static int do_state(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, char *msg, size_t msgsz)
+static int do_state(sql_conn *db, void *arg, int *vrc, int64_t *out_id, char *msg, size_t msgsz)
 {
     const state_arg *a = arg;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(db, SQL_STATE, -1, &s, NULL);
-    if (rc != SQLITE_OK)
+    sql_stmt *s = NULL;
+    int rc = sql_prepare(db, SQL_STATE, &s, NULL);
+    if (rc != 0)
         return rc;
-    sqlite3_bind_int64(s, 1, a->id);
-    sqlite3_bind_text(s, 2, a->state, -1, SQLITE_STATIC);
+    sql_bind_int64(s, 1, a->id);
+    sql_bind_text(s, 2, a->state);
     if (a->reason)
-        sqlite3_bind_text(s, 3, a->reason, -1, SQLITE_STATIC);
+        sql_bind_text(s, 3, a->reason);
     if (a->result)
-        sqlite3_bind_text(s, 4, a->result, -1, SQLITE_STATIC);
-    sqlite3_bind_double(s, 5, store_now());
-    sqlite3_bind_int64(s, 6, a->rows);
-    rc = exec1(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
+        sql_bind_text(s, 4, a->result);
+    sql_bind_double(s, 5, store_now());
+    sql_bind_int64(s, 6, a->rows);
+    rc = store_wrun(s, NULL);
+    int64_t changed = sql_changes(s);
+    sql_finalize(s);
+    if (rc != SQL_DONE)
         return rc;
-    if (sqlite3_changes(db) == 0) { /* gone, or finished already: say which */
-        if ((rc = sqlite3_prepare_v2(db, SQL_EXISTS, -1, &s, NULL)) != SQLITE_OK)
+    if (changed == 0) { /* gone, or finished already: say which */
+        if ((rc = sql_prepare(db, SQL_EXISTS, &s, NULL)) != 0)
             return rc;
-        sqlite3_bind_int64(s, 1, a->id);
-        int found = sqlite3_step(s) == SQLITE_ROW;
+        sql_bind_int64(s, 1, a->id);
+        int found = sql_step(s, NULL) == SQL_ROW;
         if (found)
             snprintf(msg, msgsz, "evaluation %" PRId64 " is %s", a->id,
-                     (const char *)sqlite3_column_text(s, 0));
+                     (const char *)sql_column_text(s, 0));
         else
             snprintf(msg, msgsz, "evaluation %" PRId64 " not found", a->id);
         *vrc = found ? VAED_ESTATE : VAED_ENOTFOUND;
-        sqlite3_finalize(s);
-        return SQLITE_DONE;
+        sql_finalize(s);
+        return SQL_DONE;
     }
     if (strcmp(a->state, "completed") && strcmp(a->state, "failed") &&
         strcmp(a->state, "cancelled"))
-        return SQLITE_DONE;
-    if ((rc = sqlite3_prepare_v2(db, SQL_DROP_BLOCKS, -1, &s, NULL)) != SQLITE_OK)
+        return SQL_DONE;
+    if ((rc = sql_prepare(db, SQL_DROP_BLOCKS, &s, NULL)) != 0)
         return rc;
-    sqlite3_bind_int64(s, 1, a->id);
-    rc = exec1(s);
-    sqlite3_finalize(s);
+    sql_bind_int64(s, 1, a->id);
+    rc = store_wrun(s, NULL);
+    sql_finalize(s);
     return rc;
 }
 
@@ -312,32 +303,32 @@ typedef struct block_arg {
     double secs;
 } block_arg;
 
-static int do_block(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, char *msg, size_t msgsz)
+static int do_block(sql_conn *db, void *arg, int *vrc, int64_t *out_id, char *msg, size_t msgsz)
 {
     const block_arg *a = arg;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(db, SQL_BLOCK_PUT, -1, &s, NULL);
-    if (rc != SQLITE_OK)
+    sql_stmt *s = NULL;
+    int rc = sql_prepare(db, SQL_BLOCK_PUT, &s, NULL);
+    if (rc != 0)
         return rc;
-    sqlite3_bind_int64(s, 1, a->id);
-    sqlite3_bind_int64(s, 2, a->block);
-    sqlite3_bind_int64(s, 3, a->rows);
-    sqlite3_bind_blob(s, 4, a->data, (int)a->len, SQLITE_STATIC);
-    rc = exec1(s);
-    sqlite3_finalize(s);
-    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY || rc == SQLITE_CONSTRAINT) {
+    sql_bind_int64(s, 1, a->id);
+    sql_bind_int64(s, 2, a->block);
+    sql_bind_int64(s, 3, a->rows);
+    sql_bind_blob(s, 4, a->data, (size_t)((int)a->len));
+    rc = store_wrun(s, NULL);
+    sql_finalize(s);
+    if (rc != SQL_DONE && sql_errclass_of(db) == SQL_EC_CONSTRAINT) {
         *vrc = VAED_ENOTFOUND;
         snprintf(msg, msgsz, "evaluation %" PRId64 " not found", a->id);
-        return SQLITE_DONE;
+        return SQL_DONE;
     }
-    if (rc != SQLITE_DONE)
+    if (rc != SQL_DONE)
         return rc;
-    if ((rc = sqlite3_prepare_v2(db, SQL_BLOCK_COUNT, -1, &s, NULL)) != SQLITE_OK)
+    if ((rc = sql_prepare(db, SQL_BLOCK_COUNT, &s, NULL)) != 0)
         return rc;
-    sqlite3_bind_int64(s, 1, a->id);
-    sqlite3_bind_double(s, 2, a->secs);
-    rc = exec1(s);
-    sqlite3_finalize(s);
+    sql_bind_int64(s, 1, a->id);
+    sql_bind_double(s, 2, a->secs);
+    rc = store_wrun(s, NULL);
+    sql_finalize(s);
     return rc;
 }
 

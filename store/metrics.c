@@ -69,7 +69,7 @@ static int widen_groups(store_series *s, size_t rows, size_t cap, int g)
 
 /* Append the current row of s (the columns of R_METRICS) to out, growing its arrays
  * (capacity *cap rows). Returns 0, or -1 when out of memory (out stays consistent). */
-static int series_push(store_series *out, size_t *cap, sqlite3_stmt *s, unsigned mask)
+static int series_push(store_series *out, size_t *cap, sql_stmt *s, unsigned mask)
 {
     size_t n = out->n;
     if (n == *cap) {
@@ -85,13 +85,13 @@ static int series_push(store_series *out, size_t *cap, sqlite3_stmt *s, unsigned
             return -1;
         *cap = nc;
     }
-    out->step[n] = sqlite3_column_int64(s, 0);
+    out->step[n] = sql_column_int64(s, 0);
     for (int k = 0; k < STORE_M_NCOLS; k++)
         if (mask & STORE_MCOL(k))
-            out->col[k][n] = sqlite3_column_double(s, 1 + k);
+            out->col[k][n] = sql_column_double(s, 1 + k);
     if (mask & STORE_M_KL_GROUPS_BIT) {
-        const double *g = sqlite3_column_blob(s, 1 + STORE_M_NCOLS);
-        int ng = g ? sqlite3_column_bytes(s, 1 + STORE_M_NCOLS) / (int)sizeof(double) : 0;
+        const double *g = sql_column_blob(s, 1 + STORE_M_NCOLS);
+        int ng = g ? (int)sql_column_bytes(s, 1 + STORE_M_NCOLS) / (int)sizeof(double) : 0;
         if (ng > out->n_groups && widen_groups(out, n, *cap, ng) != 0)
             return -1;
         for (int k = 0; k < out->n_groups; k++) {
@@ -112,18 +112,18 @@ static int range_on(struct rconn *c, int64_t job, int64_t since, int64_t until,
                     unsigned mask, size_t limit, store_series *out, size_t *cap,
                     vaed_err *err)
 {
-    sqlite3_stmt *s = store_rstmt(c, R_METRICS, err);
+    sql_stmt *s = store_rstmt(c, R_METRICS, err);
     if (!s)
         return VAED_EDB;
-    sqlite3_bind_int64(s, 1, job);
-    sqlite3_bind_int64(s, 2, since);
-    sqlite3_bind_int64(s, 3, until);
-    sqlite3_bind_int64(s, 4, limit ? (int64_t)(limit > INT64_MAX ? INT64_MAX : limit) : -1);
+    sql_bind_int64(s, 1, job);
+    sql_bind_int64(s, 2, since);
+    sql_bind_int64(s, 3, until);
+    sql_bind_int64(s, 4, limit ? (int64_t)(limit > INT64_MAX ? INT64_MAX : limit) : -1);
     int sr;
-    while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((sr = sql_step(s, NULL)) == SQL_ROW) {
         if (series_push(out, cap, s, mask) != 0) {
-            sqlite3_reset(s);
-            sqlite3_clear_bindings(s);
+            sql_reset(s);
+            sql_clear_bindings(s);
             return vaed_err_set(err, VAED_ENOMEM, "", "no memory for %zu metric rows",
                                 *cap * 2);
         }
@@ -161,7 +161,7 @@ int store_metrics_range(store *st, int64_t job, int64_t since, int64_t until,
 struct ds {
     struct rconn *c;
     int64_t job;
-    sqlite3_stmt *sum, *raw;
+    sql_stmt *sum, *raw;
     vaed_err *err;
 };
 
@@ -171,20 +171,20 @@ struct ds {
 static int ds_sums(struct ds *x, int lvl, int64_t lo, int64_t hi, struct sum *acc,
                    const int64_t *start, size_t ng)
 {
-    sqlite3_stmt *s = x->sum;
-    sqlite3_bind_int64(s, 1, x->job);
-    sqlite3_bind_int(s, 2, lvl);
-    sqlite3_bind_int64(s, 3, lo);
-    sqlite3_bind_int64(s, 4, hi);
+    sql_stmt *s = x->sum;
+    sql_bind_int64(s, 1, x->job);
+    sql_bind_int64(s, 2, lvl);
+    sql_bind_int64(s, 3, lo);
+    sql_bind_int64(s, 4, hi);
     size_t g = 0;
     int sr, bad = 0;
-    while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t b = sqlite3_column_int64(s, 0);
+    while ((sr = sql_step(s, NULL)) == SQL_ROW) {
+        int64_t b = sql_column_int64(s, 0);
         while (start && g + 1 < ng && b >= start[g + 1])
             g++;
         struct sum one;
-        if (sum_decode(&one, sqlite3_column_int64(s, 1), sqlite3_column_blob(s, 2),
-                       sqlite3_column_bytes(s, 2)) != 0)
+        if (sum_decode(&one, sql_column_int64(s, 1), sql_column_blob(s, 2),
+                       (int)sql_column_bytes(s, 2)) != 0)
             bad = 1;
         else
             sum_merge(&acc[g], &one);
@@ -214,12 +214,12 @@ static int agg_range(struct ds *x, int64_t a, int64_t b, int lvl, struct sum *ac
             rc = agg_range(x, hi * w, b, l - 1, acc);
         return rc;
     }
-    sqlite3_stmt *s = x->raw;
-    sqlite3_bind_int64(s, 1, x->job);
-    sqlite3_bind_int64(s, 2, a);
-    sqlite3_bind_int64(s, 3, b);
+    sql_stmt *s = x->raw;
+    sql_bind_int64(s, 1, x->job);
+    sql_bind_int64(s, 2, a);
+    sql_bind_int64(s, 3, b);
     int sr;
-    while ((sr = sqlite3_step(s)) == SQLITE_ROW)
+    while ((sr = sql_step(s, NULL)) == SQL_ROW)
         sum_add_stmt(acc, s, 0, 1);
     return store_rdone(x->c, s, sr, "reading metric edges", x->err);
 }
@@ -275,7 +275,7 @@ int store_metrics_downsample(store *st, int64_t job, int64_t since, int64_t unti
 {
     struct rconn *c = NULL;
     struct ds x = {.job = job, .err = err};
-    sqlite3_stmt *smax = NULL;
+    sql_stmt *smax = NULL;
     struct sum *acc = NULL;
     int64_t *start = NULL, *pick = NULL;
     unsigned char *keep = NULL;
@@ -289,7 +289,7 @@ int store_metrics_downsample(store *st, int64_t job, int64_t since, int64_t unti
         return rc;
     x.c = c;
     /* One read transaction: the summaries and the rows they name are one snapshot. */
-    sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL);
+    sql_exec(c->db, "BEGIN", NULL);
     /* A short range (the incremental poll) is answered by this one read. */
     rc = range_on(c, job, lo_s, hi_s, mask, max_points + 1, out, &cap, err);
     if (rc || out->n <= max_points) {
@@ -299,23 +299,22 @@ int store_metrics_downsample(store *st, int64_t job, int64_t since, int64_t unti
     int64_t s0 = out->step[0], s1 = s0;
     store_series_free(out);
     cap = 0;
-    if (sqlite3_prepare_v2(c->db, "SELECT max(step) FROM metrics WHERE job = ?1 "
-                                  "AND step > ?2 AND step <= ?3", -1, &smax, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(c->db, "SELECT bucket, n, agg FROM metrics_sum WHERE job = ?1 "
+    if (sql_prepare(c->db, "SELECT max(step) FROM metrics WHERE job = ?1 "
+                                  "AND step > ?2 AND step <= ?3", &smax, NULL) != 0 ||
+        sql_prepare(c->db, "SELECT bucket, n, agg FROM metrics_sum WHERE job = ?1 "
                                   "AND lvl = ?2 AND bucket >= ?3 AND bucket <= ?4 "
-                                  "ORDER BY bucket", -1, &x.sum, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(c->db, "SELECT step" VAE_METRIC_SQL_COLUMNS " FROM metrics "
-                                  "WHERE job = ?1 AND step >= ?2 AND step <= ?3", -1, &x.raw,
-                           NULL) != SQLITE_OK) {
+                                  "ORDER BY bucket", &x.sum, NULL) != 0 ||
+        sql_prepare(c->db, "SELECT step" VAE_METRIC_SQL_COLUMNS " FROM metrics "
+                                  "WHERE job = ?1 AND step >= ?2 AND step <= ?3", &x.raw, NULL) != 0) {
         rc = store_dberr(err, c->db, "preparing the downsampling reads");
         goto done;
     }
-    sqlite3_bind_int64(smax, 1, job);
-    sqlite3_bind_int64(smax, 2, lo_s);
-    sqlite3_bind_int64(smax, 3, hi_s);
-    int sr = sqlite3_step(smax);
-    if (sr == SQLITE_ROW)
-        s1 = sqlite3_column_int64(smax, 0);
+    sql_bind_int64(smax, 1, job);
+    sql_bind_int64(smax, 2, lo_s);
+    sql_bind_int64(smax, 3, hi_s);
+    int sr = sql_step(smax, NULL);
+    if (sr == SQL_ROW)
+        s1 = sql_column_int64(smax, 0);
     if ((rc = store_rdone(c, smax, sr, "reading the last step", err)))
         goto done;
 
@@ -398,10 +397,10 @@ int store_metrics_downsample(store *st, int64_t job, int64_t since, int64_t unti
         rc = range_on(c, job, pick[i] - 1, pick[i], mask, 1, out, &cap, err);
     }
 done:
-    sqlite3_finalize(smax);
-    sqlite3_finalize(x.sum);
-    sqlite3_finalize(x.raw);
-    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    sql_finalize(smax);
+    sql_finalize(x.sum);
+    sql_finalize(x.raw);
+    sql_exec(c->db, "COMMIT", NULL);
     store_rrelease(st, c);
     free(acc);
     free(start);

@@ -99,38 +99,36 @@ int sum_decode(struct sum *s, int64_t n, const void *blob, int bytes)
     return 0;
 }
 
-void sum_add_stmt(struct sum *acc, sqlite3_stmt *s, int stepcol, int first)
+void sum_add_stmt(struct sum *acc, sql_stmt *s, int stepcol, int first)
 {
     double v[STORE_M_NCOLS];
     for (int k = 0; k < STORE_M_NCOLS; k++)
-        v[k] = sqlite3_column_double(s, first + k);
-    sum_add(acc, sqlite3_column_int64(s, stepcol), v);
+        v[k] = sql_column_double(s, first + k);
+    sum_add(acc, sql_column_int64(s, stepcol), v);
 }
 
-static int put(sqlite3_stmt *ins, int64_t job, int lvl, int64_t bucket, const struct sum *s)
+static int put(sql_stmt *ins, int64_t job, int lvl, int64_t bucket, const struct sum *s)
 {
     unsigned char blob[SUM_BLOB_BYTES];
     sum_encode(s, blob);
-    sqlite3_bind_int64(ins, 1, job);
-    sqlite3_bind_int(ins, 2, lvl);
-    sqlite3_bind_int64(ins, 3, bucket);
-    sqlite3_bind_int64(ins, 4, s->n);
-    sqlite3_bind_blob(ins, 5, blob, SUM_BLOB_BYTES, SQLITE_STATIC);
-    int rc = sqlite3_step(ins);
-    sqlite3_reset(ins);
-    return rc == SQLITE_DONE ? 0 : -1;
+    sql_bind_int64(ins, 1, job);
+    sql_bind_int64(ins, 2, lvl);
+    sql_bind_int64(ins, 3, bucket);
+    sql_bind_int64(ins, 4, s->n);
+    sql_bind_blob(ins, 5, blob, (size_t)(SUM_BLOB_BYTES));
+    int rc = sql_step(ins, NULL);
+    sql_reset(ins);
+    return rc == SQL_DONE ? 0 : -1;
 }
 
-int sum_build_all(sqlite3 *db, vaed_err *err)
+int sum_build_all(sql_conn *db, vaed_err *err)
 {
-    sqlite3_stmt *sel = NULL, *ins = NULL;
+    sql_stmt *sel = NULL, *ins = NULL;
     int rc = 0;
-    if (sqlite3_prepare_v2(db, "SELECT job, step" VAE_METRIC_SQL_COLUMNS " FROM metrics "
-                               "ORDER BY job, step",
-                           -1, &sel, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO metrics_sum(job, lvl, bucket, n, agg) "
-                               "VALUES (?1, ?2, ?3, ?4, ?5)",
-                           -1, &ins, NULL) != SQLITE_OK) {
+    if (sql_prepare(db, "SELECT job, step" VAE_METRIC_SQL_COLUMNS " FROM metrics "
+                               "ORDER BY job, step", &sel, NULL) != 0 ||
+        sql_prepare(db, "INSERT OR REPLACE INTO metrics_sum(job, lvl, bucket, n, agg) "
+                               "VALUES (?1, ?2, ?3, ?4, ?5)", &ins, NULL) != 0) {
         rc = store_dberr(err, db, "building the metric summaries: prepare");
         goto done;
     }
@@ -140,8 +138,8 @@ int sum_build_all(sqlite3 *db, vaed_err *err)
     int64_t bucket[STORE_SUM_LEVELS] = {0}, job = 0;
     memset(cur, 0, sizeof cur);
     int sr;
-    while ((sr = sqlite3_step(sel)) == SQLITE_ROW) {
-        int64_t j = sqlite3_column_int64(sel, 0), step = sqlite3_column_int64(sel, 1);
+    while ((sr = sql_step(sel, NULL)) == SQL_ROW) {
+        int64_t j = sql_column_int64(sel, 0), step = sql_column_int64(sel, 1);
         for (int l = 0; l < STORE_SUM_LEVELS; l++) {
             int64_t b = sum_floor_div(step, STORE_SUM_WIDTH(l));
             if (cur[l].n > 0 && (j != job || b != bucket[l])) {
@@ -156,7 +154,7 @@ int sum_build_all(sqlite3 *db, vaed_err *err)
         }
         job = j;
     }
-    if (sr != SQLITE_DONE) {
+    if (sr != SQL_DONE) {
         rc = store_dberr(err, db, "building the metric summaries: scan");
         goto done;
     }
@@ -166,7 +164,7 @@ int sum_build_all(sqlite3 *db, vaed_err *err)
             goto done;
         }
 done:
-    sqlite3_finalize(sel);
-    sqlite3_finalize(ins);
+    sql_finalize(sel);
+    sql_finalize(ins);
     return rc;
 }

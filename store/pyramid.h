@@ -20,9 +20,9 @@
 #ifndef VAED_STORE_PYRAMID_H
 #define VAED_STORE_PYRAMID_H
 
-#include <sqlite3.h>
 #include <stdint.h>
 
+#include "store/sql.h"
 #include "store/store.h"
 
 struct sum_col {
@@ -54,10 +54,10 @@ int sum_decode(struct sum *s, int64_t n, const void *blob, int bytes);
 
 /* Add the current row of s to acc: columns first..first+STORE_M_NCOLS-1 are the metric
  * values, column stepcol the step (NULL values read as 0.0, as in every read). */
-void sum_add_stmt(struct sum *acc, sqlite3_stmt *s, int stepcol, int first);
+void sum_add_stmt(struct sum *acc, sql_stmt *s, int stepcol, int first);
 
 /* Build metrics_sum from scratch for every metric row in db (which must be inside a
  * write transaction): the v3 migration. One scan of metrics in key order. */
-int sum_build_all(sqlite3 *db, vaed_err *err);
+int sum_build_all(sql_conn *db, vaed_err *err);
 
 #endif

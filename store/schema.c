@@ -29,7 +29,6 @@
  * v8: pbt_decisions (store/sweeps.h): a PBT member's decision at each generation
  *     boundary — kept its own state, or took a donor's checkpoint there with a perturbed
  *     schedule — the lineage GET /v1/sweeps/{id}/trials/{t}/schedule stitches. */
-#include <sqlite3.h>
 #include <stdio.h>
 
 #include "store/pyramid.h"
@@ -181,56 +180,52 @@ static const char *const migrations[] = {
     ") WITHOUT ROWID;",
 };
 
-static int exec_all(sqlite3 *db, const char *sql, vaed_err *err)
+static int exec_all(sql_conn *db, const char *sql, vaed_err *err)
 {
-    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    if (sql_exec(db, sql, NULL) != 0)
         return store_dberr(err, db, "%s", sql);
     return 0;
 }
 
 /* v4: checkpoints.kind also accepts 'fork' (see the header comment for why in place). */
-static int ckpt_kind_fork(sqlite3 *db, vaed_err *err)
+static int ckpt_kind_fork(sql_conn *db, vaed_err *err)
 {
     static const char old_check[] = "'manual','pause'))";
     static const char new_check[] = "'manual','pause','fork'))";
-    sqlite3_stmt *s = NULL;
+    sql_stmt *s = NULL;
     int version = 0, rc;
-    if (sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &s, NULL) != SQLITE_OK ||
-        sqlite3_step(s) != SQLITE_ROW) {
-        sqlite3_finalize(s);
+    if (sql_prepare(db, "PRAGMA schema_version", &s, NULL) != 0 ||
+        sql_step(s, NULL) != SQL_ROW) {
+        sql_finalize(s);
         return store_dberr(err, db, "reading schema_version");
     }
-    version = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
+    version = (int)sql_column_int64(s, 0);
+    sql_finalize(s);
     if ((rc = exec_all(db, "PRAGMA writable_schema = ON", err)) != 0)
         return rc;
     s = NULL;
-    rc = sqlite3_prepare_v2(db,
-                            "UPDATE sqlite_master SET sql = replace(sql, ?1, ?2) "
-                            "WHERE type = 'table' AND name = 'checkpoints' AND instr(sql, ?1) > 0",
-                            -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, old_check, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, new_check, -1, SQLITE_STATIC);
-        rc = sqlite3_step(s);
+    rc = sql_prepare(db, "UPDATE sqlite_master SET sql = replace(sql, ?1, ?2) "
+                            "WHERE type = 'table' AND name = 'checkpoints' AND instr(sql, ?1) > 0", &s, NULL);
+    if (rc == 0) {
+        sql_bind_text(s, 1, old_check);
+        sql_bind_text(s, 2, new_check);
+        rc = sql_step(s, NULL);
     }
-    int changed = rc == SQLITE_DONE ? sqlite3_changes(db) : -1;
-    sqlite3_finalize(s);
+    int changed = rc == SQL_DONE ? (int)sql_changes(s) : -1;
+    sql_finalize(s);
     if (changed == 0) {
         /* Already widened (a database whose user_version was set back by hand, as
          * scripts/bench-api does to rebuild the summaries): nothing to do. */
         s = NULL;
         int widened = 0;
-        if (sqlite3_prepare_v2(db,
-                               "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-                               "name = 'checkpoints' AND instr(sql, ?1) > 0",
-                               -1, &s, NULL) == SQLITE_OK) {
-            sqlite3_bind_text(s, 1, new_check, -1, SQLITE_STATIC);
-            widened = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 1;
+        if (sql_prepare(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                               "name = 'checkpoints' AND instr(sql, ?1) > 0", &s, NULL) == 0) {
+            sql_bind_text(s, 1, new_check);
+            widened = sql_step(s, NULL) == SQL_ROW && (int)sql_column_int64(s, 0) == 1;
         }
-        sqlite3_finalize(s);
+        sql_finalize(s);
         if (widened) {
-            sqlite3_exec(db, "PRAGMA writable_schema = OFF", NULL, NULL, NULL);
+            sql_exec(db, "PRAGMA writable_schema = OFF", NULL);
             return 0;
         }
     }
@@ -239,7 +234,7 @@ static int ckpt_kind_fork(sqlite3 *db, vaed_err *err)
                             : vaed_err_set(err, VAED_EDB, "",
                                            "checkpoints table does not have the expected "
                                            "kind check; refusing to rewrite it");
-        sqlite3_exec(db, "PRAGMA writable_schema = OFF", NULL, NULL, NULL);
+        sql_exec(db, "PRAGMA writable_schema = OFF", NULL);
         return r;
     }
     /* The schema cookie must change so every connection re-reads the schema. The
@@ -247,12 +242,12 @@ static int ckpt_kind_fork(sqlite3 *db, vaed_err *err)
     char bump[64];
     snprintf(bump, sizeof bump, "PRAGMA schema_version = %d", version + 1);
     rc = exec_all(db, bump, err);
-    sqlite3_exec(db, "PRAGMA writable_schema = OFF", NULL, NULL, NULL);
+    sql_exec(db, "PRAGMA writable_schema = OFF", NULL);
     return rc;
 }
 
 /* A C step run after migrations[v]'s SQL, in the same transaction; NULL = none. */
-static int (*const migration_fn[])(sqlite3 *, vaed_err *) = {
+static int (*const migration_fn[])(sql_conn *, vaed_err *) = {
     NULL, NULL, NULL,
     sum_build_all,   /* v3 */
     ckpt_kind_fork,  /* v4 */
@@ -272,51 +267,50 @@ const char *store_migration_sql(int v)
     return v >= 1 && v <= STORE_SCHEMA_VERSION ? migrations[v] : NULL;
 }
 
-static int user_version(sqlite3 *db, int *v, vaed_err *err)
+static int user_version(sql_conn *db, int *v, vaed_err *err)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
-    if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
-        *v = sqlite3_column_int(s, 0);
-        sqlite3_finalize(s);
+    sql_stmt *s = NULL;
+    int rc = sql_prepare(db, "PRAGMA user_version", &s, NULL);
+    if (rc == 0 && sql_step(s, NULL) == SQL_ROW) {
+        *v = (int)sql_column_int64(s, 0);
+        sql_finalize(s);
         return 0;
     }
-    sqlite3_finalize(s);
+    sql_finalize(s);
     return store_dberr(err, db, "reading user_version");
 }
 
 /* Add the metric fields (vae/metric_fields.h) the database's metrics table lacks as
  * columns (old rows read them as 0). Runs inside the caller's transaction; *added
  * counts them. A database without a metrics table yet is left alone. */
-static int add_missing_columns(sqlite3 *db, int *added, vaed_err *err)
+static int add_missing_columns(sql_conn *db, int *added, vaed_err *err)
 {
     *added = 0;
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT count(*), sum(name = ?1) FROM pragma_table_info('metrics')",
-                           -1, &q, NULL) != SQLITE_OK)
+    sql_stmt *q = NULL;
+    if (sql_prepare(db, "SELECT count(*), sum(name = ?1) FROM pragma_table_info('metrics')", &q, NULL) != 0)
         return store_dberr(err, db, "reading the metrics table's columns");
     int rc = 0;
     for (int i = 0; i < VAE_METRIC_NFIELDS && rc == 0; i++) {
-        sqlite3_bind_text(q, 1, vae_metric_fields[i].name, -1, SQLITE_STATIC);
-        int step = sqlite3_step(q);
-        if (step != SQLITE_ROW) {
+        sql_bind_text(q, 1, vae_metric_fields[i].name);
+        int step = sql_step(q, NULL);
+        if (step != SQL_ROW) {
             rc = store_dberr(err, db, "reading the metrics table's columns");
             break;
         }
-        int ncols = sqlite3_column_int(q, 0), has = sqlite3_column_int(q, 1);
-        sqlite3_reset(q);
+        int ncols = (int)sql_column_int64(q, 0), has = (int)sql_column_int64(q, 1);
+        sql_reset(q);
         if (ncols == 0 || has)
             continue;
         /* the name is our own table's identifier, not a value from outside */
         char sql[160];
         snprintf(sql, sizeof sql, "ALTER TABLE metrics ADD COLUMN %s REAL",
                  vae_metric_fields[i].name);
-        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        if (sql_exec(db, sql, NULL) != 0)
             rc = store_dberr(err, db, "adding metric column %s", vae_metric_fields[i].name);
         else
             (*added)++;
     }
-    sqlite3_finalize(q);
+    sql_finalize(q);
     return rc;
 }
 
@@ -324,26 +318,26 @@ static int add_missing_columns(sqlite3 *db, int *added, vaed_err *err)
  * was written, added, and the pyramid, whose rows are sized by the column count, built
  * again — in one transaction. So a new metric field is one line of the table and
  * needs no numbered migration. */
-static int add_metric_columns(sqlite3 *db, vaed_err *err)
+static int add_metric_columns(sql_conn *db, vaed_err *err)
 {
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    if (sql_exec(db, "BEGIN IMMEDIATE", NULL) != 0)
         return store_dberr(err, db, "adding metric columns: begin");
     int added = 0;
     int rc = add_missing_columns(db, &added, err);
     if (rc == 0 && added > 0) {
-        if (sqlite3_exec(db, "DELETE FROM metrics_sum", NULL, NULL, NULL) != SQLITE_OK)
+        if (sql_exec(db, "DELETE FROM metrics_sum", NULL) != 0)
             rc = store_dberr(err, db, "adding metric columns: clearing the pyramid");
         else
             rc = sum_build_all(db, err);
     }
-    if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if (rc == 0 && sql_exec(db, "COMMIT", NULL) != 0)
         rc = store_dberr(err, db, "adding metric columns: commit");
     if (rc)
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        sql_exec(db, "ROLLBACK", NULL);
     return rc;
 }
 
-int store_migrate(sqlite3 *db, vaed_err *err)
+int store_migrate(sql_conn *db, vaed_err *err)
 {
     int v = 0;
     int rc = user_version(db, &v, err);
@@ -359,24 +353,24 @@ int store_migrate(sqlite3 *db, vaed_err *err)
          * outside, so formatting it is safe. */
         char bump[64];
         snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
-        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        if (sql_exec(db, "BEGIN IMMEDIATE", NULL) != 0)
             return store_dberr(err, db, "migration to v%d: begin", v + 1);
-        if (sqlite3_exec(db, migrations[v + 1], NULL, NULL, NULL) != SQLITE_OK ||
-            sqlite3_exec(db, bump, NULL, NULL, NULL) != SQLITE_OK) {
+        if (sql_exec(db, migrations[v + 1], NULL) != 0 ||
+            sql_exec(db, bump, NULL) != 0) {
             rc = store_dberr(err, db, "migration to v%d", v + 1);
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            sql_exec(db, "ROLLBACK", NULL);
             return rc;
         }
         int added = 0; /* a migration that reads metric rows reads every field */
         if ((migration_fn[v + 1] && (rc = add_missing_columns(db, &added, err)) != 0) ||
             (migration_fn[v + 1] && (rc = migration_fn[v + 1](db, err)) != 0)) {
             vaed_err_prefix(err, "migration to v%d: ", v + 1);
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            sql_exec(db, "ROLLBACK", NULL);
             return rc;
         }
-        if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        if (sql_exec(db, "COMMIT", NULL) != 0) {
             rc = store_dberr(err, db, "migration to v%d: commit", v + 1);
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            sql_exec(db, "ROLLBACK", NULL);
             return rc;
         }
     }

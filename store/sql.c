@@ -63,9 +63,18 @@ static const char *dbmsg(sql_conn *c, const PGresult *r, char *buf, size_t n)
 
 int sql_fail(sql_conn *c, const PGresult *r, vaed_err *err, const char *what)
 {
-    char m[400];
-    dbmsg(c, r, m, sizeof m);
-    return vaed_err_set(err, VAED_EDB, "", "%s: %s", what, m);
+    dbmsg(c, r, c->msg, sizeof c->msg);
+    return vaed_err_set(err, VAED_EDB, "", "%s: %s", what, c->msg);
+}
+
+const char *sql_errmsg(sql_conn *c)
+{
+    return c->kind == SQL_SQLITE && !c->msg[0] ? sqlite3_errmsg(c->lite) : c->msg;
+}
+
+struct sqlite3 *sql_sqlite(sql_conn *c)
+{
+    return c->kind == SQL_SQLITE ? c->lite : NULL;
 }
 
 int sql_open(sql_conn **out, const char *target, const sql_open_opts *opts, vaed_err *err)
@@ -81,8 +90,9 @@ int sql_open(sql_conn **out, const char *target, const sql_open_opts *opts, vaed
         if ((rc = sqlpg_connect(c, err)) < 0)
             goto fail;
     } else {
-        int flags = SQLITE_OPEN_NOMUTEX |
-                    (c->opts.readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
+        /* read only by query_only, on a read-write handle: a WAL database's reader
+         * needs to write its -shm index (NOMUTEX: one thread at a time uses it) */
+        int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READWRITE |
                     (c->opts.create && !c->opts.readonly ? SQLITE_OPEN_CREATE : 0);
         c->kind = SQL_SQLITE;
         if (sqlite3_open_v2(target, &c->lite, flags, NULL) != SQLITE_OK) {
@@ -97,7 +107,8 @@ int sql_open(sql_conn **out, const char *target, const sql_open_opts *opts, vaed
         sqlite3_extended_result_codes(c->lite, 1);
         if (c->opts.busy_ms > 0)
             sqlite3_busy_timeout(c->lite, c->opts.busy_ms);
-        if ((rc = sql_exec(c, "PRAGMA foreign_keys = ON", err)) < 0)
+        if ((rc = sql_exec(c, "PRAGMA foreign_keys = ON", err)) < 0 ||
+            (c->opts.readonly && (rc = sql_exec(c, "PRAGMA query_only = ON", err)) < 0))
             goto fail;
     }
     *out = c;
@@ -136,7 +147,7 @@ int sql_exec(sql_conn *c, const char *sql, vaed_err *err)
 {
     if (c->kind == SQL_SQLITE) {
         int rc = sqlite3_exec(c->lite, sql, NULL, NULL, NULL);
-        c->ec = lite_class(rc);
+        c->ec = lite_class(rc), c->msg[0] = '\0';
         return rc == SQLITE_OK ? 0 : sql_fail(c, NULL, err, "exec");
     }
     PGresult *r = PQexec(c->pg, sql);
@@ -249,7 +260,7 @@ int sql_prepare(sql_conn *c, const char *sql, sql_stmt **out, vaed_err *err)
     s->c = c;
     if (c->kind == SQL_SQLITE) {
         int rc = sqlite3_prepare_v2(c->lite, sql, -1, &s->lite, NULL);
-        c->ec = lite_class(rc);
+        c->ec = lite_class(rc), c->msg[0] = '\0';
         if (rc == SQLITE_OK && !s->lite) {   /* only blanks or comments */
             free(s);
             return vaed_err_set(err, VAED_EINVAL, "", "prepare: an empty statement");
@@ -290,13 +301,23 @@ int sql_param_count(const sql_stmt *s)
     return s->lite ? sqlite3_bind_parameter_count(s->lite) : s->nparam;
 }
 
+/* A failed bind is kept until the statement is reset or its bindings cleared, and the
+ * next sql_step fails with it: a statement never runs with a parameter it was not given
+ * (callers bind in a row without checking each call). */
+static int latch(sql_stmt *s, int rc)
+{
+    if (rc < 0 && !s->bind_rc)
+        s->bind_rc = rc;
+    return rc;
+}
+
 static int lite_bind_rc(int rc)
 {
     return rc == SQLITE_OK ? 0 : rc == SQLITE_NOMEM ? VAED_ENOMEM :
            rc == SQLITE_TOOBIG ? VAED_ETOOBIG : VAED_EINVAL;
 }
 
-int sql_bind_int64(sql_stmt *s, int i, int64_t v)
+static int bind_int64(sql_stmt *s, int i, int64_t v)
 {
     if (s->lite)
         return lite_bind_rc(sqlite3_bind_int64(s->lite, i, v));
@@ -305,7 +326,7 @@ int sql_bind_int64(sql_stmt *s, int i, int64_t v)
     return sqlpg_set(s, i, b, (size_t)n, 0, OID_INT8);
 }
 
-int sql_bind_double(sql_stmt *s, int i, double v)
+static int bind_double(sql_stmt *s, int i, double v)
 {
     if (s->lite)
         return lite_bind_rc(sqlite3_bind_double(s->lite, i, v));
@@ -320,7 +341,7 @@ int sql_bind_double(sql_stmt *s, int i, double v)
     return sqlpg_set(s, i, b, (size_t)n, 0, OID_FLOAT8);
 }
 
-int sql_bind_text(sql_stmt *s, int i, const char *v)
+static int bind_text(sql_stmt *s, int i, const char *v)
 {
     if (s->lite)
         return lite_bind_rc(v ? sqlite3_bind_text(s->lite, i, v, -1, SQLITE_TRANSIENT)
@@ -328,7 +349,7 @@ int sql_bind_text(sql_stmt *s, int i, const char *v)
     return sqlpg_set(s, i, v, v ? strlen(v) : 0, 0, 0);
 }
 
-int sql_bind_blob(sql_stmt *s, int i, const void *v, size_t n)
+static int bind_blob(sql_stmt *s, int i, const void *v, size_t n)
 {
     if (s->lite) {
         if (!v)
@@ -338,15 +359,41 @@ int sql_bind_blob(sql_stmt *s, int i, const void *v, size_t n)
     return sqlpg_set(s, i, v ? (n ? v : "") : NULL, n, 1, OID_BYTEA);
 }
 
-int sql_bind_null(sql_stmt *s, int i)
+static int bind_null(sql_stmt *s, int i)
 {
     if (s->lite)
         return lite_bind_rc(sqlite3_bind_null(s->lite, i));
     return sqlpg_set(s, i, NULL, 0, 0, 0);
 }
 
+int sql_bind_int64(sql_stmt *s, int i, int64_t v)
+{
+    return latch(s, bind_int64(s, i, v));
+}
+
+int sql_bind_double(sql_stmt *s, int i, double v)
+{
+    return latch(s, bind_double(s, i, v));
+}
+
+int sql_bind_text(sql_stmt *s, int i, const char *v)
+{
+    return latch(s, bind_text(s, i, v));
+}
+
+int sql_bind_blob(sql_stmt *s, int i, const void *v, size_t n)
+{
+    return latch(s, bind_blob(s, i, v, n));
+}
+
+int sql_bind_null(sql_stmt *s, int i)
+{
+    return latch(s, bind_null(s, i));
+}
+
 void sql_clear_bindings(sql_stmt *s)
 {
+    s->bind_rc = 0;
     if (s->lite) {
         sqlite3_clear_bindings(s->lite);
         return;
@@ -357,9 +404,15 @@ void sql_clear_bindings(sql_stmt *s)
 
 int sql_step(sql_stmt *s, vaed_err *err)
 {
+    if (s->bind_rc) {
+        s->c->ec = s->bind_rc == VAED_ENOMEM ? SQL_EC_RESOURCE : SQL_EC_OTHER;
+        snprintf(s->c->msg, sizeof s->c->msg, "a parameter could not be bound (%s)",
+                 s->bind_rc == VAED_ENOMEM ? "out of memory" : "out of range or too big");
+        return vaed_err_set(err, s->bind_rc, "", "step: %s", s->c->msg);
+    }
     if (s->lite) {
         int rc = sqlite3_step(s->lite);
-        s->c->ec = lite_class(rc);
+        s->c->ec = lite_class(rc), s->c->msg[0] = '\0';
         if (rc == SQLITE_ROW)
             return SQL_ROW;
         if (rc == SQLITE_DONE) {
@@ -382,6 +435,7 @@ int sql_step(sql_stmt *s, vaed_err *err)
 
 void sql_reset(sql_stmt *s)
 {
+    s->bind_rc = 0;
     if (s->lite)
         sqlite3_reset(s->lite);
     else

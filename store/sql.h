@@ -5,8 +5,8 @@
  * pyramid, retention, the sweeps' and evaluations' rules) is written once, above this
  * interface, so both databases get the same semantics by construction; only the SQL
  * text that differs between the two dialects is written twice (sql_kind_of tells
- * which). The calls mirror SQLite's (prepare, bind, step, column, reset), so the
- * store's existing code moves onto it one statement at a time.
+ * which). The calls mirror SQLite's (prepare, bind, step, column, reset); the whole
+ * store runs on them.
  *
  * Placeholders. Statements are written in SQLite's form, "?1".."?N" (a number may be
  * used more than once) or bare "?" (the next number). On PostgreSQL they become "$1".."$N";
@@ -111,7 +111,9 @@ void sql_finalize(sql_stmt *s);
 
 /* Bind parameter i (1-based) of s; the value is copied. Bindings stay across
  * sql_reset until bound again or cleared. VAED_EINVAL when i is out of range,
- * VAED_ENOMEM when a copy cannot be made. */
+ * VAED_ENOMEM when a copy cannot be made; a failed bind also makes the next sql_step
+ * fail with that code (until sql_reset or sql_clear_bindings), so a statement never
+ * runs with a parameter it was not given even when the caller binds without checking. */
 int sql_bind_int64(sql_stmt *s, int i, int64_t v);
 int sql_bind_double(sql_stmt *s, int i, double v);
 int sql_bind_text(sql_stmt *s, int i, const char *v);           /* v NULL: binds NULL */
@@ -155,6 +157,13 @@ int sql_socket(const sql_conn *c);
  * a negative error (the connection is gone: SQL_EC_CONN). Reads whatever the socket
  * has first, so after poll says readable this returns what arrived. */
 int sql_next_notify(sql_conn *c, char **channel, char **payload, vaed_err *err);
+
+/* The message of c's last failure, one line (the database's own words). */
+const char *sql_errmsg(sql_conn *c);
+
+/* SQLite's handle under c, NULL on PostgreSQL: for what only SQLite has and the store
+ * uses on SQLite alone (schema.c's migrations, its pragmas' C side). */
+struct sqlite3 *sql_sqlite(sql_conn *c);
 
 /* The SQL text a statement becomes on kind (placeholders translated; see above).
  * Returns a new string (xmalloc) and OUT *nparams the highest parameter number. */

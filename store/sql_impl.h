@@ -23,6 +23,7 @@ struct sql_conn {
     sql_open_opts opts;
     uint64_t gen;               /* PostgreSQL: one more at each (re)connect */
     uint64_t names;             /* server-side statement names handed out */
+    char msg[400];              /* PostgreSQL: the last failure's message */
     char **stale;               /* server-side statements to DEALLOCATE when idle */
     int nstale, capstale;
 };
@@ -56,6 +57,7 @@ struct sql_stmt {
     char pname[32];
     unsigned *poids;            /* the parameter types it was prepared with */
     int64_t changes;
+    int bind_rc;                /* a failed bind's code, until reset (see latch) */
     struct pgcell *cells;       /* one a column of the result, for this row */
     int ncells;
 };

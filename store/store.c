@@ -32,7 +32,7 @@ double store_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int store_dberr(vaed_err *err, sqlite3 *db, const char *what, ...)
+int store_dberr(vaed_err *err, sql_conn *db, const char *what, ...)
 {
     char w[256];
     va_list ap;
@@ -40,7 +40,7 @@ int store_dberr(vaed_err *err, sqlite3 *db, const char *what, ...)
     vsnprintf(w, sizeof w, what, ap);
     va_end(ap);
     return vaed_err_set(err, VAED_EDB, "", "%s: %s", w,
-                        db ? sqlite3_errmsg(db) : "out of memory");
+                        db ? sql_errmsg(db) : "out of memory");
 }
 
 void store_opts_default(store_opts *o)
@@ -53,69 +53,55 @@ void store_opts_default(store_opts *o)
     o->max_pending_bytes = (size_t)512 << 20;
 }
 
-int store_conn_open(sqlite3 **out, const char *path, int busy_ms, int create, vaed_err *err)
+int store_conn_open(sql_conn **out, const char *path, int busy_ms, int create, vaed_err *err)
 {
-    sqlite3 *db = NULL;
-    /* NOMUTEX: each connection is used by one thread at a time (see the pool). */
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-    *out = NULL;
-    if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
-        int rc = store_dberr(err, db, "%s: cannot open", path);
-        sqlite3_close(db);
-        return rc;
-    }
-    sqlite3_extended_result_codes(db, 1);
-    sqlite3_busy_timeout(db, busy_ms);
-    if (sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL) != SQLITE_OK) {
-        int rc = store_dberr(err, db, "%s: foreign_keys", path);
-        sqlite3_close(db);
-        return rc;
-    }
-    *out = db;
-    return 0;
+    /* the driver opens SQLite NOMUTEX (each connection is used by one thread at a time:
+     * see the pool), with extended result codes, the busy timeout and foreign keys on */
+    sql_open_opts o = {.create = create, .busy_ms = busy_ms};
+    return sql_open(out, path, &o, err);
 }
 
 int store_read_each(store *st, const char *sql, int64_t id, store_row_fn row, void *arg,
                     const char *what, vaed_err *err)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
+    sql_conn *db = NULL;
+    sql_stmt *s = NULL;
     int rc = store_conn_open(&db, st->path, st->opts.busy_timeout_ms, 0, err);
     if (rc)
         return rc;
-    if (sqlite3_exec(db, "PRAGMA query_only = ON", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+    if (sql_exec(db, "PRAGMA query_only = ON", NULL) != 0 ||
+        sql_prepare(db, sql, &s, NULL) != 0) {
         rc = store_dberr(err, db, "%s", what);
-        sqlite3_close(db);
+        sql_close(db);
         return rc;
     }
     if (id > 0)
-        sqlite3_bind_int64(s, 1, id);
+        sql_bind_int64(s, 1, id);
     int sr;
-    while ((sr = sqlite3_step(s)) == SQLITE_ROW)
+    while ((sr = sql_step(s, NULL)) == SQL_ROW)
         if ((rc = row(arg, s)))
             break;
-    if (!rc && sr != SQLITE_DONE)
+    if (!rc && sr != SQL_DONE)
         rc = store_dberr(err, db, "%s", what);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
+    sql_finalize(s);
+    sql_close(db);
     return rc;
 }
 
 /* Run a pragma that returns one text row; copy it into buf. */
-static int pragma_text(sqlite3 *db, const char *sql, char *buf, size_t n)
+static int pragma_text(sql_conn *db, const char *sql, char *buf, size_t n)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const unsigned char *t = sqlite3_column_text(s, 0);
-        snprintf(buf, n, "%s", t ? (const char *)t : "");
-        rc = SQLITE_OK;
-    } else if (rc == SQLITE_DONE) {
+    sql_stmt *s = NULL;
+    int rc = sql_prepare(db, sql, &s, NULL);
+    if (rc == 0 && (rc = sql_step(s, NULL)) == SQL_ROW) {
+        const char *t = sql_column_text(s, 0);
+        snprintf(buf, n, "%s", t ? t : "");
+        rc = 0;
+    } else if (rc == SQL_DONE) {
         buf[0] = '\0';
-        rc = SQLITE_OK;
+        rc = 0;
     }
-    sqlite3_finalize(s);
+    sql_finalize(s);
     return rc;
 }
 
@@ -158,7 +144,7 @@ int store_open(store **out, const char *path, const store_opts *opts, vaed_err *
     /* WAL first: it is persistent in the file, and readers then never block the
      * writer. An in-memory or otherwise WAL-less database is refused, because the
      * read connections would not see the writer's data. */
-    if (pragma_text(st->wdb, "PRAGMA journal_mode = WAL", mode, sizeof mode) != SQLITE_OK) {
+    if (pragma_text(st->wdb, "PRAGMA journal_mode = WAL", mode, sizeof mode) != 0) {
         rc = store_dberr(err, st->wdb, "%s: journal_mode", path);
         goto fail;
     }
@@ -170,9 +156,8 @@ int store_open(store **out, const char *path, const store_opts *opts, vaed_err *
     /* NORMAL in WAL: commits survive a process crash; checkpoint batches switch to
      * FULL (writer.c). The size limit keeps the WAL from staying huge after a burst
      * of checkpoint blobs. */
-    if (sqlite3_exec(st->wdb, "PRAGMA synchronous = NORMAL; "
-                              "PRAGMA journal_size_limit = 67108864",
-                     NULL, NULL, NULL) != SQLITE_OK) {
+    if (sql_exec(st->wdb, "PRAGMA synchronous = NORMAL; "
+                              "PRAGMA journal_size_limit = 67108864", NULL) != 0) {
         rc = store_dberr(err, st->wdb, "%s: pragmas", path);
         goto fail;
     }
@@ -198,11 +183,11 @@ int store_close(store *st, vaed_err *err)
     size_t lost = store_writer_stop(st);
     for (int i = 0; i < st->n_rc; i++) {
         for (int k = 0; k < R_NSTMT; k++)
-            sqlite3_finalize(st->rc[i].stmt[k]);
-        sqlite3_close(st->rc[i].db);
+            sql_finalize(st->rc[i].stmt[k]);
+        sql_close(st->rc[i].db);
     }
     /* The last connection to close checkpoints the WAL into the main file. */
-    sqlite3_close(st->wdb);
+    sql_close(st->wdb);
     char last[sizeof st->stats.last_error];
     snprintf(last, sizeof last, "%s", st->stats.last_error);
     pthread_cond_destroy(&st->work_cv);
@@ -273,10 +258,10 @@ int store_racquire(store *st, struct rconn **out, vaed_err *err)
     pthread_mutex_unlock(&st->mu);
     if (!c->db) {
         int rc = store_conn_open(&c->db, st->path, st->opts.busy_timeout_ms, 0, err);
-        if (!rc && sqlite3_exec(c->db, "PRAGMA query_only = ON", NULL, NULL, NULL) != SQLITE_OK)
+        if (!rc && sql_exec(c->db, "PRAGMA query_only = ON", NULL) != 0)
             rc = store_dberr(err, c->db, "read connection");
         if (rc) {
-            sqlite3_close(c->db);
+            sql_close(c->db);
             c->db = NULL;
             pthread_mutex_lock(&st->mu);
             c->busy = 0;
@@ -294,14 +279,14 @@ void store_rrelease(store *st, struct rconn *c)
     /* A connection goes back to the pool outside any transaction: one left open (a
      * COMMIT that failed for want of memory) would serve its old snapshot to every
      * later read, and keep the WAL from being checkpointed. */
-    if (c->db && !sqlite3_get_autocommit(c->db))
-        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-    if (c->db && !sqlite3_get_autocommit(c->db)) {
+    if (c->db && sql_in_transaction(c->db))
+        sql_exec(c->db, "ROLLBACK", NULL);
+    if (c->db && sql_in_transaction(c->db)) {
         for (int k = 0; k < R_NSTMT; k++) {
-            sqlite3_finalize(c->stmt[k]);
+            sql_finalize(c->stmt[k]);
             c->stmt[k] = NULL;
         }
-        sqlite3_close(c->db);
+        sql_close(c->db);
         c->db = NULL;   /* reopened by the next racquire */
     }
     pthread_mutex_lock(&st->mu);
@@ -310,11 +295,10 @@ void store_rrelease(store *st, struct rconn *c)
     pthread_mutex_unlock(&st->mu);
 }
 
-sqlite3_stmt *store_rstmt(struct rconn *c, enum rstmt_id id, vaed_err *err)
+sql_stmt *store_rstmt(struct rconn *c, enum rstmt_id id, vaed_err *err)
 {
     if (!c->stmt[id] &&
-        sqlite3_prepare_v3(c->db, rsql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[id],
-                           NULL) != SQLITE_OK) {
+        sql_prepare(c->db, rsql[id], &c->stmt[id], NULL) != 0) {
         store_dberr(err, c->db, "preparing read statement %d", (int)id);
         return NULL;
     }
@@ -323,36 +307,36 @@ sqlite3_stmt *store_rstmt(struct rconn *c, enum rstmt_id id, vaed_err *err)
 
 /* Finish a statement: reset it, and turn a step result that is neither a row nor the
  * end into VAED_EDB with the connection's message. */
-int store_rdone(struct rconn *c, sqlite3_stmt *s, int step_rc, const char *what,
+int store_rdone(struct rconn *c, sql_stmt *s, int step_rc, const char *what,
                  vaed_err *err)
 {
     int rc = 0;
-    if (step_rc == SQLITE_NOMEM)
+    if (step_rc == VAED_ENOMEM)
         rc = vaed_err_set(err, VAED_ENOMEM, "", "%s: out of memory", what);
-    else if (step_rc != SQLITE_DONE && step_rc != SQLITE_ROW)
+    else if (step_rc != SQL_DONE && step_rc != SQL_ROW)
         rc = store_dberr(err, c->db, "%s", what);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    sql_reset(s);
+    sql_clear_bindings(s);
     return rc;
 }
 
-static char *col_strdup(sqlite3_stmt *s, int i)
+static char *col_strdup(sql_stmt *s, int i)
 {
-    const unsigned char *t = sqlite3_column_text(s, i);
+    const char *t = sql_column_text(s, i);
     return t ? xstrdup((const char *)t) : NULL;
 }
 
-static void col_strcpy(sqlite3_stmt *s, int i, char *dst, size_t n)
+static void col_strcpy(sql_stmt *s, int i, char *dst, size_t n)
 {
-    const unsigned char *t = sqlite3_column_text(s, i);
+    const char *t = sql_column_text(s, i);
     snprintf(dst, n, "%s", t ? (const char *)t : "");
 }
 
 /* Copy a blob of doubles into a new array. OUT *n: its length (0 → NULL). */
-double *store_col_doubles(sqlite3_stmt *s, int i, int *n)
+double *store_col_doubles(sql_stmt *s, int i, int *n)
 {
-    int bytes = sqlite3_column_bytes(s, i);
-    const void *b = sqlite3_column_blob(s, i);
+    int bytes = (int)sql_column_bytes(s, i);
+    const void *b = sql_column_blob(s, i);
     *n = b ? bytes / (int)sizeof(double) : 0;
     if (*n == 0)
         return NULL;
@@ -373,26 +357,26 @@ void store_job_clear(store_job *j)
     memset(j, 0, sizeof *j);
 }
 
-static void read_job(sqlite3_stmt *s, store_job *j)
+static void read_job(sql_stmt *s, store_job *j)
 {
     memset(j, 0, sizeof *j);
-    j->id = sqlite3_column_int64(s, 0);
+    j->id = sql_column_int64(s, 0);
     j->name = col_strdup(s, 1);
     if (!j->name)
         j->name = xstrdup("");
     j->spec = col_strdup(s, 2);
     col_strcpy(s, 3, j->state, sizeof j->state);
-    j->priority = sqlite3_column_int(s, 4);
-    j->queue_seq = sqlite3_column_int64(s, 5);
-    j->created_at = sqlite3_column_double(s, 6);
-    j->started_at = sqlite3_column_double(s, 7);     /* NULL reads as 0 */
-    j->finished_at = sqlite3_column_double(s, 8);
-    j->updated_at = sqlite3_column_double(s, 9);
+    j->priority = (int)sql_column_int64(s, 4);
+    j->queue_seq = sql_column_int64(s, 5);
+    j->created_at = sql_column_double(s, 6);
+    j->started_at = sql_column_double(s, 7);     /* NULL reads as 0 */
+    j->finished_at = sql_column_double(s, 8);
+    j->updated_at = sql_column_double(s, 9);
     j->reason = col_strdup(s, 10);
-    j->step = sqlite3_column_int64(s, 11);
-    j->epoch = sqlite3_column_double(s, 12);
-    j->parent_id = sqlite3_column_int64(s, 13);
-    j->parent_step = sqlite3_column_int64(s, 14);
+    j->step = sql_column_int64(s, 11);
+    j->epoch = sql_column_double(s, 12);
+    j->parent_id = sql_column_int64(s, 13);
+    j->parent_step = sql_column_int64(s, 14);
 }
 
 int store_job_get(store *st, int64_t id, store_job *j, vaed_err *err)
@@ -402,18 +386,18 @@ int store_job_get(store *st, int64_t id, store_job *j, vaed_err *err)
     int rc = store_racquire(st, &c, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = store_rstmt(c, R_JOB_GET, err);
+    sql_stmt *s = store_rstmt(c, R_JOB_GET, err);
     if (!s) {
         store_rrelease(st, c);
         return VAED_EDB;
     }
-    sqlite3_bind_int64(s, 1, id);
-    int sr = sqlite3_step(s);
-    if (sr == SQLITE_ROW)
+    sql_bind_int64(s, 1, id);
+    int sr = sql_step(s, NULL);
+    if (sr == SQL_ROW)
         read_job(s, j);
     rc = store_rdone(c, s, sr, "reading a job", err);
     store_rrelease(st, c);
-    if (!rc && sr == SQLITE_DONE)
+    if (!rc && sr == SQL_DONE)
         rc = vaed_err_set(err, VAED_ENOTFOUND, "", "job %lld not found", (long long)id);
     return rc;
 }
@@ -468,15 +452,15 @@ void store_job_list_free(store_job_list *l)
 }
 
 /* Append the rows of s to l->jobs, at most max (0 = all); returns the step code. */
-static int collect_jobs(sqlite3_stmt *s, store_job_list *l, size_t max, int *more)
+static int collect_jobs(sql_stmt *s, store_job_list *l, size_t max, int *more)
 {
     int sr;
     size_t cap = 0;
     *more = 0;
-    while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((sr = sql_step(s, NULL)) == SQL_ROW) {
         if (max && l->n == max) {
             *more = 1;
-            sr = SQLITE_DONE;
+            sr = SQL_DONE;
             break;
         }
         if (l->n == cap) {
@@ -484,7 +468,7 @@ static int collect_jobs(sqlite3_stmt *s, store_job_list *l, size_t max, int *mor
             size_t ncap = cap ? cap * 2 : 16;
             store_job *nj = realloc(l->jobs, ncap * sizeof *l->jobs);
             if (!nj) {
-                sr = SQLITE_NOMEM;
+                sr = VAED_ENOMEM;
                 break;
             }
             l->jobs = nj;
@@ -506,27 +490,27 @@ int store_jobs_list(store *st, unsigned states, int64_t after, int limit,
     if (rc)
         return rc;
     /* One read transaction: the page and the total come from the same snapshot. */
-    sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL);
-    sqlite3_stmt *s = store_rstmt(c, R_JOBS_LIST, err), *n = s ? store_rstmt(c, R_JOBS_COUNT, err) : NULL;
+    sql_exec(c->db, "BEGIN", NULL);
+    sql_stmt *s = store_rstmt(c, R_JOBS_LIST, err), *n = s ? store_rstmt(c, R_JOBS_COUNT, err) : NULL;
     if (!n) {
         rc = VAED_EDB;
         goto done;
     }
-    sqlite3_bind_int64(s, 1, states);
-    sqlite3_bind_int64(s, 2, after);
-    sqlite3_bind_int64(s, 3, (int64_t)limit + 1);   /* one more tells if a page follows */
+    sql_bind_int64(s, 1, states);
+    sql_bind_int64(s, 2, after);
+    sql_bind_int64(s, 3, (int64_t)limit + 1);   /* one more tells if a page follows */
     int more = 0, sr = collect_jobs(s, out, (size_t)limit, &more);
     if ((rc = store_rdone(c, s, sr, "listing jobs", err)))
         goto done;
     if (more)
         out->next_after = out->jobs[out->n - 1].id;
-    sqlite3_bind_int64(n, 1, states);
-    sr = sqlite3_step(n);
-    if (sr == SQLITE_ROW)
-        out->total = sqlite3_column_int64(n, 0);
+    sql_bind_int64(n, 1, states);
+    sr = sql_step(n, NULL);
+    if (sr == SQL_ROW)
+        out->total = sql_column_int64(n, 0);
     rc = store_rdone(c, n, sr, "counting jobs", err);
 done:
-    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    sql_exec(c->db, "COMMIT", NULL);
     store_rrelease(st, c);
     if (rc)
         store_job_list_free(out);
@@ -541,7 +525,7 @@ int store_jobs_count_by_state(store *st, int64_t counts[STORE_NSTATES], vaed_err
     int rc = store_racquire(st, &c, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = store_rstmt(c, R_JOBS_BY_STATE, err);
+    sql_stmt *s = store_rstmt(c, R_JOBS_BY_STATE, err);
     if (!s) {
         store_rrelease(st, c);
         return VAED_EDB;
@@ -549,11 +533,11 @@ int store_jobs_count_by_state(store *st, int64_t counts[STORE_NSTATES], vaed_err
     /* One statement, so the counts come from one snapshot. A state outside the known
      * list cannot be stored (the schema checks it); were one there, it is skipped. */
     int sr;
-    while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
-        unsigned bit = store_state_bit((const char *)sqlite3_column_text(s, 0));
+    while ((sr = sql_step(s, NULL)) == SQL_ROW) {
+        unsigned bit = store_state_bit((const char *)sql_column_text(s, 0));
         for (int i = 0; i < STORE_NSTATES; i++)
             if (bit == 1u << i)
-                counts[i] = sqlite3_column_int64(s, 1);
+                counts[i] = sql_column_int64(s, 1);
     }
     rc = store_rdone(c, s, sr, "counting jobs by state", err);
     store_rrelease(st, c);
@@ -570,7 +554,7 @@ int store_jobs_resumable(store *st, store_job_list *out, vaed_err *err)
     int rc = store_racquire(st, &c, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = store_rstmt(c, R_JOBS_RESUMABLE, err);
+    sql_stmt *s = store_rstmt(c, R_JOBS_RESUMABLE, err);
     if (!s) {
         store_rrelease(st, c);
         return VAED_EDB;
@@ -587,20 +571,20 @@ int store_jobs_resumable(store *st, store_job_list *out, vaed_err *err)
 
 /* Run s (already bound) and hand each row to fn, which appends to a growing array of
  * elements of size esz at *arr; small allocations (one row per epoch or event). */
-static int collect(struct rconn *c, sqlite3_stmt *s, void **arr, size_t *n, size_t esz,
-                   void (*fn)(sqlite3_stmt *, void *), const char *what, vaed_err *err)
+static int collect(struct rconn *c, sql_stmt *s, void **arr, size_t *n, size_t esz,
+                   void (*fn)(sql_stmt *, void *), const char *what, vaed_err *err)
 {
     size_t cap = 0;
     int sr;
     *arr = NULL;
     *n = 0;
-    while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((sr = sql_step(s, NULL)) == SQL_ROW) {
         if (*n == cap) {
             /* what is collected so far stays in *arr for the caller to free */
             size_t ncap = cap ? cap * 2 : 16;
             void *q = realloc(*arr, ncap * esz);
             if (!q) {
-                sr = SQLITE_NOMEM;
+                sr = VAED_ENOMEM;
                 break;
             }
             *arr = q;
@@ -612,47 +596,47 @@ static int collect(struct rconn *c, sqlite3_stmt *s, void **arr, size_t *n, size
     return store_rdone(c, s, sr, what, err);
 }
 
-static void row_epoch(sqlite3_stmt *s, void *p)
+static void row_epoch(sql_stmt *s, void *p)
 {
     store_epoch *e = p;
     memset(e, 0, sizeof *e);
-    e->epoch = sqlite3_column_int64(s, 0);
+    e->epoch = sql_column_int64(s, 0);
     col_strcpy(s, 1, e->split, sizeof e->split);
-    e->step = sqlite3_column_int64(s, 2);
-    e->xent = sqlite3_column_double(s, 3);
-    e->kl = sqlite3_column_double(s, 4);
-    e->elbo = sqlite3_column_double(s, 5);
-    e->active_units = sqlite3_column_int(s, 6);
+    e->step = sql_column_int64(s, 2);
+    e->xent = sql_column_double(s, 3);
+    e->kl = sql_column_double(s, 4);
+    e->elbo = sql_column_double(s, 5);
+    e->active_units = (int)sql_column_int64(s, 6);
     e->kl_dims = store_col_doubles(s, 7, &e->n_dims);
-    e->time = sqlite3_column_double(s, 8);
+    e->time = sql_column_double(s, 8);
 }
 
-static void row_event(sqlite3_stmt *s, void *p)
+static void row_event(sql_stmt *s, void *p)
 {
     store_event *e = p;
     memset(e, 0, sizeof *e);
-    e->seq = sqlite3_column_int64(s, 0);
-    e->requested_at = sqlite3_column_double(s, 1);
-    e->effective_step = sqlite3_column_int64(s, 2);
+    e->seq = sql_column_int64(s, 0);
+    e->requested_at = sql_column_double(s, 1);
+    e->effective_step = sql_column_int64(s, 2);
     e->schedule = col_strdup(s, 3);
     col_strcpy(s, 4, e->source, sizeof e->source);
-    e->superseded = sqlite3_column_int(s, 5);
+    e->superseded = (int)sql_column_int64(s, 5);
 }
 
-static void row_ckpt(sqlite3_stmt *s, void *p)
+static void row_ckpt(sql_stmt *s, void *p)
 {
     store_ckpt *k = p;
     memset(k, 0, sizeof *k);
-    k->step = sqlite3_column_int64(s, 0);
-    k->epoch = sqlite3_column_double(s, 1);
-    k->created_at = sqlite3_column_double(s, 2);
+    k->step = sql_column_int64(s, 0);
+    k->epoch = sql_column_double(s, 1);
+    k->created_at = sql_column_double(s, 2);
     col_strcpy(s, 3, k->kind, sizeof k->kind);
-    k->size = sqlite3_column_int64(s, 4);
+    k->size = sql_column_int64(s, 4);
 }
 
 /* The common shape of the per-job list reads. */
 static int list_by_job(store *st, enum rstmt_id id, int64_t job, void **arr, size_t *n,
-                       size_t esz, void (*fn)(sqlite3_stmt *, void *), const char *what,
+                       size_t esz, void (*fn)(sql_stmt *, void *), const char *what,
                        vaed_err *err)
 {
     struct rconn *c;
@@ -661,12 +645,12 @@ static int list_by_job(store *st, enum rstmt_id id, int64_t job, void **arr, siz
     int rc = store_racquire(st, &c, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = store_rstmt(c, id, err);
+    sql_stmt *s = store_rstmt(c, id, err);
     if (!s) {
         store_rrelease(st, c);
         return VAED_EDB;
     }
-    sqlite3_bind_int64(s, 1, job);
+    sql_bind_int64(s, 1, job);
     rc = collect(c, s, arr, n, esz, fn, what, err);
     store_rrelease(st, c);
     return rc;
@@ -732,25 +716,25 @@ int store_checkpoint_get(store *st, int64_t job, int64_t step, store_ckpt *meta,
     int rc = store_racquire(st, &c, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = store_rstmt(c, step < 0 ? R_CKPT_LATEST : R_CKPT_AT, err);
+    sql_stmt *s = store_rstmt(c, step < 0 ? R_CKPT_LATEST : R_CKPT_AT, err);
     if (!s) {
         store_rrelease(st, c);
         return VAED_EDB;
     }
-    sqlite3_bind_int64(s, 1, job);
+    sql_bind_int64(s, 1, job);
     if (step >= 0)
-        sqlite3_bind_int64(s, 2, step);
-    int sr = sqlite3_step(s);
-    if (sr == SQLITE_ROW) {
+        sql_bind_int64(s, 2, step);
+    int sr = sql_step(s, NULL);
+    if (sr == SQL_ROW) {
         store_ckpt k;
         row_ckpt(s, &k);
-        const void *b = sqlite3_column_blob(s, 5);
-        size_t n = (size_t)sqlite3_column_bytes(s, 5);
+        const void *b = sql_column_blob(s, 5);
+        size_t n = (size_t)(int)sql_column_bytes(s, 5);
         /* A checkpoint is model-sized: a checked malloc, the request fails cleanly. */
         void *copy = malloc(n ? n : 1);
         if (!copy) {
-            sqlite3_reset(s);
-            sqlite3_clear_bindings(s);
+            sql_reset(s);
+            sql_clear_bindings(s);
             store_rrelease(st, c);
             return vaed_err_set(err, VAED_ENOMEM, "", "no memory for a %zu-byte checkpoint", n);
         }
@@ -767,7 +751,7 @@ int store_checkpoint_get(store *st, int64_t job, int64_t step, store_ckpt *meta,
         free(*blob);
         *blob = NULL;
         *size = 0;
-    } else if (sr == SQLITE_DONE) {
+    } else if (sr == SQL_DONE) {
         rc = step < 0 ? vaed_err_set(err, VAED_ENOTFOUND, "", "job %lld has no checkpoint",
                                      (long long)job)
                       : vaed_err_set(err, VAED_ENOTFOUND, "",

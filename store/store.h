@@ -65,7 +65,7 @@
  * allocation failure (xmalloc policy).
  *
  * Every function returns 0 or a negative VAED_E*; the detail, including
- * sqlite3_errmsg, goes to the caller's vaed_err (may be NULL). */
+ * the database's own message, goes to the caller's vaed_err (may be NULL). */
 #ifndef VAED_STORE_H
 #define VAED_STORE_H
 

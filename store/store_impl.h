@@ -9,7 +9,6 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sqlite3.h>
 
 #include "store/sql.h"
 #include "store/store.h"
@@ -24,16 +23,16 @@ enum rstmt_id {
 };
 
 struct rconn {
-    sqlite3 *db;
-    sqlite3_stmt *stmt[R_NSTMT];    /* prepared lazily, kept for the connection's life */
+    sql_conn *db;
+    sql_stmt *stmt[R_NSTMT];    /* prepared lazily, kept for the connection's life */
     int busy;
 };
 
 struct store {
     char *path;
     store_opts opts;
-    sqlite3 *wdb;                   /* the write connection: writer thread only */
-    sqlite3_stmt *wstmt[STORE_W_NSTMT];   /* its prepared statements (writer.c) */
+    sql_conn *wdb;                   /* the write connection: writer thread only */
+    sql_stmt *wstmt[STORE_W_NSTMT];   /* its prepared statements (writer.c) */
     size_t lost_at_close;           /* ops given up while stopping */
 
     pthread_mutex_t mu;
@@ -68,42 +67,48 @@ struct store {
     "ORDER BY json_extract(result, '$.bound') DESC, id LIMIT 1)"
 
 /* Insert a queued job (?1 name, ?2 spec, ?3 state, ?4 priority, ?5 now, ?6 parent_id,
- * ?7 parent_step), last in the queue; and append a schedule event (?1 job, ?2
+ * ?7 parent_step), last in the queue, RETURNING its id; and append a schedule event (?1 job, ?2
  * requested_at, ?3 effective_step, ?4 schedule, ?5 source) RETURNING its seq. One text
  * each for the writer's own statements and the writer calls that insert jobs in bulk
  * (store/sweeps.c), so a sweep's trial is stored exactly as a submitted job is. */
 #define STORE_SQL_JOB_INSERT                                                             \
     "INSERT INTO jobs(name, spec, state, priority, queue_seq, created_at, "             \
     "updated_at, parent_id, parent_step) VALUES (?1, ?2, ?3, ?4, "                      \
-    "(SELECT coalesce(max(queue_seq), 0) + 1 FROM jobs), ?5, ?5, ?6, ?7)"
+    "(SELECT coalesce(max(queue_seq), 0) + 1 FROM jobs), ?5, ?5, ?6, ?7) "     \
+    "RETURNING id"
 #define STORE_SQL_EVENT_INSERT                                                           \
     "INSERT INTO schedule_events(job, seq, requested_at, effective_step, "              \
     "schedule, source, superseded) VALUES (?1, "                                       \
     "(SELECT coalesce(max(seq), 0) + 1 FROM schedule_events WHERE job = ?1), "          \
     "?2, ?3, ?4, ?5, 0) RETURNING seq"
 
+/* Step s to its end and reset it (bindings cleared): SQL_DONE, with *row (may be NULL)
+ * the first column of the last row it returned (an INSERT's RETURNING id), or the
+ * failing step's negative code (sql_errclass_of the connection says what kind). */
+int store_wrun(sql_stmt *s, int64_t *row);
+
 /* Monotonic seconds, for lag and deadlines. */
 double store_mono(void);
 /* Unix seconds, for stored timestamps. */
 double store_now(void);
 
-/* Set err to VAED_EDB with what, formatted, then sqlite3_errmsg(db); returns VAED_EDB. */
-int store_dberr(vaed_err *err, sqlite3 *db, const char *what, ...)
+/* Set err to VAED_EDB with what, formatted, then sql_errmsg(db); returns VAED_EDB. */
+int store_dberr(vaed_err *err, sql_conn *db, const char *what, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Open a connection on path with the common pragmas (busy timeout, foreign keys). */
-int store_conn_open(sqlite3 **db, const char *path, int busy_ms, int create, vaed_err *err);
+int store_conn_open(sql_conn **db, const char *path, int busy_ms, int create, vaed_err *err);
 
 /* A read of a rarely read table (datasets, evaluations) on its own short-lived
  * read-only connection: run sql, with ?1 bound to id when id > 0, and call row(arg, s)
  * for each row; a non-zero return from row stops the walk and is returned. VAED_EDB
  * (err says what) when the database fails. */
-typedef int (*store_row_fn)(void *arg, sqlite3_stmt *s);
+typedef int (*store_row_fn)(void *arg, sql_stmt *s);
 int store_read_each(store *st, const char *sql, int64_t id, store_row_fn row, void *arg,
                     const char *what, vaed_err *err);
 
 /* schema.c: migrate db forward to STORE_SCHEMA_VERSION (see there). */
-int store_migrate(sqlite3 *db, vaed_err *err);
+int store_migrate(sql_conn *db, vaed_err *err);
 /* schema_pg.c: a migration's SQL (SQLite's dialect) in PostgreSQL's, as a new string
  * (xmalloc); and a PostgreSQL database migrated to STORE_SCHEMA_VERSION in one
  * transaction under an advisory lock (see there). */
@@ -120,12 +125,12 @@ size_t store_writer_stop(store *st);
 int store_racquire(store *st, struct rconn **out, vaed_err *err);
 void store_rrelease(store *st, struct rconn *c);
 /* The connection's prepared statement id (prepared on first use), NULL with err. */
-sqlite3_stmt *store_rstmt(struct rconn *c, enum rstmt_id id, vaed_err *err);
+sql_stmt *store_rstmt(struct rconn *c, enum rstmt_id id, vaed_err *err);
 /* Reset s; a step result that is neither a row nor the end becomes VAED_EDB (or
  * VAED_ENOMEM) with the connection's message. */
-int store_rdone(struct rconn *c, sqlite3_stmt *s, int step_rc, const char *what,
+int store_rdone(struct rconn *c, sql_stmt *s, int step_rc, const char *what,
                 vaed_err *err);
 /* A blob of doubles copied into a new array (xmalloc); OUT *n its length, 0 → NULL. */
-double *store_col_doubles(sqlite3_stmt *s, int i, int *n);
+double *store_col_doubles(sql_stmt *s, int i, int *n);
 
 #endif

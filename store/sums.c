@@ -11,56 +11,56 @@
 
 /* ---- the min/max pyramid ------------------------------------------------------------ */
 
-/* Merge into acc the level-lvl summaries of job for buckets lo..hi. SQLITE_DONE or the
- * failing code (SQLITE_CORRUPT for a blob of the wrong size). */
+/* Merge into acc the level-lvl summaries of job for buckets lo..hi. SQL_DONE or the
+ * failing code (VAED_EDB for a blob of the wrong size). */
 static int sum_get(store *st, int64_t job, int lvl, int64_t lo, int64_t hi, struct sum *acc)
 {
-    sqlite3_stmt *s = st->wstmt[W_SUM_GET];
-    sqlite3_bind_int64(s, 1, job);
-    sqlite3_bind_int(s, 2, lvl);
-    sqlite3_bind_int64(s, 3, lo);
-    sqlite3_bind_int64(s, 4, hi);
+    sql_stmt *s = st->wstmt[W_SUM_GET];
+    sql_bind_int64(s, 1, job);
+    sql_bind_int64(s, 2, lvl);
+    sql_bind_int64(s, 3, lo);
+    sql_bind_int64(s, 4, hi);
     int rc, bad = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = sql_step(s, NULL)) == SQL_ROW) {
         struct sum one;
-        if (sum_decode(&one, sqlite3_column_int64(s, 0), sqlite3_column_blob(s, 1),
-                       sqlite3_column_bytes(s, 1)) != 0)
+        if (sum_decode(&one, sql_column_int64(s, 0), sql_column_blob(s, 1),
+                       (int)sql_column_bytes(s, 1)) != 0)
             bad = 1;
         else
             sum_merge(acc, &one);
     }
-    int rrc = sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    if (rc != SQLITE_DONE)
-        return rrc != SQLITE_OK ? rrc : rc;
-    return bad ? SQLITE_CORRUPT : SQLITE_DONE;
+    sql_reset(s);
+    sql_clear_bindings(s);
+    if (rc != SQL_DONE)
+        return rc;
+    return bad ? VAED_EDB : SQL_DONE;
 }
 
 /* The summary of job's raw rows with lo <= step <= hi, into acc. */
 static int sum_raw(store *st, int64_t job, int64_t lo, int64_t hi, struct sum *acc)
 {
-    sqlite3_stmt *s = st->wstmt[W_RAW];
-    sqlite3_bind_int64(s, 1, job);
-    sqlite3_bind_int64(s, 2, lo);
-    sqlite3_bind_int64(s, 3, hi);
+    sql_stmt *s = st->wstmt[W_RAW];
+    sql_bind_int64(s, 1, job);
+    sql_bind_int64(s, 2, lo);
+    sql_bind_int64(s, 3, hi);
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+    while ((rc = sql_step(s, NULL)) == SQL_ROW)
         sum_add_stmt(acc, s, 0, 1);
-    int rrc = sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return rc == SQLITE_DONE ? SQLITE_DONE : (rrc != SQLITE_OK ? rrc : rc);
+    sql_reset(s);
+    sql_clear_bindings(s);
+    return rc;
 }
 
 static int sum_put(store *st, int64_t job, int lvl, int64_t bucket, const struct sum *v)
 {
     unsigned char blob[SUM_BLOB_BYTES];
-    sqlite3_stmt *s = st->wstmt[W_SUM_PUT];
+    sql_stmt *s = st->wstmt[W_SUM_PUT];
     sum_encode(v, blob);
-    sqlite3_bind_int64(s, 1, job);
-    sqlite3_bind_int(s, 2, lvl);
-    sqlite3_bind_int64(s, 3, bucket);
-    sqlite3_bind_int64(s, 4, v->n);
-    sqlite3_bind_blob(s, 5, blob, SUM_BLOB_BYTES, SQLITE_STATIC);
+    sql_bind_int64(s, 1, job);
+    sql_bind_int64(s, 2, lvl);
+    sql_bind_int64(s, 3, bucket);
+    sql_bind_int64(s, 4, v->n);
+    sql_bind_blob(s, 5, blob, (size_t)(SUM_BLOB_BYTES));
     return store_wrun(s, NULL);
 }
 
@@ -94,14 +94,14 @@ struct touched {
  * recomputed steps overwrite the rows that survived, with the same values except
  * `time` — makes its level-0 bucket dirty: that bucket is recomputed from its raw rows
  * (at most 256), and each dirty bucket's parent from its 16 children, so no stale
- * extreme of a replaced value survives. Returns SQLITE_DONE or the failing code. */
+ * extreme of a replaced value survives. Returns SQL_DONE or the failing code. */
 int store_sums_update(store *st, int64_t job, const store_metric *rows, size_t n)
 {
     struct step_ix *ix = malloc(n * sizeof *ix);
     struct touched *t = malloc(n * sizeof *t);
-    int rc = SQLITE_DONE;
+    int rc = SQL_DONE;
     if (!ix || !t) {
-        rc = SQLITE_NOMEM;   /* transient: the batch is retried */
+        rc = VAED_ENOMEM;   /* transient: the batch is retried */
         goto done;
     }
     for (size_t i = 0; i < n; i++)
@@ -111,7 +111,7 @@ int store_sums_update(store *st, int64_t job, const store_metric *rows, size_t n
     /* Level 0, from the rows. */
     size_t nt = 0;
     const int64_t w0 = STORE_SUM_WIDTH(0);
-    for (size_t i = 0; i < n && rc == SQLITE_DONE;) {
+    for (size_t i = 0; i < n && rc == SQL_DONE;) {
         int64_t b = sum_floor_div(ix[i].step, w0), first = ix[i].step;
         struct touched *e = &t[nt++];
         e->bucket = b;
@@ -126,13 +126,13 @@ int store_sums_update(store *st, int64_t job, const store_metric *rows, size_t n
             sum_add(&e->delta, m->step, v);
         }
         struct sum cur = {0};
-        if ((rc = sum_get(st, job, 0, b, b, &cur)) != SQLITE_DONE)
+        if ((rc = sum_get(st, job, 0, b, b, &cur)) != SQL_DONE)
             break;
         if (cur.n > 0 && first <= cur.last) {
             /* Maybe a replacement: recompute the bucket from its raw rows. */
             e->dirty = 1;
             cur.n = 0;
-            if ((rc = sum_raw(st, job, b * w0, b * w0 + w0 - 1, &cur)) != SQLITE_DONE)
+            if ((rc = sum_raw(st, job, b * w0, b * w0 + w0 - 1, &cur)) != SQL_DONE)
                 break;
         } else {
             sum_merge(&cur, &e->delta);
@@ -143,10 +143,10 @@ int store_sums_update(store *st, int64_t job, const store_metric *rows, size_t n
 
     /* Each higher level from the one below: t[] is sorted by bucket, so the children
      * of a parent are adjacent; the parents are written back over t[] in place. */
-    for (int l = 1; l < STORE_SUM_LEVELS && rc == SQLITE_DONE; l++) {
+    for (int l = 1; l < STORE_SUM_LEVELS && rc == SQL_DONE; l++) {
         const int64_t fan = STORE_SUM_WIDTH(l) / STORE_SUM_WIDTH(l - 1);
         size_t np = 0;
-        for (size_t i = 0; i < nt && rc == SQLITE_DONE;) {
+        for (size_t i = 0; i < nt && rc == SQL_DONE;) {
             int64_t p = sum_floor_div(t[i].bucket, fan);
             struct touched par = {.bucket = p};
             for (; i < nt && sum_floor_div(t[i].bucket, fan) == p; i++) {
@@ -156,9 +156,9 @@ int store_sums_update(store *st, int64_t job, const store_metric *rows, size_t n
             struct sum cur = {0};
             if (par.dirty)
                 rc = sum_get(st, job, l - 1, p * fan, p * fan + fan - 1, &cur);
-            else if ((rc = sum_get(st, job, l, p, p, &cur)) == SQLITE_DONE)
+            else if ((rc = sum_get(st, job, l, p, p, &cur)) == SQL_DONE)
                 sum_merge(&cur, &par.delta);
-            if (rc == SQLITE_DONE && cur.n > 0)
+            if (rc == SQL_DONE && cur.n > 0)
                 rc = sum_put(st, job, l, p, &cur);
             t[np++] = par;
         }
@@ -170,5 +170,5 @@ done:
     return rc;
 }
 
-/* Run one op's statements. Returns SQLITE_DONE, or the failing SQLite code (the
+/* Run one op's statements. Returns SQL_DONE, or the failing negative code (the
  * caller tells transient from permanent). Sets o->rc/msg for logical failures. */

@@ -18,7 +18,8 @@
 #include "store/writer_call.h"
 
 static const char SQL_SWEEP_INSERT[] =
-    "INSERT INTO sweeps(name, spec, concurrency, created_at) VALUES (?1, ?2, ?3, ?4)";
+    "INSERT INTO sweeps(name, spec, concurrency, created_at) VALUES (?1, ?2, ?3, ?4) "
+    "RETURNING id";
 static const char SQL_TRIAL_INSERT[] =
     "INSERT INTO sweep_trials(sweep, trial, job, point) VALUES (?1, ?2, ?3, ?4)";
 static const char SQL_GET[] =
@@ -45,9 +46,9 @@ static const char SQL_OF_JOB[] =
     "SELECT s.id, s.concurrency FROM sweep_trials t JOIN sweeps s ON s.id = t.sweep "
     "WHERE t.job = ?1";
 
-static char *col_dup(sqlite3_stmt *s, int i)
+static char *col_dup(sql_stmt *s, int i)
 {
-    const unsigned char *t = sqlite3_column_text(s, i);
+    const char *t = sql_column_text(s, i);
     return xstrdup(t ? (const char *)t : "");
 }
 
@@ -72,72 +73,60 @@ typedef struct ins_arg {
     int64_t *job_ids;
 } ins_arg;
 
-/* Step s to its end; SQLITE_DONE or the failing code; *row = the first column of a row. */
-static int run1(sqlite3_stmt *s, int64_t *row)
-{
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        if (row)
-            *row = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return rc;
-}
-
-static int do_insert(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, char *msg,
+static int do_insert(sql_conn *db, void *arg, int *vrc, int64_t *out_id, char *msg,
                      size_t msgsz)
 {
     (void)vrc, (void)msg, (void)msgsz;
     ins_arg *a = arg;
     const store_sweep_new *sw = a->sw;
-    sqlite3_stmt *st[4] = {NULL};
+    sql_stmt *st[4] = {NULL};
     const char *sql[4] = {SQL_SWEEP_INSERT, STORE_SQL_JOB_INSERT, STORE_SQL_EVENT_INSERT,
                           SQL_TRIAL_INSERT};
-    int rc = SQLITE_OK;
-    for (int i = 0; i < 4 && rc == SQLITE_OK; i++)
-        rc = sqlite3_prepare_v2(db, sql[i], -1, &st[i], NULL);
-    if (rc != SQLITE_OK)
+    int rc = 0;
+    for (int i = 0; i < 4 && rc == 0; i++)
+        rc = sql_prepare(db, sql[i], &st[i], NULL);
+    if (rc != 0)
         goto done;
     double now = store_now();
-    sqlite3_bind_text(st[0], 1, sw->name ? sw->name : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st[0], 2, sw->spec, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st[0], 3, sw->concurrency);
-    sqlite3_bind_double(st[0], 4, now);
-    if ((rc = run1(st[0], NULL)) != SQLITE_DONE)
+    sql_bind_text(st[0], 1, sw->name ? sw->name : "");
+    sql_bind_text(st[0], 2, sw->spec);
+    sql_bind_int64(st[0], 3, sw->concurrency);
+    sql_bind_double(st[0], 4, now);
+    int64_t sid = 0;
+    if ((rc = store_wrun(st[0], &sid)) != SQL_DONE)
         goto done;
-    int64_t sid = sqlite3_last_insert_rowid(db);
     for (size_t i = 0; i < sw->n; i++) {
         const store_sweep_trial_new *t = &sw->trials[i];
-        sqlite3_bind_text(st[1], 1, t->name ? t->name : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st[1], 2, t->spec, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st[1], 3, "queued", -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st[1], 4, t->priority);
-        sqlite3_bind_double(st[1], 5, now);
-        sqlite3_bind_null(st[1], 6);
-        sqlite3_bind_null(st[1], 7);
-        if ((rc = run1(st[1], NULL)) != SQLITE_DONE)
+        sql_bind_text(st[1], 1, t->name ? t->name : "");
+        sql_bind_text(st[1], 2, t->spec);
+        sql_bind_text(st[1], 3, "queued");
+        sql_bind_int64(st[1], 4, t->priority);
+        sql_bind_double(st[1], 5, now);
+        sql_bind_null(st[1], 6);
+        sql_bind_null(st[1], 7);
+        int64_t job = 0;
+        if ((rc = store_wrun(st[1], &job)) != SQL_DONE)
             goto done;
-        int64_t job = sqlite3_last_insert_rowid(db);
-        sqlite3_bind_int64(st[2], 1, job);
-        sqlite3_bind_double(st[2], 2, now);
-        sqlite3_bind_int64(st[2], 3, 0);
-        sqlite3_bind_text(st[2], 4, t->schedule, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st[2], 5, "submit", -1, SQLITE_STATIC);
-        if ((rc = run1(st[2], NULL)) != SQLITE_DONE)
+        sql_bind_int64(st[2], 1, job);
+        sql_bind_double(st[2], 2, now);
+        sql_bind_int64(st[2], 3, 0);
+        sql_bind_text(st[2], 4, t->schedule);
+        sql_bind_text(st[2], 5, "submit");
+        if ((rc = store_wrun(st[2], NULL)) != SQL_DONE)
             goto done;
-        sqlite3_bind_int64(st[3], 1, sid);
-        sqlite3_bind_int64(st[3], 2, (int64_t)i);
-        sqlite3_bind_int64(st[3], 3, job);
-        sqlite3_bind_text(st[3], 4, t->point, -1, SQLITE_STATIC);
-        if ((rc = run1(st[3], NULL)) != SQLITE_DONE)
+        sql_bind_int64(st[3], 1, sid);
+        sql_bind_int64(st[3], 2, (int64_t)i);
+        sql_bind_int64(st[3], 3, job);
+        sql_bind_text(st[3], 4, t->point);
+        if ((rc = store_wrun(st[3], NULL)) != SQL_DONE)
             goto done;
         a->job_ids[i] = job;
     }
     *out_id = sid;
 done:
     for (int i = 0; i < 4; i++)
-        sqlite3_finalize(st[i]);
-    return rc == SQLITE_OK ? SQLITE_DONE : rc;
+        sql_finalize(st[i]);
+    return rc == 0 ? SQL_DONE : rc;
 }
 
 static int valid_json(const char *text, const char *field, vaed_err *err)
@@ -165,26 +154,26 @@ int store_sweep_insert(store *st, const store_sweep_new *sw, int64_t *id, int64_
 
 /* ---- reads ---------------------------------------------------------------------- */
 
-static int ropen(store *st, sqlite3 **db, vaed_err *err)
+static int ropen(store *st, sql_conn **db, vaed_err *err)
 {
     int rc = store_conn_open(db, st->path, st->opts.busy_timeout_ms, 0, err);
-    if (!rc && sqlite3_exec(*db, "PRAGMA query_only = ON", NULL, NULL, NULL) != SQLITE_OK) {
+    if (!rc && sql_exec(*db, "PRAGMA query_only = ON", NULL) != 0) {
         rc = store_dberr(err, *db, "read connection");
-        sqlite3_close(*db);
+        sql_close(*db);
         *db = NULL;
     }
     return rc;
 }
 
-static int read_trials(sqlite3 *db, store_sweep *s, vaed_err *err)
+static int read_trials(sql_conn *db, store_sweep *s, vaed_err *err)
 {
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(db, SQL_TRIALS, -1, &q, NULL) != SQLITE_OK)
+    sql_stmt *q = NULL;
+    if (sql_prepare(db, SQL_TRIALS, &q, NULL) != 0)
         return store_dberr(err, db, "reading sweep trials");
-    sqlite3_bind_int64(q, 1, s->id);
+    sql_bind_int64(q, 1, s->id);
     size_t cap = 0;
     int sr;
-    while ((sr = sqlite3_step(q)) == SQLITE_ROW) {
+    while ((sr = sql_step(q, NULL)) == SQL_ROW) {
         if (s->n == cap) {
             /* one row per trial, bounded by max_trials: the abort-on-failure policy */
             cap = cap ? cap * 2 : 16;
@@ -195,60 +184,60 @@ static int read_trials(sqlite3 *db, store_sweep *s, vaed_err *err)
         }
         store_sweep_trial *t = &s->trials[s->n++];
         memset(t, 0, sizeof *t);
-        t->trial = sqlite3_column_int64(q, 0);
-        t->job = sqlite3_column_int64(q, 1);
+        t->trial = sql_column_int64(q, 0);
+        t->job = sql_column_int64(q, 1);
         t->point = col_dup(q, 2);
-        const unsigned char *stt = sqlite3_column_text(q, 3);
+        const char *stt = sql_column_text(q, 3);
         snprintf(t->state, sizeof t->state, "%s", stt ? (const char *)stt : "");
-        t->has_epoch = sqlite3_column_int(q, 8);
-        t->kl = sqlite3_column_double(q, 4);
-        t->xent = sqlite3_column_double(q, 5);
-        t->elbo = sqlite3_column_double(q, 6);
-        t->active_units = sqlite3_column_int(q, 7);
-        t->has_bound = sqlite3_column_type(q, 9) != SQLITE_NULL;
-        t->bound = sqlite3_column_double(q, 9);
-        t->epoch = sqlite3_column_int(q, 10);
-        if (sqlite3_column_type(q, 11) != SQLITE_NULL)
+        t->has_epoch = (int)sql_column_int64(q, 8);
+        t->kl = sql_column_double(q, 4);
+        t->xent = sql_column_double(q, 5);
+        t->elbo = sql_column_double(q, 6);
+        t->active_units = (int)sql_column_int64(q, 7);
+        t->has_bound = sql_column_type(q, 9) != SQL_NULL;
+        t->bound = sql_column_double(q, 9);
+        t->epoch = (int)sql_column_int64(q, 10);
+        if (sql_column_type(q, 11) != SQL_NULL)
             t->reason = col_dup(q, 11);
     }
-    int rc = sr == SQLITE_DONE ? 0 : store_dberr(err, db, "reading sweep trials");
-    sqlite3_finalize(q);
+    int rc = sr == SQL_DONE ? 0 : store_dberr(err, db, "reading sweep trials");
+    sql_finalize(q);
     return rc;
 }
 
 int store_sweep_get(store *st, int64_t id, int trials, store_sweep *s, vaed_err *err)
 {
     memset(s, 0, sizeof *s);
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
+    sql_conn *db = NULL;
+    sql_stmt *q = NULL;
     int rc = ropen(st, &db, err);
     if (rc)
         return rc;
     /* one snapshot for the sweep and its trials */
-    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-    if (sqlite3_prepare_v2(db, SQL_GET, -1, &q, NULL) != SQLITE_OK) {
+    sql_exec(db, "BEGIN", NULL);
+    if (sql_prepare(db, SQL_GET, &q, NULL) != 0) {
         rc = store_dberr(err, db, "reading a sweep");
         goto done;
     }
-    sqlite3_bind_int64(q, 1, id);
-    int sr = sqlite3_step(q);
-    if (sr == SQLITE_ROW) {
-        s->id = sqlite3_column_int64(q, 0);
+    sql_bind_int64(q, 1, id);
+    int sr = sql_step(q, NULL);
+    if (sr == SQL_ROW) {
+        s->id = sql_column_int64(q, 0);
         s->name = col_dup(q, 1);
         s->spec = col_dup(q, 2);
-        s->concurrency = sqlite3_column_int(q, 3);
-        s->created_at = sqlite3_column_double(q, 4);
-    } else if (sr == SQLITE_DONE) {
+        s->concurrency = (int)sql_column_int64(q, 3);
+        s->created_at = sql_column_double(q, 4);
+    } else if (sr == SQL_DONE) {
         rc = vaed_err_set(err, VAED_ENOTFOUND, "", "sweep %" PRId64 " not found", id);
     } else {
         rc = store_dberr(err, db, "reading a sweep");
     }
-    sqlite3_finalize(q);
+    sql_finalize(q);
     if (!rc && trials)
         rc = read_trials(db, s, err);
 done:
-    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    sqlite3_close(db);
+    sql_exec(db, "COMMIT", NULL);
+    sql_close(db);
     if (rc)
         store_sweep_clear(s);
     return rc;
@@ -258,19 +247,19 @@ int store_sweeps_ids(store *st, int64_t **ids, size_t *n, vaed_err *err)
 {
     *ids = NULL;
     *n = 0;
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
+    sql_conn *db = NULL;
+    sql_stmt *q = NULL;
     int rc = ropen(st, &db, err);
     if (rc)
         return rc;
-    if (sqlite3_prepare_v2(db, SQL_IDS, -1, &q, NULL) != SQLITE_OK) {
+    if (sql_prepare(db, SQL_IDS, &q, NULL) != 0) {
         rc = store_dberr(err, db, "listing sweeps");
-        sqlite3_close(db);
+        sql_close(db);
         return rc;
     }
     size_t cap = 0;
     int sr;
-    while ((sr = sqlite3_step(q)) == SQLITE_ROW) {
+    while ((sr = sql_step(q, NULL)) == SQL_ROW) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
             int64_t *p = realloc(*ids, cap * sizeof *p);
@@ -278,16 +267,16 @@ int store_sweeps_ids(store *st, int64_t **ids, size_t *n, vaed_err *err)
                 abort();
             *ids = p;
         }
-        (*ids)[(*n)++] = sqlite3_column_int64(q, 0);
+        (*ids)[(*n)++] = sql_column_int64(q, 0);
     }
-    if (sr != SQLITE_DONE) {
+    if (sr != SQL_DONE) {
         rc = store_dberr(err, db, "listing sweeps");
         free(*ids);
         *ids = NULL;
         *n = 0;
     }
-    sqlite3_finalize(q);
-    sqlite3_close(db);
+    sql_finalize(q);
+    sql_close(db);
     return rc;
 }
 
@@ -296,25 +285,25 @@ int store_sweep_of_job(store *st, int64_t job, int64_t *sweep, int *concurrency,
 {
     *sweep = 0;
     *concurrency = 0;
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
+    sql_conn *db = NULL;
+    sql_stmt *q = NULL;
     int rc = ropen(st, &db, err);
     if (rc)
         return rc;
-    if (sqlite3_prepare_v2(db, SQL_OF_JOB, -1, &q, NULL) != SQLITE_OK) {
+    if (sql_prepare(db, SQL_OF_JOB, &q, NULL) != 0) {
         rc = store_dberr(err, db, "reading a job's sweep");
     } else {
-        sqlite3_bind_int64(q, 1, job);
-        int sr = sqlite3_step(q);
-        if (sr == SQLITE_ROW) {
-            *sweep = sqlite3_column_int64(q, 0);
-            *concurrency = sqlite3_column_int(q, 1);
-        } else if (sr != SQLITE_DONE) {
+        sql_bind_int64(q, 1, job);
+        int sr = sql_step(q, NULL);
+        if (sr == SQL_ROW) {
+            *sweep = sql_column_int64(q, 0);
+            *concurrency = (int)sql_column_int64(q, 1);
+        } else if (sr != SQL_DONE) {
             rc = store_dberr(err, db, "reading a job's sweep");
         }
     }
-    sqlite3_finalize(q);
-    sqlite3_close(db);
+    sql_finalize(q);
+    sql_close(db);
     return rc;
 }
 
@@ -335,29 +324,29 @@ static int grow(void *pp, size_t n, size_t *cap, size_t size)
 
 /* Run sql with its int64 parameters, handing each row to row(q, ctx); 0 or the error. */
 static int each_row(store *st, const char *sql, const int64_t *par, int npar,
-                     int (*row)(sqlite3_stmt *, void *), void *ctx, const char *what,
+                     int (*row)(sql_stmt *, void *), void *ctx, const char *what,
                      vaed_err *err)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
+    sql_conn *db = NULL;
+    sql_stmt *q = NULL;
     int rc = ropen(st, &db, err);
     if (rc)
         return rc;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+    if (sql_prepare(db, sql, &q, NULL) != 0) {
         rc = store_dberr(err, db, "%s", what);
-        sqlite3_close(db);
+        sql_close(db);
         return rc;
     }
     for (int i = 0; i < npar; i++)
-        sqlite3_bind_int64(q, i + 1, par[i]);
+        sql_bind_int64(q, i + 1, par[i]);
     int sr;
-    while ((sr = sqlite3_step(q)) == SQLITE_ROW)
+    while ((sr = sql_step(q, NULL)) == SQL_ROW)
         if ((rc = row(q, ctx)))
             break;
-    if (!rc && sr != SQLITE_DONE)
+    if (!rc && sr != SQL_DONE)
         rc = store_dberr(err, db, "%s", what);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
+    sql_finalize(q);
+    sql_close(db);
     return rc;
 }
 
@@ -366,12 +355,12 @@ typedef struct rung_vals {
     size_t n, cap;
 } rung_vals;
 
-static int rung_collect(sqlite3_stmt *q, void *ctx)
+static int rung_collect(sql_stmt *q, void *ctx)
 {
     rung_vals *r = ctx;
     if (grow(&r->v, r->n, &r->cap, sizeof *r->v))
         return VAED_ENOMEM;
-    r->v[r->n++] = sqlite3_column_double(q, 0);
+    r->v[r->n++] = sql_column_double(q, 0);
     return 0;
 }
 
@@ -423,27 +412,27 @@ static const char *const SQL_PBT_MEMBERS_BY[][2] = {{"elbo", SQL_PBT_MEMBERS("el
                                                     {"kl", SQL_PBT_MEMBERS("kl")},
                                                     {"xent", SQL_PBT_MEMBERS("xent")}};
 
-static int do_pbt_insert(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, char *msg,
+static int do_pbt_insert(sql_conn *db, void *arg, int *vrc, int64_t *out_id, char *msg,
                          size_t msgsz)
 {
     (void)vrc, (void)out_id, (void)msg, (void)msgsz;
     const store_pbt_decision *d = arg;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(db, SQL_PBT_INSERT, -1, &s, NULL);
-    if (rc != SQLITE_OK)
+    sql_stmt *s = NULL;
+    int rc = sql_prepare(db, SQL_PBT_INSERT, &s, NULL);
+    if (rc != 0)
         return rc;
-    sqlite3_bind_int64(s, 1, d->job);
-    sqlite3_bind_int64(s, 2, d->step);
-    sqlite3_bind_int(s, 3, d->epoch);
+    sql_bind_int64(s, 1, d->job);
+    sql_bind_int64(s, 2, d->step);
+    sql_bind_int64(s, 3, d->epoch);
     if (d->donor > 0)
-        sqlite3_bind_int64(s, 4, d->donor);
+        sql_bind_int64(s, 4, d->donor);
     if (isfinite(d->value))
-        sqlite3_bind_double(s, 5, d->value);
+        sql_bind_double(s, 5, d->value);
     if (d->schedule)
-        sqlite3_bind_text(s, 6, d->schedule, -1, SQLITE_STATIC);
-    sqlite3_bind_double(s, 7, store_now());
-    rc = run1(s, NULL);
-    sqlite3_finalize(s);
+        sql_bind_text(s, 6, d->schedule);
+    sql_bind_double(s, 7, store_now());
+    rc = store_wrun(s, NULL);
+    sql_finalize(s);
     return rc;
 }
 
@@ -459,16 +448,16 @@ int store_pbt_decide(store *st, const store_pbt_decision *d, vaed_err *err)
     return store_writer_call(st, do_pbt_insert, (void *)d, NULL, err);
 }
 
-static void pbt_row(sqlite3_stmt *q, store_pbt_decision *d)
+static void pbt_row(sql_stmt *q, store_pbt_decision *d)
 {
-    d->job = sqlite3_column_int64(q, 0);
-    d->step = sqlite3_column_int64(q, 1);
-    d->epoch = sqlite3_column_int(q, 2);
-    d->donor = sqlite3_column_type(q, 3) == SQLITE_NULL ? 0 : sqlite3_column_int64(q, 3);
-    d->value = sqlite3_column_type(q, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 4);
-    d->schedule = sqlite3_column_type(q, 5) == SQLITE_NULL ? NULL : col_dup(q, 5);
-    d->created_at = sqlite3_column_double(q, 6);
-    d->trial = sqlite3_column_int64(q, 7);
+    d->job = sql_column_int64(q, 0);
+    d->step = sql_column_int64(q, 1);
+    d->epoch = (int)sql_column_int64(q, 2);
+    d->donor = sql_column_type(q, 3) == SQL_NULL ? 0 : sql_column_int64(q, 3);
+    d->value = sql_column_type(q, 4) == SQL_NULL ? NAN : sql_column_double(q, 4);
+    d->schedule = sql_column_type(q, 5) == SQL_NULL ? NULL : col_dup(q, 5);
+    d->created_at = sql_column_double(q, 6);
+    d->trial = sql_column_int64(q, 7);
 }
 
 typedef struct pbt_rows {
@@ -476,7 +465,7 @@ typedef struct pbt_rows {
     size_t n, cap;
 } pbt_rows;
 
-static int pbt_collect(sqlite3_stmt *q, void *ctx)
+static int pbt_collect(sql_stmt *q, void *ctx)
 {
     pbt_rows *r = ctx;
     if (grow(&r->d, r->n, &r->cap, sizeof *r->d))
@@ -535,7 +524,7 @@ typedef struct pbt_members {
     size_t n, cap;
 } pbt_members;
 
-static int members_collect(sqlite3_stmt *q, void *ctx)
+static int members_collect(sql_stmt *q, void *ctx)
 {
     pbt_members *m = ctx;
     size_t c0 = m->cap, c1 = m->cap, c2 = m->cap;
@@ -543,9 +532,9 @@ static int members_collect(sqlite3_stmt *q, void *ctx)
         grow(&m->vals, m->n, &c2, sizeof *m->vals))
         return VAED_ENOMEM; /* a grown one keeps its block: freed by the caller */
     m->cap = c0;
-    m->jobs[m->n] = sqlite3_column_int64(q, 0);
-    m->trials[m->n] = sqlite3_column_int64(q, 1);
-    m->vals[m->n++] = sqlite3_column_type(q, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 2);
+    m->jobs[m->n] = sql_column_int64(q, 0);
+    m->trials[m->n] = sql_column_int64(q, 1);
+    m->vals[m->n++] = sql_column_type(q, 2) == SQL_NULL ? NAN : sql_column_double(q, 2);
     return 0;
 }
 

@@ -119,52 +119,46 @@ struct op *store_op_new(enum op_kind kind, int64_t job)
     return o;
 }
 
-/* Retrying can fix these: the disk, the lock or memory may come back. */
-static int transient(int rc)
+/* Retrying can fix rc, a failure on db: the disk, the lock, the connection or memory
+ * may come back (sql_transient is the one definition of which failures those are). */
+static int transient(sql_conn *db, int rc)
 {
-    switch (rc & 0xff) {
-    case SQLITE_FULL: case SQLITE_IOERR: case SQLITE_BUSY: case SQLITE_LOCKED:
-    case SQLITE_NOMEM: case SQLITE_CANTOPEN: case SQLITE_PROTOCOL: case SQLITE_READONLY:
-    case SQLITE_INTERRUPT:
-        return 1;
-    default:
-        return 0;
-    }
+    return rc == VAED_ENOMEM || sql_transient(sql_errclass_of(db));
 }
 
-/* Step s to completion and reset it; SQLITE_DONE on success. With row != NULL, the
+/* Step s to completion and reset it; SQL_DONE on success. With row != NULL, the
  * first column of the first row is stored there. */
-int store_wrun(sqlite3_stmt *s, int64_t *row)
+int store_wrun(sql_stmt *s, int64_t *row)
 {
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+    while ((rc = sql_step(s, NULL)) == SQL_ROW)
         if (row)
-            *row = sqlite3_column_int64(s, 0);
-    int rrc = sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return rc == SQLITE_DONE ? SQLITE_DONE : (rrc != SQLITE_OK ? rrc : rc);
+            *row = sql_column_int64(s, 0);
+    sql_reset(s);
+    sql_clear_bindings(s);
+    return rc;
 }
 
-static void bind_text_or_null(sqlite3_stmt *s, int i, const char *t)
+static void bind_text_or_null(sql_stmt *s, int i, const char *t)
 {
     if (t)
-        sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC);
+        sql_bind_text(s, i, t);
     else
-        sqlite3_bind_null(s, i);
+        sql_bind_null(s, i);
 }
 
-static void bind_time(sqlite3_stmt *s, int i, double t)
+static void bind_time(sql_stmt *s, int i, double t)
 {
     if (t > 0)
-        sqlite3_bind_double(s, i, t);
+        sql_bind_double(s, i, t);
     else
-        sqlite3_bind_null(s, i);
+        sql_bind_null(s, i);
 }
 
 /* Mark o not found when the UPDATE just run touched no row. */
-static void check_found(store *st, struct op *o)
+static void check_found(sql_stmt *s, struct op *o)
 {
-    if (sqlite3_changes(st->wdb) == 0) {
+    if (sql_changes(s) == 0) {
         o->rc = VAED_ENOTFOUND;
         snprintf(o->msg, sizeof o->msg, "job %lld not found", (long long)o->job);
     }
@@ -172,141 +166,137 @@ static void check_found(store *st, struct op *o)
 
 static int apply_op(store *st, struct op *o)
 {
-    sqlite3_stmt **w = st->wstmt, *s;
-    int rc = SQLITE_DONE;
+    sql_stmt **w = st->wstmt, *s;
+    int rc = SQL_DONE;
     double now = store_now();
     switch (o->kind) {
     case OP_FLUSH:
         break;
     case OP_METRICS:
         s = w[W_METRIC];
-        for (size_t i = 0; i < o->u.metrics.n && rc == SQLITE_DONE; i++) {
+        for (size_t i = 0; i < o->u.metrics.n && rc == SQL_DONE; i++) {
             const store_metric *m = &o->u.metrics.rows[i];
-            sqlite3_bind_int64(s, 1, o->job);
-            sqlite3_bind_int64(s, 2, m->step);
+            sql_bind_int64(s, 1, o->job);
+            sql_bind_int64(s, 2, m->step);
             double v[STORE_M_NCOLS];
             store_metric_values(m, v);
             for (int k = 0; k < STORE_M_NCOLS; k++)
-                sqlite3_bind_double(s, 3 + k, v[k]);
+                sql_bind_double(s, 3 + k, v[k]);
             if (m->n_groups > 0)
-                sqlite3_bind_blob(s, 3 + STORE_M_NCOLS, m->kl_groups,
-                                  m->n_groups * (int)sizeof(double), SQLITE_STATIC);
+                sql_bind_blob(s, 3 + STORE_M_NCOLS, m->kl_groups, (size_t)(m->n_groups * (int)sizeof(double)));
             else
-                sqlite3_bind_null(s, 3 + STORE_M_NCOLS);
+                sql_bind_null(s, 3 + STORE_M_NCOLS);
             rc = store_wrun(s, NULL);
         }
-        if (rc == SQLITE_DONE)
+        if (rc == SQL_DONE)
             rc = store_sums_update(st, o->job, o->u.metrics.rows, o->u.metrics.n);
         break;
     case OP_EPOCH:
         s = w[W_EPOCH];
-        sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_int64(s, 2, o->u.epoch.epoch);
-        sqlite3_bind_text(s, 3, o->u.epoch.split, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 4, o->u.epoch.step);
-        sqlite3_bind_double(s, 5, o->u.epoch.xent);
-        sqlite3_bind_double(s, 6, o->u.epoch.kl);
-        sqlite3_bind_double(s, 7, o->u.epoch.elbo);
-        sqlite3_bind_int(s, 8, o->u.epoch.active_units);
+        sql_bind_int64(s, 1, o->job);
+        sql_bind_int64(s, 2, o->u.epoch.epoch);
+        sql_bind_text(s, 3, o->u.epoch.split);
+        sql_bind_int64(s, 4, o->u.epoch.step);
+        sql_bind_double(s, 5, o->u.epoch.xent);
+        sql_bind_double(s, 6, o->u.epoch.kl);
+        sql_bind_double(s, 7, o->u.epoch.elbo);
+        sql_bind_int64(s, 8, o->u.epoch.active_units);
         if (o->u.epoch.n_dims > 0)
-            sqlite3_bind_blob(s, 9, o->u.epoch.kl_dims, o->u.epoch.n_dims * (int)sizeof(double),
-                              SQLITE_STATIC);
+            sql_bind_blob(s, 9, o->u.epoch.kl_dims, (size_t)(o->u.epoch.n_dims * (int)sizeof(double)));
         else
-            sqlite3_bind_null(s, 9);
-        sqlite3_bind_double(s, 10, o->u.epoch.time);
+            sql_bind_null(s, 9);
+        sql_bind_double(s, 10, o->u.epoch.time);
         rc = store_wrun(s, NULL);
         break;
     case OP_EVENT:
         s = w[W_EVENT_SUPERSEDE];
-        sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_int64(s, 2, o->u.event.effective_step);
+        sql_bind_int64(s, 1, o->job);
+        sql_bind_int64(s, 2, o->u.event.effective_step);
         rc = store_wrun(s, NULL);
-        if (rc != SQLITE_DONE)
+        if (rc != SQL_DONE)
             break;
         s = w[W_EVENT];
-        sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_double(s, 2, o->u.event.requested_at > 0 ? o->u.event.requested_at : now);
-        sqlite3_bind_int64(s, 3, o->u.event.effective_step);
-        sqlite3_bind_text(s, 4, o->u.event.schedule, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 5, o->u.event.source, -1, SQLITE_STATIC);
+        sql_bind_int64(s, 1, o->job);
+        sql_bind_double(s, 2, o->u.event.requested_at > 0 ? o->u.event.requested_at : now);
+        sql_bind_int64(s, 3, o->u.event.effective_step);
+        sql_bind_text(s, 4, o->u.event.schedule);
+        sql_bind_text(s, 5, o->u.event.source);
         rc = store_wrun(s, &o->out_id);
         break;
     case OP_CKPT:
         s = w[W_CKPT];
-        sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_int64(s, 2, o->u.ckpt.step);
-        sqlite3_bind_double(s, 3, o->u.ckpt.epoch);
-        sqlite3_bind_double(s, 4, now);
-        sqlite3_bind_text(s, 5, o->u.ckpt.kind, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 6, (sqlite3_int64)o->u.ckpt.size);
-        sqlite3_bind_blob64(s, 7, o->u.ckpt.blob ? o->u.ckpt.blob : "", o->u.ckpt.size, SQLITE_STATIC);
+        sql_bind_int64(s, 1, o->job);
+        sql_bind_int64(s, 2, o->u.ckpt.step);
+        sql_bind_double(s, 3, o->u.ckpt.epoch);
+        sql_bind_double(s, 4, now);
+        sql_bind_text(s, 5, o->u.ckpt.kind);
+        sql_bind_int64(s, 6, (int64_t)o->u.ckpt.size);
+        sql_bind_blob(s, 7, o->u.ckpt.blob ? o->u.ckpt.blob : "", o->u.ckpt.size);
         rc = store_wrun(s, NULL);
-        if (rc != SQLITE_DONE || o->u.ckpt.keep <= 0)
+        if (rc != SQL_DONE || o->u.ckpt.keep <= 0)
             break;
         s = w[W_CKPT_RETAIN];
-        sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_int(s, 2, o->u.ckpt.keep);
-        sqlite3_bind_int(s, 3, o->u.ckpt.keep_epoch_end);
+        sql_bind_int64(s, 1, o->job);
+        sql_bind_int64(s, 2, o->u.ckpt.keep);
+        sql_bind_int64(s, 3, o->u.ckpt.keep_epoch_end);
         rc = store_wrun(s, NULL);
         break;
     case OP_JOB_INSERT:
         s = w[W_JOB_INSERT];
-        sqlite3_bind_text(s, 1, o->u.insert.name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, o->u.insert.spec, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, o->u.insert.state, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 4, o->u.insert.priority);
-        sqlite3_bind_double(s, 5, now);
+        sql_bind_text(s, 1, o->u.insert.name);
+        sql_bind_text(s, 2, o->u.insert.spec);
+        sql_bind_text(s, 3, o->u.insert.state);
+        sql_bind_int64(s, 4, o->u.insert.priority);
+        sql_bind_double(s, 5, now);
         if (o->u.insert.parent_id > 0) {
-            sqlite3_bind_int64(s, 6, o->u.insert.parent_id);
-            sqlite3_bind_int64(s, 7, o->u.insert.parent_step);
+            sql_bind_int64(s, 6, o->u.insert.parent_id);
+            sql_bind_int64(s, 7, o->u.insert.parent_step);
         } else {
-            sqlite3_bind_null(s, 6);
-            sqlite3_bind_null(s, 7);
+            sql_bind_null(s, 6);
+            sql_bind_null(s, 7);
         }
-        rc = store_wrun(s, NULL);
-        if (rc == SQLITE_DONE)
-            o->out_id = sqlite3_last_insert_rowid(st->wdb);
+        rc = store_wrun(s, &o->out_id);
         break;
     case OP_JOB_STATE:
         s = w[W_JOB_STATE];
-        sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_text(s, 2, o->u.state.state, -1, SQLITE_STATIC);
+        sql_bind_int64(s, 1, o->job);
+        sql_bind_text(s, 2, o->u.state.state);
         bind_text_or_null(s, 3, o->u.state.reason);
-        sqlite3_bind_double(s, 4, now);
+        sql_bind_double(s, 4, now);
         rc = store_wrun(s, NULL);
-        if (rc == SQLITE_DONE)
-            check_found(st, o);
+        if (rc == SQL_DONE)
+            check_found(s, o);
         break;
     case OP_JOB_PROGRESS:
         s = w[W_JOB_PROGRESS];
-        sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_int64(s, 2, o->u.progress.step);
-        sqlite3_bind_double(s, 3, o->u.progress.epoch);
+        sql_bind_int64(s, 1, o->job);
+        sql_bind_int64(s, 2, o->u.progress.step);
+        sql_bind_double(s, 3, o->u.progress.epoch);
         bind_time(s, 4, now);
         rc = store_wrun(s, NULL);
-        if (rc == SQLITE_DONE)
-            check_found(st, o);
+        if (rc == SQL_DONE)
+            check_found(s, o);
         break;
     case OP_JOB_FRONT:
         s = w[W_JOB_FRONT];
-        sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_double(s, 2, now);
+        sql_bind_int64(s, 1, o->job);
+        sql_bind_double(s, 2, now);
         rc = store_wrun(s, NULL);
-        if (rc == SQLITE_DONE)
-            check_found(st, o);
+        if (rc == SQL_DONE)
+            check_found(s, o);
         break;
     case OP_JOB_PRIO:
         s = w[W_JOB_PRIO];
-        sqlite3_bind_int64(s, 1, o->job);
-        sqlite3_bind_int64(s, 2, o->u.prio.priority);
-        sqlite3_bind_double(s, 3, now);
+        sql_bind_int64(s, 1, o->job);
+        sql_bind_int64(s, 2, o->u.prio.priority);
+        sql_bind_double(s, 3, now);
         rc = store_wrun(s, NULL);
-        if (rc == SQLITE_DONE)
-            check_found(st, o);
+        if (rc == SQL_DONE)
+            check_found(s, o);
         break;
     case OP_CALL:
         rc = o->u.call.fn(st->wdb, o->u.call.arg, &o->rc, &o->out_id, o->msg, sizeof o->msg);
-        if (rc == SQLITE_DONE && o->rc)
+        if (rc == SQL_DONE && o->rc)
             store_wrun(w[W_ROLLBACK_TO], NULL); /* a refused call leaves nothing behind */
         break;
     }
@@ -326,77 +316,77 @@ static const char *kind_name(enum op_kind k)
  * rc), or -1 after a transient failure: rolled back, emsg says why. */
 static int run_batch(store *st, struct op *batch, char *emsg, size_t emsz)
 {
-    sqlite3 *db = st->wdb;
-    sqlite3_stmt **w = st->wstmt;
+    sql_conn *db = st->wdb;
+    sql_stmt **w = st->wstmt;
     int full = 0, rc;
     struct op *o;
     for (o = batch; o; o = o->next)
         full |= o->kind == OP_CKPT && st->opts.fsync_checkpoints;
     if (full)
-        sqlite3_exec(db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
-    if ((rc = store_wrun(w[W_BEGIN], NULL)) != SQLITE_DONE) {
-        snprintf(emsg, emsz, "begin: %s", sqlite3_errmsg(db));
+        sql_exec(db, "PRAGMA synchronous = FULL", NULL);
+    if ((rc = store_wrun(w[W_BEGIN], NULL)) != SQL_DONE) {
+        snprintf(emsg, emsz, "begin: %s", sql_errmsg(db));
         goto fail;
     }
     for (o = batch; o; o = o->next) {
         o->rc = 0;
         o->msg[0] = '\0';
-        if ((rc = store_wrun(w[W_SAVEPOINT], NULL)) != SQLITE_DONE) {
-            snprintf(emsg, emsz, "savepoint: %s", sqlite3_errmsg(db));
+        if ((rc = store_wrun(w[W_SAVEPOINT], NULL)) != SQL_DONE) {
+            snprintf(emsg, emsz, "savepoint: %s", sql_errmsg(db));
             goto fail;
         }
         rc = apply_op(st, o);
-        if (rc != SQLITE_DONE && (transient(rc) || sqlite3_get_autocommit(db))) {
+        if (rc != SQL_DONE && (transient(db, rc) || !sql_in_transaction(db))) {
             snprintf(emsg, emsz, "%s of job %lld: %s", kind_name(o->kind),
-                     (long long)o->job, sqlite3_errmsg(db));
+                     (long long)o->job, sql_errmsg(db));
             goto fail;
         }
-        if (rc != SQLITE_DONE) {
+        if (rc != SQL_DONE) {
             /* A constraint or similar: retrying cannot help, drop this op alone. */
             o->rc = VAED_EDB;
             snprintf(o->msg, sizeof o->msg, "%s of job %lld: %s", kind_name(o->kind),
-                     (long long)o->job, sqlite3_errmsg(db));
+                     (long long)o->job, sql_errmsg(db));
             if (o->kind == OP_JOB_INSERT &&
-                (rc & 0xff) == SQLITE_CONSTRAINT)   /* checked before enqueue, but */
+                sql_errclass_of(db) == SQL_EC_CONSTRAINT)   /* checked before enqueue, but */
                 o->rc = VAED_EINVAL;               /* the schema is the last word */
             store_wrun(w[W_ROLLBACK_TO], NULL);
         }
         if (o->rc == VAED_ENOTFOUND)
             store_wrun(w[W_ROLLBACK_TO], NULL);
-        if ((rc = store_wrun(w[W_RELEASE], NULL)) != SQLITE_DONE) {
-            snprintf(emsg, emsz, "release: %s", sqlite3_errmsg(db));
+        if ((rc = store_wrun(w[W_RELEASE], NULL)) != SQL_DONE) {
+            snprintf(emsg, emsz, "release: %s", sql_errmsg(db));
             goto fail;
         }
     }
-    if ((rc = store_wrun(w[W_COMMIT], NULL)) != SQLITE_DONE) {
-        snprintf(emsg, emsz, "commit: %s", sqlite3_errmsg(db));
+    if ((rc = store_wrun(w[W_COMMIT], NULL)) != SQL_DONE) {
+        snprintf(emsg, emsz, "commit: %s", sql_errmsg(db));
         goto fail;
     }
     if (full)
-        sqlite3_exec(db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+        sql_exec(db, "PRAGMA synchronous = NORMAL", NULL);
     return 0;
 fail:
-    if (!sqlite3_get_autocommit(db))
+    if (sql_in_transaction(db))
         store_wrun(w[W_ROLLBACK], NULL);
     if (full)
-        sqlite3_exec(db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+        sql_exec(db, "PRAGMA synchronous = NORMAL", NULL);
     return -1;
 }
 
 static void apply_max_pages(store *st, int64_t bytes)
 {
-    sqlite3_stmt *s = NULL;
+    sql_stmt *s = NULL;
     int64_t page = 4096;
-    if (sqlite3_prepare_v2(st->wdb, "PRAGMA page_size", -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
-        page = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    if (sql_prepare(st->wdb, "PRAGMA page_size", &s, NULL) == 0 &&
+        sql_step(s, NULL) == SQL_ROW)
+        page = sql_column_int64(s, 0);
+    sql_finalize(s);
     /* 0 removes the cap: SQLite's own maximum. PRAGMA takes no parameters; the
      * number is formatted from an integer, never from text. */
     int64_t pages = bytes > 0 ? (bytes + page - 1) / page : 4294967294LL;
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", (long long)pages);
-    sqlite3_exec(st->wdb, sql, NULL, NULL, NULL);
+    sql_exec(st->wdb, sql, NULL);
 }
 
 static void deadline_ts(struct timespec *ts, double mono_when)
@@ -555,8 +545,7 @@ static void *writer_main(void *arg)
 int store_writer_start(store *st, vaed_err *err)
 {
     for (int i = 0; i < W_NSTMT; i++) {
-        if (sqlite3_prepare_v3(st->wdb, wsql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                               &st->wstmt[i], NULL) != SQLITE_OK)
+        if (sql_prepare(st->wdb, wsql[i], &st->wstmt[i], NULL) != 0)
             return store_dberr(err, st->wdb, "preparing writer statement %d", i);
     }
     if (pthread_create(&st->writer, NULL, writer_main, st) != 0)
@@ -576,7 +565,7 @@ size_t store_writer_stop(store *st)
         st->writer_started = 0;
     }
     for (int i = 0; i < STORE_W_NSTMT; i++) {
-        sqlite3_finalize(st->wstmt[i]);
+        sql_finalize(st->wstmt[i]);
         st->wstmt[i] = NULL;
     }
     return st->lost_at_close;

@@ -10,19 +10,19 @@
 #ifndef VAED_STORE_WRITER_CALL_H
 #define VAED_STORE_WRITER_CALL_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/sql.h"
 #include "store/store.h"
 
-/* Runs on the writer thread inside a savepoint. Returns SQLITE_DONE, or the SQLite code
+/* Runs on the writer thread inside a savepoint. Returns SQL_DONE, or the negative code
  * of a failing statement (the writer tells transient failures, which roll the batch
- * back, from permanent ones, which drop this operation alone). A logical failure (no
- * such row, a refused state) returns SQLITE_DONE with *vrc set to the VAED_E* code and
+ * back, from permanent ones, which drop this operation alone, by sql_errclass_of(db)). A logical failure (no
+ * such row, a refused state) returns SQL_DONE with *vrc set to the VAED_E* code and
  * msg (msgsz bytes) saying why; the savepoint is then rolled back. *out_id is handed
  * back to the caller. Must not call any store_* function. */
-typedef int (*store_call_fn)(sqlite3 *db, void *arg, int *vrc, int64_t *out_id, char *msg,
+typedef int (*store_call_fn)(sql_conn *db, void *arg, int *vrc, int64_t *out_id, char *msg,
                              size_t msgsz);
 
 /* Enqueue fn(arg) and wait for its commit. Returns 0 with *out_id (may be NULL) set,

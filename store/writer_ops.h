@@ -7,8 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
-
 #include "store/store.h"
 #include "store/store_impl.h"
 #include "store/writer_call.h"
@@ -93,12 +91,8 @@ enum wstmt_id {
 };
 _Static_assert(W_NSTMT <= STORE_W_NSTMT, "room for the writer's statements");
 
-/* Step s to the end: SQLITE_DONE (and *row, may be NULL, the last insert rowid), or the
- * failing SQLite code; s is reset either way. */
-int store_wrun(sqlite3_stmt *s, int64_t *row);
-
 /* Update the pyramid buckets that n new rows of job fall in (sums.c), inside the
- * writer's current savepoint. Returns SQLITE_DONE or the failing SQLite code. */
+ * writer's current savepoint. Returns SQL_DONE or the failing negative code. */
 int store_sums_update(store *st, int64_t job, const store_metric *rows, size_t n);
 
 /* A new op of kind for job (small, fixed: aborts on failure); bytes = its own size. */

@@ -123,7 +123,7 @@ static int64_t insert_job(sql_conn *c, const char *spec, const char *state, vaed
 {
     sql_stmt *s = NULL;
     int64_t id = -1;
-    if (sql_prepare(c, STORE_SQL_JOB_INSERT " RETURNING id", &s, e) == 0) {
+    if (sql_prepare(c, STORE_SQL_JOB_INSERT, &s, e) == 0) {
         sql_bind_text(s, 1, "t");
         sql_bind_text(s, 2, spec);
         sql_bind_text(s, 3, state);

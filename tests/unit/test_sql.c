@@ -144,6 +144,11 @@ static void test_values(sql_conn *c)
     CHECK(sql_param_count(ins) == 4, "%s: 4 parameters, got %d", kname(c), sql_param_count(ins));
     CHECK(sql_bind_int64(ins, 5, 1) == VAED_EINVAL && sql_bind_int64(ins, 0, 1) == VAED_EINVAL,
           "%s: binding outside 1..4 is refused", kname(c));
+    /* a failed bind makes the next step fail, so nothing runs with a parameter it was
+     * not given (here ?1..?4 were never bound: it would insert a row of NULLs) */
+    CHECK(sql_step(ins, &e) == VAED_EINVAL && strstr(e.msg, "bound") && sql_errclass_of(c) == SQL_EC_OTHER,
+          "%s: the step after a failed bind fails [%s]", kname(c), e.msg);
+    sql_reset(ins);
     exec_ok(c, "BEGIN");
     int64_t last = 0;
     int bad_ids = 0;
