@@ -36,7 +36,8 @@ static const char SQL_STATE[] =
 static const char SQL_EXISTS[] = "SELECT state FROM evaluations WHERE id = ?1";
 static const char SQL_DROP_BLOCKS[] = "DELETE FROM eval_blocks WHERE eval = ?1";
 static const char SQL_BLOCK_PUT[] =
-    "INSERT OR REPLACE INTO eval_blocks(eval, block, rows, data) VALUES (?1, ?2, ?3, ?4)";
+    "INSERT INTO eval_blocks(eval, block, rows, data) VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT (eval, block) DO UPDATE SET rows = excluded.rows, data = excluded.data";
 static const char SQL_BLOCK_COUNT[] =
     "UPDATE evaluations SET rows_done = (SELECT coalesce(sum(rows), 0) FROM eval_blocks "
     "WHERE eval = ?1), seconds = seconds + ?2 WHERE id = ?1";

@@ -118,7 +118,7 @@ static int range_on(struct rconn *c, int64_t job, int64_t since, int64_t until,
     sql_bind_int64(s, 1, job);
     sql_bind_int64(s, 2, since);
     sql_bind_int64(s, 3, until);
-    sql_bind_int64(s, 4, limit ? (int64_t)(limit > INT64_MAX ? INT64_MAX : limit) : -1);
+    sql_bind_int64(s, 4, limit ? (int64_t)(limit > INT64_MAX ? INT64_MAX : limit) : INT64_MAX);
     int sr;
     while ((sr = sql_step(s, NULL)) == SQL_ROW) {
         if (series_push(out, cap, s, mask) != 0) {
@@ -289,7 +289,7 @@ int store_metrics_downsample(store *st, int64_t job, int64_t since, int64_t unti
         return rc;
     x.c = c;
     /* One read transaction: the summaries and the rows they name are one snapshot. */
-    sql_exec(c->db, "BEGIN", NULL);
+    store_read_begin(c->db);
     /* A short range (the incremental poll) is answered by this one read. */
     rc = range_on(c, job, lo_s, hi_s, mask, max_points + 1, out, &cap, err);
     if (rc || out->n <= max_points) {

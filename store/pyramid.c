@@ -127,8 +127,7 @@ int sum_build_all(sql_conn *db, vaed_err *err)
     int rc = 0;
     if (sql_prepare(db, "SELECT job, step" VAE_METRIC_SQL_COLUMNS " FROM metrics "
                                "ORDER BY job, step", &sel, NULL) != 0 ||
-        sql_prepare(db, "INSERT OR REPLACE INTO metrics_sum(job, lvl, bucket, n, agg) "
-                               "VALUES (?1, ?2, ?3, ?4, ?5)", &ins, NULL) != 0) {
+        sql_prepare(db, STORE_SQL_SUM_PUT, &ins, NULL) != 0) {
         rc = store_dberr(err, db, "building the metric summaries: prepare");
         goto done;
     }

@@ -56,6 +56,12 @@ int sum_decode(struct sum *s, int64_t n, const void *blob, int bytes);
  * values, column stepcol the step (NULL values read as 0.0, as in every read). */
 void sum_add_stmt(struct sum *acc, sql_stmt *s, int stepcol, int first);
 
+/* Store one bucket: ?1 job, ?2 lvl, ?3 bucket, ?4 n, ?5 agg (sum_encode's blob),
+ * replacing the bucket's old row. */
+#define STORE_SQL_SUM_PUT                                                                  \
+    "INSERT INTO metrics_sum(job, lvl, bucket, n, agg) VALUES (?1, ?2, ?3, ?4, ?5) "      \
+    "ON CONFLICT (job, lvl, bucket) DO UPDATE SET n = excluded.n, agg = excluded.agg"
+
 /* Build metrics_sum from scratch for every metric row in db (which must be inside a
  * write transaction): the v3 migration. One scan of metrics in key order. */
 int sum_build_all(sql_conn *db, vaed_err *err);

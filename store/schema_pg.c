@@ -92,10 +92,18 @@ char *store_ddl_pg(const char *lite)
     return out;
 }
 
+/* SQLite's JSON functions the store's SQL uses, for JSON kept as text: json_valid (the
+ * checks), json_extract(t, '$.a.b') as text (numbers are cast where compared:
+ * STORE_SQL_BOUND) and json_set(t, '$.a', text value). Paths are '$.' and dotted keys. */
 static const char JSON_VALID[] =
     "CREATE OR REPLACE FUNCTION json_valid(t text) RETURNS boolean LANGUAGE plpgsql "
     "IMMUTABLE STRICT AS $f$ BEGIN PERFORM t::json; RETURN true; "
-    "EXCEPTION WHEN others THEN RETURN false; END $f$";
+    "EXCEPTION WHEN others THEN RETURN false; END $f$;"
+    "CREATE OR REPLACE FUNCTION json_extract(t text, p text) RETURNS text LANGUAGE sql "
+    "IMMUTABLE STRICT AS $f$ SELECT t::json #>> string_to_array(substr(p, 3), '.') $f$;"
+    "CREATE OR REPLACE FUNCTION json_set(t text, p text, v text) RETURNS text LANGUAGE sql "
+    "IMMUTABLE AS $f$ SELECT jsonb_set(t::jsonb, string_to_array(substr(p, 3), '.'), "
+    "coalesce(to_jsonb(v), 'null'::jsonb))::text $f$";
 
 /* v4's C step on PostgreSQL */
 static const char V4_KIND[] =

@@ -17,6 +17,26 @@ int sql_is_postgres(const char *t)
     return t && (strncmp(t, "postgresql://", 13) == 0 || strncmp(t, "postgres://", 11) == 0);
 }
 
+const char *sql_display_name(const char *target, char *buf, size_t n)
+{
+    if (!sql_is_postgres(target)) {
+        snprintf(buf, n, "%s", target ? target : "");
+        return buf;
+    }
+    const char *auth = strstr(target, "://") + 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *p = auth; p < auth + alen; p++)
+        if (*p == '@')
+            at = p;
+    size_t ulen = at ? strcspn(auth, ":@") : 0;   /* the user, without ":password" */
+    const char *host = at ? at + 1 : auth;
+    size_t rest = strcspn(host, "?#");           /* host, port and database name */
+    snprintf(buf, n, "%.*s%.*s%s%.*s", (int)(auth - target), target, (int)ulen, auth,
+             at ? "@" : "", (int)rest, host);
+    return buf;
+}
+
 sql_kind sql_kind_of(const sql_conn *c) { return c->kind; }
 sql_errclass sql_errclass_of(const sql_conn *c) { return c->ec; }
 

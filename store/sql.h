@@ -158,6 +158,16 @@ int sql_socket(const sql_conn *c);
  * has first, so after poll says readable this returns what arrived. */
 int sql_next_notify(sql_conn *c, char **channel, char **payload, vaed_err *err);
 
+/* target as it may be shown (logs, errors): a SQLite path as it is; a PostgreSQL URL
+ * without its password and query string (which may hold one). Into buf (n bytes). */
+const char *sql_display_name(const char *target, char *buf, size_t n);
+
+/* 0 when c's server is known to be gone (PostgreSQL: it closed the connection, e.g.
+ * restarted; found without a round trip by reading what the socket has), else 1: a
+ * pool checks this before handing a connection out, and reconnects a dead one.
+ * Idle notifications read meanwhile stay queued for sql_next_notify. */
+int sql_alive(sql_conn *c);
+
 /* The message of c's last failure, one line (the database's own words). */
 const char *sql_errmsg(sql_conn *c);
 

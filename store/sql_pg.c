@@ -8,6 +8,7 @@
  * read as "exact"), numeric as an integer when its text is integral (sum() of bigints)
  * and as a double otherwise, bytea from its hex form. */
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,27 @@ int sql_notify(sql_conn *c, const char *channel, const char *payload, vaed_err *
     }
     sql_finalize(s);
     return rc;
+}
+
+int sql_alive(sql_conn *c)
+{
+    if (c->kind != SQL_POSTGRES)
+        return 1;
+    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK)
+        return 0;
+    struct pollfd p = {.fd = PQsocket(c->pg), .events = POLLIN};
+    if (p.fd < 0)
+        return 0;
+    /* a server going down sends its FATAL message, then closes: read until the socket
+     * has nothing more (the close shows as a failed read) */
+    for (int k = 0; k < 8 && poll(&p, 1, 0) > 0; k++) {
+        if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) {
+            c->ec = SQL_EC_CONN;
+            return 0;
+        }
+        PQisBusy(c->pg);        /* parse what came: a notification, the FATAL */
+    }
+    return 1;
 }
 
 int sql_socket(const sql_conn *c)

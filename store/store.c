@@ -9,7 +9,6 @@
  * the pool size. Each connection keeps its prepared statements for its whole life.
  * Read connections are query_only: nothing but the writer ever writes. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,17 +31,6 @@ double store_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int store_dberr(vaed_err *err, sql_conn *db, const char *what, ...)
-{
-    char w[256];
-    va_list ap;
-    va_start(ap, what);
-    vsnprintf(w, sizeof w, what, ap);
-    va_end(ap);
-    return vaed_err_set(err, VAED_EDB, "", "%s: %s", w,
-                        db ? sql_errmsg(db) : "out of memory");
-}
-
 void store_opts_default(store_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -51,41 +39,6 @@ void store_opts_default(store_opts *o)
     o->read_conns = 4;
     o->fsync_checkpoints = 1;
     o->max_pending_bytes = (size_t)512 << 20;
-}
-
-int store_conn_open(sql_conn **out, const char *path, int busy_ms, int create, vaed_err *err)
-{
-    /* the driver opens SQLite NOMUTEX (each connection is used by one thread at a time:
-     * see the pool), with extended result codes, the busy timeout and foreign keys on */
-    sql_open_opts o = {.create = create, .busy_ms = busy_ms};
-    return sql_open(out, path, &o, err);
-}
-
-int store_read_each(store *st, const char *sql, int64_t id, store_row_fn row, void *arg,
-                    const char *what, vaed_err *err)
-{
-    sql_conn *db = NULL;
-    sql_stmt *s = NULL;
-    int rc = store_conn_open(&db, st->path, st->opts.busy_timeout_ms, 0, err);
-    if (rc)
-        return rc;
-    if (sql_exec(db, "PRAGMA query_only = ON", NULL) != 0 ||
-        sql_prepare(db, sql, &s, NULL) != 0) {
-        rc = store_dberr(err, db, "%s", what);
-        sql_close(db);
-        return rc;
-    }
-    if (id > 0)
-        sql_bind_int64(s, 1, id);
-    int sr;
-    while ((sr = sql_step(s, NULL)) == SQL_ROW)
-        if ((rc = row(arg, s)))
-            break;
-    if (!rc && sr != SQL_DONE)
-        rc = store_dberr(err, db, "%s", what);
-    sql_finalize(s);
-    sql_close(db);
-    return rc;
 }
 
 /* Run a pragma that returns one text row; copy it into buf. */
@@ -141,6 +94,21 @@ int store_open(store **out, const char *path, const store_opts *opts, vaed_err *
 
     if ((rc = store_conn_open(&st->wdb, path, st->opts.busy_timeout_ms, 1, err)))
         goto fail;
+    if (sql_kind_of(st->wdb) == SQL_POSTGRES) {
+        /* the server's durability (synchronous_commit) and MVCC stand for SQLite's WAL
+         * and synchronous settings; a size cap is SQLite's (max_page_count) alone */
+        char shown[256];
+        if (st->opts.max_db_bytes > 0) {
+            rc = vaed_err_set(err, VAED_EINVAL, "max_db_bytes",
+                              "a size cap is for SQLite databases; PostgreSQL's is the server's");
+            goto fail;
+        }
+        if ((rc = store_migrate_pg(st->wdb, err)) || (rc = store_hold_pg(st->wdb, err))) {
+            vaed_err_prefix(err, "%s: ", sql_display_name(path, shown, sizeof shown));
+            goto fail;
+        }
+        goto start;
+    }
     /* WAL first: it is persistent in the file, and readers then never block the
      * writer. An in-memory or otherwise WAL-less database is refused, because the
      * read connections would not see the writer's data. */
@@ -167,6 +135,7 @@ int store_open(store **out, const char *path, const store_opts *opts, vaed_err *
     }
     if (st->opts.max_db_bytes > 0)
         st->want_max_pages = st->opts.max_db_bytes;
+start:
     if ((rc = store_writer_start(st, err)))
         goto fail;
     *out = st;
@@ -256,10 +225,16 @@ int store_racquire(store *st, struct rconn **out, vaed_err *err)
     }
     c->busy = 1;
     pthread_mutex_unlock(&st->mu);
+    if (c->db && !sql_alive(c->db)) {      /* its server restarted meanwhile: anew */
+        for (int k = 0; k < R_NSTMT; k++) {
+            sql_finalize(c->stmt[k]);
+            c->stmt[k] = NULL;
+        }
+        sql_close(c->db);
+        c->db = NULL;
+    }
     if (!c->db) {
-        int rc = store_conn_open(&c->db, st->path, st->opts.busy_timeout_ms, 0, err);
-        if (!rc && sql_exec(c->db, "PRAGMA query_only = ON", NULL) != 0)
-            rc = store_dberr(err, c->db, "read connection");
+        int rc = store_ropen(st, &c->db, err);
         if (rc) {
             sql_close(c->db);
             c->db = NULL;
@@ -281,7 +256,8 @@ void store_rrelease(store *st, struct rconn *c)
      * later read, and keep the WAL from being checkpointed. */
     if (c->db && sql_in_transaction(c->db))
         sql_exec(c->db, "ROLLBACK", NULL);
-    if (c->db && sql_in_transaction(c->db)) {
+    /* ... and one whose server went away is closed, to be opened anew */
+    if (c->db && (sql_in_transaction(c->db) || sql_errclass_of(c->db) == SQL_EC_CONN)) {
         for (int k = 0; k < R_NSTMT; k++) {
             sql_finalize(c->stmt[k]);
             c->stmt[k] = NULL;
@@ -490,7 +466,7 @@ int store_jobs_list(store *st, unsigned states, int64_t after, int limit,
     if (rc)
         return rc;
     /* One read transaction: the page and the total come from the same snapshot. */
-    sql_exec(c->db, "BEGIN", NULL);
+    store_read_begin(c->db);
     sql_stmt *s = store_rstmt(c, R_JOBS_LIST, err), *n = s ? store_rstmt(c, R_JOBS_COUNT, err) : NULL;
     if (!n) {
         rc = VAED_EDB;

@@ -97,8 +97,19 @@ void store_opts_default(store_opts *o);
  * the schema forward to STORE_SCHEMA_VERSION (each step one transaction) and start
  * the writer thread. opts may be NULL (defaults). A database whose user_version is
  * newer than this code knows is refused (VAED_EDB) and left untouched.
- * OUT *out: the store, to be closed with store_close; NULL on error. */
+ * OUT *out: the store, to be closed with store_close; NULL on error.
+ *
+ * path may instead be a PostgreSQL URL ("postgresql://…", libpq's own settings and
+ * environment apply: PGPASSWORD, service files, TLS): the same schema, migrated in
+ * one transaction, and the same answers to every call (test_store_backends). Until
+ * the nodes of a cluster claim jobs with leases, one store holds such a database at a
+ * time: a second store_open on it is refused (VAED_EBUSY) while the first is open. */
 int store_open(store **out, const char *path, const store_opts *opts, vaed_err *err);
+
+/* 1 when db names a PostgreSQL database (a URL), 0 for a SQLite file. */
+int store_is_server(const char *db);
+/* db as it may be shown in logs and errors: a URL without its password. */
+const char *store_db_shown(const char *db, char *buf, size_t n);
 
 /* Commit everything still queued, stop the writer, close every connection and free
  * st (NULL is a no-op). Returns 0, or VAED_EDB when queued operations could not be
@@ -250,7 +261,9 @@ typedef struct store_ckpt_put {
 int store_checkpoint_put(store *st, const store_ckpt_put *req, vaed_err *err);
 
 /* Set (or with 0 remove) the cap on the database size, applied by the writer before
- * its next batch. Writes past it fail like a full disk (SQLITE_FULL). */
+ * its next batch. Writes past it fail like a full disk (SQLITE_FULL). SQLite only: a
+ * PostgreSQL store refuses opts.max_db_bytes at open and ignores this (the server's
+ * disk and quotas are its own). */
 void store_set_max_db_bytes(store *st, int64_t bytes);
 
 /* ---- reads (any thread; each runs on a pooled read connection) -------------------- */

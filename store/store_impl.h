@@ -34,6 +34,8 @@ struct store {
     sql_conn *wdb;                   /* the write connection: writer thread only */
     sql_stmt *wstmt[STORE_W_NSTMT];   /* its prepared statements (writer.c) */
     size_t lost_at_close;           /* ops given up while stopping */
+    int unheld;                     /* PostgreSQL: the writer must reconnect and take the
+                                       database's hold before its next batch */
 
     pthread_mutex_t mu;
     pthread_cond_t work_cv;         /* queue changed, stop, or urgent: wake the writer */
@@ -64,7 +66,10 @@ struct store {
  * for "best" (store_eval_best) and for the retention that never deletes it. */
 #define STORE_SQL_BEST_STEP                                                              \
     "(SELECT ckpt_step FROM evaluations WHERE job = ?1 AND state = 'completed' "        \
-    "ORDER BY json_extract(result, '$.bound') DESC, id LIMIT 1)"
+    "ORDER BY " STORE_SQL_BOUND " IS NULL, " STORE_SQL_BOUND " DESC, id LIMIT 1)"
+/* An evaluation's bound, a number on both databases (schema_pg.c defines json_extract
+ * there as SQLite's, returning text: the cast makes it compare as a number). */
+#define STORE_SQL_BOUND "CAST(json_extract(result, '$.bound') AS DOUBLE PRECISION)"
 
 /* Insert a queued job (?1 name, ?2 spec, ?3 state, ?4 priority, ?5 now, ?6 parent_id,
  * ?7 parent_step), last in the queue, RETURNING its id; and append a schedule event (?1 job, ?2
@@ -98,6 +103,15 @@ int store_dberr(vaed_err *err, sql_conn *db, const char *what, ...)
 
 /* Open a connection on path with the common pragmas (busy timeout, foreign keys). */
 int store_conn_open(sql_conn **db, const char *path, int busy_ms, int create, vaed_err *err);
+/* A read-only connection on st's database (SQLite query_only, PostgreSQL read only). */
+int store_ropen(store *st, sql_conn **db, vaed_err *err);
+/* PostgreSQL: take the session lock that makes this connection's store the only one
+ * on the database (store_open; the writer again after a reconnect). VAED_EBUSY when
+ * another session holds it. */
+#define STORE_PG_HOLD_KEY "1986094437"   /* "vaed" + 1 as an int; migrations use "vaed" */
+int store_hold_pg(sql_conn *c, vaed_err *err);
+/* BEGIN a read transaction on c that sees one snapshot (PostgreSQL: repeatable read). */
+void store_read_begin(sql_conn *c);
 
 /* A read of a rarely read table (datasets, evaluations) on its own short-lived
  * read-only connection: run sql, with ?1 bound to id when id > 0, and call row(arg, s)

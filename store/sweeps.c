@@ -29,7 +29,7 @@ static const char SQL_GET[] =
 static const char SQL_TRIALS[] =
     "SELECT t.trial, t.job, t.point, j.state, e.kl, e.xent, e.elbo, e.active_units, "
     "  e.epoch IS NOT NULL, "
-    "  (SELECT max(json_extract(result, '$.bound')) FROM evaluations v "
+    "  (SELECT max(" STORE_SQL_BOUND ") FROM evaluations v "
     "   WHERE v.job = t.job AND v.state = 'completed'), e.epoch, j.reason "
     "FROM sweep_trials t JOIN jobs j ON j.id = t.job "
     "LEFT JOIN epochs e ON e.job = t.job AND e.split = 'test' AND e.epoch = "
@@ -154,17 +154,6 @@ int store_sweep_insert(store *st, const store_sweep_new *sw, int64_t *id, int64_
 
 /* ---- reads ---------------------------------------------------------------------- */
 
-static int ropen(store *st, sql_conn **db, vaed_err *err)
-{
-    int rc = store_conn_open(db, st->path, st->opts.busy_timeout_ms, 0, err);
-    if (!rc && sql_exec(*db, "PRAGMA query_only = ON", NULL) != 0) {
-        rc = store_dberr(err, *db, "read connection");
-        sql_close(*db);
-        *db = NULL;
-    }
-    return rc;
-}
-
 static int read_trials(sql_conn *db, store_sweep *s, vaed_err *err)
 {
     sql_stmt *q = NULL;
@@ -210,11 +199,11 @@ int store_sweep_get(store *st, int64_t id, int trials, store_sweep *s, vaed_err 
     memset(s, 0, sizeof *s);
     sql_conn *db = NULL;
     sql_stmt *q = NULL;
-    int rc = ropen(st, &db, err);
+    int rc = store_ropen(st, &db, err);
     if (rc)
         return rc;
     /* one snapshot for the sweep and its trials */
-    sql_exec(db, "BEGIN", NULL);
+    store_read_begin(db);
     if (sql_prepare(db, SQL_GET, &q, NULL) != 0) {
         rc = store_dberr(err, db, "reading a sweep");
         goto done;
@@ -249,7 +238,7 @@ int store_sweeps_ids(store *st, int64_t **ids, size_t *n, vaed_err *err)
     *n = 0;
     sql_conn *db = NULL;
     sql_stmt *q = NULL;
-    int rc = ropen(st, &db, err);
+    int rc = store_ropen(st, &db, err);
     if (rc)
         return rc;
     if (sql_prepare(db, SQL_IDS, &q, NULL) != 0) {
@@ -287,7 +276,7 @@ int store_sweep_of_job(store *st, int64_t job, int64_t *sweep, int *concurrency,
     *concurrency = 0;
     sql_conn *db = NULL;
     sql_stmt *q = NULL;
-    int rc = ropen(st, &db, err);
+    int rc = store_ropen(st, &db, err);
     if (rc)
         return rc;
     if (sql_prepare(db, SQL_OF_JOB, &q, NULL) != 0) {
@@ -329,7 +318,7 @@ static int each_row(store *st, const char *sql, const int64_t *par, int npar,
 {
     sql_conn *db = NULL;
     sql_stmt *q = NULL;
-    int rc = ropen(st, &db, err);
+    int rc = store_ropen(st, &db, err);
     if (rc)
         return rc;
     if (sql_prepare(db, sql, &q, NULL) != 0) {
@@ -392,8 +381,8 @@ int store_sweep_rung_values(store *st, int64_t sweep, int64_t job, int epoch,
 /* ---- PBT decisions ------------------------------------------------------------------ */
 
 static const char SQL_PBT_INSERT[] =
-    "INSERT OR IGNORE INTO pbt_decisions(job, step, epoch, donor, value, schedule, created_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    "INSERT INTO pbt_decisions(job, step, epoch, donor, value, schedule, created_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (job, step) DO NOTHING";
 static const char SQL_PBT_GET[] =
     "SELECT d.job, d.step, d.epoch, d.donor, d.value, d.schedule, d.created_at, "
     "  coalesce(t.trial, -1) FROM pbt_decisions d LEFT JOIN sweep_trials t ON t.job = d.job "

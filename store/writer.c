@@ -34,6 +34,10 @@
 #define CLOSE_TRIES 3                /* batch attempts at close before giving up */
 
 #define W_PARAM(ID, name, unit, flags, meaning) ", ?"
+#define W_EXCLUDED(ID, name, unit, flags, meaning) ", " #name " = excluded." #name
+/* The writer's statements, in the SQL both SQLite and PostgreSQL read (an upsert is
+ * ON CONFLICT … DO UPDATE, never SQLite's INSERT OR REPLACE); W_BEGIN is SQLite's
+ * (BEGIN IMMEDIATE: take the write lock at once), "BEGIN" on PostgreSQL. */
 static const char *const wsql[W_NSTMT] = {
     [W_BEGIN] = "BEGIN IMMEDIATE",
     [W_COMMIT] = "COMMIT",
@@ -42,16 +46,25 @@ static const char *const wsql[W_NSTMT] = {
     [W_RELEASE] = "RELEASE op",
     [W_ROLLBACK_TO] = "ROLLBACK TO op",
     /* job, step, the metric fields (metric_fields.h), kl_groups: bound by position */
-    [W_METRIC] = "INSERT OR REPLACE INTO metrics(job, step" VAE_METRIC_SQL_COLUMNS
-                 ", kl_groups) VALUES (?, ?" VAE_METRIC_FIELDS(W_PARAM) ", ?)",
-    [W_EPOCH] = "INSERT OR REPLACE INTO epochs(job, epoch, split, step, xent, kl, elbo, "
+    [W_METRIC] = "INSERT INTO metrics(job, step" VAE_METRIC_SQL_COLUMNS
+                 ", kl_groups) VALUES (?, ?" VAE_METRIC_FIELDS(W_PARAM) ", ?) "
+                 "ON CONFLICT (job, step) DO UPDATE SET kl_groups = excluded.kl_groups"
+                 VAE_METRIC_FIELDS(W_EXCLUDED),
+    [W_EPOCH] = "INSERT INTO epochs(job, epoch, split, step, xent, kl, elbo, "
                 "active_units, kl_dims, time) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+                "ON CONFLICT (job, epoch, split) DO UPDATE SET step = excluded.step, "
+                "xent = excluded.xent, kl = excluded.kl, elbo = excluded.elbo, "
+                "active_units = excluded.active_units, kl_dims = excluded.kl_dims, "
+                "time = excluded.time",
     [W_EVENT_SUPERSEDE] = "UPDATE schedule_events SET superseded = 1 "
                           "WHERE job = ?1 AND effective_step >= ?2 AND superseded = 0",
     [W_EVENT] = STORE_SQL_EVENT_INSERT,
-    [W_CKPT] = "INSERT OR REPLACE INTO checkpoints(job, step, epoch, created_at, kind, "
-               "size, blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [W_CKPT] = "INSERT INTO checkpoints(job, step, epoch, created_at, kind, "
+               "size, blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+               "ON CONFLICT (job, step) DO UPDATE SET epoch = excluded.epoch, "
+               "created_at = excluded.created_at, kind = excluded.kind, "
+               "size = excluded.size, blob = excluded.blob",
     /* Rotating kinds are periodic, manual, pause, and epoch unless ?3 keeps those.
      * Delete the rotating ones that are neither among the newest ?2 rotating ones
      * nor the job's newest checkpoint of any kind. 'final' never rotates. */
@@ -66,7 +79,7 @@ static const char *const wsql[W_NSTMT] = {
          * (the checkpoint "best" names: store/evals.h) */
         "AND step NOT IN (SELECT ckpt_step FROM evaluations WHERE job = ?1 "
         "  AND state IN ('queued', 'running')) "
-        "AND step IS NOT " STORE_SQL_BEST_STEP " "
+        "AND step IS DISTINCT FROM " STORE_SQL_BEST_STEP " "
         /* nor a PBT member's state at a boundary where it kept it: another member may
          * still take it (daemon/pbt_run.c) */
         "AND step NOT IN (SELECT step FROM pbt_decisions WHERE job = ?1 AND donor IS NULL)",
@@ -84,8 +97,7 @@ static const char *const wsql[W_NSTMT] = {
     [W_JOB_PRIO] = "UPDATE jobs SET priority = ?2, updated_at = ?3 WHERE id = ?1",
     [W_SUM_GET] = "SELECT n, agg FROM metrics_sum WHERE job = ?1 AND lvl = ?2 "
                   "AND bucket >= ?3 AND bucket <= ?4",
-    [W_SUM_PUT] = "INSERT OR REPLACE INTO metrics_sum(job, lvl, bucket, n, agg) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [W_SUM_PUT] = STORE_SQL_SUM_PUT,
     [W_RAW] = "SELECT step" VAE_METRIC_SQL_COLUMNS
               " FROM metrics WHERE job = ?1 AND step >= ?2 AND step <= ?3",
 };
@@ -320,8 +332,20 @@ static int run_batch(store *st, struct op *batch, char *emsg, size_t emsz)
     sql_stmt **w = st->wstmt;
     int full = 0, rc;
     struct op *o;
+    /* A server that went away (restarted, a network cut): a new session first, which
+     * must take the database's hold again; the statements prepare themselves anew. */
+    if (sql_errclass_of(db) == SQL_EC_CONN || st->unheld || !sql_alive(db)) {
+        vaed_err e = {0};
+        st->unheld = 1;
+        if (sql_reconnect(db, &e) != 0 || store_hold_pg(db, &e) != 0) {
+            snprintf(emsg, emsz, "reconnecting to the database: %.400s", e.msg);
+            return -1;
+        }
+        st->unheld = 0;
+    }
     for (o = batch; o; o = o->next)
         full |= o->kind == OP_CKPT && st->opts.fsync_checkpoints;
+    full = full && sql_kind_of(db) == SQL_SQLITE;   /* PostgreSQL: the server's setting */
     if (full)
         sql_exec(db, "PRAGMA synchronous = FULL", NULL);
     if ((rc = store_wrun(w[W_BEGIN], NULL)) != SQL_DONE) {
@@ -375,6 +399,8 @@ fail:
 
 static void apply_max_pages(store *st, int64_t bytes)
 {
+    if (sql_kind_of(st->wdb) != SQL_SQLITE)    /* refused at open; never set there */
+        return;
     sql_stmt *s = NULL;
     int64_t page = 4096;
     if (sql_prepare(st->wdb, "PRAGMA page_size", &s, NULL) == 0 &&
@@ -545,7 +571,8 @@ static void *writer_main(void *arg)
 int store_writer_start(store *st, vaed_err *err)
 {
     for (int i = 0; i < W_NSTMT; i++) {
-        if (sql_prepare(st->wdb, wsql[i], &st->wstmt[i], NULL) != 0)
+        const char *q = i == W_BEGIN && sql_kind_of(st->wdb) == SQL_POSTGRES ? "BEGIN" : wsql[i];
+        if (sql_prepare(st->wdb, q, &st->wstmt[i], NULL) != 0)
             return store_dberr(err, st->wdb, "preparing writer statement %d", i);
     }
     if (pthread_create(&st->writer, NULL, writer_main, st) != 0)

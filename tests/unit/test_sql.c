@@ -446,8 +446,11 @@ static void test_restart(sql_conn *c, const char *restart_cmd)
         CHECK(sql_step(s, &e) == SQL_ROW && sql_column_int64(s, 0) == before, "postgres: run %d", k);
         sql_reset(s);
     }
+    CHECK(sql_alive(c), "postgres: a live connection is alive");
     fflush(NULL);
     CHECK(system(restart_cmd) == 0, "postgres: restart command [%s]", restart_cmd);
+    CHECK(!sql_alive(c) && sql_errclass_of(c) == SQL_EC_CONN,
+          "postgres: after a restart the connection is known dead without a statement");
     int rc = sql_exec(c, "SELECT 1", &e);
     CHECK(rc == VAED_EDB && sql_errclass_of(c) == SQL_EC_CONN, "postgres: after a restart: rc %d class %d [%s]",
           rc, sql_errclass_of(c), e.msg);
@@ -457,7 +460,7 @@ static void test_restart(sql_conn *c, const char *restart_cmd)
         if (rc)
             usleep(100000);
     }
-    CHECK(rc == 0, "postgres: reconnect: %s", e.msg);
+    CHECK(rc == 0 && sql_alive(c), "postgres: reconnect: %s", e.msg);
     CHECK(t_sql_int(c, "SELECT count(*) FROM v") == before, "postgres: rows kept over the restart");
     CHECK(s && sql_step(s, &e) == SQL_ROW && sql_column_int64(s, 0) == before,
           "postgres: a statement prepared before the restart runs after the reconnect: %s", e.msg);
