@@ -45,7 +45,7 @@ enum { F_LISTEN, F_DB, F_WORKERS, F_THREADS, F_TOKEN, F_TOKEN_READS, F_DATA_DIR,
 
 static flag flags[F_N] = {
     [F_LISTEN] = {"--listen", "VAED_LISTEN", "HOST:PORT", "address to serve on (port 0: any free port)", "127.0.0.1:8080"},
-    [F_DB] = {"--db", "VAED_DB", "FILE", "SQLite database (created if missing)", "./vaed.db"},
+    [F_DB] = {"--db", "VAED_DB", "FILE|URL", "SQLite database (created if missing), or a PostgreSQL URL (postgresql://…)", "./vaed.db"},
     [F_WORKERS] = {"--workers", "VAED_WORKERS", "N", "jobs trained at once", "1"},
     [F_THREADS] = {"--threads", "VAED_THREADS", "N", "training threads per job (0: the spec's train.threads)", "0"},
     [F_TOKEN] = {"--token", "VAED_TOKEN", "T", "one admin token named default: 'Authorization: Bearer T' (docs/operations.md)", ""},
@@ -366,8 +366,16 @@ int cmd_serve(int argc, char **argv)
     const char **cors = NULL, **hosts = NULL;
     rc = 1;
 
+    char db_shown[512];
+    store_db_shown(flags[F_DB].value, db_shown, sizeof db_shown);
+    if (store_is_server(flags[F_DB].value) && !flags[F_UPLOAD_DIR].value[0]) {
+        /* there is no file to put the uploads beside */
+        log_msg(LOG_ERROR, "--upload-dir: required with a PostgreSQL --db (a directory for "
+                           "uploaded datasets; docs/operations.md)");
+        goto done;
+    }
     if (store_open(&st, flags[F_DB].value, NULL, &err)) {
-        log_msg(LOG_ERROR, "database %s: %s", flags[F_DB].value, err.msg);
+        log_msg(LOG_ERROR, "database %s: %s", db_shown, err.msg);
         goto done;
     }
     char upload_dir[4096];
@@ -458,7 +466,7 @@ int cmd_serve(int argc, char **argv)
     unsigned port = api_server_port(srv);
     log_msg(LOG_INFO, "vaed %s serving %s on port %u (listen %s), database %s, %ld worker(s), %s%s",
             VAED_VERSION, tls_cert ? "HTTPS" : "HTTP", port, flags[F_LISTEN].value,
-            flags[F_DB].value, workers, blas,
+            db_shown, workers, blas,
             cfg.token || cfg.ntokens ? ", token required" : "");
     if (flags[F_PORT_FILE].value[0]) {
         char tmp[4096];
