@@ -204,6 +204,12 @@ int sql_rollback(sql_conn *c, vaed_err *err) { return sql_exec(c, "ROLLBACK", er
 
 /* ---- placeholders ------------------------------------------------------------------ */
 
+/* A byte of an identifier: letters (UTF-8's included), digits, '_'. */
+static int ident(unsigned char ch)
+{
+    return isalnum(ch) || ch == '_' || ch >= 0x80;
+}
+
 char *sql_translate(sql_kind kind, const char *sql, int *nparams)
 {
     size_t n = strlen(sql);
@@ -212,11 +218,10 @@ char *sql_translate(sql_kind kind, const char *sql, int *nparams)
     const char *p = sql;
     while (*p) {
         /* E'' and $$ are PostgreSQL's only, and not where they'd continue a word */
-        int word = kind != SQL_POSTGRES ||
-                   (p > sql && (isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == '$'));
+        int word = kind != SQL_POSTGRES || (p > sql && (ident((unsigned char)p[-1]) || p[-1] == '$'));
         size_t tag = 0;                         /* a dollar quote's "$tag$" */
         if (*p == '$' && !word) {
-            while (isalnum((unsigned char)p[1 + tag]) || p[1 + tag] == '_')
+            while (ident((unsigned char)p[1 + tag]))
                 tag++;
             tag = p[1 + tag] == '$' && !(tag > 0 && isdigit((unsigned char)p[1])) ? tag + 2 : 0;
         }
@@ -243,18 +248,29 @@ char *sql_translate(sql_kind kind, const char *sql, int *nparams)
         } else if (p[0] == '-' && p[1] == '-') { /* a comment to the line's end */
             while (*p && *p != '\n')
                 *o++ = *p++;
-        } else if (p[0] == '/' && p[1] == '*') {
-            const char *e = strstr(p + 2, "*/");
-            size_t k = e ? (size_t)(e + 2 - p) : strlen(p);
-            memcpy(o, p, k);
-            o += k, p += k;
+        } else if (p[0] == '/' && p[1] == '*') { /* a comment; PostgreSQL's nest */
+            int depth = 0;
+            do {
+                if (p[0] == '/' && p[1] == '*' && (depth == 0 || kind == SQL_POSTGRES)) {
+                    depth++;
+                    *o++ = *p++;
+                } else if (p[0] == '*' && p[1] == '/') {
+                    depth--;
+                    *o++ = *p++;
+                }
+                *o++ = *p++;
+            } while (*p && depth > 0);
         } else if (*p == '?') {
             int num;
             p++;
             if (*p >= '0' && *p <= '9') {
-                num = 0;
-                while (*p >= '0' && *p <= '9' && num < 100000)
-                    num = num * 10 + (*p++ - '0');
+                num = 0;                        /* every digit read; capped at 10^6
+                                                   (sql_prepare refuses past 65535) */
+                while (*p >= '0' && *p <= '9') {
+                    num = num * 10 + (*p - '0');
+                    num = num > 1000000 ? 1000000 : num;
+                    p++;
+                }
             } else {
                 num = maxp + 1;
             }
@@ -293,6 +309,11 @@ int sql_prepare(sql_conn *c, const char *sql, sql_stmt **out, vaed_err *err)
     } else {
         /* the server parses the text on the first run: a bad statement fails there */
         s->text = sql_translate(SQL_POSTGRES, sql, &s->nparam);
+        if (s->nparam > 65535) {             /* PostgreSQL's limit */
+            free(s->text);
+            free(s);
+            return vaed_err_set(err, VAED_EINVAL, "", "prepare: a parameter number past 65535");
+        }
         if (s->nparam > 0)
             s->p = xcalloc((size_t)s->nparam, sizeof *s->p);
     }

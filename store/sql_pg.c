@@ -7,6 +7,7 @@
  * to the same bits: extra_float_digits is set to 3 at connect, which older servers too
  * read as "exact"), numeric as an integer when its text is integral (sum() of bigints)
  * and as a double otherwise, bytea from its hex form. */
+#include <errno.h>
 #include <math.h>
 #include <poll.h>
 #include <stdio.h>
@@ -38,30 +39,49 @@ sql_errclass sqlpg_class(sql_conn *c, const PGresult *r)
 
 /* ---- connecting -------------------------------------------------------------------- */
 
+/* target, or the environment, names a service file entry. */
+static int uses_service(const char *target)
+{
+    const char *env = getenv("PGSERVICE");
+    if (env && *env)
+        return 1;
+    int found = 0;
+    PQconninfoOption *opts = PQconninfoParse(target, NULL);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        found |= strcmp(o->keyword, "service") == 0 && o->val && *o->val;
+    PQconninfoFree(opts);
+    return found;
+}
+
 int sqlpg_connect(sql_conn *c, vaed_err *err)
 {
     PGresult *r;
-    char set[96];
+    char set[128];
     /* Our defaults first, the URL last: libpq keeps the last value of a repeated key
      * word, so the URL (or PGCONNECT_TIMEOUT, read when the key is absent) wins. A
-     * bounded connect, and TCP keepalives so a dead server is noticed. */
+     * bounded connect, and TCP keepalives so a dead server is noticed. A service file
+     * (service= or PGSERVICE) fills only what is not given, so with one we add nothing. */
     const char *env_to = getenv("PGCONNECT_TIMEOUT");
     const char *keys[] = {"connect_timeout", "keepalives", "keepalives_idle", "dbname", NULL};
     const char *vals[] = {env_to && *env_to ? env_to : "10", "1", "30", c->target, NULL};
+    int first = uses_service(c->target) ? 3 : 0;   /* 3: only dbname, the URL */
     c->gen++;
     for (int i = 0; i < c->nstale; i++)     /* a new session has none of the old names */
         free(c->stale[i]);
     c->nstale = 0;
-    c->pg = PQconnectdbParams(keys, vals, 1);
+    c->pg = PQconnectdbParams(keys + first, vals + first, 1);
     if (!c->pg)
         return vaed_err_set(err, VAED_ENOMEM, "", "postgres: out of memory");
     if (PQstatus(c->pg) != CONNECTION_OK) {
         c->ec = SQL_EC_CONN;
         return sql_fail(c, NULL, err, "postgres: cannot connect");
     }
-    /* exact float8 text both ways; quiet notices; the lock wait bound; read only */
-    snprintf(set, sizeof set, "SET extra_float_digits = 3; SET client_min_messages = warning; "
-             "SET lock_timeout = %d", c->opts.busy_ms > 0 ? c->opts.busy_ms : 0);
+    /* exact float8 text both ways; quiet notices; the lock wait bound (when asked: else
+     * the server's or the URL's options'); read only */
+    snprintf(set, sizeof set, "SET extra_float_digits = 3; SET client_min_messages = warning");
+    if (c->opts.busy_ms > 0)
+        snprintf(set + strlen(set), sizeof set - strlen(set), "; SET lock_timeout = %d",
+                 c->opts.busy_ms);
     r = PQexec(c->pg, set);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         int rc = sql_fail(c, r, err, "postgres: session settings");
@@ -216,10 +236,12 @@ void sqlpg_drop_result(sql_stmt *s)
 }
 
 /* DEALLOCATE the server-side statements a failed transaction kept us from dropping,
- * now that the connection is idle. */
+ * now that the connection takes commands: idle, or in a healthy transaction (a
+ * DEALLOCATE there is not undone by a later ROLLBACK). */
 static void drop_stale(sql_conn *c)
 {
-    if (!c->pg || PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+    PGTransactionStatusType t = c->pg ? PQtransactionStatus(c->pg) : PQTRANS_UNKNOWN;
+    if (t != PQTRANS_IDLE && t != PQTRANS_INTRANS)
         return;
     for (int i = 0; i < c->nstale; i++) {
         char sql[64];
@@ -231,7 +253,7 @@ static void drop_stale(sql_conn *c)
 }
 
 /* Forget s's server-side statement (when it has one on this connection): now, or
- * when the connection is next idle if a failed transaction refuses commands. */
+ * at the connection's next statement if a failed transaction refuses commands. */
 void sqlpg_deallocate(sql_stmt *s)
 {
     sql_conn *c = s->c;
@@ -251,10 +273,14 @@ void sqlpg_deallocate(sql_stmt *s)
     s->prepared = 0;
 }
 
-static int is_sqlstate(const PGresult *r, const char *code)
+/* The server's "cached plan must not change result type": the tables under a prepared
+ * statement changed. Told by the function that raised it (never translated), not by
+ * its SQLSTATE alone (0A000 is any "feature not supported"). */
+static int stale_plan(const PGresult *r)
 {
     const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    return st && strcmp(st, code) == 0;
+    const char *fn = r ? PQresultErrorField(r, PG_DIAG_SOURCE_FUNCTION) : NULL;
+    return st && strcmp(st, "0A000") == 0 && fn && strcmp(fn, "RevalidateCachedQuery") == 0;
 }
 
 /* Run s prepared on the server, preparing it first when it is not (or no longer) the
@@ -314,7 +340,7 @@ int sqlpg_run(sql_stmt *s, vaed_err *err)
         /* The tables changed under the plan (ALTER TABLE: "cached plan must not change
          * result type"): prepare it anew, at once outside a transaction (nothing was
          * done), at the next run inside one (the failure spoilt the transaction). */
-        if (is_sqlstate(r, "0A000") && s->prepared) {
+        if (stale_plan(r) && s->prepared) {
             sqlpg_deallocate(s);
             if (PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
                 PQclear(r);
@@ -354,17 +380,18 @@ int sqlpg_has(const sql_stmt *s, int i)
            !PQgetisnull(s->res, s->row, i);
 }
 
-/* A numeric's text with no fraction, exponent or NaN: an integer. */
+/* A numeric's text with no fraction, exponent or NaN, within int64: an integer. */
 static int integral(const char *v)
 {
-    if (*v == '-')
-        v++;
-    if (!*v)
+    const char *d = *v == '-' ? v + 1 : v;
+    if (!*d)
         return 0;
-    for (; *v; v++)
-        if (*v < '0' || *v > '9')
+    for (; *d; d++)
+        if (*d < '0' || *d > '9')
             return 0;
-    return 1;
+    errno = 0;
+    (void)strtoll(v, NULL, 10);
+    return errno != ERANGE;
 }
 
 int sqlpg_column_type(sql_stmt *s, int i)
@@ -389,7 +416,8 @@ int64_t sqlpg_column_int64(sql_stmt *s, int i)
     case OID_BOOL: return v[0] == 't';
     case OID_NUMERIC:
         if (integral(v))
-            return strtoll(v, NULL, 10);     /* saturates past int64, as SQLite's sum fails */
+            return strtoll(v, NULL, 10);
+        /* past int64 it is a float (typed SQL_FLOAT), never a saturated integer */
         /* fall through */
     case OID_FLOAT4: case OID_FLOAT8: {
         double d = strtod(v, NULL);

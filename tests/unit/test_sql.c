@@ -44,6 +44,9 @@ static void test_translate(void)
         {"DO $$ SELECT '?' $$; SELECT ?", "DO $$ SELECT '?' $$; SELECT $1", 1},
         {"SELECT $f$ ? $x$ ? $f$, ?2", "SELECT $f$ ? $x$ ? $f$, $2", 2},
         {"SELECT ?1 || $1$", "SELECT $1 || $1$", 1},
+        {"/* a /* b */ ? */ SELECT ?", "/* a /* b */ ? */ SELECT $1", 1},
+        {"SELECT $\xc3\xa9$ ? $\xc3\xa9$, ?", "SELECT $\xc3\xa9$ ? $\xc3\xa9$, $1", 1},
+        {"SELECT ?1234567", "SELECT $1000000", 1000000},
         {"", "", 0},
     };
     for (size_t k = 0; k < sizeof tab / sizeof tab[0]; k++) {
@@ -531,6 +534,34 @@ static void test_reads_and_plans(sql_conn *c)
           "postgres: inside a transaction the stale plan fails once (rc %d), then runs re-prepared: %s", rc, e.msg);
     sql_rollback(c, &e);
     sql_finalize(s);
+    /* finalized inside a healthy transaction: dropped at once (a pooled read runs its
+     * statements between BEGIN and COMMIT: they must not pile up on the server) */
+    int64_t base = t_sql_int(c, "SELECT count(*) FROM pg_prepared_statements");
+    sql_begin(c, 0, &e);
+    for (int round = 0; round < 5; round++) {
+        CHECK(sql_prepare(c, "SELECT count(*) FROM w WHERE k > ?1", &s, &e) == 0, "%s", e.msg);
+        for (int k = 0; s && k < 2; k++) {
+            sql_reset(s);
+            sql_bind_int64(s, 1, k);
+            CHECK(sql_step(s, &e) == SQL_ROW, "postgres: select in a transaction: %s", e.msg);
+        }
+        sql_finalize(s);
+    }
+    CHECK(t_sql_int(c, "SELECT count(*) FROM pg_prepared_statements") == base,
+          "postgres: statements finalized inside a transaction leave none behind (%lld, want %lld)",
+          (long long)t_sql_int(c, "SELECT count(*) FROM pg_prepared_statements"), (long long)base);
+    sql_rollback(c, &e);
+    /* an integral numeric past int64 is a float, never a saturated integer */
+    CHECK(sql_prepare(c, "SELECT 9223372036854775807::numeric + 10, -9223372036854775808::numeric", &s, &e) == 0 &&
+              sql_step(s, &e) == SQL_ROW, "%s", e.msg);
+    CHECK(s && sql_column_type(s, 0) == SQL_FLOAT && sql_column_double(s, 0) == 9223372036854775817.0 &&
+              sql_column_type(s, 1) == SQL_INT && sql_column_int64(s, 1) == INT64_MIN,
+          "postgres: numeric past int64 reads as a float (type %d), INT64_MIN as an integer",
+          s ? sql_column_type(s, 0) : -1);
+    sql_finalize(s);
+    s = NULL;
+    CHECK(sql_prepare(c, "SELECT ?70000", &s, &e) == VAED_EINVAL && !s,
+          "postgres: a parameter number past 65535 is refused at prepare [%s]", e.msg);
     /* finalized inside a failed transaction: dropped on the server when idle */
     int64_t before = t_sql_int(c, "SELECT count(*) FROM pg_prepared_statements");
     CHECK(sql_prepare(c, "SELECT k FROM w WHERE k = ?1", &s, &e) == 0, "%s", e.msg);
@@ -551,6 +582,29 @@ static void test_reads_and_plans(sql_conn *c)
     exec_ok(c, "DROP TABLE w");
 }
 
+/* PostgreSQL: what the URL says of the session is kept (no busy timeout asked: the
+ * URL's lock_timeout stands; with one asked, ours) */
+static void test_url_settings(const char *target)
+{
+    vaed_err e = {0};
+    char url[600];
+    snprintf(url, sizeof url, "%s?options=-c%%20lock_timeout%%3D7000", target);
+    for (int busy = 0; busy <= 2000; busy += 2000) {
+        sql_conn *c = NULL;
+        sql_open_opts o = {.busy_ms = busy};
+        sql_stmt *s = NULL;
+        CHECK(sql_open(&c, url, &o, &e) == 0, "postgres: open with options: %s", e.msg);
+        if (!c)
+            return;
+        const char *want = busy ? "2s" : "7s";
+        int ok = sql_prepare(c, "SHOW lock_timeout", &s, &e) == 0 && sql_step(s, &e) == SQL_ROW &&
+                 strcmp(sql_column_text(s, 0), want) == 0;
+        CHECK(ok, "postgres: busy_ms %d: lock_timeout is %s, want %s", busy, s ? sql_column_text(s, 0) : "?", want);
+        sql_finalize(s);
+        sql_close(c);
+    }
+}
+
 static void suite(const char *target, int create)
 {
     vaed_err e = {0};
@@ -566,6 +620,8 @@ static void suite(const char *target, int create)
     test_two_conns(target, c);
     test_notify(target, c);
     const char *restart = getenv("VAED_TEST_PG_RESTART");
+    if (sql_kind_of(c) == SQL_POSTGRES)
+        test_url_settings(target);
     if (sql_kind_of(c) == SQL_POSTGRES && restart && *restart)
         test_restart(c, restart);
     sql_close(c);
