@@ -71,11 +71,6 @@ run('dashboard', { viewport: { width: 1500, height: 1900 } }, async (page) => {
     const r = window.vaed.rows;
     return r.step.length && r.step[r.step.length - 1] >= e + 50;
   }, eff);
-  // the chart redraws a moment after rows arrive: wait for its beta column to reach them
-  await page.waitForFunction((e) => {
-    const g = window.vaed.charts.beta;
-    return g.getValue(g.numRows() - 1, 0) >= e + 50;
-  }, eff).catch(() => {});
   // the daemon's own curve for the schedule it resolved (POST /v1/schedules/preview)
   const pv = await page.evaluate(async (a) => {
     const p = window.vaed.job.progress, tok = window.vaed.token;
@@ -95,6 +90,18 @@ run('dashboard', { viewport: { width: 1500, height: 1900 } }, async (page) => {
     b.step.forEach((x, i) => { m[x] = b.beta[i]; });
     return m;
   }, applied);
+  // the chart redraws a moment after rows arrive: wait until its beta column holds the
+  // new betas (its last row alone says nothing: a preview curve can run past the rows)
+  await page.waitForFunction((arg) => {
+    const a = arg.a, pv = arg.pv, g = window.vaed.charts.beta;
+    let shown = 0;
+    for (let i = 0; i < g.numRows(); i++) {
+      const x = g.getValue(i, 0), b = g.getValue(i, 1);
+      if (x >= a.effective_step && (x in pv) && b !== null && Math.abs(b - pv[x]) < 1e-9) shown++;
+    }
+    window.vaedTestShown = shown;
+    return shown >= 50;
+  }, { a: applied, pv }).catch(() => {});
   const cmp = await page.evaluate((arg) => {
     const a = arg.a, pv = arg.pv, r = window.vaed.rows;
     let n = 0, maxdiff = 0, first = null;
@@ -105,15 +112,10 @@ run('dashboard', { viewport: { width: 1500, height: 1900 } }, async (page) => {
       if (d > maxdiff) { maxdiff = d; first = [r.step[i], r.beta[i], want]; }
       n++;
     }
-    // and the chart's own beta column holds those rows
-    const g = window.vaed.charts.beta;
-    let shown = 0;
-    for (let i = 0; i < g.numRows(); i++) {
-      const x = g.getValue(i, 0), b = g.getValue(i, 1);
-      if (x >= a.effective_step && (x in pv) && b !== null && Math.abs(b - pv[x]) < 1e-9) shown++;
-    }
-    return { n, maxdiff, first, shown };
+    return { n, maxdiff, first };
   }, { a: applied, pv });
+  // the chart's own beta column holds those rows (counted by the wait above)
+  cmp.shown = await page.evaluate(() => window.vaedTestShown);
   check(cmp.n >= 50 && cmp.maxdiff < 1e-9,
         `daemon's beta after the change = the preview route's curve of the resolved schedule over ${cmp.n} steps ` +
         `(maxdiff=${cmp.maxdiff}` + (cmp.first ? `, worst step ${cmp.first[0]}: daemon ${cmp.first[1]}, preview ${cmp.first[2]}` : '') + ')');
