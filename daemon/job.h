@@ -89,6 +89,8 @@ typedef struct job {
     vae_metrics last;           /* the last step's figures (beta, lr set before one runs) */
     double sps, eta;
     char storage_wait[sizeof(((store_stats *)0)->last_error)]; /* non-empty: waiting */
+    char kernels[sizeof(((store_job *)0)->kernels)]; /* its latest run's (vae_kernels_id);
+                                   "" = never ran. Under mu. */
     struct job *next;           /* table of unfinished jobs */
 } job;
 
@@ -111,6 +113,7 @@ struct jobs {
     pthread_mutex_t mu;
     pthread_cond_t work;        /* a job became takeable, or stopping */
     job *table;                 /* unfinished jobs */
+    char kernels[sizeof(((store_job *)0)->kernels)]; /* this node's (vae_kernels_id) */
     eval_unit *evals;           /* unfinished evaluations, oldest first */
     pthread_cond_t evals_cv;    /* an evaluation ended */
     int stopping;

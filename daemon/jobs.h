@@ -26,7 +26,14 @@
  * Recovery: at start, jobs that were running or interrupted are queued again and
  * resume from their newest checkpoint; the schedule changes recorded after that
  * checkpoint are applied again at their recorded steps, through job_apply, so the
- * steps after it are computed again identically and their metric rows replaced. */
+ * steps after it are computed again identically and their metric rows replaced.
+ *
+ * Kernels: a job records what decided its latest steps' bits (vae_kernels_id: the
+ * OpenBLAS core, the multiply libraries, the build's vector set) when it starts running.
+ * A queued job whose record differs from this node's is not taken unless
+ * accept_other_cores: resumed here, its steps would continue correctly but not bit for
+ * bit. It waits, and its job object says for what ("waiting_for_kernels"); taken with
+ * accept_other_cores, the log says so and the record becomes this node's. */
 #ifndef VAED_JOBS_H
 #define VAED_JOBS_H
 
@@ -63,6 +70,8 @@ typedef struct jobs_config {
     struct bus *bus;            /* live events (daemon/bus.h); NULL = none. Borrowed,
                                    must outlive the manager. */
     const jobs_datasets *datasets; /* NULL = specs name files only. Borrowed. */
+    int accept_other_cores;     /* take jobs whose latest run had other kernels (see
+                                   "Kernels") */
 } jobs_config;
 
 void jobs_config_default(jobs_config *c);

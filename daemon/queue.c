@@ -121,13 +121,21 @@ static int sweep_full(jobs *J, const job *jb)
     return running >= (jb->sweep_conc > 0 ? jb->sweep_conc : 1);
 }
 
-/* The next job a worker may take: queued, held by nobody, not a trial of a sweep that
- * runs its concurrency already; highest priority, then lowest queue_seq. */
+/* Did jb last run on kernels other than this node's, which it may not resume on (mu
+ * held)? See jobs.h, "Kernels". */
+static int other_kernels(const jobs *J, const job *jb)
+{
+    return jb->kernels[0] && strcmp(jb->kernels, J->kernels) && !J->cfg.accept_other_cores;
+}
+
+/* The next job a worker may take: queued, held by nobody, last run on this node's
+ * kernels (or allowed not to have), not a trial of a sweep that runs its concurrency
+ * already; highest priority, then lowest queue_seq. */
 static job *next_queued(jobs *J)
 {
     job *best = NULL;
     for (job *jb = J->table; jb; jb = jb->next)
-        if (jb->state == JOB_QUEUED && jb->owner == OWNER_NONE &&
+        if (jb->state == JOB_QUEUED && jb->owner == OWNER_NONE && !other_kernels(J, jb) &&
             (!best || jb->spec.priority > best->spec.priority ||
              (jb->spec.priority == best->spec.priority && jb->queue_seq < best->queue_seq)) &&
             !sweep_full(J, jb))
@@ -225,6 +233,33 @@ static void put_down(jobs *J, job *jb, run *r, enum outcome out)
     job_release(J, jb);
 }
 
+/* A job starts running here: its record of kernels becomes this node's (jobs.h,
+ * "Kernels"); a change is logged, for it ends the job's bit-for-bit reproducibility. */
+static void record_kernels(jobs *J, job *jb)
+{
+    char was[sizeof jb->kernels];
+    pthread_mutex_lock(&J->mu);
+    snprintf(was, sizeof was, "%s", jb->kernels);
+    pthread_mutex_unlock(&J->mu);
+    if (!strcmp(was, J->kernels))
+        return;
+    if (was[0])
+        log_msg(LOG_WARN, "job %lld last ran on other kernels (%s); it resumes on this "
+                "node's (%s): its steps continue correctly, not bit for bit",
+                (long long)jb->id, was, J->kernels);
+    vaed_err err;
+    int rc;
+    for (int tries = 0; (rc = store_job_set_kernels(J->st, jb->id, J->kernels, &err)) != 0 &&
+                        (rc == VAED_ENOMEM || rc == VAED_EDB) && tries < 10; tries++)
+        job_nap_ms(50);
+    if (rc)
+        log_msg(LOG_ERROR, "job %lld: could not record its kernels: %s", (long long)jb->id,
+                err.msg);
+    pthread_mutex_lock(&J->mu);
+    snprintf(jb->kernels, sizeof jb->kernels, "%s", J->kernels);
+    pthread_mutex_unlock(&J->mu);
+}
+
 static void *worker_main(void *arg)
 {
     jobs *J = arg;
@@ -249,6 +284,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&J->mu);
 
         job_record_state(J, jb->id, "running", NULL);
+        record_kernels(J, jb);
         char reason[512] = "";
         run r = {.J = J, .jb = jb, .last_ckpt_step = -1, .outcome = OUT_NONE};
         enum outcome out = worker_run(&r, reason, sizeof reason);
@@ -285,6 +321,7 @@ int jobs_start(jobs **out, store *st, const jobs_config *cfg, vaed_err *err)
         snprintf(J->data_dir, sizeof J->data_dir, "%s", real);
         J->cfg.data_dir = J->data_dir;
     }
+    vae_kernels_id(J->kernels, sizeof J->kernels);
     pthread_mutex_init(&J->mu, NULL);
     pthread_cond_init(&J->work, NULL);
     pthread_cond_init(&J->evals_cv, NULL);
@@ -351,6 +388,13 @@ void jobs_decorate(jobs *J, int64_t id, json_t *obj)
     job *jb = job_find(J, id);
     if (jb && jb->state != JOB_FINISHED) {
         json_object_set_new(obj, "state", json_string(job_state_name(jb->state)));
+        if (jb->state == JOB_QUEUED && other_kernels(J, jb))
+            json_object_set_new(
+                obj, "waiting_for_kernels",
+                json_pack("{s:s, s:s, s:s}", "job", jb->kernels, "node", J->kernels, "hint",
+                          "it last ran on other kernels: a node with the job's resumes it "
+                          "bit for bit; vaed serve --accept-other-cores 1 resumes it here, "
+                          "correctly but not bit for bit"));
         if (jb->total_steps > 0) {
             json_object_set_new(obj, "step", json_integer(jb->step));
             json_object_set_new(obj, "epoch", json_real(jb->epoch));

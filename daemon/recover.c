@@ -97,6 +97,15 @@ int recover_jobs(jobs *J, vaed_err *err)
             job_record_state(J, sj->id, "queued", NULL);
         }
         job *jb = job_new(sj->id, &spec, sj->queue_seq, JOB_QUEUED);
+        snprintf(jb->kernels, sizeof jb->kernels, "%s", sj->kernels);
+        if (jb->kernels[0] && strcmp(jb->kernels, J->kernels))
+            log_msg(J->cfg.accept_other_cores ? LOG_INFO : LOG_WARN,
+                    "job %lld last ran on other kernels (%s; this node: %s): %s",
+                    (long long)sj->id, sj->kernels, J->kernels,
+                    J->cfg.accept_other_cores
+                        ? "resumed here (--accept-other-cores): correctly, not bit for bit"
+                        : "it waits for a node with its kernels (--accept-other-cores 1 "
+                          "resumes it here, correctly but not bit for bit)");
         if ((rc = sweep_fill(J, jb, err))) {
             job_unref(jb);
             goto fail;
@@ -114,6 +123,7 @@ int recover_jobs(jobs *J, vaed_err *err)
             if (spec_from_text(l.jobs[i].spec, &spec, NULL) == 0 ||
                 spec_from_text(l.jobs[i].spec, &spec, NULL) == 0) {
                 job *jb = job_new(l.jobs[i].id, &spec, l.jobs[i].queue_seq, JOB_PAUSED);
+                snprintf(jb->kernels, sizeof jb->kernels, "%s", l.jobs[i].kernels);
                 jb->step = l.jobs[i].step;
                 if ((rc = sweep_fill(J, jb, err))) {
                     job_unref(jb);

@@ -178,6 +178,8 @@ static const char *const migrations[] = {
     "  created_at REAL NOT NULL,"
     "  PRIMARY KEY (job, step)"
     ") WITHOUT ROWID;",
+    /* v9: what decided the bits of the job's latest steps (vae_kernels_id) */
+    "ALTER TABLE jobs ADD COLUMN kernels TEXT;",
 };
 
 static int exec_all(sql_conn *db, const char *sql, vaed_err *err)
@@ -255,6 +257,7 @@ static int (*const migration_fn[])(sql_conn *, vaed_err *) = {
     NULL,            /* v6 */
     NULL,            /* v7 */
     NULL,            /* v8 */
+    NULL,            /* v9 */
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION + 1,

@@ -175,7 +175,7 @@ int store_close(store *st, vaed_err *err)
 /* ---- the read pool ---------------------------------------------------------------- */
 
 #define JOB_COLS "id, name, spec, state, priority, queue_seq, created_at, started_at, " \
-                 "finished_at, updated_at, reason, step, epoch, parent_id, parent_step"
+                 "finished_at, updated_at, reason, step, epoch, parent_id, parent_step, kernels"
 #define STATE_BIT "CASE state WHEN 'queued' THEN 1 WHEN 'running' THEN 2 " \
                   "WHEN 'paused' THEN 4 WHEN 'interrupted' THEN 8 WHEN 'completed' THEN 16 " \
                   "WHEN 'failed' THEN 32 WHEN 'cancelled' THEN 64 ELSE 0 END"
@@ -353,6 +353,7 @@ static void read_job(sql_stmt *s, store_job *j)
     j->epoch = sql_column_double(s, 12);
     j->parent_id = sql_column_int64(s, 13);
     j->parent_step = sql_column_int64(s, 14);
+    col_strcpy(s, 15, j->kernels, sizeof j->kernels);
 }
 
 int store_job_get(store *st, int64_t id, store_job *j, vaed_err *err)
@@ -397,7 +398,7 @@ json_t *store_job_json(const store_job *j)
                          : json_null();
     /* The "o" format steals each reference, so nothing leaks if packing fails. */
     json_t *rest = json_pack("{s:I, s:s, s:o, s:s, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:I, "
-                             "s:f, s:o}",
+                             "s:f, s:o, s:o}",
                              "id", (json_int_t)j->id, "name", j->name ? j->name : "",
                              "spec", spec, "state", j->state, "priority", j->priority,
                              "queue_seq", (json_int_t)j->queue_seq,
@@ -407,7 +408,8 @@ json_t *store_job_json(const store_job *j)
                              "updated_at", time_or_null(j->updated_at),
                              "reason", j->reason ? json_string(j->reason) : json_null(),
                              "step", (json_int_t)j->step, "epoch", j->epoch,
-                             "parent", parent);
+                             "parent", parent, "kernels",
+                             j->kernels[0] ? json_string(j->kernels) : json_null());
     if (!rest || json_object_update(o, rest) != 0) {
         json_decref(rest);
         json_decref(o);

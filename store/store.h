@@ -3,7 +3,7 @@
  *
  * Schema (PRAGMA user_version = STORE_SCHEMA_VERSION; see schema.c for the SQL):
  *   jobs(id PK, name, spec JSON, state, priority, queue_seq, created_at, started_at,
- *        finished_at, updated_at, reason, step, epoch, parent_id, parent_step)
+ *        finished_at, updated_at, reason, step, epoch, parent_id, parent_step, kernels)
  *   metrics(job, step, epoch, beta, loss, xent, kl, elbo, lr, grad_norm, capacity,
  *           time, kl_groups BLOB)                PK(job, step) WITHOUT ROWID
  *   epochs(job, epoch, split, step, xent, kl, elbo, active_units, kl_dims BLOB, time)
@@ -76,7 +76,7 @@
 #include "vae/err.h"
 #include "vae/metric_fields.h"
 
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 
 typedef struct store store;
 
@@ -172,6 +172,11 @@ int store_job_requeue_front(store *st, int64_t id, vaed_err *err);
 
 /* Change a job's priority. Synchronous. VAED_ENOTFOUND when no such job. */
 int store_job_set_priority(store *st, int64_t id, int priority, vaed_err *err);
+
+/* Record what decides the bits of the job's steps from here on (vae_kernels_id): the
+ * daemon writes it when a job starts running. Synchronous. VAED_ENOTFOUND when no such
+ * job. */
+int store_job_set_kernels(store *st, int64_t id, const char *kernels, vaed_err *err);
 
 /* One training step's figures. */
 typedef struct store_metric {
@@ -280,6 +285,7 @@ typedef struct store_job {
     int64_t step;
     double epoch;
     int64_t parent_id, parent_step;   /* 0, 0 when not forked */
+    char kernels[128];          /* vae_kernels_id of its latest run; "" = never ran */
 } store_job;
 
 /* Free the strings of j (not j itself); j may be NULL. */

@@ -2,6 +2,8 @@
  * into an op (writer_ops.h) and queues it for the writer thread (writer.c), waiting for
  * the commit when the call's contract says so. */
 #include "store/store.h"
+#include "store/store_impl.h"
+#include "store/writer_call.h"
 #include "store/writer_ops.h"
 
 #include <jansson.h>
@@ -210,3 +212,37 @@ int store_checkpoint_put(store *st, const store_ckpt_put *req, vaed_err *err)
     return store_writer_submit(st, o, req->wait, NULL, err);
 }
 
+
+typedef struct kernels_arg {
+    int64_t id;
+    const char *kernels;
+} kernels_arg;
+
+static int do_set_kernels(sql_conn *db, void *arg, int *vrc, int64_t *out_id, char *msg,
+                          size_t msgsz)
+{
+    const kernels_arg *a = arg;
+    sql_stmt *s = NULL;
+    (void)out_id;
+    int rc = sql_prepare(db, "UPDATE jobs SET kernels = ?2 WHERE id = ?1", &s, NULL);
+    if (rc != 0)
+        return rc;
+    sql_bind_int64(s, 1, a->id);
+    sql_bind_text(s, 2, a->kernels);
+    rc = store_wrun(s, NULL);
+    if (rc == SQL_DONE && sql_changes(s) == 0) {
+        *vrc = VAED_ENOTFOUND;
+        snprintf(msg, msgsz, "job %lld not found", (long long)a->id);
+    }
+    sql_finalize(s);
+    return rc;
+}
+
+int store_job_set_kernels(store *st, int64_t id, const char *kernels, vaed_err *err)
+{
+    if (!kernels || !*kernels || strlen(kernels) >= sizeof ((store_job *)0)->kernels)
+        return vaed_err_set(err, VAED_EINVAL, "kernels", "kernels: 1 to %zu bytes",
+                            sizeof ((store_job *)0)->kernels - 1);
+    kernels_arg a = {id, kernels};
+    return store_writer_call(st, do_set_kernels, &a, NULL, err);
+}

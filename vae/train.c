@@ -42,6 +42,25 @@ void vae_blas_info(char *buf, size_t n)
              openblas_get_corename(), openblas_get_num_threads(), openblas_get_config(), gemm);
 }
 
+void vae_kernels_id(char *buf, size_t n)
+{
+    char gemm[64];
+    vae_gemm_describe(gemm, sizeof gemm);
+    const char *core = openblas_get_corename();
+    /* the build's own vector code (the Makefile compiles for the host: -march=native) */
+#if defined(__AVX512F__)
+    const char *isa = "avx512f";
+#elif defined(__AVX2__) && defined(__FMA__)
+    const char *isa = "avx2 fma";
+#elif defined(__AVX__)
+    const char *isa = "avx";
+#else
+    const char *isa = "baseline";
+#endif
+    snprintf(buf, n, "OpenBLAS core %s; multiplies: %s; built for %s", core ? core : "?", gemm,
+             isa);
+}
+
 int vae_blas_narrow(char *buf, size_t n)
 {
 #if defined(__x86_64__) || defined(__i386__)

@@ -137,6 +137,13 @@ int vae_trainer_run(vae_trainer *t, const vae_hooks *h, vaed_err *err);
 /* The OpenBLAS build and thread settings and the library of each multiply
  * (vae_gemm_describe), for start-up logs and `vaed --version`. */
 void vae_blas_info(char *buf, size_t n);
+/* What decides a training step's bits on this host besides the job itself: the
+ * OpenBLAS core, the library of each multiply and the vector set vaed was built for, as
+ * one string ("OpenBLAS core Haswell; multiplies: libxsmm avx512 backward, OpenBLAS
+ * forward; built for avx512f"). Not the thread
+ * count: a step's bits do not depend on it. Two nodes with equal strings resume each
+ * other's jobs bit for bit; the daemon records it on each job (jobs.kernels). */
+void vae_kernels_id(char *buf, size_t n);
 /* 1, with a sentence for the log in buf, when this CPU has AVX-512 (F, BW, DQ, VL) and
  * the OpenBLAS core in use has only AVX2 kernels (Haswell, Zen, ...): set by
  * OPENBLAS_CORETYPE, or picked by an OpenBLAS that does not know the CPU. Evaluation

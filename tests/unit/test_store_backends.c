@@ -127,15 +127,19 @@ static void jobs(store *st, int64_t *ids, const char *k, struct out *o)
     CHECK(store_job_requeue_front(st, ids[4], &e) == 0, "%s: requeue: %s", k, e.msg);
     CHECK(store_job_set_priority(st, ids[0], 9, &e) == 0, "%s: priority: %s", k, e.msg);
     CHECK(store_job_set_state(st, 999, "running", NULL, &e) == VAED_ENOTFOUND, "%s: a missing job's state", k);
+    CHECK(store_job_set_kernels(st, ids[1], "OpenBLAS core Zen; multiplies: OpenBLAS; built for avx2 fma", &e) == 0,
+          "%s: kernels: %s", k, e.msg);
+    CHECK(store_job_set_kernels(st, 999, "x", &e) == VAED_ENOTFOUND, "%s: a missing job's kernels", k);
+    CHECK(store_job_set_kernels(st, ids[1], "", &e) == VAED_EINVAL, "%s: empty kernels", k);
     store_job_list l = {0};
     CHECK(store_jobs_list(st, 0, 0, 3, &l, &e) == 0, "%s: list: %s", k, e.msg);
     put(o, "list: %zu of %lld, next %lld", l.n, (long long)l.total, (long long)l.next_after);
     for (size_t i = 0; i < l.n; i++)
-        put(o, "job %lld [%s] %s prio %d seq %lld step %lld epoch %a reason %s started %d finished %d spec %s",
+        put(o, "job %lld [%s] %s prio %d seq %lld step %lld epoch %a reason %s started %d finished %d kernels [%s] spec %s",
             (long long)l.jobs[i].id, l.jobs[i].name, l.jobs[i].state, l.jobs[i].priority,
             (long long)l.jobs[i].queue_seq, (long long)l.jobs[i].step, l.jobs[i].epoch,
             l.jobs[i].reason ? l.jobs[i].reason : "-", l.jobs[i].started_at > 0, l.jobs[i].finished_at > 0,
-            l.jobs[i].spec);
+            l.jobs[i].kernels, l.jobs[i].spec);
     store_job_list_free(&l);
     CHECK(store_jobs_resumable(st, &l, &e) == 0, "%s: resumable: %s", k, e.msg);
     for (size_t i = 0; i < l.n; i++)
