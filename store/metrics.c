@@ -269,6 +269,49 @@ static void ds_rows(store_series *s, unsigned mask, size_t nb, unsigned char *ke
     s->n = k;
 }
 
+/* The rows at the n sorted steps of pick (duplicates allowed: pick is made unique in
+ * place), appended to out in step order: DS_PICK steps a statement (on PostgreSQL each
+ * statement is a round trip: a lookup a step made a 1,000-point query of a million rows
+ * take 40 ms on loopback). */
+#define DS_PICK 64
+static int ds_fetch(struct rconn *c, int64_t job, int64_t *pick, size_t n, unsigned mask,
+                    store_series *out, size_t *cap, vaed_err *err)
+{
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || pick[i] != pick[u - 1])
+            pick[u++] = pick[i];
+    if (u == 0)
+        return 0;
+    char sql[1024];
+    int w = snprintf(sql, sizeof sql, "SELECT step" VAE_METRIC_SQL_COLUMNS ", kl_groups "
+                     "FROM metrics WHERE job = ?1 AND step IN (?2");
+    for (int k = 3; k <= DS_PICK + 1; k++)
+        w += snprintf(sql + w, sizeof sql - (size_t)w, ", ?%d", k);
+    snprintf(sql + w, sizeof sql - (size_t)w, ") ORDER BY step");
+    sql_stmt *s = NULL;
+    if (sql_prepare(c->db, sql, &s, NULL) != 0)
+        return store_dberr(err, c->db, "preparing a point lookup");
+    int rc = 0;
+    for (size_t i = 0; i < u && !rc; i += DS_PICK) {
+        sql_bind_int64(s, 1, job);
+        for (size_t k = 0; k < DS_PICK; k++)    /* past the end: the last step again */
+            sql_bind_int64(s, 2 + (int)k, pick[i + k < u ? i + k : u - 1]);
+        int sr;
+        while ((sr = sql_step(s, NULL)) == SQL_ROW)
+            if (series_push(out, cap, s, mask) != 0) {
+                rc = vaed_err_set(err, VAED_ENOMEM, "", "no memory for %zu metric rows",
+                                  *cap * 2);
+                break;
+            }
+        if (!rc && sr != SQL_DONE)
+            rc = store_dberr(err, c->db, "reading metrics");
+        sql_reset(s);
+    }
+    sql_finalize(s);
+    return rc;
+}
+
 int store_metrics_downsample(store *st, int64_t job, int64_t since, int64_t until,
                              unsigned mask, size_t max_points, store_series *out,
                              vaed_err *err)
@@ -390,12 +433,7 @@ int store_metrics_downsample(store *st, int64_t job, int64_t since, int64_t unti
         }
     }
     qsort(pick, npick, sizeof *pick, cmp_i64);
-    /* One point lookup per distinct step, in order. */
-    for (size_t i = 0; i < npick && !rc; i++) {
-        if (i > 0 && pick[i] == pick[i - 1])
-            continue;
-        rc = range_on(c, job, pick[i] - 1, pick[i], mask, 1, out, &cap, err);
-    }
+    rc = ds_fetch(c, job, pick, npick, mask, out, &cap, err);
 done:
     sql_finalize(smax);
     sql_finalize(x.sum);

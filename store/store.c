@@ -168,7 +168,8 @@ int store_close(store *st, vaed_err *err)
     free(st);
     if (lost)
         return vaed_err_set(err, VAED_EDB, "",
-                            "store closed with %zu operations not written: %s", lost, last);
+                            "store closed with %zu writes lost (a metric row counts as "
+                            "one): %s", lost, last);
     return 0;
 }
 

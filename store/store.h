@@ -44,7 +44,10 @@
  *
  * Batching. The writer commits when the oldest queued operation is flush_interval old
  * (default 1 s), at once when an operation is waited on (job writes, store_flush,
- * `wait` flags) or is a checkpoint, and when the queue holds more than 8 MiB.
+ * `wait` flags) or is a checkpoint, and when the queue holds more than 8 MiB. In a
+ * batch, each job's metric appends that lie between two other operations are applied
+ * as one (store_metrics_merge, writer_ops.h: in order, the later row of a step winning
+ * as before), so the pyramid is updated once per job and bucket, not once per step.
  *
  * Durability. WAL mode with synchronous=NORMAL: a committed transaction survives a
  * crash or kill -9 of the process (the WAL is in the OS page cache, which the kernel

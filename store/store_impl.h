@@ -33,7 +33,8 @@ struct store {
     store_opts opts;
     sql_conn *wdb;                   /* the write connection: writer thread only */
     sql_stmt *wstmt[STORE_W_NSTMT];   /* its prepared statements (writer.c) */
-    size_t lost_at_close;           /* ops given up while stopping */
+    size_t lost_at_close;           /* writes given up while stopping (a metric row
+                                       counts as one: ops are merged, writes.c) */
     int unheld;                     /* PostgreSQL: the writer must reconnect and take the
                                        database's hold before its next batch */
 

@@ -491,6 +491,7 @@ static void *writer_main(void *arg)
         }
         struct op *batch = st->head;
         st->head = st->tail = NULL;
+        st->pending_ops -= store_metrics_merge(batch);
         st->urgent = 0;
         st->inflight_since = batch->t_enq;
         int64_t max_pages = st->want_max_pages;
@@ -532,7 +533,7 @@ static void *writer_main(void *arg)
                 continue;
             }
             if (!ok && give_up && !o->w && !o->done)
-                st->lost_at_close++;
+                st->lost_at_close += o->kind == OP_METRICS ? o->u.metrics.n : 1;
             if (!ok && (o->w || o->done))
                 snprintf(o->msg, sizeof o->msg, "%s", emsg);
             if (resolve_locked(st, o, rc, msg)) {

@@ -95,6 +95,15 @@ _Static_assert(W_NSTMT <= STORE_W_NSTMT, "room for the writer's statements");
  * writer's current savepoint. Returns SQL_DONE or the failing negative code. */
 int store_sums_update(store *st, int64_t job, const store_metric *rows, size_t n);
 
+/* Merge, in a batch taken off the queue, each job's metric ops that nobody waits for
+ * into its first one, within each run of metric ops (any other op is a barrier: rows
+ * never move past it, and one job's rows keep their order): the pyramid is then updated
+ * once per job and bucket, and one savepoint holds them, instead of once per step (a
+ * transaction with thousands of savepoints and upserts of one row is slow on
+ * PostgreSQL). A permanent failure then drops the merged rows together. Returns the
+ * number of ops merged away (freed); an allocation failure leaves ops as they are. */
+size_t store_metrics_merge(struct op *batch);
+
 /* A new op of kind for job (small, fixed: aborts on failure); bytes = its own size. */
 struct op *store_op_new(enum op_kind kind, int64_t job);
 /* Free o and what its payload owns; NULL is a no-op. */

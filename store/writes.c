@@ -98,15 +98,38 @@ int store_job_set_priority(store *st, int64_t id, int priority, vaed_err *err)
     return store_writer_submit(st, o, 1, NULL, err);
 }
 
+/* A block of metric rows owns its rows' kl_groups: n rows, then their groups. */
+static size_t groups_of(const store_metric *rows, size_t n)
+{
+    size_t groups = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].n_groups > 0 && rows[i].kl_groups)
+            groups += (size_t)rows[i].n_groups;
+    return groups;
+}
+
+/* Copy n rows to dst, their groups to *g (advanced past them). */
+static void rows_copy(store_metric *dst, double **g, const store_metric *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        dst[i] = rows[i];
+        if (rows[i].n_groups > 0 && rows[i].kl_groups) {
+            memcpy(*g, rows[i].kl_groups, (size_t)rows[i].n_groups * sizeof(double));
+            dst[i].kl_groups = *g;
+            *g += rows[i].n_groups;
+        } else {
+            dst[i].n_groups = 0;
+            dst[i].kl_groups = NULL;
+        }
+    }
+}
+
 int store_metrics_append(store *st, int64_t job, const store_metric *rows, size_t n,
                          vaed_err *err)
 {
     if (n == 0)
         return 0;
-    size_t groups = 0;
-    for (size_t i = 0; i < n; i++)
-        if (rows[i].n_groups > 0)
-            groups += (size_t)rows[i].n_groups;
+    size_t groups = groups_of(rows, n);
     /* n comes from the caller's batch: request-sized, so a plain checked malloc. */
     if (n > SIZE_MAX / 2 / sizeof(store_metric))
         return vaed_err_set(err, VAED_ETOOBIG, "", "too many metric rows (%zu)", n);
@@ -115,22 +138,63 @@ int store_metrics_append(store *st, int64_t job, const store_metric *rows, size_
     if (!copy)
         return vaed_err_set(err, VAED_ENOMEM, "", "no memory for %zu metric rows", n);
     double *g = (double *)(copy + n);
-    for (size_t i = 0; i < n; i++) {
-        copy[i] = rows[i];
-        if (rows[i].n_groups > 0 && rows[i].kl_groups) {
-            memcpy(g, rows[i].kl_groups, (size_t)rows[i].n_groups * sizeof(double));
-            copy[i].kl_groups = g;
-            g += rows[i].n_groups;
-        } else {
-            copy[i].n_groups = 0;
-            copy[i].kl_groups = NULL;
-        }
-    }
+    rows_copy(copy, &g, rows, n);
     struct op *o = store_op_new(OP_METRICS, job);
     o->u.metrics.rows = copy;
     o->u.metrics.n = n;
     o->bytes += sz;
     return store_writer_submit(st, o, 0, NULL, err);
+}
+
+static int mergeable(const struct op *o)
+{
+    return o->kind == OP_METRICS && !o->w && !o->done;
+}
+
+size_t store_metrics_merge(struct op *batch)
+{
+    size_t merged = 0;
+    for (struct op *seg = batch; seg;) {
+        struct op *end = seg;           /* the segment: metric ops up to any other op */
+        while (end && end->kind == OP_METRICS)
+            end = end->next;
+        for (struct op *h = seg; h != end; h = h->next) {
+            if (!mergeable(h))
+                continue;
+            size_t n = h->u.metrics.n, groups = groups_of(h->u.metrics.rows, n), more = 0;
+            for (struct op *x = h->next; x != end; x = x->next)
+                if (mergeable(x) && x->job == h->job) {
+                    n += x->u.metrics.n;
+                    groups += groups_of(x->u.metrics.rows, x->u.metrics.n);
+                    more++;
+                }
+            size_t sz = n * sizeof(store_metric) + groups * sizeof(double);
+            store_metric *block = more ? malloc(sz) : NULL;
+            if (!block)
+                continue;               /* nothing to merge, or no memory: as they are */
+            double *g = (double *)(block + n);
+            rows_copy(block, &g, h->u.metrics.rows, h->u.metrics.n);
+            size_t at = h->u.metrics.n;
+            for (struct op **pp = &h->next; *pp != end;) {
+                struct op *x = *pp;
+                if (!mergeable(x) || x->job != h->job) {
+                    pp = &x->next;
+                    continue;
+                }
+                rows_copy(block + at, &g, x->u.metrics.rows, x->u.metrics.n);
+                at += x->u.metrics.n;
+                h->bytes += x->bytes;
+                *pp = x->next;
+                store_op_free(x);
+                merged++;
+            }
+            free(h->u.metrics.rows);
+            h->u.metrics.rows = block;
+            h->u.metrics.n = n;
+        }
+        seg = end ? end->next : NULL;
+    }
+    return merged;
 }
 
 int store_epoch_put(store *st, int64_t job, const store_epoch *e, vaed_err *err)
