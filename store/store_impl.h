@@ -15,7 +15,7 @@
 
 struct op;
 
-#define STORE_W_NSTMT 20
+#define STORE_W_NSTMT 21
 
 enum rstmt_id {
     R_JOB_GET, R_JOBS_LIST, R_JOBS_COUNT, R_JOBS_BY_STATE, R_JOBS_RESUMABLE, R_METRICS, R_EPOCHS,

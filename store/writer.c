@@ -35,6 +35,17 @@
 
 #define W_PARAM(ID, name, unit, flags, meaning) ", ?"
 #define W_EXCLUDED(ID, name, unit, flags, meaning) ", " #name " = excluded." #name
+/* A metric row's upsert: job, step, the metric fields (metric_fields.h), kl_groups,
+ * bound by position; W_METRIC_MULTI has MULTI_ROWS rows of values (metric_multi_sql). */
+#define METRIC_HEAD "INSERT INTO metrics(job, step" VAE_METRIC_SQL_COLUMNS ", kl_groups) VALUES "
+#define METRIC_ROW "(?, ?" VAE_METRIC_FIELDS(W_PARAM) ", ?)"
+#define METRIC_UPSERT                                                                      \
+    " ON CONFLICT (job, step) DO UPDATE SET kl_groups = excluded.kl_groups"                \
+    VAE_METRIC_FIELDS(W_EXCLUDED)
+#define METRIC_PARAMS (3 + STORE_M_NCOLS)
+/* Rows an INSERT when a run of them has ascending steps: on PostgreSQL every statement
+ * is a round trip (scripts/bench-sql: 5x the rows a second at 100 rows a statement). */
+#define MULTI_ROWS 32
 /* The writer's statements, in the SQL both SQLite and PostgreSQL read (an upsert is
  * ON CONFLICT … DO UPDATE, never SQLite's INSERT OR REPLACE); W_BEGIN is SQLite's
  * (BEGIN IMMEDIATE: take the write lock at once), "BEGIN" on PostgreSQL. */
@@ -45,11 +56,7 @@ static const char *const wsql[W_NSTMT] = {
     [W_SAVEPOINT] = "SAVEPOINT op",
     [W_RELEASE] = "RELEASE op",
     [W_ROLLBACK_TO] = "ROLLBACK TO op",
-    /* job, step, the metric fields (metric_fields.h), kl_groups: bound by position */
-    [W_METRIC] = "INSERT INTO metrics(job, step" VAE_METRIC_SQL_COLUMNS
-                 ", kl_groups) VALUES (?, ?" VAE_METRIC_FIELDS(W_PARAM) ", ?) "
-                 "ON CONFLICT (job, step) DO UPDATE SET kl_groups = excluded.kl_groups"
-                 VAE_METRIC_FIELDS(W_EXCLUDED),
+    [W_METRIC] = METRIC_HEAD METRIC_ROW METRIC_UPSERT,
     [W_EPOCH] = "INSERT INTO epochs(job, epoch, split, step, xent, kl, elbo, "
                 "active_units, kl_dims, time) "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
@@ -101,6 +108,35 @@ static const char *const wsql[W_NSTMT] = {
     [W_RAW] = "SELECT step" VAE_METRIC_SQL_COLUMNS
               " FROM metrics WHERE job = ?1 AND step >= ?2 AND step <= ?3",
 };
+
+static char multi_sql[4096];
+static pthread_once_t multi_once = PTHREAD_ONCE_INIT;
+
+static void metric_multi_sql(void)
+{
+    size_t w = (size_t)snprintf(multi_sql, sizeof multi_sql, "%s", METRIC_HEAD);
+    for (int r = 0; r < MULTI_ROWS; r++)
+        w += (size_t)snprintf(multi_sql + w, sizeof multi_sql - w, "%s" METRIC_ROW, r ? ", " : "");
+    snprintf(multi_sql + w, sizeof multi_sql - w, "%s", METRIC_UPSERT);
+}
+
+_Static_assert(sizeof METRIC_HEAD + MULTI_ROWS * (sizeof METRIC_ROW + 2) + sizeof METRIC_UPSERT <
+                   sizeof multi_sql, "room for W_METRIC_MULTI");
+
+/* Bind row m of job as the row at parameter base + 1.. of s. */
+static void bind_metric(sql_stmt *s, int base, int64_t job, const store_metric *m)
+{
+    sql_bind_int64(s, base + 1, job);
+    sql_bind_int64(s, base + 2, m->step);
+    double v[STORE_M_NCOLS];
+    store_metric_values(m, v);
+    for (int k = 0; k < STORE_M_NCOLS; k++)
+        sql_bind_double(s, base + 3 + k, v[k]);
+    if (m->n_groups > 0)
+        sql_bind_blob(s, base + METRIC_PARAMS, m->kl_groups, (size_t)m->n_groups * sizeof(double));
+    else
+        sql_bind_null(s, base + METRIC_PARAMS);
+}
 
 void store_op_free(struct op *o)
 {
@@ -184,25 +220,30 @@ static int apply_op(store *st, struct op *o)
     switch (o->kind) {
     case OP_FLUSH:
         break;
-    case OP_METRICS:
-        s = w[W_METRIC];
-        for (size_t i = 0; i < o->u.metrics.n && rc == SQL_DONE; i++) {
-            const store_metric *m = &o->u.metrics.rows[i];
-            sql_bind_int64(s, 1, o->job);
-            sql_bind_int64(s, 2, m->step);
-            double v[STORE_M_NCOLS];
-            store_metric_values(m, v);
-            for (int k = 0; k < STORE_M_NCOLS; k++)
-                sql_bind_double(s, 3 + k, v[k]);
-            if (m->n_groups > 0)
-                sql_bind_blob(s, 3 + STORE_M_NCOLS, m->kl_groups, (size_t)(m->n_groups * (int)sizeof(double)));
-            else
-                sql_bind_null(s, 3 + STORE_M_NCOLS);
-            rc = store_wrun(s, NULL);
+    case OP_METRICS: {
+        /* MULTI_ROWS an INSERT where their steps ascend (a step twice in one INSERT
+         * is an error on PostgreSQL), else a row at a time: the later row wins. */
+        const store_metric *rows = o->u.metrics.rows;
+        size_t n = o->u.metrics.n, i = 0, r;
+        while (i < n && rc == SQL_DONE) {
+            for (r = 1; n - i >= MULTI_ROWS && r < MULTI_ROWS; r++)
+                if (rows[i + r].step <= rows[i + r - 1].step)
+                    break;
+            if (n - i >= MULTI_ROWS && r == MULTI_ROWS) {
+                for (r = 0; r < MULTI_ROWS; r++)
+                    bind_metric(w[W_METRIC_MULTI], (int)r * METRIC_PARAMS, o->job, &rows[i + r]);
+                rc = store_wrun(w[W_METRIC_MULTI], NULL);
+                i += MULTI_ROWS;
+            } else {
+                bind_metric(w[W_METRIC], 0, o->job, &rows[i]);
+                rc = store_wrun(w[W_METRIC], NULL);
+                i++;
+            }
         }
         if (rc == SQL_DONE)
             rc = store_sums_update(st, o->job, o->u.metrics.rows, o->u.metrics.n);
         break;
+    }
     case OP_EPOCH:
         s = w[W_EPOCH];
         sql_bind_int64(s, 1, o->job);
@@ -571,8 +612,11 @@ static void *writer_main(void *arg)
 
 int store_writer_start(store *st, vaed_err *err)
 {
+    pthread_once(&multi_once, metric_multi_sql);
     for (int i = 0; i < W_NSTMT; i++) {
-        const char *q = i == W_BEGIN && sql_kind_of(st->wdb) == SQL_POSTGRES ? "BEGIN" : wsql[i];
+        const char *q = i == W_BEGIN && sql_kind_of(st->wdb) == SQL_POSTGRES ? "BEGIN"
+                        : i == W_METRIC_MULTI                                 ? multi_sql
+                                                                              : wsql[i];
         if (sql_prepare(st->wdb, q, &st->wstmt[i], NULL) != 0)
             return store_dberr(err, st->wdb, "preparing writer statement %d", i);
     }

@@ -85,7 +85,7 @@ struct op {
 /* The writer connection's prepared statements (st->wstmt, prepared by writer.c). */
 enum wstmt_id {
     W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
-    W_METRIC, W_EPOCH, W_EVENT_SUPERSEDE, W_EVENT, W_CKPT, W_CKPT_RETAIN,
+    W_METRIC, W_METRIC_MULTI, W_EPOCH, W_EVENT_SUPERSEDE, W_EVENT, W_CKPT, W_CKPT_RETAIN,
     W_JOB_INSERT, W_JOB_STATE, W_JOB_PROGRESS, W_JOB_FRONT, W_JOB_PRIO,
     W_SUM_GET, W_SUM_PUT, W_RAW, W_NSTMT,
 };
