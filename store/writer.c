@@ -532,7 +532,6 @@ static void *writer_main(void *arg)
         }
         struct op *batch = st->head;
         st->head = st->tail = NULL;
-        st->pending_ops -= store_metrics_merge(batch);
         st->urgent = 0;
         st->inflight_since = batch->t_enq;
         int64_t max_pages = st->want_max_pages;
@@ -541,11 +540,16 @@ static void *writer_main(void *arg)
 
         if (max_pages >= 0)
             apply_max_pages(st, max_pages);
+        /* Outside the lock: a backlog's merge copies megabytes, and a training thread
+         * appending its row must not wait for that. The ops merged away are resolved
+         * with the batch (they stay counted in pending_ops until then). */
+        size_t merged = store_metrics_merge(batch);
         emsg[0] = '\0';
         int ok = run_batch(st, batch, emsg, sizeof emsg) == 0;
 
         struct op *callbacks = NULL, **cb_tail = &callbacks, *keep = NULL, **keep_tail = &keep;
         pthread_mutex_lock(&st->mu);
+        st->pending_ops -= merged;
         if (ok) {
             st->stats.commits++;
             atomic_store_explicit(&st->generation, st->stats.commits, memory_order_release);
