@@ -274,6 +274,9 @@ static void ds_rows(store_series *s, unsigned mask, size_t nb, unsigned char *ke
  * statement is a round trip: a lookup a step made a 1,000-point query of a million rows
  * take 40 ms on loopback). */
 #define DS_PICK 64
+#define DS_SQL_HEAD "SELECT step" VAE_METRIC_SQL_COLUMNS ", kl_groups FROM metrics WHERE job = ?1 AND step IN (?2"
+_Static_assert(sizeof DS_SQL_HEAD + (DS_PICK - 1) * sizeof ", ?65" + sizeof ") ORDER BY step" <= 1024,
+               "room for ds_fetch's statement");
 static int ds_fetch(struct rconn *c, int64_t job, int64_t *pick, size_t n, unsigned mask,
                     store_series *out, size_t *cap, vaed_err *err)
 {
@@ -284,8 +287,7 @@ static int ds_fetch(struct rconn *c, int64_t job, int64_t *pick, size_t n, unsig
     if (u == 0)
         return 0;
     char sql[1024];
-    int w = snprintf(sql, sizeof sql, "SELECT step" VAE_METRIC_SQL_COLUMNS ", kl_groups "
-                     "FROM metrics WHERE job = ?1 AND step IN (?2");
+    int w = snprintf(sql, sizeof sql, "%s", DS_SQL_HEAD);
     for (int k = 3; k <= DS_PICK + 1; k++)
         w += snprintf(sql + w, sizeof sql - (size_t)w, ", ?%d", k);
     snprintf(sql + w, sizeof sql - (size_t)w, ") ORDER BY step");

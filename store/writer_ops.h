@@ -96,7 +96,8 @@ _Static_assert(W_NSTMT <= STORE_W_NSTMT, "room for the writer's statements");
 int store_sums_update(store *st, int64_t job, const store_metric *rows, size_t n);
 
 /* Merge, in a batch taken off the queue, each job's metric ops that nobody waits for
- * into its first one, within each run of metric ops (any other op is a barrier: rows
+ * into its first one (4,096 rows a merged op at most: a longer run makes several, in
+ * order), within each run of metric ops (any other op is a barrier: rows
  * never move past it, and one job's rows keep their order): the pyramid is then updated
  * once per job and bucket, and one savepoint holds them, instead of once per step (a
  * transaction with thousands of savepoints and upserts of one row is slow on

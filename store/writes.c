@@ -151,6 +151,10 @@ static int mergeable(const struct op *o)
     return o->kind == OP_METRICS && !o->w && !o->done;
 }
 
+/* Rows a merged op holds at most: a batch retried while the database is away is merged
+ * again with what came since, and must not copy the whole backlog each time. */
+#define MERGE_MAX_ROWS 4096
+
 size_t store_metrics_merge(struct op *batch)
 {
     size_t merged = 0;
@@ -164,6 +168,8 @@ size_t store_metrics_merge(struct op *batch)
             size_t n = h->u.metrics.n, groups = groups_of(h->u.metrics.rows, n), more = 0;
             for (struct op *x = h->next; x != end; x = x->next)
                 if (mergeable(x) && x->job == h->job) {
+                    if (n + x->u.metrics.n > MERGE_MAX_ROWS)
+                        break;          /* x and the job's rows after it: a later head */
                     n += x->u.metrics.n;
                     groups += groups_of(x->u.metrics.rows, x->u.metrics.n);
                     more++;
@@ -181,6 +187,8 @@ size_t store_metrics_merge(struct op *batch)
                     pp = &x->next;
                     continue;
                 }
+                if (at + x->u.metrics.n > n)
+                    break;              /* where the first pass stopped */
                 rows_copy(block + at, &g, x->u.metrics.rows, x->u.metrics.n);
                 at += x->u.metrics.n;
                 h->bytes += x->bytes;

@@ -12,7 +12,8 @@
 #include "store/pyramid.h"
 #include "store/sql.h"
 
-#define N 5000               /* past a level-1 bucket (4096 steps) */
+#define N 10000              /* past a level-1 bucket (4096 steps); runs of one job
+                                past a merged op's 4,096 rows (writes.c) */
 
 static double salt_a[N], salt_b[N];   /* the oracle: the salt of each step's last write */
 
