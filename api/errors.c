@@ -14,7 +14,7 @@ static const struct {
     {VAED_EIO, 422, "unreadable"},       {VAED_ENOTFOUND, 404, "not_found"},
     {VAED_ESTATE, 409, "conflict"},      {VAED_EPERM, 403, "forbidden"},
     {VAED_EBUSY, 503, "busy"},           {VAED_ENOMEM, 503, "busy"},
-    {VAED_EDB, 503, "store_failing"},
+    {VAED_EDB, 503, "store_failing"},    {VAED_EAWAY, 503, "owner_elsewhere"},
 };
 
 unsigned api_status_of(int rc, const vaed_err *e, const char **code)
@@ -36,6 +36,8 @@ int api_reply_vaed(api_req *req, int rc, const vaed_err *e)
 {
     const char *code;
     unsigned st = api_status_of(rc, e, &code);
+    if (rc == VAED_EAWAY) /* the owning node answers; or the job moves within a lease */
+        api_set_header(req, "Retry-After", "1");
     return api_reply_from_err(req, st, code, e);
 }
 

@@ -264,6 +264,9 @@ int api_prom_render(const api_prom_input *in, char **out, size_t *len)
         family(f, "vaed_store_rows_committed_total", "counter", "Metric rows committed to SQLite.");
         fprintf(f, "vaed_store_rows_committed_total %llu\n",
                 (unsigned long long)s->rows_committed);
+        family(f, "vaed_store_ops_fenced_total", "counter",
+               "Writes refused because their job's lease was lost (a cluster node).");
+        fprintf(f, "vaed_store_ops_fenced_total %llu\n", (unsigned long long)s->ops_fenced);
     }
 
     int bad = ferror(f);

@@ -293,6 +293,32 @@ static int post(jobs *J, int64_t id, job_msg *m, const char *slow, int64_t *step
         return rc;
     }
     jb->refs++;
+    int leased = 0;
+    if (jb->owner == OWNER_NONE && J->cluster) {
+        /* a cluster's node: the job's lease first, so no other node runs or changes it
+         * while this change is applied (cluster.c) */
+        jb->owner = OWNER_CALLER;
+        pthread_mutex_unlock(&J->mu);
+        char owner[64] = "";
+        int got = cluster_take(J, jb, owner);
+        pthread_mutex_lock(&J->mu);
+        if (got != 1) {
+            vaed_err e;
+            int rc = got < 0 ? vaed_err_set(&e, VAED_EDB, NULL, "job %lld: its lease could not "
+                                            "be taken (the database?): ask again", (long long)id)
+                             : vaed_err_set(&e, VAED_EAWAY, NULL, "job %lld runs on node %s: ask "
+                                            "again, or ask that node", (long long)id,
+                                            owner[0] ? owner : "(another)");
+            job_answer_all(jb, rc, e.msg); /* what others posted meanwhile */
+            job_release(J, jb);
+            job_unref(jb);
+            pthread_mutex_unlock(&J->mu);
+            free(m);
+            return vaed_err_set(err, rc, NULL, "%s", e.msg);
+        }
+        jb->owner = OWNER_NONE;
+        leased = 1;
+    }
     if (jb->mail_tail)
         jb->mail_tail->next = m;
     else
@@ -301,6 +327,12 @@ static int post(jobs *J, int64_t id, job_msg *m, const char *slow, int64_t *step
     if (jb->owner == OWNER_NONE) {
         jb->owner = OWNER_CALLER;
         job_drain(J, jb, NULL);
+        if (leased) { /* given back: done when the change finished the job */
+            int done = jb->state == JOB_FINISHED;
+            pthread_mutex_unlock(&J->mu);
+            cluster_release(J, jb, done);
+            pthread_mutex_lock(&J->mu);
+        }
         job_release(J, jb);
     }
     struct timespec dl;

@@ -91,6 +91,12 @@ typedef struct job {
     char storage_wait[sizeof(((store_stats *)0)->last_error)]; /* non-empty: waiting */
     char kernels[sizeof(((store_job *)0)->kernels)]; /* its latest run's (vae_kernels_id);
                                    "" = never ran. Under mu. */
+    /* a cluster's node (cluster.c), under mu: */
+    double born;                /* job_mono() when it entered the table */
+    int leased;                 /* its worker holds the job's lease (renewed) */
+    atomic_int lease_lost;      /* the renew found it lost: the worker stops, unrecorded */
+    double away_until;          /* job_mono(): another node held it; not taken before */
+    char away_node[64];         /* that node */
     struct job *next;           /* table of unfinished jobs */
 } job;
 
@@ -119,6 +125,11 @@ struct jobs {
     int stopping;
     int nworkers;
     pthread_t *workers;
+    /* a cluster's node (cluster.c): store_node(st) is non-empty */
+    int cluster;
+    pthread_t cluster_thread;
+    int cluster_started, cluster_quit;
+    pthread_cond_t cluster_cv;  /* cluster_quit set: wakes the cluster thread */
 };
 
 enum outcome { OUT_NONE = -1, OUT_COMPLETED, OUT_FAILED, OUT_CANCELLED, OUT_PAUSED,
@@ -191,6 +202,25 @@ int worker_checkpoint(run *r, const char *kind, int wait, vaed_err *err);
 /* At start: the store's unfinished jobs into the table, queued (running and interrupted
  * ones resume from their newest checkpoint) or paused. mu not needed (no workers yet). */
 int recover_jobs(jobs *J, vaed_err *err);
+
+/* The store's unfinished job sj as a job for the table (*out; mu not held), queued or
+ * paused as state says; a spec no longer valid fails the job (*out NULL). 0 or an
+ * error. */
+int recover_job(jobs *J, const store_job *sj, enum job_state state, job **out, vaed_err *err);
+
+/* ---- a cluster's node (cluster.c; jobs.h "Cluster") -------------------------------- */
+
+/* Start / stop the thread that renews this node's leases and brings the table in line
+ * with the database (jobs other nodes submitted, finished or paused). No-ops when the
+ * store is no cluster node. */
+int cluster_start(jobs *J, vaed_err *err);
+void cluster_stop(jobs *J);
+/* Take jb's lease for this node (mu not held): 1 taken, 0 another node has it (jb is
+ * then skipped for a while, and *owner names the node when given), or an error. 1 at
+ * once when the store is no cluster node. */
+int cluster_take(jobs *J, job *jb, char owner[64]);
+/* Give jb's lease back (done: finished for good); mu not held. */
+void cluster_release(jobs *J, job *jb, int done);
 
 /* Load the recorded schedule changes that the resumed run must apply again (r->events). */
 int recover_history(run *r, vaed_err *err);

@@ -33,7 +33,17 @@
  * A queued job whose record differs from this node's is not taken unless
  * accept_other_cores: resumed here, its steps would continue correctly but not bit for
  * bit. It waits, and its job object says for what ("waiting_for_kernels"); taken with
- * accept_other_cores, the log says so and the record becomes this node's. */
+ * accept_other_cores, the log says so and the record becomes this node's.
+ *
+ * Cluster: on a store opened with a node name (a PostgreSQL database shared by several
+ * daemons, daemon/cluster.c), a job runs where its lease is: a worker takes the job's
+ * lease before it runs it (a job another node holds is skipped), renews it every third
+ * of lease_ttl, and stops the job unrecorded when the lease is lost; every write of the
+ * job carries the lease's generation and is refused once another node holds it. A
+ * control call on a job another node holds is refused with VAED_EAWAY (503, the node
+ * named; nothing is guessed); on a queued or paused job it takes the lease for as long
+ * as it applies. The table follows the database once a second (jobs submitted,
+ * finished, paused or resumed through other nodes). */
 #ifndef VAED_JOBS_H
 #define VAED_JOBS_H
 
@@ -72,6 +82,8 @@ typedef struct jobs_config {
     const jobs_datasets *datasets; /* NULL = specs name files only. Borrowed. */
     int accept_other_cores;     /* take jobs whose latest run had other kernels (see
                                    "Kernels") */
+    double lease_ttl;           /* a cluster's node: seconds a job's lease lasts
+                                   unrenewed (see "Cluster"); 10 */
 } jobs_config;
 
 void jobs_config_default(jobs_config *c);

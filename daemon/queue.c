@@ -52,6 +52,7 @@ void jobs_config_default(jobs_config *c)
     c->data_dir = NULL;
     c->max_queued = 1000;
     c->wait_s = 30.0;
+    c->lease_ttl = 10.0;
 }
 
 /* ---- the table (all under mu) ------------------------------------------------------- */
@@ -65,6 +66,7 @@ job *job_new(int64_t id, const vae_spec *spec, int64_t seq, enum job_state state
     jb->state = state;
     jb->owner = OWNER_NONE;
     jb->refs = 1;
+    jb->born = job_mono();
     pthread_cond_init(&jb->cv, NULL);
     return jb;
 }
@@ -136,6 +138,7 @@ static job *next_queued(jobs *J)
     job *best = NULL;
     for (job *jb = J->table; jb; jb = jb->next)
         if (jb->state == JOB_QUEUED && jb->owner == OWNER_NONE && !other_kernels(J, jb) &&
+            jb->away_until <= job_mono() &&
             (!best || jb->spec.priority > best->spec.priority ||
              (jb->spec.priority == best->spec.priority && jb->queue_seq < best->queue_seq)) &&
             !sweep_full(J, jb))
@@ -260,6 +263,62 @@ static void record_kernels(jobs *J, job *jb)
     pthread_mutex_unlock(&J->mu);
 }
 
+/* A cluster's worker that picked jb (owner, mu held) takes its lease: 1 when taken;
+ * 0 when another node holds it (or the daemon began to stop meanwhile): jb is let go,
+ * and what was posted to it meanwhile is answered with where it runs (mu held again). */
+static int take_lease(jobs *J, job *jb)
+{
+    char owner[64] = "";
+    pthread_mutex_unlock(&J->mu);
+    int got = cluster_take(J, jb, owner);
+    pthread_mutex_lock(&J->mu);
+    if (got == 1 && J->stopping) {
+        pthread_mutex_unlock(&J->mu);
+        cluster_release(J, jb, 0);
+        pthread_mutex_lock(&J->mu);
+        got = 0;
+    }
+    if (got == 1) {
+        jb->leased = 1;
+        atomic_store(&jb->lease_lost, 0);
+        return 1;
+    }
+    char why[160];
+    snprintf(why, sizeof why, "job %lld runs on node %s: ask again", (long long)jb->id,
+             owner[0] ? owner : "(another)");
+    job_answer_all(jb, VAED_EAWAY, why);
+    job_release(J, jb);
+    job_unref(jb);
+    return 0;
+}
+
+/* The worker of a job whose lease was lost puts it away (called without mu, returns
+ * with it held): its pause or
+ * cancel is answered with where the job runs now, the job waits here as queued (the
+ * thread of cluster.c keeps it in line with the database) and its lease is forgotten. */
+static void put_away(jobs *J, job *jb, run *r)
+{
+    log_msg(LOG_WARN, "job %lld: this node lost its lease; the job goes on elsewhere, and "
+            "nothing more of this run is recorded", (long long)jb->id);
+    cluster_release(J, jb, 0);
+    pthread_mutex_lock(&J->mu);
+    for (job_msg *m = r->deferred, *n; m; m = n) {
+        n = m->next;
+        m->rc = VAED_EAWAY;
+        snprintf(m->msg, sizeof m->msg, "job %lld: this node lost its lease; it runs on "
+                 "another node: ask again", (long long)jb->id);
+        job_answer(jb, m);
+    }
+    r->deferred = NULL;
+    job_answer_all(jb, VAED_EAWAY, "this node lost the job's lease; it runs on another node: "
+                   "ask again");
+    jb->leased = 0;
+    jb->state = JOB_QUEUED;
+    jb->away_until = job_mono() + J->cfg.lease_ttl;
+    job_release(J, jb);
+    job_unref(jb); /* the worker's reference */
+}
+
 static void *worker_main(void *arg)
 {
     jobs *J = arg;
@@ -278,9 +337,11 @@ static void *worker_main(void *arg)
             pthread_mutex_lock(&J->mu);
             continue;
         }
-        jb->state = JOB_RUNNING;
         jb->owner = OWNER_WORKER;
         jb->refs++;
+        if (J->cluster && !take_lease(J, jb))
+            continue;
+        jb->state = JOB_RUNNING;
         pthread_mutex_unlock(&J->mu);
 
         job_record_state(J, jb->id, "running", NULL);
@@ -288,11 +349,22 @@ static void *worker_main(void *arg)
         char reason[512] = "";
         run r = {.J = J, .jb = jb, .last_ckpt_step = -1, .outcome = OUT_NONE};
         enum outcome out = worker_run(&r, reason, sizeof reason);
+        vaed_err le; /* a run that ended on a fenced write: was the lease lost? */
+        if (jb->leased && !atomic_load(&jb->lease_lost) &&
+            store_lease_renew(J->st, jb->id, J->cfg.lease_ttl, &le) == VAED_ESTATE)
+            atomic_store(&jb->lease_lost, 1);
+        if (atomic_load(&jb->lease_lost)) { /* another node has it: nothing is recorded */
+            put_away(J, jb, &r);
+            continue;
+        }
         /* a reason for a failure, or for a trial's early stop (sweeps.c) */
         job_record_state(J, jb->id, outcome_names[out],
                          out == OUT_FAILED || reason[0] ? reason : NULL);
+        if (jb->leased) /* given back: done unless it was paused or interrupted */
+            cluster_release(J, jb, out != OUT_PAUSED && out != OUT_INTERRUPTED);
 
         pthread_mutex_lock(&J->mu);
+        jb->leased = 0;
         put_down(J, jb, &r, out);
         job_unref(jb); /* the worker's reference */
     }
@@ -325,6 +397,10 @@ int jobs_start(jobs **out, store *st, const jobs_config *cfg, vaed_err *err)
     pthread_mutex_init(&J->mu, NULL);
     pthread_cond_init(&J->work, NULL);
     pthread_cond_init(&J->evals_cv, NULL);
+    pthread_cond_init(&J->cluster_cv, NULL);
+    J->cluster = store_node(st)[0] != '\0';
+    if (!(J->cfg.lease_ttl > 0))
+        J->cfg.lease_ttl = 10.0;
 
     int rc = recover_jobs(J, err);
     if (!rc)
@@ -338,6 +414,7 @@ int jobs_start(jobs **out, store *st, const jobs_config *cfg, vaed_err *err)
         pthread_mutex_destroy(&J->mu);
         pthread_cond_destroy(&J->work);
         pthread_cond_destroy(&J->evals_cv);
+        pthread_cond_destroy(&J->cluster_cv);
         free(J);
         return rc;
     }
@@ -349,6 +426,10 @@ int jobs_start(jobs **out, store *st, const jobs_config *cfg, vaed_err *err)
             jobs_stop(J);
             return vaed_err_set(err, VAED_ENOMEM, NULL, "could not start worker threads");
         }
+    if ((rc = cluster_start(J, err))) {
+        jobs_stop(J);
+        return rc;
+    }
     *out = J;
     return 0;
 }
@@ -365,6 +446,7 @@ void jobs_stop(jobs *J)
     for (int i = 0; i < J->nworkers; i++)
         pthread_join(J->workers[i], NULL);
     free(J->workers);
+    cluster_stop(J); /* after the workers: their leases are renewed until they stop */
     pthread_mutex_lock(&J->mu);
     for (job *jb = J->table, *n; jb; jb = n) {
         n = jb->next;
@@ -377,6 +459,7 @@ void jobs_stop(jobs *J)
     pthread_mutex_destroy(&J->mu);
     pthread_cond_destroy(&J->work);
     pthread_cond_destroy(&J->evals_cv);
+    pthread_cond_destroy(&J->cluster_cv);
     free(J);
 }
 

@@ -72,6 +72,56 @@ static int sweep_fill(jobs *J, job *jb, vaed_err *err)
     return store_sweep_of_job(J->st, jb->id, &jb->sweep_id, &jb->sweep_conc, err);
 }
 
+int recover_job(jobs *J, const store_job *sj, enum job_state state, job **out, vaed_err *err)
+{
+    *out = NULL;
+    vae_spec spec;
+    vaed_err e2;
+    /* a second try first: jansson reports a failed allocation as a syntax error,
+     * and a job must not fail for good on a transient one */
+    if (spec_from_text(sj->spec, &spec, &e2) && spec_from_text(sj->spec, &spec, &e2)) {
+        if (state == JOB_PAUSED)
+            return 0;
+        char why[600];
+        snprintf(why, sizeof why, "stored spec no longer valid: %s", e2.msg);
+        job_record_state(J, sj->id, "failed", why);
+        return 0;
+    }
+    /* a cluster's node leaves a running job's state to the node that takes it */
+    if (state == JOB_QUEUED && strcmp(sj->state, "queued") && !J->cluster) {
+        log_msg(LOG_INFO, "job %lld was %s: queued to resume", (long long)sj->id, sj->state);
+        job_record_state(J, sj->id, "queued", NULL);
+    }
+    job *jb = job_new(sj->id, &spec, sj->queue_seq, state);
+    snprintf(jb->kernels, sizeof jb->kernels, "%s", sj->kernels);
+    if (state == JOB_PAUSED)
+        jb->step = sj->step;
+    else if (jb->kernels[0] && strcmp(jb->kernels, J->kernels))
+        log_msg(J->cfg.accept_other_cores ? LOG_INFO : LOG_WARN,
+                "job %lld last ran on other kernels (%s; this node: %s): %s",
+                (long long)sj->id, sj->kernels, J->kernels,
+                J->cfg.accept_other_cores
+                    ? "resumed here (--accept-other-cores): correctly, not bit for bit"
+                    : "it waits for a node with its kernels (--accept-other-cores 1 "
+                      "resumes it here, correctly but not bit for bit)");
+    int rc = sweep_fill(J, jb, err);
+    if (rc) {
+        job_unref(jb);
+        return rc;
+    }
+    *out = jb;
+    return 0;
+}
+
+static int recover_add(jobs *J, const store_job *sj, enum job_state state, vaed_err *err)
+{
+    job *jb;
+    int rc = recover_job(J, sj, state, &jb, err);
+    if (jb)
+        job_table_add(J, jb);
+    return rc;
+}
+
 int recover_jobs(jobs *J, vaed_err *err)
 {
     store *st = J->st;
@@ -80,58 +130,18 @@ int recover_jobs(jobs *J, vaed_err *err)
     int rc = store_jobs_resumable(st, &l, err);
     if (rc)
         goto fail;
-    for (size_t i = 0; i < l.n; i++) {
-        store_job *sj = &l.jobs[i];
-        vae_spec spec;
-        vaed_err e2;
-        /* a second try first: jansson reports a failed allocation as a syntax error,
-         * and a job must not fail for good on a transient one */
-        if (spec_from_text(sj->spec, &spec, &e2) && spec_from_text(sj->spec, &spec, &e2)) {
-            char why[600];
-            snprintf(why, sizeof why, "stored spec no longer valid: %s", e2.msg);
-            job_record_state(J, sj->id, "failed", why);
-            continue;
-        }
-        if (strcmp(sj->state, "queued")) {
-            log_msg(LOG_INFO, "job %lld was %s: queued to resume", (long long)sj->id, sj->state);
-            job_record_state(J, sj->id, "queued", NULL);
-        }
-        job *jb = job_new(sj->id, &spec, sj->queue_seq, JOB_QUEUED);
-        snprintf(jb->kernels, sizeof jb->kernels, "%s", sj->kernels);
-        if (jb->kernels[0] && strcmp(jb->kernels, J->kernels))
-            log_msg(J->cfg.accept_other_cores ? LOG_INFO : LOG_WARN,
-                    "job %lld last ran on other kernels (%s; this node: %s): %s",
-                    (long long)sj->id, sj->kernels, J->kernels,
-                    J->cfg.accept_other_cores
-                        ? "resumed here (--accept-other-cores): correctly, not bit for bit"
-                        : "it waits for a node with its kernels (--accept-other-cores 1 "
-                          "resumes it here, correctly but not bit for bit)");
-        if ((rc = sweep_fill(J, jb, err))) {
-            job_unref(jb);
+    for (size_t i = 0; i < l.n; i++)
+        if ((rc = recover_add(J, &l.jobs[i], JOB_QUEUED, err)))
             goto fail;
-        }
-        job_table_add(J, jb);
-    }
     store_job_list_free(&l);
     /* Paused jobs wait for a resume. */
     int64_t after = 0;
     do {
         if ((rc = store_jobs_list(st, STORE_PAUSED, after, 500, &l, err)))
             goto fail;
-        for (size_t i = 0; i < l.n; i++) {
-            vae_spec spec;
-            if (spec_from_text(l.jobs[i].spec, &spec, NULL) == 0 ||
-                spec_from_text(l.jobs[i].spec, &spec, NULL) == 0) {
-                job *jb = job_new(l.jobs[i].id, &spec, l.jobs[i].queue_seq, JOB_PAUSED);
-                snprintf(jb->kernels, sizeof jb->kernels, "%s", l.jobs[i].kernels);
-                jb->step = l.jobs[i].step;
-                if ((rc = sweep_fill(J, jb, err))) {
-                    job_unref(jb);
-                    goto fail;
-                }
-                job_table_add(J, jb);
-            }
-        }
+        for (size_t i = 0; i < l.n; i++)
+            if ((rc = recover_add(J, &l.jobs[i], JOB_PAUSED, err)))
+                goto fail;
         after = l.next_after;
         store_job_list_free(&l);
     } while (after > 0);

@@ -41,7 +41,7 @@ enum { F_LISTEN, F_DB, F_WORKERS, F_THREADS, F_TOKEN, F_TOKEN_READS, F_DATA_DIR,
        F_MAXQ, F_CORS, F_HTTP_THREADS, F_ACCESS_LOG, F_PORT_FILE, F_WAIT, F_MAXCONN,
        F_PERIP, F_UPLOAD_DIR, F_MAX_UPLOAD, F_MAX_STREAMS, F_MODEL_CACHE, F_ALLOW_HOST,
        F_TOKEN_FILE, F_HEADER_TIMEOUT, F_MAX_BODY, F_TLS_CERT, F_TLS_KEY, F_RESERVE,
-       F_TOKENS_FILE, F_AUDIT_KEEP, F_OTHER_CORES, F_N };
+       F_TOKENS_FILE, F_AUDIT_KEEP, F_OTHER_CORES, F_NODE, F_LEASE_TTL, F_N };
 
 static flag flags[F_N] = {
     [F_LISTEN] = {"--listen", "VAED_LISTEN", "HOST:PORT", "address to serve on (port 0: any free port)", "127.0.0.1:8080"},
@@ -72,6 +72,8 @@ static flag flags[F_N] = {
     [F_MAX_BODY] = {"--max-body", "VAED_MAX_BODY", "MIB", "refuse request bodies (but dataset uploads) larger than this (413); the serving routes' batches need the room: 1,000 rows of 784 floats are about 3 MiB as .npy, 18 MiB as JSON", "1"},
     [F_TLS_CERT] = {"--tls-cert", "VAED_TLS_CERT", "FILE", "serve HTTPS only, with this PEM certificate (chain); needs --tls-key", ""},
     [F_TLS_KEY] = {"--tls-key", "VAED_TLS_KEY", "FILE", "the certificate's PEM private key (mode 0600: refused if group or others may read it)", ""},
+    [F_NODE] = {"--node", "VAED_NODE", "NAME", "this node's name in a cluster (a PostgreSQL --db; 1 to 63 bytes, unique; default HOST-PID): a node restarted under its name takes its jobs back at once", ""},
+    [F_LEASE_TTL] = {"--lease-ttl", "VAED_LEASE_TTL", "SECONDS", "a cluster node's job leases last this long unrenewed: a dead node's jobs move after it (docs/operations.md)", "10"},
     [F_OTHER_CORES] = {"--accept-other-cores", "VAED_ACCEPT_OTHER_CORES", "0|1", "resume jobs that last ran on other kernels (another OpenBLAS core, multiply library or build): they continue correctly, not bit for bit (docs/operations.md)", "0"},
     [F_MAX_UPLOAD] = {"--max-upload", "VAED_MAX_UPLOAD", "MIB", "refuse dataset uploads larger than this (413)", "256"},
 };
@@ -295,11 +297,13 @@ int cmd_serve(int argc, char **argv)
          max_body = num_flag(F_MAX_BODY, 1, 1024),
          reserve = num_flag(F_RESERVE, 0, 10000),
          audit_keep = num_flag(F_AUDIT_KEEP, 1, 1000000000L),
-         other_cores = num_flag(F_OTHER_CORES, 0, 1);
+         other_cores = num_flag(F_OTHER_CORES, 0, 1),
+         lease_ttl = num_flag(F_LEASE_TTL, 1, 3600);
     if (workers < 0 || threads < 0 || maxmem < 0 || maxq < 0 || http_threads < 0 ||
         token_reads < 0 || access_log < 0 || wait_s < 0 || max_conn < 0 || per_ip < 0 ||
         max_upload < 0 || max_streams < 0 || model_cache < 0 || header_timeout < 0 ||
-        max_body < 0 || reserve < 0 || audit_keep < 0 || other_cores < 0)
+        max_body < 0 || reserve < 0 || audit_keep < 0 || other_cores < 0 ||
+        lease_ttl < 0)
         return 2;
     const char *token = flags[F_TOKEN].value;
     if (flags[F_TOKEN_FILE].value[0]) {
@@ -376,7 +380,26 @@ int cmd_serve(int argc, char **argv)
                            "uploaded datasets; docs/operations.md)");
         goto done;
     }
-    if (store_open(&st, flags[F_DB].value, NULL, &err)) {
+    /* on PostgreSQL the daemon is a cluster's node (daemon/cluster.c) */
+    char node[64] = "";
+    if (store_is_server(flags[F_DB].value)) {
+        if (flags[F_NODE].value[0]) {
+            snprintf(node, sizeof node, "%s", flags[F_NODE].value);
+        } else {
+            char host[48] = "";
+            gethostname(host, sizeof host - 1);
+            snprintf(node, sizeof node, "%s-%ld", host[0] ? host : "node", (long)getpid());
+        }
+    }
+    if (strlen(flags[F_NODE].value) >= sizeof node) {
+        log_msg(LOG_ERROR, "--node: a name of 1 to %zu bytes", sizeof node - 1);
+        goto done;
+    }
+    store_opts so;
+    store_opts_default(&so);
+    so.node = node[0] ? node : NULL;
+    so.lease_ttl = (double)lease_ttl;
+    if (store_open(&st, flags[F_DB].value, &so, &err)) {
         log_msg(LOG_ERROR, "database %s: %s", db_shown, err.msg);
         goto done;
     }
@@ -396,6 +419,7 @@ int cmd_serve(int argc, char **argv)
     jc.max_queued = (int)maxq;
     jc.wait_s = (double)wait_s;
     jc.accept_other_cores = (int)other_cores;
+    jc.lease_ttl = (double)lease_ttl;
     jc.data_dir = flags[F_DATA_DIR].value[0] ? flags[F_DATA_DIR].value : NULL;
     const jobs_datasets jd = {datasets, datasets_spec_parse, datasets_owns_path};
     jc.datasets = &jd;

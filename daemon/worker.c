@@ -294,6 +294,10 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
         job_drain(J, jb, r);
         int stop = J->stopping;
         pthread_mutex_unlock(&J->mu);
+        if (atomic_load(&jb->lease_lost)) { /* cluster.c: another node has the job now */
+            out = OUT_INTERRUPTED;
+            break;
+        }
         if (r->outcome == OUT_CANCELLED) {
             out = OUT_CANCELLED;
             break;

@@ -22,21 +22,30 @@
 #define SQL_RENEW(NOW)                                                                   \
     "UPDATE leases SET expires = " NOW " + ?4 WHERE job = ?1 AND gen = ?2 AND "         \
     "node = ?3 AND expires > " NOW " RETURNING expires"
+#define SQL_TAKE(NOW)                                                                    \
+    "INSERT INTO leases(job, node, gen, expires, done) VALUES (?1, ?2, 1, " NOW " + ?3, 0) " \
+    "ON CONFLICT (job) DO UPDATE SET node = excluded.node, gen = leases.gen + 1, "       \
+    "expires = excluded.expires WHERE leases.done = 0 AND "                              \
+    "(leases.node IS NULL OR leases.expires <= " NOW ") RETURNING gen, expires"
+#define SQL_GET(NOW)                                                                     \
+    "SELECT node, gen, expires, done, CASE WHEN node IS NOT NULL AND expires > " NOW    \
+    " THEN 1 ELSE 0 END FROM leases WHERE job = ?1"
 #define SQL_FENCE(NOW, LOCK)                                                             \
     "SELECT 1 FROM leases WHERE job = ?1 AND gen = ?2 AND node = ?3 AND "               \
     "expires > " NOW LOCK
 
 static const struct dialect {
-    const char *schema, *claim, *renew, *fence;
+    const char *schema, *claim, *renew, *fence, *take, *get;
 } D_LITE = {
     "CREATE TABLE IF NOT EXISTS leases(job INTEGER PRIMARY KEY, node TEXT, "
     "gen INTEGER NOT NULL DEFAULT 0, expires REAL, done INTEGER NOT NULL DEFAULT 0)",
     SQL_CLAIM(NOW_LITE, ""), SQL_RENEW(NOW_LITE), SQL_FENCE(NOW_LITE, ""),
+    SQL_TAKE(NOW_LITE), SQL_GET(NOW_LITE),
 }, D_PG = {
     "CREATE TABLE IF NOT EXISTS leases(job bigint PRIMARY KEY, node text, "
     "gen bigint NOT NULL DEFAULT 0, expires double precision, done integer NOT NULL DEFAULT 0)",
     SQL_CLAIM(NOW_PG, " FOR UPDATE SKIP LOCKED"), SQL_RENEW(NOW_PG),
-    SQL_FENCE(NOW_PG, " FOR SHARE"),
+    SQL_FENCE(NOW_PG, " FOR SHARE"), SQL_TAKE(NOW_PG), SQL_GET(NOW_PG),
 };
 
 static const char SQL_OFFER[] = "INSERT INTO leases(job) VALUES (?1) ON CONFLICT (job) DO NOTHING";
@@ -103,6 +112,63 @@ int lease_claim(sql_conn *c, const char *node, double ttl, lease *out, vaed_err 
         out->expires = sql_column_double(s, 2);
         snprintf(out->node, sizeof out->node, "%s", node);
         rc = 1;
+    }
+    sql_finalize(s);
+    return rc;
+}
+
+int lease_take(sql_conn *c, int64_t job, const char *node, double ttl, lease *out,
+               vaed_err *err)
+{
+    sql_stmt *s = NULL;
+    if (!node || !*node || strlen(node) >= sizeof out->node)
+        return vaed_err_set(err, VAED_EINVAL, "node", "node: a name of 1 to %zu bytes",
+                            sizeof out->node - 1);
+    if (!isfinite(ttl) || ttl <= 0)
+        return vaed_err_set(err, VAED_EINVAL, "ttl", "ttl: a number of seconds above 0");
+    int rc = prep(c, dialect(c)->take, NULL, &s, err);
+    if (rc < 0)
+        return rc;
+    if (sql_bind_int64(s, 1, job) || sql_bind_text(s, 2, node) || sql_bind_double(s, 3, ttl)) {
+        sql_finalize(s);
+        return vaed_err_set(err, VAED_ENOMEM, "", "lease: binding");
+    }
+    rc = sql_step(s, err);
+    if (rc == SQL_ROW) {
+        memset(out, 0, sizeof *out);
+        out->job = job;
+        out->gen = sql_column_int64(s, 0);
+        out->expires = sql_column_double(s, 1);
+        snprintf(out->node, sizeof out->node, "%s", node);
+        rc = 1;
+    } else if (rc == SQL_DONE) {
+        rc = 0;
+    }
+    sql_finalize(s);
+    return rc;
+}
+
+int lease_get(sql_conn *c, int64_t job, lease *out, int *held, int *done, vaed_err *err)
+{
+    sql_stmt *s = NULL;
+    int rc = prep(c, dialect(c)->get, NULL, &s, err);
+    if (rc < 0)
+        return rc;
+    sql_bind_int64(s, 1, job);
+    rc = sql_step(s, err);
+    memset(out, 0, sizeof *out);
+    out->job = job;
+    *held = *done = 0;
+    if (rc == SQL_ROW) {
+        const char *n = sql_column_text(s, 0);
+        snprintf(out->node, sizeof out->node, "%s", n ? n : "");
+        out->gen = sql_column_int64(s, 1);
+        out->expires = sql_column_double(s, 2);
+        *done = (int)sql_column_int64(s, 3);
+        *held = (int)sql_column_int64(s, 4);
+        rc = 1;
+    } else if (rc == SQL_DONE) {
+        rc = 0;
     }
     sql_finalize(s);
     return rc;

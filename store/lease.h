@@ -50,6 +50,15 @@ int lease_offer(sql_conn *c, int64_t job, vaed_err *err);
  * filled, 0 when no job is free (a free job locked by a concurrent claim is skipped,
  * not waited for), or a negative error. node is at most 63 bytes. */
 int lease_claim(sql_conn *c, const char *node, double ttl, lease *out, vaed_err *err);
+/* Claim job itself for node, for ttl seconds, if it is free (never claimed — a row is
+ * made —, released, or expired) and not done: 1 with *out filled (gen one above the
+ * last claim's), 0 when another node holds it or it is done, or a negative error. The
+ * daemon's claim: its own queue picks the job, the lease makes the pick exclusive. */
+int lease_take(sql_conn *c, int64_t job, const char *node, double ttl, lease *out,
+               vaed_err *err);
+/* Job's lease as the database has it: 1 with *out (node "" when free), *held (1 while
+ * a node holds it unexpired) and *done; 0 when the job has no lease row. */
+int lease_get(sql_conn *c, int64_t job, lease *out, int *held, int *done, vaed_err *err);
 /* Extend l by ttl seconds from now; l->expires is updated. VAED_ESTATE when the lease
  * is lost (expired, or taken by a later gen). */
 int lease_renew(sql_conn *c, lease *l, double ttl, vaed_err *err);

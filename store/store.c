@@ -82,6 +82,7 @@ int store_open(store **out, const char *path, const store_opts *opts, vaed_err *
     }
     st->want_max_pages = -1;
     pthread_mutex_init(&st->mu, NULL);
+    pthread_mutex_init(&st->lmu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* deadlines use store_mono */
@@ -103,7 +104,9 @@ int store_open(store **out, const char *path, const store_opts *opts, vaed_err *
                               "a size cap is for SQLite databases; PostgreSQL's is the server's");
             goto fail;
         }
-        if ((rc = store_migrate_pg(st->wdb, err)) || (rc = store_hold_pg(st->wdb, err))) {
+        /* a cluster's node shares the database (leases); else one store holds it */
+        if ((rc = store_migrate_pg(st->wdb, err)) || (rc = store_session_pg(st, st->wdb, err)) ||
+            (rc = store_cluster_open(st, err))) {
             vaed_err_prefix(err, "%s: ", sql_display_name(path, shown, sizeof shown));
             goto fail;
         }
@@ -135,6 +138,8 @@ int store_open(store **out, const char *path, const store_opts *opts, vaed_err *
     }
     if (st->opts.max_db_bytes > 0)
         st->want_max_pages = st->opts.max_db_bytes;
+    if ((rc = store_cluster_open(st, err)))
+        goto fail;
 start:
     if ((rc = store_writer_start(st, err)))
         goto fail;
@@ -155,6 +160,7 @@ int store_close(store *st, vaed_err *err)
             sql_finalize(st->rc[i].stmt[k]);
         sql_close(st->rc[i].db);
     }
+    store_cluster_close(st);
     /* The last connection to close checkpoints the WAL into the main file. */
     sql_close(st->wdb);
     char last[sizeof st->stats.last_error];

@@ -91,6 +91,13 @@ typedef struct store_opts {
                                    batches; 0: NORMAL for everything (tests, benches) */
     size_t max_pending_bytes;   /* enqueue refuses (VAED_ETOOBIG) past this; 0 → 512 MiB */
     int64_t max_db_bytes;       /* cap on the database size (max_page_count); 0 = none */
+    const char *node;           /* PostgreSQL: this node's name in a cluster (1 to 63
+                                   bytes; see "Cluster" below); NULL: the store holds
+                                   the database alone */
+    double lease_ttl;           /* with node: the daemon's --lease-ttl (seconds; <= 0 →
+                                   10). A write transaction left idle half as long (its
+                                   node stopped, SIGSTOP) is ended by the server, so its
+                                   row locks never keep a lease from moving */
 } store_opts;
 
 /* Fill o with the defaults described above. */
@@ -105,9 +112,41 @@ void store_opts_default(store_opts *o);
  * path may instead be a PostgreSQL URL ("postgresql://…", libpq's own settings and
  * environment apply: PGPASSWORD, service files, TLS): the same schema, migrated in
  * one transaction, and the same answers to every call (test_store_backends). Until
- * the nodes of a cluster claim jobs with leases, one store holds such a database at a
- * time: a second store_open on it is refused (VAED_EBUSY) while the first is open. */
+ * opts->node is set, one store holds such a database at a time: a second store_open on
+ * it is refused (VAED_EBUSY) while the first is open; with a node name, any number of
+ * stores share it and take jobs by lease (below). */
 int store_open(store **out, const char *path, const store_opts *opts, vaed_err *err);
+
+/* ---- cluster: leases on jobs, fenced writes (issue 17; store/lease.h has the rules) --
+ *
+ * On a store opened with opts->node, a job this node runs is held under a lease with a
+ * generation (the fencing token). Every write call for that job made while the lease is
+ * held carries its generation, and the writer checks it inside the write transaction,
+ * before the op's rows (lease_fence): a write of a lease that another node has since
+ * taken, or that expired, is dropped — not one row of it lands — and counted in
+ * store_stats.ops_fenced, not as an error. Writes for a job this node holds no lease on
+ * (a client's change to a queued job, say) are not fenced. */
+typedef struct store_lease {
+    int64_t job, gen;           /* gen: the fencing token */
+    double expires;             /* the database's clock, unix seconds */
+    char node[64];              /* the holder; "" when free */
+    int held;                   /* store_lease_get: a node holds it, unexpired */
+} store_lease;
+
+/* This node's name ("" when the store is not a cluster node). */
+const char *store_node(const store *st);
+/* Take job for this node for ttl seconds: 1 (and *out) when taken — from now on the
+ * job's writes carry out->gen —, 0 when another node holds it (*out names it) or it is
+ * done for good, or a negative error. VAED_ESTATE when the store is no cluster node. */
+int store_lease_take(store *st, int64_t job, double ttl, store_lease *out, vaed_err *err);
+/* Renew this node's lease of job: 0, VAED_ESTATE when it is lost (expired or taken: the
+ * job must stop here; its writes are fenced from now on), or another error (retry). */
+int store_lease_renew(store *st, int64_t job, double ttl, vaed_err *err);
+/* Give job back (done: finished for good) and stop fencing its writes; a lost lease
+ * is only forgotten. Writes already queued keep their generation. */
+int store_lease_release(store *st, int64_t job, int done, vaed_err *err);
+/* Job's lease as the database has it: 1 with *out, 0 when it has none. */
+int store_lease_get(store *st, int64_t job, store_lease *out, vaed_err *err);
 
 /* 1 when db names a PostgreSQL database (a URL), 0 for a SQLite file. */
 int store_is_server(const char *db);
@@ -434,6 +473,7 @@ typedef struct store_stats {
     uint64_t rows_committed;    /* metric rows committed */
     uint64_t write_errors;      /* failed batch attempts and failed operations */
     uint64_t dropped_ops;       /* operations given up (permanent error, or waited on) */
+    uint64_t ops_fenced;        /* operations refused: their job's lease was lost */
     size_t pending_ops, pending_bytes;
     double lag;                 /* store_write_lag_seconds */
     int failing;                /* 1 while the last batch attempt failed */

@@ -60,7 +60,32 @@ struct store {
     /* read pool, guarded by mu */
     struct rconn *rc;
     int n_rc;
+
+    /* cluster (cluster.c): this node's name ("" = none), its lease connection and the
+     * generations of the leases it holds, all guarded by lmu */
+    char node[64];
+    sql_conn *ldb;
+    pthread_mutex_t lmu;
+    struct store_fence { int64_t job, gen; } *fences;
+    size_t n_fences, cap_fences;
 };
+
+/* cluster.c: open the lease connection when opts->node is set (store_open, after the
+ * migrations); close it (store_close). */
+int store_cluster_open(store *st, vaed_err *err);
+void store_cluster_close(store *st);
+/* The writer's session on PostgreSQL (store_open; the writer again after a reconnect):
+ * a cluster's node ends a transaction left idle past half a lease (store_opts), any
+ * other store takes the database's hold (store_hold_pg). 0 on SQLite. */
+int store_session_pg(store *st, sql_conn *c, vaed_err *err);
+/* The generation that job's writes carry now (0: unfenced). */
+int64_t store_fence_gen(store *st, int64_t job);
+/* The writer, inside its transaction on db: does (job, gen) still hold the job? 1 yes,
+ * 0 fenced, or a negative driver code (a transient failure: the batch is retried).
+ * cache (n entries, at most cap) remembers the leases checked in this transaction: the
+ * PostgreSQL row lock taken stays until its end. */
+int store_fence_check(store *st, sql_conn *db, int64_t job, int64_t gen,
+                      struct store_fence *cache, size_t *n, size_t cap);
 
 /* The step of job ?1's best checkpoint: the one whose completed evaluation has the
  * highest bound (the first such evaluation on a tie); NULL when none. One definition

@@ -373,12 +373,14 @@ static int run_batch(store *st, struct op *batch, char *emsg, size_t emsz)
     sql_stmt **w = st->wstmt;
     int full = 0, rc;
     struct op *o;
+    struct store_fence fenced[32];  /* leases checked in this transaction */
+    size_t n_fenced = 0;
     /* A server that went away (restarted, a network cut): a new session first, which
      * must take the database's hold again; the statements prepare themselves anew. */
     if (sql_errclass_of(db) == SQL_EC_CONN || st->unheld || !sql_alive(db)) {
         vaed_err e = {0};
         st->unheld = 1;
-        if (sql_reconnect(db, &e) != 0 || store_hold_pg(db, &e) != 0) {
+        if (sql_reconnect(db, &e) != 0 || store_session_pg(st, db, &e) != 0) {
             snprintf(emsg, emsz, "reconnecting to the database: %.400s", e.msg);
             return -1;
         }
@@ -396,6 +398,21 @@ static int run_batch(store *st, struct op *batch, char *emsg, size_t emsz)
     for (o = batch; o; o = o->next) {
         o->rc = 0;
         o->msg[0] = '\0';
+        o->fenced = 0;
+        /* a job's lease is checked before its first write in the transaction; a lease
+         * lost drops the op whole (store.h "cluster") */
+        if (o->gen > 0 &&
+            (rc = store_fence_check(st, db, o->job, o->gen, fenced, &n_fenced, 32)) != 1) {
+            if (rc < 0) {
+                snprintf(emsg, emsz, "lease of job %lld: %s", (long long)o->job, sql_errmsg(db));
+                goto fail;
+            }
+            o->fenced = 1;
+            o->rc = VAED_ESTATE;
+            snprintf(o->msg, sizeof o->msg, "%s of job %lld: fenced (lease gen %lld lost)",
+                     kind_name(o->kind), (long long)o->job, (long long)o->gen);
+            continue;
+        }
         if ((rc = store_wrun(w[W_SAVEPOINT], NULL)) != SQL_DONE) {
             snprintf(emsg, emsz, "savepoint: %s", sql_errmsg(db));
             goto fail;
@@ -482,6 +499,8 @@ static int resolve_locked(store *st, struct op *o, int rc, const char *msg)
         st->stats.ops_committed++;
         if (o->kind == OP_METRICS)
             st->stats.rows_committed += o->u.metrics.n;
+    } else if (o->fenced) {
+        st->stats.ops_fenced++;     /* refused by design, not a failure */
     } else {
         st->stats.dropped_ops++;
         if (!o->w && !o->done) {
@@ -657,6 +676,7 @@ int store_writer_submit(store *st, struct op *o, int wait, int64_t *id, vaed_err
     memset(&w, 0, sizeof w);
     if (wait)
         o->w = &w;
+    o->gen = store_fence_gen(st, o->job);
     pthread_mutex_lock(&st->mu);
     if (!wait && st->pending_bytes + o->bytes > st->opts.max_pending_bytes) {
         char last[sizeof st->stats.last_error];

@@ -29,6 +29,9 @@ struct op {
     struct op *next;
     enum op_kind kind;
     int64_t job;
+    int64_t gen;                     /* the lease generation it is fenced with, 0 = none
+                                        (store.h "cluster"); set at enqueue */
+    int fenced;                      /* refused by the fence in the last attempt */
     double t_enq;                    /* store_mono() at enqueue */
     size_t bytes;                    /* counted against max_pending_bytes */
     struct waiter *w;                /* NULL unless the caller waits */

@@ -167,7 +167,7 @@ size_t store_metrics_merge(struct op *batch)
                 continue;
             size_t n = h->u.metrics.n, groups = groups_of(h->u.metrics.rows, n), more = 0;
             for (struct op *x = h->next; x != end; x = x->next)
-                if (mergeable(x) && x->job == h->job) {
+                if (mergeable(x) && x->job == h->job && x->gen == h->gen) {
                     if (n + x->u.metrics.n > MERGE_MAX_ROWS)
                         break;          /* x and the job's rows after it: a later head */
                     n += x->u.metrics.n;
@@ -183,7 +183,7 @@ size_t store_metrics_merge(struct op *batch)
             size_t at = h->u.metrics.n;
             for (struct op **pp = &h->next; *pp != end;) {
                 struct op *x = *pp;
-                if (!mergeable(x) || x->job != h->job) {
+                if (!mergeable(x) || x->job != h->job || x->gen != h->gen) {
                     pp = &x->next;
                     continue;
                 }

@@ -24,6 +24,7 @@ enum {
     VAED_ETOOBIG = -8,  /* over a configured limit */
     VAED_EPERM = -9,    /* not allowed (a path outside the data directory) */
     VAED_EBUSY = -10,   /* a queue or pool is full; try later */
+    VAED_EAWAY = -11,   /* another node of the cluster holds the job (daemon/cluster.c) */
 };
 
 typedef struct vaed_err {

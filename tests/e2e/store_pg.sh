@@ -1,6 +1,6 @@
 #!/bin/sh
 # store_pg.sh — the SQL driver's, the leases', the PostgreSQL schema's and the store's
-# own tests (tests/unit/test_sql.c, test_lease.c, test_schema_pg.c,
+# own tests (tests/unit/test_sql.c, test_lease.c, test_store_fence.c, test_schema_pg.c,
 # test_store_backends.c: one scenario on both databases, the same answers) against a real PostgreSQL
 # server that this script starts (tests/pg_server.sh: initdb in a temporary directory,
 # pg_ctl on a loopback port, as the postgres user when run as root) and restarts once
@@ -13,6 +13,8 @@ pg_init store_pg
 check "test_sql on SQLite and on $PGURL (restarted once)" \
     env VAED_TEST_PG="$PGURL" VAED_TEST_PG_RESTART="sh tests/pg_server.sh restart $PGD" "$B/tests/test_sql"
 check "test_lease on SQLite and on $PGURL" env VAED_TEST_PG="$PGURL" "$B/tests/test_lease"
+check "test_store_fence: a node's writes fenced by its lease on SQLite and on $PGURL" \
+    env VAED_TEST_PG="$PGURL" "$B/tests/test_store_fence"
 check "test_schema_pg: the store's schema on $PGURL as on SQLite" env VAED_TEST_PG="$PGURL" "$B/tests/test_schema_pg"
 check "test_store_backends: the store on $PGURL answers as on SQLite" \
     env VAED_TEST_PG="$PGURL" "$B/tests/test_store_backends"

@@ -19,6 +19,7 @@ int main(void)
         {VAED_ESTATE, "", 409, "conflict"},    {VAED_EPERM, "", 403, "forbidden"},
         {VAED_EBUSY, "", 503, "busy"},         {VAED_EBUSY, "queue", 429, "queue_full"},
         {VAED_ENOMEM, "", 503, "busy"},        {VAED_EDB, "", 503, "store_failing"},
+        {VAED_EAWAY, "", 503, "owner_elsewhere"},
         {VAED_EDIVERGED, "", 500, "internal"}, {-99, "", 500, "internal"},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {

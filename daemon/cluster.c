@@ -1,0 +1,242 @@
+/* cluster.c — a node of a cluster (jobs.h "Cluster"; issue 17): the jobs of one
+ * PostgreSQL database, run by any number of vaed nodes with no coordinator of their own.
+ *
+ * Every node keeps every unfinished job in its table (the database is the truth; this
+ * thread brings the table in line once a second: jobs another node submitted come in,
+ * jobs another node finished leave, pauses and resumes follow). A worker that picks a
+ * job takes the job's lease first (store_lease_take): the one node whose take succeeds
+ * runs it, the others skip it for a while. This thread renews the leases of the jobs
+ * this node runs every third of --lease-ttl; a renew that finds a lease lost (this node
+ * was paused or cut off past it, and another node took the job, or it expired) stops
+ * the job here at its next step, writing nothing more — and whatever it still tries to
+ * write is refused inside the database transaction by the lease's generation (the
+ * writer's fence, store.h "cluster"). A node that dies stops renewing; after the ttl
+ * another node takes the job and resumes it from its newest checkpoint, as a restart
+ * would (recover.c). A client's change to a queued or paused job takes the lease too,
+ * for as long as it is applied (control.c), so two nodes never change one job at once. */
+#include "daemon/job.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/log.h"
+
+int cluster_take(jobs *J, job *jb, char owner[64])
+{
+    if (!J->cluster)
+        return 1;
+    store_lease l;
+    vaed_err err;
+    int rc = store_lease_take(J->st, jb->id, J->cfg.lease_ttl, &l, &err);
+    if (rc < 0)
+        log_msg(LOG_WARN, "job %lld: taking its lease: %s", (long long)jb->id, err.msg);
+    if (owner)
+        snprintf(owner, 64, "%s", rc == 0 && l.held ? l.node : "");
+    if (rc != 1) {
+        pthread_mutex_lock(&J->mu);
+        /* held elsewhere (or unreachable): looked at again within a ttl, and at once
+         * when the thread below sees the job free */
+        jb->away_until = job_mono() + (rc == 0 && l.held ? J->cfg.lease_ttl / 3 : 1.0);
+        snprintf(jb->away_node, sizeof jb->away_node, "%s", rc == 0 ? l.node : "");
+        pthread_mutex_unlock(&J->mu);
+    }
+    return rc;
+}
+
+void cluster_release(jobs *J, job *jb, int done)
+{
+    if (!J->cluster)
+        return;
+    vaed_err err;
+    int rc = 0;
+    for (int tries = 0; (rc = store_lease_release(J->st, jb->id, done, &err)) != 0 &&
+                        rc != VAED_ESTATE && tries < 10; tries++)
+        job_nap_ms(100);
+    if (rc && rc != VAED_ESTATE)
+        log_msg(LOG_WARN, "job %lld: releasing its lease: %s (it frees itself after "
+                "--lease-ttl)", (long long)jb->id, err.msg);
+}
+
+/* Renew the leases of the jobs this node runs; mark those lost. */
+static void renew_all(jobs *J)
+{
+    int64_t ids[256];
+    size_t n = 0;
+    pthread_mutex_lock(&J->mu);
+    for (job *jb = J->table; jb && n < sizeof ids / sizeof *ids; jb = jb->next)
+        if (jb->leased && !atomic_load(&jb->lease_lost))
+            ids[n++] = jb->id;
+    pthread_mutex_unlock(&J->mu);
+    for (size_t i = 0; i < n; i++) {
+        vaed_err err;
+        int rc = store_lease_renew(J->st, ids[i], J->cfg.lease_ttl, &err);
+        if (rc == 0)
+            continue;
+        if (rc != VAED_ESTATE) {
+            log_msg(LOG_WARN, "job %lld: renewing its lease: %s", (long long)ids[i], err.msg);
+            continue;
+        }
+        pthread_mutex_lock(&J->mu);
+        job *jb = job_find(J, ids[i]);
+        if (jb && jb->leased) {
+            atomic_store(&jb->lease_lost, 1);
+            log_msg(LOG_WARN, "job %lld: lease lost (another node took it, or it expired): "
+                    "it stops here, and its writes from this node are refused", (long long)ids[i]);
+        }
+        pthread_mutex_unlock(&J->mu);
+    }
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Is id in the sorted ids[0..n)? */
+static int has_id(const int64_t *ids, size_t n, int64_t id)
+{
+    return n && bsearch(&id, ids, n, sizeof *ids, cmp_id);
+}
+
+/* Jobs of l the table lacks come in, as state (their specs read and their sweeps
+ * looked up without mu); one the table has in the other waiting state, and nobody here
+ * holds, changes to state (a pause or resume through another node). */
+static void sync_list(jobs *J, const store_job_list *l, enum job_state state)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        pthread_mutex_lock(&J->mu);
+        job *jb = job_find(J, l->jobs[i].id);
+        if (jb && jb->owner == OWNER_NONE && jb->state != state &&
+            (jb->state == JOB_QUEUED || jb->state == JOB_PAUSED)) {
+            jb->state = state;
+            if (state == JOB_PAUSED)
+                jb->step = l->jobs[i].step;
+        }
+        pthread_mutex_unlock(&J->mu);
+        if (jb)
+            continue;
+        vaed_err err;
+        job *nj = NULL;
+        if (recover_job(J, &l->jobs[i], state, &nj, &err) || !nj)
+            continue;
+        pthread_mutex_lock(&J->mu);
+        if (job_find(J, nj->id))
+            job_unref(nj);
+        else
+            job_table_add(J, nj);
+        pthread_mutex_unlock(&J->mu);
+    }
+}
+
+/* Append l's ids to *ids (n of cap). 0, or -1 when out of memory. */
+static int push_ids(int64_t **ids, size_t *n, size_t *cap, const store_job_list *l)
+{
+    if (*n + l->n > *cap) {
+        size_t c = 2 * (*n + l->n) + 16;
+        int64_t *g = realloc(*ids, c * sizeof *g);
+        if (!g)
+            return -1;
+        *ids = g;
+        *cap = c;
+    }
+    for (size_t i = 0; i < l->n; i++)
+        (*ids)[(*n)++] = l->jobs[i].id;
+    return 0;
+}
+
+/* Bring the table in line with the database: unfinished jobs it lacks come in, paused
+ * and queued follow the database for jobs nobody here holds, and jobs the database no
+ * longer has unfinished (finished or cancelled through another node) leave. */
+static void sync_table(jobs *J)
+{
+    double t0 = job_mono();
+    store_job_list l = {0};
+    vaed_err err;
+    int64_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    int complete = store_jobs_resumable(J->st, &l, &err) == 0;
+    if (complete) {
+        sync_list(J, &l, JOB_QUEUED);
+        complete = push_ids(&ids, &n, &cap, &l) == 0;
+    }
+    store_job_list_free(&l);
+    for (int64_t after = 0; complete;) {
+        complete = store_jobs_list(J->st, STORE_PAUSED, after, 500, &l, &err) == 0;
+        if (complete) {
+            sync_list(J, &l, JOB_PAUSED);
+            complete = push_ids(&ids, &n, &cap, &l) == 0;
+            after = l.next_after;
+        }
+        store_job_list_free(&l);
+        if (after <= 0)
+            break;
+    }
+    if (complete && n)
+        qsort(ids, n, sizeof *ids, cmp_id);
+    pthread_mutex_lock(&J->mu);
+    for (job *jb = J->table, *next; complete && jb; jb = next) {
+        next = jb->next;
+        if (jb->owner != OWNER_NONE || jb->born >= t0 || has_id(ids, n, jb->id))
+            continue;
+        /* finished (or cancelled) through another node */
+        jb->owner = OWNER_CALLER;
+        jb->state = JOB_FINISHED;
+        job_answer_all(jb, VAED_ESTATE, "the job has finished");
+        job_release(J, jb);
+    }
+    /* a job another node held may be free now: the workers look again */
+    pthread_cond_broadcast(&J->work);
+    pthread_mutex_unlock(&J->mu);
+    free(ids);
+}
+
+static void *cluster_main(void *arg)
+{
+    jobs *J = arg;
+    double every = J->cfg.lease_ttl / 3 < 1.0 ? J->cfg.lease_ttl / 3 : 1.0;
+    pthread_mutex_lock(&J->mu);
+    while (!J->cluster_quit) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        long ns = dl.tv_nsec + (long)(every * 1e9);
+        dl.tv_sec += ns / 1000000000L;
+        dl.tv_nsec = ns % 1000000000L;
+        pthread_cond_timedwait(&J->cluster_cv, &J->mu, &dl);
+        if (J->cluster_quit)
+            break;
+        pthread_mutex_unlock(&J->mu);
+        renew_all(J);
+        sync_table(J);
+        pthread_mutex_lock(&J->mu);
+    }
+    pthread_mutex_unlock(&J->mu);
+    return NULL;
+}
+
+int cluster_start(jobs *J, vaed_err *err)
+{
+    if (!J->cluster)
+        return 0;
+    if (pthread_create(&J->cluster_thread, NULL, cluster_main, J))
+        return vaed_err_set(err, VAED_ENOMEM, NULL, "could not start the cluster thread");
+    J->cluster_started = 1;
+    log_msg(LOG_INFO, "cluster node %s: jobs are taken by lease (--lease-ttl %.0f s)",
+            store_node(J->st), J->cfg.lease_ttl);
+    return 0;
+}
+
+void cluster_stop(jobs *J)
+{
+    if (!J->cluster_started)
+        return;
+    pthread_mutex_lock(&J->mu);
+    J->cluster_quit = 1;
+    pthread_cond_broadcast(&J->cluster_cv);
+    pthread_mutex_unlock(&J->mu);
+    pthread_join(J->cluster_thread, NULL);
+    J->cluster_started = 0;
+}

@@ -1,0 +1,143 @@
+/* test_store_fence.c — a cluster node's fenced writes (store.h "cluster"), on SQLite and
+ * on PostgreSQL when VAED_TEST_PG names a server (tests/e2e/store_pg.sh runs it so).
+ * Node a takes a job's lease through its store and writes rows; node b (a connection
+ * of its own, as another vaed process) takes the job over once a's lease has run out;
+ * then everything a still writes for the job — rows with other values, a state, an
+ * epoch row — must be refused inside a's write transaction: the oracle is the
+ * database itself, read back (the rows a wrote while it held the lease, and none of
+ * the later ones), and a's counters (refused writes counted as fenced, not errors). */
+#include "tests/unit/test_store_util.h"
+
+#include "store/lease.h"
+#include "store/sql.h"
+
+static const char *K;
+
+static void scenario(const char *target)
+{
+    vaed_err e = {0};
+    store_opts o;
+    store_opts_default(&o);
+    o.node = "node-a";
+    o.lease_ttl = 30;
+    o.fsync_checkpoints = 0;
+    o.flush_interval = 30;      /* a batch is what came between two flushes */
+    store *st = NULL;
+    CHECK(store_open(&st, target, &o, &e) == 0, "%s: open as node-a: %s", K, e.msg);
+    if (!st)
+        return;
+    CHECK(!strcmp(store_node(st), "node-a"), "%s: the store's node is node-a", K);
+    store_job_new nj = {.name = "fenced", .spec = "{}", .state = "queued"};
+    int64_t job = 0;
+    CHECK(store_job_insert(st, &nj, &job, &e) == 0, "%s: insert: %s", K, e.msg);
+    store_lease l;
+    CHECK(store_lease_take(st, job, 30, &l, &e) == 1 && l.gen == 1 && !strcmp(l.node, "node-a"),
+          "%s: node-a takes job %lld: gen %lld %s", K, (long long)job, (long long)l.gen, e.msg);
+    CHECK(append_range(st, job, 0, 10, 1.0, 3, 0) == 0, "%s: rows 0..9 appended", K);
+    CHECK(store_job_set_state(st, job, "running", NULL, &e) == 0, "%s: running: %s", K, e.msg);
+    CHECK(store_flush(st, &e) == 0, "%s: flush: %s", K, e.msg);
+
+    /* node b: while a's lease holds, no take; once it has run out, b's */
+    sql_conn *b = NULL;
+    sql_open_opts bo = {.busy_ms = 2000};
+    CHECK(sql_open(&b, target, &bo, &e) == 0, "%s: node-b connects: %s", K, e.msg);
+    lease lb;
+    CHECK(lease_take(b, job, "node-b", 30, &lb, &e) == 0, "%s: node-b cannot take a held job", K);
+    char sql[128];
+    snprintf(sql, sizeof sql, "UPDATE leases SET expires = expires - 1000 WHERE job = %lld",
+             (long long)job);
+    CHECK(sql_exec(b, sql, &e) == 0, "%s: a's lease run out by hand: %s", K, e.msg);
+    CHECK(lease_take(b, job, "node-b", 30, &lb, &e) == 1 && lb.gen == 2,
+          "%s: node-b takes the job over at gen 2 (%lld) %s", K, (long long)lb.gen, e.msg);
+
+    /* a, unaware, writes on: all refused */
+    store_stats s0, s1;
+    store_get_stats(st, &s0);
+    CHECK(append_range(st, job, 5, 20, 2.0, 4, 0) == 0, "%s: a appends rows 5..19 (queued)", K);
+    int rc = store_job_set_state(st, job, "interrupted", "stale", &e);
+    CHECK(rc == VAED_ESTATE, "%s: a's state write is refused: rc %d %s", K, rc, e.msg);
+    CHECK(store_flush(st, &e) == 0, "%s: flush: %s", K, e.msg);
+    store_get_stats(st, &s1);
+    CHECK(s1.ops_fenced - s0.ops_fenced >= 2 && s1.write_errors == s0.write_errors,
+          "%s: fenced ops counted (%llu), not as errors (%llu)", K,
+          (unsigned long long)(s1.ops_fenced - s0.ops_fenced),
+          (unsigned long long)(s1.write_errors - s0.write_errors));
+    store_series ser = {0};
+    CHECK(store_metrics_range(st, job, -1, -1, STORE_MCOL_ALL, 0, &ser, &e) == 0 && ser.n == 10,
+          "%s: 10 rows stored, none of the stale owner's (%zu) %s", K, ser.n, e.msg);
+    int same = ser.n == 10;
+    for (size_t i = 0; same && i < ser.n; i++)
+        same = ser.step[i] == (int64_t)i && ser.col[STORE_M_LOSS][i] == mval((int64_t)i, 2, 1.0);
+    CHECK(same, "%s: rows 0..9 are the ones a wrote while it held the lease", K);
+    store_series_free(&ser);
+    store_job sj;
+    CHECK(store_job_get(st, job, &sj, &e) == 0 && !strcmp(sj.state, "running"),
+          "%s: the job is still running (%s)", K, sj.state);
+    store_job_clear(&sj);
+    CHECK(store_lease_renew(st, job, 30, &e) == VAED_ESTATE, "%s: a's renew: lost", K);
+    CHECK(store_lease_get(st, job, &l, &e) == 1 && l.held && l.gen == 2 && !strcmp(l.node, "node-b"),
+          "%s: the lease is node-b's, gen 2", K);
+    /* forgotten: a's writes are no longer fenced (a change to a job it does not run) */
+    CHECK(store_lease_release(st, job, 0, &e) == VAED_ESTATE, "%s: a's release: not its lease", K);
+    CHECK(store_job_set_priority(st, job, 5, &e) == 0, "%s: an unfenced write lands: %s", K, e.msg);
+    /* one batch holding a's rows of a stale generation and of its next one: the merge of
+     * a job's rows (writes.c) must not carry the stale rows under the new generation */
+    CHECK(sql_exec(b, sql, &e) == 0 && store_lease_take(st, job, 30, &l, &e) == 1 && l.gen == 3,
+          "%s: node-a takes the job back at gen 3 (%lld) %s", K, (long long)l.gen, e.msg);
+    CHECK(append_range(st, job, 20, 25, 3.0, 5, 0) == 0, "%s: a appends rows 20..24 at gen 3", K);
+    CHECK(sql_exec(b, sql, &e) == 0 && lease_take(b, job, "node-b", 30, &lb, &e) == 1 && lb.gen == 4,
+          "%s: node-b takes it at gen 4 (%lld) %s", K, (long long)lb.gen, e.msg);
+    CHECK(sql_exec(b, sql, &e) == 0 && store_lease_take(st, job, 30, &l, &e) == 1 && l.gen == 5,
+          "%s: node-a takes it at gen 5 (%lld) %s", K, (long long)l.gen, e.msg);
+    CHECK(append_range(st, job, 25, 30, 5.0, 5, 0) == 0, "%s: a appends rows 25..29 at gen 5", K);
+    CHECK(store_flush(st, &e) == 0, "%s: flush: %s", K, e.msg);
+    CHECK(store_metrics_range(st, job, -1, -1, STORE_MCOL_ALL, 0, &ser, &e) == 0 && ser.n == 15,
+          "%s: rows 0..9 and 25..29 stored, not gen 3's 20..24 (%zu rows) %s", K, ser.n, e.msg);
+    same = ser.n == 15;
+    for (size_t i = 10; same && i < ser.n; i++)
+        same = ser.step[i] == (int64_t)i + 15 && ser.col[STORE_M_LOSS][i] == mval((int64_t)i + 15, 2, 5.0);
+    CHECK(same, "%s: rows 25..29 are gen 5's", K);
+    store_series_free(&ser);
+    CHECK(store_lease_release(st, job, 0, &e) == 0, "%s: a gives it back: %s", K, e.msg);
+    CHECK(lease_take(b, job, "node-b", 30, &lb, &e) == 1 && lb.gen == 6, "%s: node-b takes it at gen 6", K);
+    /* b finishes; a done lease is never taken again */
+    CHECK(lease_release(b, &lb, 1, &e) == 0, "%s: node-b releases it done", K);
+    CHECK(store_lease_take(st, job, 30, &l, &e) == 0, "%s: a done job is not taken", K);
+    sql_close(b);
+    store_close(st, NULL);
+}
+
+int main(void)
+{
+    char tmpl[] = "/tmp/vaed-fence.XXXXXX", path[128];
+    CHECK(mkdtemp(tmpl) != NULL, "mkdtemp");
+    snprintf(dir, sizeof dir, "%s", tmpl);
+    snprintf(path, sizeof path, "%s/f.db", tmpl);
+    K = "sqlite";
+    scenario(path);
+    const char *url = getenv("VAED_TEST_PG");
+    if (url && *url) {
+        K = "postgres";
+        sql_conn *c = NULL;
+        vaed_err e = {0};
+        int rc = sql_open(&c, url, NULL, &e);
+        if (rc == 0)
+            rc = sql_exec(c, "DROP DATABASE IF EXISTS vaed_fence", &e);
+        if (rc == 0)
+            rc = sql_exec(c, "CREATE DATABASE vaed_fence", &e);
+        CHECK(rc == 0, "postgres: a fresh database: %s", e.msg);
+        sql_close(c);
+        const char *slash = strrchr(url, '/');
+        char db[512];
+        snprintf(db, sizeof db, "%.*s/vaed_fence", (int)(slash - url), url);
+        if (rc == 0)
+            scenario(db);
+    } else {
+        printf("test_store_fence: PostgreSQL half not run here (VAED_TEST_PG unset; "
+               "tests/e2e/store_pg.sh runs it)\n");
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpl);
+    CHECK(system(cmd) == 0, "rm");
+    return t_done("test_store_fence");
+}
