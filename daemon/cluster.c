@@ -217,13 +217,52 @@ static void *cluster_main(void *arg)
     return NULL;
 }
 
+/* The node's control thread: requests other nodes sent for the jobs it holds, woken by a
+ * notification (or every half second: the table is the record), applied one by one as
+ * a client's calls would be, each answer written back. */
+static void *control_main(void *arg)
+{
+    jobs *J = arg;
+    for (;;) {
+        pthread_mutex_lock(&J->mu);
+        int quit = J->cluster_quit;
+        pthread_mutex_unlock(&J->mu);
+        if (quit)
+            break;
+        store_control *rq = NULL;
+        size_t n = 0;
+        vaed_err err;
+        if (store_control_take(J->st, &rq, &n, &err) == 0)
+            for (size_t i = 0; i < n; i++) {
+                job_control_remote(J, &rq[i]);
+                log_msg(LOG_INFO, "job %lld: %s sent through another node: %s", (long long)rq[i].job,
+                        rq[i].kind, rq[i].rc ? rq[i].msg : "applied");
+                if (store_control_answer(J->st, &rq[i], &err))
+                    log_msg(LOG_WARN, "job %lld: answering a control request: %s",
+                            (long long)rq[i].job, err.msg);
+            }
+        store_control_free(rq, n);
+        if (n == 0)
+            store_control_nap(J->st, 500);
+    }
+    return NULL;
+}
+
 int cluster_start(jobs *J, vaed_err *err)
 {
     if (!J->cluster)
         return 0;
+    int rc = store_control_listen(J->st, err);
+    if (rc)
+        return rc;
     if (pthread_create(&J->cluster_thread, NULL, cluster_main, J))
         return vaed_err_set(err, VAED_ENOMEM, NULL, "could not start the cluster thread");
     J->cluster_started = 1;
+    if (pthread_create(&J->control_thread, NULL, control_main, J)) {
+        cluster_stop(J);
+        return vaed_err_set(err, VAED_ENOMEM, NULL, "could not start the control thread");
+    }
+    J->cluster_started = 2;
     log_msg(LOG_INFO, "cluster node %s: jobs are taken by lease (--lease-ttl %.0f s)",
             store_node(J->st), J->cfg.lease_ttl);
     return 0;
@@ -238,5 +277,7 @@ void cluster_stop(jobs *J)
     pthread_cond_broadcast(&J->cluster_cv);
     pthread_mutex_unlock(&J->mu);
     pthread_join(J->cluster_thread, NULL);
+    if (J->cluster_started == 2)
+        pthread_join(J->control_thread, NULL);
     J->cluster_started = 0;
 }

@@ -268,6 +268,111 @@ void job_drain(jobs *J, job *jb, run *r)
 
 /* ---- the client calls of jobs.h: post, and drain when nobody owns the job ---------- */
 
+/* ---- a cluster: control requests between nodes (store.h "control requests") ---------- */
+
+static const char *const kind_names[] = {
+    [MSG_SCHEDULE] = "schedule", [MSG_LR] = "lr", [MSG_PAUSE] = "pause",
+    [MSG_RESUME] = "resume", [MSG_CANCEL] = "cancel", [MSG_CHECKPOINT] = "checkpoint",
+};
+
+/* A schedule as sent between nodes: its fields, relative parts included, as hex (the
+ * nodes of a cluster run one build; the size is checked). */
+static char *sched_hex(const sched_spec *s)
+{
+    const unsigned char *b = (const unsigned char *)s;
+    char *out = xcalloc(2 * sizeof *s + 1, 1);
+    for (size_t i = 0; i < sizeof *s; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+    return out;
+}
+
+static int sched_unhex(const char *hex, sched_spec *s)
+{
+    if (!hex || strlen(hex) != 2 * sizeof *s)
+        return -1;
+    unsigned char *b = (unsigned char *)s;
+    for (size_t i = 0; i < sizeof *s; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return -1;
+        b[i] = (unsigned char)v;
+    }
+    return 0;
+}
+
+/* Send m for job id to node owner, which holds it, and wait (--control-wait) for its
+ * answer: that node's worker decides the step, as for a call sent to it. */
+static int forward(jobs *J, int64_t id, const job_msg *m, const char *owner, int64_t *step,
+                   sched_spec *resolved, vaed_err *err)
+{
+    store_control c = {.job = id};
+    char lr[32];
+    snprintf(c.kind, sizeof c.kind, "%s", kind_names[m->kind]);
+    if (m->kind == MSG_SCHEDULE)
+        c.arg = sched_hex(&m->sched);
+    else if (m->kind == MSG_LR)
+        snprintf(lr, sizeof lr, "%.17g", m->lr), c.arg = xstrdup(lr);
+    int rc = store_control_send(J->st, owner, &c, err);
+    if (rc == 0) {
+        rc = store_control_wait(J->st, &c, J->cfg.wait_s, err);
+        if (rc == 0)
+            rc = vaed_err_set(err, VAED_EAWAY, NULL, "job %lld runs on node %s, which did not "
+                              "answer within %.0f s: the request stays there and applies when "
+                              "it is taken; ask that node", (long long)id, owner, J->cfg.wait_s);
+        else if (rc == 1 && c.rc)
+            rc = vaed_err_set(err, c.rc, NULL, "%s", c.msg);
+        else if (rc == 1) {
+            rc = 0;
+            if (step)
+                *step = c.step;
+            if (resolved && m->kind == MSG_SCHEDULE && sched_unhex(c.resolved, resolved))
+                rc = vaed_err_set(err, VAED_EAWAY, NULL, "job %lld: node %s answered with a "
+                                  "schedule this build cannot read (run one build on every "
+                                  "node)", (long long)id, owner);
+        }
+    }
+    free(c.arg);
+    free(c.resolved);
+    return rc;
+}
+
+static int post(jobs *J, int64_t id, job_msg *m, const char *slow, int64_t *step,
+                sched_spec *resolved, vaed_err *err);
+
+void job_control_remote(jobs *J, store_control *c)
+{
+    job_msg *m = xcalloc(1, sizeof *m);
+    m->remote = 1;
+    int kind = -1;
+    for (int k = 0; k < (int)(sizeof kind_names / sizeof *kind_names); k++)
+        if (kind_names[k] && !strcmp(kind_names[k], c->kind))
+            kind = k;
+    vaed_err err;
+    vaed_err_clear(&err);
+    int rc = 0;
+    if (kind < 0)
+        rc = vaed_err_set(&err, VAED_EINVAL, NULL, "unknown control request '%s'", c->kind);
+    else if (kind == MSG_SCHEDULE && sched_unhex(c->arg, &m->sched))
+        rc = vaed_err_set(&err, VAED_EINVAL, NULL, "a schedule this build cannot read (run one "
+                          "build on every node)");
+    else if (kind == MSG_LR && !(c->arg && sscanf(c->arg, "%lf", &m->lr) == 1))
+        rc = vaed_err_set(&err, VAED_EINVAL, NULL, "a learning rate that is no number");
+    sched_spec resolved;
+    int64_t step = 0;
+    if (rc == 0) {
+        m->kind = (enum job_msg_kind)kind;
+        rc = post(J, c->job, m, "the job did not answer in time; the request stays queued "
+                  "there and applies then", &step, &resolved, &err);
+    } else {
+        free(m);
+    }
+    c->rc = rc;
+    snprintf(c->msg, sizeof c->msg, "%s", rc ? err.msg : "");
+    c->step = step;
+    free(c->resolved);
+    c->resolved = rc == 0 && kind == MSG_SCHEDULE ? sched_hex(&resolved) : NULL;
+}
+
 /* Post m (heap-allocated; taken) to job id and wait, at most --control-wait, for its
  * answer. A job no one owns (queued or paused) is owned by this thread while it drains
  * the mailbox, its own message included. OUT *step and *resolved (either may be NULL):
@@ -302,6 +407,15 @@ static int post(jobs *J, int64_t id, job_msg *m, const char *slow, int64_t *step
         char owner[64] = "";
         int got = cluster_take(J, jb, owner);
         pthread_mutex_lock(&J->mu);
+        if (got == 0 && owner[0] && !m->remote) { /* sent to the node that holds it */
+            job_answer_all(jb, VAED_EAWAY, "the job runs on another node: ask again");
+            job_release(J, jb);
+            job_unref(jb);
+            pthread_mutex_unlock(&J->mu);
+            int rc = forward(J, id, m, owner, step, resolved, err);
+            free(m);
+            return rc;
+        }
         if (got != 1) {
             vaed_err e;
             int rc = got < 0 ? vaed_err_set(&e, VAED_EDB, NULL, "job %lld: its lease could not "

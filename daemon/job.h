@@ -62,6 +62,7 @@ typedef struct job_msg {
     const char *replay;         /* recovery: the recorded event's source ("submit",
                                    "override"); the change is applied, not recorded again.
                                    NULL for a client's message. */
+    int remote;                 /* sent here by another node (cluster.c): never sent on */
     /* the answer */
     int done, rc, abandoned;
     int deferred;               /* answered only once the worker has put the job down */
@@ -127,7 +128,7 @@ struct jobs {
     pthread_t *workers;
     /* a cluster's node (cluster.c): store_node(st) is non-empty */
     int cluster;
-    pthread_t cluster_thread;
+    pthread_t cluster_thread, control_thread;
     int cluster_started, cluster_quit;
     pthread_cond_t cluster_cv;  /* cluster_quit set: wakes the cluster thread */
 };
@@ -219,6 +220,9 @@ void cluster_stop(jobs *J);
  * then skipped for a while, and *owner names the node when given), or an error. 1 at
  * once when the store is no cluster node. */
 int cluster_take(jobs *J, job *jb, char owner[64]);
+/* Apply a control request another node sent for a job here (control.c), as a client's
+ * call would be: c's answer is filled. */
+void job_control_remote(jobs *J, store_control *c);
 /* Give jb's lease back (done: finished for good); mu not held. */
 void cluster_release(jobs *J, job *jb, int done);
 

@@ -148,6 +148,37 @@ int store_lease_release(store *st, int64_t job, int done, vaed_err *err);
 /* Job's lease as the database has it: 1 with *out, 0 when it has none. */
 int store_lease_get(store *st, int64_t job, store_lease *out, vaed_err *err);
 
+/* Control requests: a control call (schedule, lr, pause, ...) for a job another node
+ * holds is written to the database for that node (table controls), which is woken by a
+ * notification, applies it as if a client had sent it there, and writes the answer. */
+#define STORE_CONTROL_CHANNEL "vaed_control"
+typedef struct store_control {
+    int64_t id, job;
+    char kind[16];              /* "schedule", "lr", "pause", "resume", "cancel", "checkpoint" */
+    char *arg;                  /* the request's argument (text), NULL when none */
+    /* the answer */
+    int rc;                     /* 0 or a VAED_E* code */
+    char msg[512];
+    int64_t step;               /* schedule, lr: effective step; checkpoint: its step */
+    char *resolved;             /* schedule: the absolute schedule in force (JSON) */
+} store_control;
+/* Send c (job, kind, arg) to node to_node: c->id is set. */
+int store_control_send(store *st, const char *to_node, store_control *c, vaed_err *err);
+/* Wait up to timeout_s for c's answer (filled in c): 1 answered (the request is then
+ * deleted), 0 not in time (it stays: the owner still applies it), or an error. */
+int store_control_wait(store *st, store_control *c, double timeout_s, vaed_err *err);
+/* The requests sent to this node not yet taken (marked taken): *out, *n (free with
+ * store_control_free). */
+int store_control_take(store *st, store_control **out, size_t *n, vaed_err *err);
+/* Write c's answer (c->id, rc, msg, step, resolved). */
+int store_control_answer(store *st, const store_control *c, vaed_err *err);
+void store_control_free(store_control *c, size_t n);
+/* Listen for requests to this node (a connection of its own); then store_control_nap
+ * waits up to ms milliseconds for one (a notification; on SQLite it sleeps). For one
+ * thread only. */
+int store_control_listen(store *st, vaed_err *err);
+void store_control_nap(store *st, int ms);
+
 /* 1 when db names a PostgreSQL database (a URL), 0 for a SQLite file. */
 int store_is_server(const char *db);
 /* db as it may be shown in logs and errors: a URL without its password. */

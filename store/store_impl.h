@@ -65,6 +65,8 @@ struct store {
      * generations of the leases it holds, all guarded by lmu */
     char node[64];
     sql_conn *ldb;
+    sql_conn *cdb;                  /* listens for control requests (store_control_listen;
+                                       one thread: the node's control thread) */
     pthread_mutex_t lmu;
     struct store_fence { int64_t job, gen; } *fences;
     size_t n_fences, cap_fences;
@@ -78,6 +80,8 @@ void store_cluster_close(store *st);
  * a cluster's node ends a transaction left idle past half a lease (store_opts), any
  * other store takes the database's hold (store_hold_pg). 0 on SQLite. */
 int store_session_pg(store *st, sql_conn *c, vaed_err *err);
+/* Create the control requests' table if it is missing (store.h "control requests"). */
+int store_controls_schema(sql_conn *c, vaed_err *err);
 /* The generation that job's writes carry now (0: unfenced). */
 int64_t store_fence_gen(store *st, int64_t job);
 /* The writer, inside its transaction on db: does (job, gen) still hold the job? 1 yes,

@@ -104,6 +104,37 @@ static void scenario(const char *target)
     CHECK(lease_release(b, &lb, 1, &e) == 0, "%s: node-b releases it done", K);
     CHECK(store_lease_take(st, job, 30, &l, &e) == 0, "%s: a done job is not taken", K);
     sql_close(b);
+
+    /* control requests: a's request to node-a itself (as another node would send it),
+     * taken once, answered, read back and deleted */
+    store_control c = {.job = job};
+    snprintf(c.kind, sizeof c.kind, "lr");
+    c.arg = strdup("0.0025");
+    CHECK(store_control_send(st, "node-a", &c, &e) == 0 && c.id > 0, "%s: send: %s", K, e.msg);
+    CHECK(store_control_wait(st, &c, 0.05, &e) == 0, "%s: no answer yet", K);
+    store_control *rq = NULL;
+    size_t n = 0;
+    CHECK(store_control_take(st, &rq, &n, &e) == 0 && n == 1 && rq[0].id == c.id &&
+          rq[0].job == job && !strcmp(rq[0].kind, "lr") && rq[0].arg && !strcmp(rq[0].arg, "0.0025"),
+          "%s: taken once, as sent (%zu) %s", K, n, e.msg);
+    store_control *again = NULL;
+    size_t n2 = 9;
+    CHECK(store_control_take(st, &again, &n2, &e) == 0 && n2 == 0, "%s: not taken twice", K);
+    store_control_free(again, n2);
+    if (n == 1) {
+        rq[0].rc = VAED_ESTATE;
+        snprintf(rq[0].msg, sizeof rq[0].msg, "job is paused");
+        rq[0].step = 1234;
+        rq[0].resolved = strdup("abc");
+        CHECK(store_control_answer(st, &rq[0], &e) == 0, "%s: answer: %s", K, e.msg);
+    }
+    store_control_free(rq, n);
+    CHECK(store_control_wait(st, &c, 5, &e) == 1 && c.rc == VAED_ESTATE && c.step == 1234 &&
+          !strcmp(c.msg, "job is paused") && c.resolved && !strcmp(c.resolved, "abc"),
+          "%s: the answer read back (rc %d step %lld '%s')", K, c.rc, (long long)c.step, c.msg);
+    CHECK(store_control_wait(st, &c, 0, &e) == VAED_ENOTFOUND, "%s: and the request deleted", K);
+    free(c.arg);
+    free(c.resolved);
     store_close(st, NULL);
 }
 
