@@ -637,6 +637,18 @@ done:
     free(out);
 }
 
+/* GET /v1/nodes: a cluster's nodes, their leases and kernels (store_nodes_json). */
+static void h_nodes(api_req *req)
+{
+    json_t *out = NULL;
+    vaed_err err;
+    int rc = store_nodes_json(ctx(req)->st, &out, &err);
+    if (rc)
+        api_reply_vaed(req, rc, &err);
+    else
+        api_reply_json(req, 200, out);
+}
+
 static const api_route routes[] = {
     {"GET", "/healthz", h_health, API_SCOPE_READ},
     {"POST", "/v1/jobs", h_submit, API_SCOPE_ADMIN},
@@ -666,6 +678,7 @@ static const api_route routes[] = {
     {"GET", "/v1/datasets/{id}", api_h_datasets_get, API_SCOPE_READ},
     {"DELETE", "/v1/datasets/{id}", api_h_datasets_delete, API_SCOPE_ADMIN},
     {"GET", "/v1/whoami", api_h_whoami, API_SCOPE_READ},
+    {"GET", "/v1/nodes", h_nodes, API_SCOPE_READ},
     {"GET", "/v1/audit", api_h_audit, API_SCOPE_ADMIN},
 };
 

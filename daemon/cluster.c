@@ -210,6 +210,9 @@ static void *cluster_main(void *arg)
             break;
         pthread_mutex_unlock(&J->mu);
         renew_all(J);
+        vaed_err err;
+        if (store_node_beat(J->st, J->kernels, 0, &err))
+            log_msg(LOG_WARN, "cluster node %s: heartbeat: %s", store_node(J->st), err.msg);
         sync_table(J);
         pthread_mutex_lock(&J->mu);
     }
@@ -253,6 +256,8 @@ int cluster_start(jobs *J, vaed_err *err)
     if (!J->cluster)
         return 0;
     int rc = store_control_listen(J->st, err);
+    if (rc == 0)
+        rc = store_node_beat(J->st, J->kernels, 1, err);
     if (rc)
         return rc;
     if (pthread_create(&J->cluster_thread, NULL, cluster_main, J))

@@ -485,3 +485,23 @@ void store_control_nap(store *st, int ms)
     if (rc < 0 && sql_reconnect(st->cdb, &e) == 0)
         sql_listen(st->cdb, STORE_CONTROL_CHANNEL, &e);
 }
+
+/* ---- the nodes' heartbeats (GET /v1/nodes: nodes.c) -------------------------------- */
+
+struct beat_arg {
+    const char *kernels;
+    int first;
+};
+
+static int do_beat(store *st, void *arg, vaed_err *err)
+{
+    struct beat_arg *a = arg;
+    double ttl = st->opts.lease_ttl > 0 ? st->opts.lease_ttl : 10.0;
+    return lease_beat(st->ldb, st->node, a->kernels, ttl, a->first, err);
+}
+
+int store_node_beat(store *st, const char *kernels, int first, vaed_err *err)
+{
+    struct beat_arg a = {kernels, first};
+    return on_ldb(st, do_beat, &a, err);
+}

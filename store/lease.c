@@ -34,18 +34,29 @@
     "SELECT 1 FROM leases WHERE job = ?1 AND gen = ?2 AND node = ?3 AND "               \
     "expires > " NOW LOCK
 
+#define SQL_BEAT(NOW)                                                                    \
+    "INSERT INTO nodes(name, started, seen, kernels, lease_ttl) VALUES (?1, " NOW ", " NOW \
+    ", ?2, ?3) ON CONFLICT (name) DO UPDATE SET seen = excluded.seen, kernels = "        \
+    "excluded.kernels, lease_ttl = excluded.lease_ttl, started = CASE WHEN ?4 = 1 THEN " \
+    "excluded.started ELSE nodes.started END"
+
 static const struct dialect {
-    const char *schema, *claim, *renew, *fence, *take, *get;
+    const char *schema, *claim, *renew, *fence, *take, *get, *nodes, *beat, *now;
 } D_LITE = {
     "CREATE TABLE IF NOT EXISTS leases(job INTEGER PRIMARY KEY, node TEXT, "
     "gen INTEGER NOT NULL DEFAULT 0, expires REAL, done INTEGER NOT NULL DEFAULT 0)",
     SQL_CLAIM(NOW_LITE, ""), SQL_RENEW(NOW_LITE), SQL_FENCE(NOW_LITE, ""),
     SQL_TAKE(NOW_LITE), SQL_GET(NOW_LITE),
+    "CREATE TABLE IF NOT EXISTS nodes(name TEXT PRIMARY KEY, started REAL, seen REAL, "
+    "kernels TEXT, lease_ttl REAL)", SQL_BEAT(NOW_LITE), NOW_LITE,
 }, D_PG = {
     "CREATE TABLE IF NOT EXISTS leases(job bigint PRIMARY KEY, node text, "
     "gen bigint NOT NULL DEFAULT 0, expires double precision, done integer NOT NULL DEFAULT 0)",
     SQL_CLAIM(NOW_PG, " FOR UPDATE SKIP LOCKED"), SQL_RENEW(NOW_PG),
     SQL_FENCE(NOW_PG, " FOR SHARE"), SQL_TAKE(NOW_PG), SQL_GET(NOW_PG),
+    "CREATE TABLE IF NOT EXISTS nodes(name text PRIMARY KEY, started double precision, "
+    "seen double precision, kernels text, lease_ttl double precision)", SQL_BEAT(NOW_PG),
+    NOW_PG,
 };
 
 static const char SQL_OFFER[] = "INSERT INTO leases(job) VALUES (?1) ON CONFLICT (job) DO NOTHING";
@@ -60,8 +71,15 @@ static const struct dialect *dialect(sql_conn *c)
 
 int lease_schema(sql_conn *c, vaed_err *err)
 {
-    return sql_exec(c, dialect(c)->schema, err);
+    int rc = sql_exec(c, dialect(c)->schema, err);
+    return rc ? rc : sql_exec(c, dialect(c)->nodes, err);
 }
+
+const char *lease_now_sql(sql_kind k)
+{
+    return k == SQL_POSTGRES ? D_PG.now : D_LITE.now;
+}
+
 
 /* Prepare sql and bind the lease's (job, gen, node) as ?1..?3 when l is given. */
 static int prep(sql_conn *c, const char *sql, const lease *l, sql_stmt **s, vaed_err *err)
@@ -226,4 +244,21 @@ int lease_release(sql_conn *c, const lease *l, int done, vaed_err *err)
         rc = 0;
     sql_finalize(s);
     return rc;
+}
+
+int lease_beat(sql_conn *c, const char *node, const char *kernels, double ttl, int first,
+               vaed_err *err)
+{
+    sql_stmt *s = NULL;
+    int rc = prep(c, dialect(c)->beat, NULL, &s, err);
+    if (rc < 0)
+        return rc;
+    if (sql_bind_text(s, 1, node) || sql_bind_text(s, 2, kernels ? kernels : "") ||
+        sql_bind_double(s, 3, ttl) || sql_bind_int64(s, 4, first ? 1 : 0)) {
+        sql_finalize(s);
+        return vaed_err_set(err, VAED_ENOMEM, "", "lease: binding");
+    }
+    rc = sql_step(s, err);
+    sql_finalize(s);
+    return rc < 0 ? rc : 0;
 }

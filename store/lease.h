@@ -42,8 +42,15 @@ typedef struct lease {
     char node[64];
 } lease;
 
-/* Create the leases table if it is missing. */
+/* Create the leases table, and the nodes table (a row per node: name, started, seen —
+ * the database's clock —, kernels, lease_ttl), if they are missing. */
 int lease_schema(sql_conn *c, vaed_err *err);
+/* A node's heartbeat: its row, seen now (first: it started now). */
+int lease_beat(sql_conn *c, const char *node, const char *kernels, double ttl, int first,
+               vaed_err *err);
+/* The SQL expression of the database's clock, unix seconds (for reads of leases and
+ * nodes beside these calls). */
+const char *lease_now_sql(sql_kind k);
 /* Make job claimable (a row, not done, no owner); an existing row is left as it is. */
 int lease_offer(sql_conn *c, int64_t job, vaed_err *err);
 /* Claim the free job with the lowest id for node, for ttl seconds. Returns 1 with *out

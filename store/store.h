@@ -179,6 +179,14 @@ void store_control_free(store_control *c, size_t n);
 int store_control_listen(store *st, vaed_err *err);
 void store_control_nap(store *st, int ms);
 
+/* A node's heartbeat in the database (its row in nodes: seen now; first: started now),
+ * with its kernels (vae_kernels_id). */
+int store_node_beat(store *st, const char *kernels, int first, vaed_err *err);
+/* GET /v1/nodes: {"node": this one, "nodes": [{name, started_at, seen_at, kernels,
+ * lease_ttl, alive (seen within a lease), jobs: [{job, gen, expires_at}]}]}, times in
+ * the database's clock (unix seconds). VAED_ENOTFOUND when the store is no node. */
+int store_nodes_json(store *st, json_t **out, vaed_err *err);
+
 /* 1 when db names a PostgreSQL database (a URL), 0 for a SQLite file. */
 int store_is_server(const char *db);
 /* db as it may be shown in logs and errors: a URL without its password. */

@@ -37,6 +37,20 @@ static void scenario(const char *target)
     CHECK(store_job_set_state(st, job, "running", NULL, &e) == 0, "%s: running: %s", K, e.msg);
     CHECK(store_flush(st, &e) == 0, "%s: flush: %s", K, e.msg);
 
+    /* GET /v1/nodes: a's heartbeat, and the lease it holds */
+    json_t *nodes = NULL;
+    CHECK(store_node_beat(st, "kernels-a", 1, &e) == 0, "%s: a's heartbeat: %s", K, e.msg);
+    CHECK(store_nodes_json(st, &nodes, &e) == 0 && nodes, "%s: nodes: %s", K, e.msg);
+    json_t *n0 = json_array_get(json_object_get(nodes, "nodes"), 0);
+    json_t *j0 = json_array_get(json_object_get(n0, "jobs"), 0);
+    CHECK(json_array_size(json_object_get(nodes, "nodes")) == 1 &&
+          !strcmp(json_string_value(json_object_get(n0, "name")), "node-a") &&
+          json_is_true(json_object_get(n0, "alive")) &&
+          !strcmp(json_string_value(json_object_get(n0, "kernels")), "kernels-a") &&
+          json_integer_value(json_object_get(j0, "job")) == job &&
+          json_integer_value(json_object_get(j0, "gen")) == 1,
+          "%s: node-a alive, with kernels-a and job %lld at gen 1", K, (long long)job);
+    json_decref(nodes);
     /* node b: while a's lease holds, no take; once it has run out, b's */
     sql_conn *b = NULL;
     sql_open_opts bo = {.busy_ms = 2000};
