@@ -25,8 +25,8 @@
 #define SQL_TAKE(NOW)                                                                    \
     "INSERT INTO leases(job, node, gen, expires, done) VALUES (?1, ?2, 1, " NOW " + ?3, 0) " \
     "ON CONFLICT (job) DO UPDATE SET node = excluded.node, gen = leases.gen + 1, "       \
-    "expires = excluded.expires WHERE leases.done = 0 AND "                              \
-    "(leases.node IS NULL OR leases.expires <= " NOW ") RETURNING gen, expires"
+    "expires = excluded.expires WHERE leases.done = 0 AND (leases.node IS NULL OR "      \
+    "leases.node = excluded.node OR leases.expires <= " NOW ") RETURNING gen, expires"
 #define SQL_GET(NOW)                                                                     \
     "SELECT node, gen, expires, done, CASE WHEN node IS NOT NULL AND expires > " NOW    \
     " THEN 1 ELSE 0 END FROM leases WHERE job = ?1"

@@ -58,9 +58,11 @@ int lease_offer(sql_conn *c, int64_t job, vaed_err *err);
  * not waited for), or a negative error. node is at most 63 bytes. */
 int lease_claim(sql_conn *c, const char *node, double ttl, lease *out, vaed_err *err);
 /* Claim job itself for node, for ttl seconds, if it is free (never claimed — a row is
- * made —, released, or expired) and not done: 1 with *out filled (gen one above the
- * last claim's), 0 when another node holds it or it is done, or a negative error. The
- * daemon's claim: its own queue picks the job, the lease makes the pick exclusive. */
+ * made —, released, or expired) or node's own (a node restarted under its name takes
+ * its jobs back at once; its old process's writes are fenced by the new gen), and not
+ * done: 1 with *out filled (gen one above the last claim's), 0 when another node holds
+ * it or it is done, or a negative error. The daemon's claim: its own queue picks the
+ * job, the lease makes the pick exclusive. */
 int lease_take(sql_conn *c, int64_t job, const char *node, double ttl, lease *out,
                vaed_err *err);
 /* Job's lease as the database has it: 1 with *out (node "" when free), *held (1 while

@@ -114,6 +114,10 @@ static void scenario(const char *target)
     store_series_free(&ser);
     CHECK(store_lease_release(st, job, 0, &e) == 0, "%s: a gives it back: %s", K, e.msg);
     CHECK(lease_take(b, job, "node-b", 30, &lb, &e) == 1 && lb.gen == 6, "%s: node-b takes it at gen 6", K);
+    CHECK(lease_take(b, job, "node-b", 30, &lb, &e) == 1 && lb.gen == 7,
+          "%s: node-b restarted under its name takes its held job back at once, gen 7", K);
+    CHECK(store_lease_take(st, job, 30, &l, &e) == 0 && l.held && !strcmp(l.node, "node-b"),
+          "%s: node-a cannot: node-b holds it", K);
     /* b finishes; a done lease is never taken again */
     CHECK(lease_release(b, &lb, 1, &e) == 0, "%s: node-b releases it done", K);
     CHECK(store_lease_take(st, job, 30, &l, &e) == 0, "%s: a done job is not taken", K);
