@@ -107,15 +107,23 @@ int lease_offer(sql_conn *c, int64_t job, vaed_err *err)
     return rc;
 }
 
+/* A claim's node name (1 to 63 bytes) and ttl (seconds above 0): 0 or VAED_EINVAL. */
+static int claim_args(const char *node, double ttl, vaed_err *err)
+{
+    if (!node || !*node || strlen(node) >= sizeof((lease *)0)->node)
+        return vaed_err_set(err, VAED_EINVAL, "node", "node: a name of 1 to %zu bytes",
+                            sizeof((lease *)0)->node - 1);
+    if (!isfinite(ttl) || ttl <= 0)
+        return vaed_err_set(err, VAED_EINVAL, "ttl", "ttl: a number of seconds above 0");
+    return 0;
+}
+
 int lease_claim(sql_conn *c, const char *node, double ttl, lease *out, vaed_err *err)
 {
     sql_stmt *s = NULL;
-    if (!node || !*node || strlen(node) >= sizeof out->node)
-        return vaed_err_set(err, VAED_EINVAL, "node", "node: a name of 1 to %zu bytes",
-                            sizeof out->node - 1);
-    if (!isfinite(ttl) || ttl <= 0)
-        return vaed_err_set(err, VAED_EINVAL, "ttl", "ttl: a number of seconds above 0");
-    int rc = prep(c, dialect(c)->claim, NULL, &s, err);
+    int rc = claim_args(node, ttl, err);
+    if (rc == 0)
+        rc = prep(c, dialect(c)->claim, NULL, &s, err);
     if (rc < 0)
         return rc;
     if (sql_bind_text(s, 1, node) || sql_bind_double(s, 2, ttl)) {
@@ -139,12 +147,9 @@ int lease_take(sql_conn *c, int64_t job, const char *node, double ttl, lease *ou
                vaed_err *err)
 {
     sql_stmt *s = NULL;
-    if (!node || !*node || strlen(node) >= sizeof out->node)
-        return vaed_err_set(err, VAED_EINVAL, "node", "node: a name of 1 to %zu bytes",
-                            sizeof out->node - 1);
-    if (!isfinite(ttl) || ttl <= 0)
-        return vaed_err_set(err, VAED_EINVAL, "ttl", "ttl: a number of seconds above 0");
-    int rc = prep(c, dialect(c)->take, NULL, &s, err);
+    int rc = claim_args(node, ttl, err);
+    if (rc == 0)
+        rc = prep(c, dialect(c)->take, NULL, &s, err);
     if (rc < 0)
         return rc;
     if (sql_bind_int64(s, 1, job) || sql_bind_text(s, 2, node) || sql_bind_double(s, 3, ttl)) {
