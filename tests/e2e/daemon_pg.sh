@@ -4,7 +4,8 @@
 #   (a) a job runs and its curves are served from the server;
 #   (b) a second daemon on the same database joins it as a cluster's node and serves
 #       its jobs (cluster_pg.sh tests the cluster);
-#   (c) SIGKILL mid-job, a restart: the job resumes from its checkpoint on the server;
+#   (c) SIGKILL mid-job, a restart under its --node name (its lease taken back at once):
+#       the job resumes from its checkpoint on the server;
 #   (d) the server restarted under the running job (`pg_ctl restart`): the daemon
 #       reconnects, nothing is lost, the job goes on to complete;
 #   (e) no daemon log line shows the URL's password.
@@ -21,7 +22,7 @@ mkdir -p "$UP"
 # ---- (a) a job on the server -------------------------------------------------------------
 SPEC=$(tiny_spec pg 3)
 train_ref pg "$SPEC"
-start_daemon --threads 1 --upload-dir "$UP"
+start_daemon --threads 1 --upload-dir "$UP" --node pgnode
 submit "$SPEC"; J=$JOB
 wait_state "$J" completed 120 && ok || fail "job $J did not complete"
 same_as_ref "$J" pg "a job on PostgreSQL"
@@ -56,7 +57,7 @@ train_ref pgkill "$KSPEC"
 submit "$KSPEC"; K=$JOB
 wait_step "$K" $((10 + $(rand_below 150))) 60 && ok || fail "job $K not stepping"
 kill_daemon
-start_daemon --threads 1 --upload-dir "$UP"
+start_daemon --threads 1 --upload-dir "$UP" --node pgnode
 wait_state "$K" completed 120 && ok || fail "job $K did not complete after SIGKILL and restart"
 check "resumed from a checkpoint on the server" grep -q "job $K resumes from its checkpoint at step" "$T/daemon.log"
 same_as_ref "$K" pgkill "killed and restarted on PostgreSQL"
