@@ -271,6 +271,18 @@ static int take_lease(jobs *J, job *jb)
     char owner[64] = "";
     pthread_mutex_unlock(&J->mu);
     int got = cluster_take(J, jb, owner);
+    store_job sj; /* its kernels as the database has them now: it may have run elsewhere */
+    if (got == 1 && store_job_get(J->st, jb->id, &sj, NULL) == 0) {
+        pthread_mutex_lock(&J->mu);
+        snprintf(jb->kernels, sizeof jb->kernels, "%s", sj.kernels);
+        int other = other_kernels(J, jb);
+        pthread_mutex_unlock(&J->mu);
+        store_job_clear(&sj);
+        if (other) {
+            cluster_release(J, jb, 0);
+            got = 0;
+        }
+    }
     pthread_mutex_lock(&J->mu);
     if (got == 1 && J->stopping) {
         pthread_mutex_unlock(&J->mu);
