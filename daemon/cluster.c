@@ -35,6 +35,8 @@ int cluster_take(jobs *J, job *jb, char owner[64])
         log_msg(LOG_WARN, "job %lld: taking its lease: %s", (long long)jb->id, err.msg);
     if (owner)
         snprintf(owner, 64, "%s", rc == 0 && l.held ? l.node : "");
+    if (rc == 0 && l.done)
+        return CLUSTER_DONE;
     if (rc != 1) {
         pthread_mutex_lock(&J->mu);
         /* held elsewhere (or unreachable): looked at again within a ttl, and at once
@@ -58,6 +60,36 @@ void cluster_release(jobs *J, job *jb, int done)
     if (rc && rc != VAED_ESTATE)
         log_msg(LOG_WARN, "job %lld: releasing its lease: %s (it frees itself after "
                 "--lease-ttl)", (long long)jb->id, err.msg);
+}
+
+int cluster_learn(jobs *J, const store_job *sj)
+{
+    enum job_state state = JOB_QUEUED;
+    if (!strcmp(sj->state, "paused"))
+        state = JOB_PAUSED;
+    else if (strcmp(sj->state, "queued") && strcmp(sj->state, "running") &&
+             strcmp(sj->state, "interrupted"))
+        return 0;
+    job *nj = NULL;
+    vaed_err err;
+    if (recover_job(J, sj, state, &nj, &err) || !nj)
+        return 0;
+    pthread_mutex_lock(&J->mu);
+    if (job_find(J, sj->id)) {
+        job_unref(nj);
+    } else {
+        job_table_add(J, nj);
+        pthread_cond_signal(&J->work);
+    }
+    pthread_mutex_unlock(&J->mu);
+    return 1;
+}
+
+void cluster_forget(jobs *J, job *jb)
+{
+    jb->state = JOB_FINISHED;
+    job_answer_all(jb, VAED_ESTATE, "the job has finished");
+    job_release(J, jb);
 }
 
 /* Renew the leases of the jobs this node runs; mark those lost. */
@@ -184,9 +216,7 @@ static void sync_table(jobs *J)
             continue;
         /* finished (or cancelled) through another node */
         jb->owner = OWNER_CALLER;
-        jb->state = JOB_FINISHED;
-        job_answer_all(jb, VAED_ESTATE, "the job has finished");
-        job_release(J, jb);
+        cluster_forget(J, jb);
     }
     /* a job another node held may be free now: the workers look again */
     pthread_cond_broadcast(&J->work);

@@ -317,8 +317,9 @@ static int forward(jobs *J, int64_t id, const job_msg *m, const char *owner, int
         rc = store_control_wait(J->st, &c, J->cfg.wait_s, err);
         if (rc == 0)
             rc = vaed_err_set(err, VAED_EAWAY, NULL, "job %lld runs on node %s, which did not "
-                              "answer within %.0f s: the request stays there and applies when "
-                              "it is taken; ask that node", (long long)id, owner, J->cfg.wait_s);
+                              "answer within %.0f s: the request stays there, and applies if "
+                              "that node still holds the job when it reads it; ask again",
+                              (long long)id, owner, J->cfg.wait_s);
         else if (rc == 1 && c.rc)
             rc = vaed_err_set(err, c.rc, NULL, "%s", c.msg);
         else if (rc == 1) {
@@ -381,32 +382,45 @@ void job_control_remote(jobs *J, store_control *c)
 static int post(jobs *J, int64_t id, job_msg *m, const char *slow, int64_t *step,
                 sched_spec *resolved, vaed_err *err)
 {
-    m->requested_at = job_now_unix();
     pthread_mutex_lock(&J->mu);
     job *jb = job_find(J, id);
     if (!jb) {
         pthread_mutex_unlock(&J->mu);
-        free(m);
         store_job sj;
         int rc = store_job_get(J->st, id, &sj, err);
         if (rc == VAED_ENOTFOUND)
-            return vaed_err_set(err, VAED_ENOTFOUND, NULL, "no job %lld", (long long)id);
-        if (rc)
-            return rc;
-        rc = vaed_err_set(err, VAED_ESTATE, NULL, "job %lld is %s", (long long)id, sj.state);
-        store_job_clear(&sj);
+            rc = vaed_err_set(err, VAED_ENOTFOUND, NULL, "no job %lld", (long long)id);
+        else if (rc == 0 && J->cluster && cluster_learn(J, &sj)) {
+            store_job_clear(&sj);   /* submitted through another node a moment ago: */
+            return post(J, id, m, slow, step, resolved, err); /* in the table now */
+        } else if (rc == 0)
+            rc = vaed_err_set(err, VAED_ESTATE, NULL, "job %lld is %s", (long long)id, sj.state);
+        if (rc != VAED_ENOTFOUND)
+            store_job_clear(&sj);
+        free(m);
         return rc;
     }
     jb->refs++;
+    while (jb->taking) /* a worker or caller is taking its lease: see where it is after */
+        pthread_cond_wait(&jb->cv, &J->mu);
     int leased = 0;
     if (jb->owner == OWNER_NONE && J->cluster) {
         /* a cluster's node: the job's lease first, so no other node runs or changes it
          * while this change is applied (cluster.c) */
         jb->owner = OWNER_CALLER;
+        jb->taking = 1;
         pthread_mutex_unlock(&J->mu);
         char owner[64] = "";
         int got = cluster_take(J, jb, owner);
         pthread_mutex_lock(&J->mu);
+        jb->taking = 0;
+        pthread_cond_broadcast(&jb->cv);
+        if (got == CLUSTER_DONE) { /* it finished through another node */
+            cluster_forget(J, jb);
+            job_unref(jb);
+            pthread_mutex_unlock(&J->mu);
+            return post(J, id, m, slow, step, resolved, err); /* the store's answer */
+        }
         if (got == 0 && owner[0] && !m->remote) { /* sent to the node that holds it */
             job_answer_all(jb, VAED_EAWAY, "the job runs on another node: ask again");
             job_release(J, jb);
@@ -433,6 +447,9 @@ static int post(jobs *J, int64_t id, job_msg *m, const char *slow, int64_t *step
         jb->owner = OWNER_NONE;
         leased = 1;
     }
+    /* stamped as it joins the mailbox, under mu: in the history the order of arrival
+     * (seq) and of the requested times agree even for calls that race */
+    m->requested_at = job_now_unix();
     if (jb->mail_tail)
         jb->mail_tail->next = m;
     else

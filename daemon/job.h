@@ -95,6 +95,8 @@ typedef struct job {
     /* a cluster's node (cluster.c), under mu: */
     double born;                /* job_mono() when it entered the table */
     int leased;                 /* its worker holds the job's lease (renewed) */
+    int taking;                 /* its owner is taking its lease: a control call waits
+                                   until it has (cv), then finds the job here or away */
     atomic_int lease_lost;      /* the renew found it lost: the worker stops, unrecorded */
     double away_until;          /* job_mono(): another node held it; not taken before */
     char away_node[64];         /* that node */
@@ -217,14 +219,22 @@ int recover_job(jobs *J, const store_job *sj, enum job_state state, job **out, v
 int cluster_start(jobs *J, vaed_err *err);
 void cluster_stop(jobs *J);
 /* Take jb's lease for this node (mu not held): 1 taken, 0 another node has it (jb is
- * then skipped for a while, and *owner names the node when given), or an error. 1 at
- * once when the store is no cluster node. */
+ * then skipped for a while, and *owner names the node when given), CLUSTER_DONE when
+ * the job is done for good (it finished through another node), or an error. 1 at once
+ * when the store is no cluster node. */
+#define CLUSTER_DONE 2
 int cluster_take(jobs *J, job *jb, char owner[64]);
 /* Apply a control request another node sent for a job here (control.c), as a client's
  * call would be: c's answer is filled. */
 void job_control_remote(jobs *J, store_control *c);
 /* Give jb's lease back (done: finished for good); mu not held. */
 void cluster_release(jobs *J, job *jb, int done);
+/* An unfinished job of the store the table lacks (submitted through another node since
+ * the last look) comes in now (mu not held): 1 when it is in the table, else 0. */
+int cluster_learn(jobs *J, const store_job *sj);
+/* A job the table holds that finished through another node leaves it (mu held; jb
+ * held by the caller, OWNER_CALLER or OWNER_WORKER). */
+void cluster_forget(jobs *J, job *jb);
 
 /* Load the recorded schedule changes that the resumed run must apply again (r->events). */
 int recover_history(run *r, vaed_err *err);

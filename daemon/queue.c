@@ -269,6 +269,7 @@ static void record_kernels(jobs *J, job *jb)
 static int take_lease(jobs *J, job *jb)
 {
     char owner[64] = "";
+    jb->taking = 1;
     pthread_mutex_unlock(&J->mu);
     int got = cluster_take(J, jb, owner);
     store_job sj; /* its kernels as the database has them now: it may have run elsewhere */
@@ -284,6 +285,13 @@ static int take_lease(jobs *J, job *jb)
         }
     }
     pthread_mutex_lock(&J->mu);
+    jb->taking = 0;
+    pthread_cond_broadcast(&jb->cv);
+    if (got == CLUSTER_DONE) { /* it finished through another node */
+        cluster_forget(J, jb);
+        job_unref(jb);
+        return 0;
+    }
     if (got == 1 && J->stopping) {
         pthread_mutex_unlock(&J->mu);
         cluster_release(J, jb, 0);
@@ -477,19 +485,28 @@ void jobs_stop(jobs *J)
 
 /* ---- live figures ------------------------------------------------------------------- */
 
+/* What a job left queued for its kernels waits for (mu held). */
+static json_t *kernels_wait(const jobs *J, const job *jb)
+{
+    return json_pack("{s:s, s:s, s:s}", "job", jb->kernels, "node", J->kernels, "hint",
+                     "it last ran on other kernels: a node with the job's resumes it bit for "
+                     "bit; vaed serve --accept-other-cores 1 resumes it here, correctly but "
+                     "not bit for bit");
+}
+
 void jobs_decorate(jobs *J, int64_t id, json_t *obj)
 {
     pthread_mutex_lock(&J->mu);
     job *jb = job_find(J, id);
-    if (jb && jb->state != JOB_FINISHED) {
+    /* a cluster's node knows better than the database only about the jobs it runs (a
+     * job another node runs is queued in this node's table) */
+    if (jb && jb->state != JOB_FINISHED && J->cluster && jb->state != JOB_RUNNING) {
+        if (jb->state == JOB_QUEUED && other_kernels(J, jb))
+            json_object_set_new(obj, "waiting_for_kernels", kernels_wait(J, jb));
+    } else if (jb && jb->state != JOB_FINISHED) {
         json_object_set_new(obj, "state", json_string(job_state_name(jb->state)));
         if (jb->state == JOB_QUEUED && other_kernels(J, jb))
-            json_object_set_new(
-                obj, "waiting_for_kernels",
-                json_pack("{s:s, s:s, s:s}", "job", jb->kernels, "node", J->kernels, "hint",
-                          "it last ran on other kernels: a node with the job's resumes it "
-                          "bit for bit; vaed serve --accept-other-cores 1 resumes it here, "
-                          "correctly but not bit for bit"));
+            json_object_set_new(obj, "waiting_for_kernels", kernels_wait(J, jb));
         if (jb->total_steps > 0) {
             json_object_set_new(obj, "step", json_integer(jb->step));
             json_object_set_new(obj, "epoch", json_real(jb->epoch));

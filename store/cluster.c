@@ -18,7 +18,9 @@ int store_cluster_open(store *st, vaed_err *err)
     if (strlen(st->opts.node) >= sizeof st->node)
         return vaed_err_set(err, VAED_EINVAL, "node", "node: a name of 1 to %zu bytes",
                             sizeof st->node - 1);
-    int rc = store_conn_open(&st->ldb, st->path, st->opts.busy_timeout_ms, 0, err);
+    /* a take must not wait behind a stopped node's row lock (its transaction ends
+     * within half a lease; the take is tried again): a short busy timeout */
+    int rc = store_conn_open(&st->ldb, st->path, 250, 0, err);
     if (rc == 0 && (rc = lease_schema(st->ldb, err)) == 0 &&
         (rc = store_controls_schema(st->ldb, err)) == 0)
         snprintf(st->node, sizeof st->node, "%s", st->opts.node);
@@ -133,16 +135,28 @@ static int do_take(store *st, void *arg, vaed_err *err)
     lease l;
     if (!fence_find(st, a->job) && fence_room(st, err))
         return VAED_ENOMEM;
-    int rc = lease_take(st->ldb, a->job, st->node, a->ttl, &l, err);
+    /* a plain read first: a lease another node holds is not tried for (the take's row
+     * lock would queue behind its writer's, and its renewal behind the take) */
+    int held = 0, done = 0;
+    int rc = lease_get(st->ldb, a->job, &l, &held, &done, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 1 && (done || (held && strcmp(l.node, st->node)))) {
+        from_lease(a->out, &l);
+        a->out->held = held;
+        a->out->done = done;
+        return 0;
+    }
+    rc = lease_take(st->ldb, a->job, st->node, a->ttl, &l, err);
     if (rc == 1) {
         from_lease(a->out, &l);
         a->out->held = 1;
         fence_set(st, a->job, l.gen);
     } else if (rc == 0) {
-        int held = 0, done = 0;
         if (lease_get(st->ldb, a->job, &l, &held, &done, err) >= 0) {
             from_lease(a->out, &l);
             a->out->held = held;
+            a->out->done = done;
         }
     }
     return rc;
@@ -211,6 +225,7 @@ static int do_get(store *st, void *arg, vaed_err *err)
     if (rc == 1) {
         from_lease(a->out, &l);
         a->out->held = held;
+        a->out->done = done;
     }
     return rc;
 }

@@ -130,7 +130,8 @@ typedef struct store_lease {
     int64_t job, gen;           /* gen: the fencing token */
     double expires;             /* the database's clock, unix seconds */
     char node[64];              /* the holder; "" when free */
-    int held;                   /* store_lease_get: a node holds it, unexpired */
+    int held;                   /* a node holds it, unexpired */
+    int done;                   /* finished for good: never taken again */
 } store_lease;
 
 /* This node's name ("" when the store is not a cluster node). */

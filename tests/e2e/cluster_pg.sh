@@ -1,0 +1,515 @@
+# cluster_pg.sh — three `vaed serve` nodes (n1, n2, n3) on one PostgreSQL database form a
+# cluster: each takes jobs by lease (table leases: job, node, gen, expires, done; gen
+# grows by one at every claim), renews it every ttl/3 seconds, and a job whose lease
+# expires is claimed by another node, which resumes it from its newest checkpoint.
+# Every job's per-step metrics and last test ELBO are checked bit for bit against `vaed
+# train` of the same spec (daemon_lib.sh's same_as_ref).
+#   (a) six tiny jobs submitted round-robin to the three nodes: all complete, each was
+#       claimed exactly once (gen 1, done 1; one "job N running" line in all the logs),
+#       at least two nodes ran jobs, one job of each node equals its reference, every
+#       node lists them;
+#   (b) a node that does not run a job serves it as running (the database's state);
+#       SIGKILL of the node running it: another node takes it over (gen 2) when the
+#       lease expires, resumes it from the newest checkpoint, and it completes
+#       bit-identical; the killed node is restarted under its name and serves it;
+#   (c) SIGSTOP of a job's owner past its lease: a schedule PUT through another node
+#       meanwhile is forwarded to the stopped owner, which cannot answer: 503
+#       owner_elsewhere naming it, no step guessed; another node claims the job (gen 2)
+#       no sooner than the lease allows and resumes it from the newest checkpoint;
+#       SIGCONT: the stale node logs that it lost the lease and records nothing more
+#       for the job — no state, and not the request it finds waiting for it (fenced;
+#       vaed_store_ops_fenced_total is shown); the job's state as another node serves
+#       it is running, then completed for good, and every node serves it completed;
+#       its history holds no change and it completes bit-identical;
+#   (d) control from any node: a schedule PUT through a node that does not hold the
+#       running job is forwarded to the one that does: 200 naming the step the owner
+#       decided; to the owner itself, and through the third node, likewise. The
+#       history, read on nodes that do not hold the job, holds each at its step, and
+#       the rows follow: the reference's before the first, then each constant beta
+#       from its step.
+#   (e) a change sent through another node at once after a job's submission is not
+#       refused as if the job could not change (never 409); once the job has completed,
+#       a change sent through any node is 409 conflict (not 503 as if it ran elsewhere).
+#
+# Passes: plain and ThreadSanitizer (the nodes' threads: renewals, the table's sync,
+# forwarded controls); not under ASan+UBSan, where the same code runs in
+# test_store_fence, store_pg.sh, daemon_pg.sh and crash_loop_pg.sh (CI time).
+. tests/e2e/daemon_lib.sh
+case "${SANITIZER:-}" in
+*address*) echo "cluster_pg: skipped under ASan+UBSan (runs plain and under TSan)"; exit 0 ;;
+esac
+e2e_init
+. tests/e2e/pg_lib.sh
+pg_init cluster_pg
+UP="$T/uploads"
+mkdir -p "$UP"
+# a short lease, so takeovers are quick (longer under a sanitizer: renewals are slower,
+# though still one statement a second); --control-wait: how long a node waits for the
+# owner's answer to a forwarded request
+TTL=$((SLOW > 1 ? 8 : 3))
+CWAIT=$((3 * SLOW))
+
+# ---- the nodes ---------------------------------------------------------------------------
+# Each node NAME keeps its pid in PID_NAME, its port in PORT_NAME and its log in
+# $T/NAME.log (appended to across restarts). Variables of these helpers: c_ prefix.
+NODES=""
+POLLER=""
+CPUT=""
+cluster_cleanup() {
+    if [ -n "$POLLER" ]; then : >"$T/poll.stop"; kill "$POLLER" 2>/dev/null; wait "$POLLER" 2>/dev/null; fi
+    [ -z "$CPUT" ] || kill "$CPUT" 2>/dev/null
+    for c_n in $NODES; do
+        c_p=$(node_pid "$c_n")
+        [ -n "$c_p" ] || continue
+        kill -CONT "$c_p" 2>/dev/null
+        kill -KILL "$c_p" 2>/dev/null
+        wait "$c_p" 2>/dev/null
+    done
+    if [ "$E2E_FAIL" -ne 0 ]; then
+        for c_n in $NODES; do
+            echo "--- $c_n log (last 25 lines) ---"; tail -n 25 "$T/$c_n.log" 2>/dev/null
+        done
+        echo "--- leases ---"
+        psql "$PGURL" -XAtqc "SELECT * FROM leases ORDER BY job" 2>&1 | tail -n 20
+    fi
+    pg_cleanup
+}
+trap 'cluster_cleanup' EXIT
+
+node_pid() { eval "echo \${PID_$1:-}"; }
+on() { eval "URL=http://127.0.0.1:\$PORT_$1"; }   # on NAME: api talks to node NAME
+
+start_node() { # NAME [flags...]
+    c_n=$1; shift
+    rm -f "$T/$c_n.port"
+    "$VAED" serve --db "$PGURL" --node "$c_n" --lease-ttl "$TTL" --control-wait "$CWAIT" \
+        --listen 127.0.0.1:0 --port-file "$T/$c_n.port" --upload-dir "$UP" --threads 1 \
+        --access-log 0 "$@" >>"$T/$c_n.log" 2>&1 &
+    c_p=$!
+    eval "PID_$c_n=$c_p"
+    case " $NODES " in *" $c_n "*) ;; *) NODES="$NODES $c_n" ;; esac
+    c_i=0
+    while [ ! -s "$T/$c_n.port" ]; do
+        c_i=$((c_i + 1))
+        if [ $c_i -gt $((300 * SLOW)) ] || ! kill -0 "$c_p" 2>/dev/null; then
+            fail "node $c_n did not start: $(tail -n 5 "$T/$c_n.log")"
+            exit 1
+        fi
+        sleep 0.05
+    done
+    eval "PORT_$c_n=$(cat "$T/$c_n.port")"
+}
+
+kill_node() { # NAME: SIGKILL, reaped
+    c_p=$(node_pid "$1")
+    kill -KILL "$c_p" 2>/dev/null
+    wait "$c_p" 2>/dev/null
+    eval "PID_$1="
+}
+
+# another live node than NAME (the first one of n1 n2 n3 that is not NAME or EXCEPT)
+other_than() { # NAME [EXCEPT]
+    for c_o in $NODES; do
+        [ "$c_o" != "$1" ] && [ "$c_o" != "${2:-}" ] && [ -n "$(node_pid "$c_o")" ] && { echo "$c_o"; return; }
+    done
+}
+
+pq() { psql "$PGURL" -XAtqc "$1" 2>&1; }
+owner_of() { pq "SELECT coalesce(node, '') FROM leases WHERE job = $1 AND done = 0"; }
+gen_of() { pq "SELECT gen FROM leases WHERE job = $1"; }
+lease_of() { pq "SELECT gen || ' ' || done FROM leases WHERE job = $1"; }   # "GEN DONE"
+newest_ckpt() { pq "SELECT coalesce(max(step), -1) FROM checkpoints WHERE job = $1"; }
+# wait_ckpt ID: until the job has a committed checkpoint past step 0 (a resume needs one)
+wait_ckpt() {
+    c_w=0
+    while [ "$(newest_ckpt "$1")" -le 0 ] 2>/dev/null && [ $c_w -lt $((200 * SLOW)) ]; do
+        sleep 0.05; c_w=$((c_w + 1))
+    done
+}
+
+# wait_owner ID MINSTEP SECS: until a live node holds the job's lease and has trained it
+# there past MINSTEP steps (its own live figures: samples_per_sec); sets OWNER, OSTEP
+wait_owner() {
+    c_w=0
+    while :; do
+        OWNER=$(owner_of "$1")
+        case $OWNER in n[0-9]) c_live=$(node_pid "$OWNER") ;; *) c_live="" ;; esac
+        if [ -n "$c_live" ]; then
+            on "$OWNER"
+            api GET "/v1/jobs/$1"
+            OSTEP=$(jqb '.step // 0')
+            [ "$STATUS" = 200 ] && [ "$(jqb .state)" = running ] &&
+                [ "$(jqb 'has("samples_per_sec")')" = true ] && [ "$OSTEP" -ge "$2" ] && return 0
+            case $(jqb .state) in completed|failed|cancelled)
+                echo "job $1 is $(jqb .state) before step $2 on $OWNER" >&2; return 1 ;;
+            esac
+        fi
+        c_w=$((c_w + 1))
+        [ $c_w -le $(($3 * 20 * SLOW)) ] ||
+            { echo "job $1: no node trains it past step $2 after $3 s (owner '$OWNER')" >&2; return 1; }
+        sleep 0.05
+    done
+}
+
+# the nodes whose logs have a line matching ERE, one a line
+logs_with() { # ERE
+    for c_n in $NODES; do grep -qE "$1" "$T/$c_n.log" 2>/dev/null && echo "$c_n"; done
+}
+ran_line() { echo " job $1 running(\$|[ :;,(])"; }   # job_record_state's "job N running"
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# ---- the references -----------------------------------------------------------------------
+# (a): 200 steps of the tiny model. (b)-(d): wide layers and batches of 200, 400 steps of
+# a few ms, a checkpoint every 50 (each some MB: more often would make PostgreSQL the
+# bottleneck): still running seconds after it starts, so a kill or a stop lands mid-run,
+# after a checkpoint to resume from.
+ASPEC=$(tiny_spec small 10)
+# under ThreadSanitizer (steps some 10 times slower) half as many epochs
+LEP=$((SLOW > 1 ? 2 : 4))
+LSPEC=$(tiny_spec long "$LEP" '{"dataset": {"limit": 20000}, "train": {"batch_size": 200},
+    "model": {"encoder": [256], "decoder": [256]}, "checkpoint": {"every_steps": 50},
+    "schedule": {"kind": "linear", "from": 0, "to": 1, "duration": 200, "unit": "steps"}}')
+LTOTAL=$((LEP * 100))
+train_ref small "$ASPEC"
+train_ref long "$LSPEC"
+
+T0=$(date +%s)
+start_node n1
+start_node n2
+start_node n3
+echo "cluster_pg: nodes n1 :$PORT_n1, n2 :$PORT_n2, n3 :$PORT_n3 (lease ttl $TTL s)"
+
+# ---- (a) six jobs, three nodes ------------------------------------------------------------
+echo "cluster_pg: (a) from $(($(date +%s) - T0)) s"
+AJOBS=""
+for c_k in 1 2 3 4 5 6; do
+    on "n$(((c_k - 1) % 3 + 1))"
+    submit "$ASPEC" && AJOBS="$AJOBS $JOB"
+done
+c_k=0
+for J in $AJOBS; do
+    on "n$((c_k % 3 + 1))"   # read through any node: each job from another one
+    c_k=$((c_k + 1))
+    wait_state "$J" completed 60 && ok || fail "(a) job $J did not complete"
+done
+c_ids=$(echo $AJOBS | tr ' ' ',')
+c_l=$(pq "SELECT string_agg(job || ':' || gen || '/' || done, ' ' ORDER BY job) FROM leases WHERE job IN ($c_ids)")
+check "(a) each job claimed exactly once: leases gen 1, done 1 (job:gen/done $c_l)" \
+    [ "$(pq "SELECT count(*) FROM leases WHERE job IN ($c_ids) AND gen = 1 AND done = 1")" = 6 ]
+RAN_BY=""
+COMPARED=""
+for J in $AJOBS; do
+    c_by=$(logs_with "$(ran_line "$J")" | tr '\n' ' ')
+    check "(a) one node logged job $J running (got: '$c_by')" [ "$(echo $c_by | wc -w)" = 1 ]
+    RAN_BY="$RAN_BY $c_by"
+    # the rows of one job of each node that ran some, against `vaed train`
+    case " $COMPARED " in *" $(echo $c_by) "*) continue ;; esac
+    COMPARED="$COMPARED $(echo $c_by)"
+    same_as_ref "$J" small "(a) job $J on $(echo $c_by)"
+done
+[ -n "$COMPARED" ] || { J=$(echo $AJOBS | cut -d" " -f1); same_as_ref "$J" small "(a) job $J on the cluster"; }
+DISTINCT=$(echo $RAN_BY | tr ' ' '\n' | sort -u | tr '\n' ' ')
+echo "cluster_pg: (a) jobs$AJOBS ran on: $RAN_BY"
+check "(a) at least two nodes ran jobs (ran on: $DISTINCT)" [ "$(echo $DISTINCT | wc -w)" -ge 2 ]
+for c_n in $NODES; do
+    on "$c_n"
+    api GET /v1/jobs
+    check "(a) $c_n lists the six jobs completed (HTTP $STATUS)" \
+        jqt '[.jobs[] | select(.state == "completed")] | length == 6'
+done
+
+# ---- (b) SIGKILL of a job's owner ---------------------------------------------------------
+echo "cluster_pg: (b) from $(($(date +%s) - T0)) s"
+on n1
+submit "$LSPEC"; B=$JOB
+wait_owner "$B" $((30 + $(rand_below 120))) 60 && ok || { fail "(b) job $B is not trained by a node"; finish; exit 1; }
+BK=$OWNER
+# any node serves any job from the database: one that does not run it says it runs
+BX=$(other_than "$BK")
+on "$BX"
+api GET "/v1/jobs/$B"
+check "(b) $BX, which does not run job $B, serves it as running (HTTP $STATUS: state $(jqb .state), step $(jqb .step); $BK is at $OSTEP)" \
+    [ "$STATUS" = 200 -a "$(jqb .state)" = running ]
+api GET "/v1/jobs"
+check "(b) and lists it as running ($(jqb -c --argjson j "$B" '[.jobs[] | select(.id == $j) | .state]'))" \
+    jqt --argjson j "$B" '[.jobs[] | select(.id == $j) | .state] == ["running"]'
+wait_ckpt "$B"
+echo "cluster_pg: (b) job $B runs on $BK, past step $OSTEP: SIGKILL"
+kill_node "$BK"
+BC=$(newest_ckpt "$B")
+check "(b) killed mid-run: lease not done (gen done: $(lease_of "$B"))" [ "$(lease_of "$B")" = "1 0" ]
+TK=$(now_ms)
+on "$(other_than "$BK")"
+wait_state "$B" completed 60 && ok || fail "(b) job $B did not complete after its node was killed"
+echo "cluster_pg: (b) job $B completed $(($(now_ms) - TK)) ms after the kill"
+check "(b) taken over once: gen 2, done 1 (got '$(lease_of "$B")')" [ "$(lease_of "$B")" = "2 1" ]
+BR=$(logs_with " job $B resumes from its checkpoint at step [0-9]+" | tr '\n' ' ')
+check "(b) one other node resumed it from its checkpoint (logs: '$BR', killed $BK)" \
+    [ "$(echo $BR | wc -w)" = 1 -a "$(echo $BR)" != "$BK" ]
+BS=$(cat "$T"/n?.log | sed -n "s/.* job $B resumes from its checkpoint at step \([0-9]*\).*/\1/p" | tail -n 1)
+check "(b) from its newest checkpoint, mid-run (step '$BS'; newest at the kill $BC, of $LTOTAL)" \
+    [ "${BS:-0}" -gt 0 -a "${BS:-0}" = "$BC" ]
+same_as_ref "$B" long "(b) its node killed mid-run, taken over"
+# the killed node comes back under its name and serves the job as the others do
+start_node "$BK"
+on "$BK"
+api GET "/v1/jobs/$B"
+check "(b) $BK restarted serves job $B: completed (HTTP $STATUS, $(jqb .state))" \
+    [ "$STATUS" = 200 -a "$(jqb .state)" = completed ]
+check "(b) the restart leaves the lease alone (got '$(lease_of "$B")')" [ "$(lease_of "$B")" = "2 1" ]
+
+# ---- control requests ----------------------------------------------------------------------
+sched_ok() { # VALUE MINSTEP: 200, the constant schedule VALUE, effective at MINSTEP or later
+    [ "$STATUS" = 200 ] && jqt --argjson v "$1" --argjson m "$2" '
+        .effective_step >= $m and .schedule.kind == "constant" and .schedule.value == $v'
+}
+owner_elsewhere() { # NODE: 503 owner_elsewhere naming NODE, with no step
+    [ "$STATUS" = 503 ] && jqt --arg o "$1" '.error.code == "owner_elsewhere" and
+        (.error.message | test("node " + $o + "\\b")) and (has("effective_step") | not)'
+}
+# rows_follow_changes ID CHANGES WHAT [STEPS]: the job's rows are steps 0..STEPS-1
+# (LTOTAL) once each; before the first change of CHANGES ([step,beta],... ascending) they
+# are the reference's (long) bit for bit, from each change on beta is its value (one check)
+rows_follow_changes() {
+    api GET "/v1/jobs/$1/metrics?fields=beta,loss,xent,kl"
+    printf '%s\n' "$BODY" >"$T/job$1.rows.json"
+    if c_out=$(python3 - "$T/long.jsonl" "$T/job$1.rows.json" "[$2]" "${4:-$LTOTAL}" 2>&1 <<'PY'
+import json, sys
+ref = [json.loads(l) for l in open(sys.argv[1])]
+m = json.load(open(sys.argv[2]))
+changes = json.loads(sys.argv[3])
+n = int(sys.argv[4])
+bad = []
+if m["step"] != list(range(n)):
+    bad.append("the steps are not 0..%d, once each (%d rows)" % (n - 1, len(m["step"])))
+for i, s in enumerate(m["step"][:n]):
+    now = [v for e, v in changes if e <= s]
+    if not now and s >= len(ref):
+        bad.append("step %d: before the first change, past the reference" % s)
+    elif not now:
+        for f in ("beta", "loss", "xent", "kl"):
+            if m[f][i] != ref[s][f]:
+                bad.append("step %d: %s %r, vaed train %r" % (s, f, m[f][i], ref[s][f]))
+    elif m["beta"][i] != now[-1]:
+        bad.append("step %d: beta %r, wanted %r" % (s, m["beta"][i], now[-1]))
+print("\n".join(bad[:10]))
+sys.exit(1 if bad else 0)
+PY
+    ); then ok; else fail "$3: rows of job $1 are not the reference's, then each change's beta from its step [$2]:
+$c_out"; fi
+}
+OVR='[.history[] | select(.source == "override") | [.effective_step, .schedule.value]]'
+overrides() { jqb -c "$OVR"; }
+history_is() { [ "$STATUS" = 200 ] && jqt --argjson c "[$1]" "$OVR == \$c"; }   # CHANGES
+
+# ---- (c) SIGSTOP of a job's owner past its lease ------------------------------------------
+echo "cluster_pg: (c) from $(($(date +%s) - T0)) s"
+on n2
+submit "$LSPEC"; C=$JOB
+wait_owner "$C" $((30 + $(rand_below 120))) 60 && ok || { fail "(c) job $C is not trained by a node"; finish; exit 1; }
+CO=$OWNER
+CW=$(other_than "$CO")
+wait_ckpt "$C"
+CSTEP=$OSTEP
+# the job's state as a live node serves it, ten times a second, until told to stop
+rm -f "$T/poll.stop"
+CWURL=$(on "$CW"; echo "$URL")
+(
+    while [ ! -f "$T/poll.stop" ]; do
+        curl -s -m 5 "$CWURL/v1/jobs/$C" |
+            jq -r '"\(.state) \(.step)"' 2>/dev/null >>"$T/c.states"
+        sleep 0.1
+    done
+) &
+POLLER=$!
+echo "cluster_pg: (c) job $C runs on $CO, at step $CSTEP: SIGSTOP (state watched on $CW)"
+COP=$(node_pid "$CO")
+TS=$(now_ms)
+kill -STOP "$COP"
+# a schedule change sent through CW goes to CO, which holds the lease but cannot answer
+# (sent at once, in the background: it waits --control-wait, and longer if CO was
+# stopped inside a write transaction, whose lock on the lease row CW's take waits for)
+(
+    on "$CW"
+    api PUT "/v1/jobs/$C/schedule" '{"kind": "constant", "value": 0.5}'
+    printf '%s\n%s\n%s\n' "$(($(now_ms) - TS))" "$STATUS" "$BODY" >"$T/c.put"
+) &
+CPUT=$!
+# the newest checkpoint CO committed, where a takeover resumes (a commit in flight at the
+# stop has landed by now)
+sleep_ms 300
+CC=$(newest_ckpt "$C")
+# another node claims the job once the lease has expired (a node stopped inside a write
+# transaction holds its lease row locked until the server ends the session:
+# idle_in_transaction_session_timeout, half a lease)
+c_w=0
+while [ "$(gen_of "$C")" = 1 ] && [ $c_w -lt $(((3 * TTL + 10) * 20)) ]; do sleep 0.05; c_w=$((c_w + 1)); done
+TC=$(($(now_ms) - TS))
+CG=$(gen_of "$C")
+CN=$(owner_of "$C")
+echo "cluster_pg: (c) gen $CG, owner '$CN', $TC ms after the stop"
+check "(c) another node claimed job $C while $CO was stopped (gen $CG, owner '$CN')" \
+    [ "$CG" = 2 -a -n "$CN" -a "$CN" != "$CO" ]
+# its lease was renewed about ttl/3 before the stop at most: no claim may come before
+# 2/3 ttl (half of it here, for the slack of the renewals' timers)
+check "(c) not claimed while the lease held ($TC ms after the stop, ttl $TTL s)" \
+    [ "$TC" -ge $((TTL * 1000 / 2)) ]
+wait "$CPUT"
+CPUT=""
+STATUS=$(sed -n 2p "$T/c.put")
+BODY=$(sed -n '3,$p' "$T/c.put")
+echo "cluster_pg: (c) PUT through $CW: $STATUS $(sed -n 1p "$T/c.put") ms after the stop: $BODY"
+CHANGES=""
+check "(c) a PUT through $CW while $CO is stopped, holding the lease: 503 owner_elsewhere naming $CO, no step (HTTP $STATUS)" \
+    owner_elsewhere "$CO"
+[ "$STATUS" != 200 ] || CHANGES="[$(jqb .effective_step),0.5]"
+# stopped for longer than the lease and a margin, whatever the claim took
+c_left=$(((TTL + 1) * 1000 - ($(now_ms) - TS)))
+[ "$c_left" -le 0 ] || sleep_ms "$c_left"
+on "$CW"   # (not the stopped node: it would not answer)
+api GET "/v1/jobs/$C"
+echo "cluster_pg: (c) SIGCONT $CO after $(($(now_ms) - TS)) ms; job $C is $(jqb .state) at step $(jqb .step)"
+kill -CONT "$COP"
+# "job N: lease lost" (its renewal failed) or "job N: this node lost its lease" (a write
+# of its was fenced first)
+LOST="job $C: (lease lost|this node lost its lease)"
+c_w=0
+while ! grep -qE "$LOST" "$T/$CO.log" && [ $c_w -lt $(((2 * TTL + 5) * 20)) ]; do
+    sleep 0.05; c_w=$((c_w + 1))
+done
+check "(c) the continued node $CO logs that it lost the lease: $(grep -m 1 -E "$LOST" "$T/$CO.log" | cut -d' ' -f3-)" \
+    grep -qE "$LOST" "$T/$CO.log"
+wait_state "$C" completed 60 && ok || fail "(c) job $C did not complete after its owner was stopped"
+# whatever the stale node would still do has had a second to do it
+sleep_ms $((1000 * SLOW))
+: >"$T/poll.stop"
+wait "$POLLER"
+POLLER=""
+for c_n in $NODES; do
+    on "$c_n"
+    api GET "/v1/jobs/$C"
+    check "(c) $c_n serves job $C as completed at step $LTOTAL (HTTP $STATUS, $(jqb .state), step $(jqb .step))" \
+        [ "$STATUS" = 200 -a "$(jqb .state)" = completed -a "$(jqb .step)" = $LTOTAL ]
+done
+check "(c) the state as $CW served it: running, then completed for good: $(cut -d' ' -f1 "$T/c.states" | uniq -c | tr -s ' \n' ' ')" \
+    awk '$1 != "running" && $1 != "completed" { bad = 1 }
+         $1 == "completed" { c = 1 } c && $1 != "completed" { bad = 1 }
+         END { exit bad || !c }' "$T/c.states"
+check "(c) job $C taken over once: gen 2, done 1 (got '$(lease_of "$C")')" [ "$(lease_of "$C")" = "2 1" ]
+CR=$(logs_with " job $C resumes from its checkpoint at step $CC\$" | tr '\n' ' ')
+check "(c) the new owner $CN resumed it from the newest checkpoint, step $CC (logs: '$CR')" \
+    [ "$(echo $CR)" = "$CN" ]
+# from the stale node's "lease lost" on, no state of the job (its worker puts it away)
+c_rec=$(awk -v lost="$LOST" -v st=" job $C (running|completed|interrupted|failed|cancelled|paused|queued)" \
+    '$0 ~ lost { on = 1 } on && $0 ~ st' "$T/$CO.log")
+check "(c) after it lost the lease the stale node $CO recorded no state of job $C: '$c_rec'" [ -z "$c_rec" ]
+on "$CO"
+api GET /metrics
+FENCED=$(printf '%s\n' "$BODY" | awk '$1 == "vaed_store_ops_fenced_total" { print $2 }')
+check "(c) $CO's /metrics has vaed_store_ops_fenced_total (HTTP $STATUS, '$FENCED')" [ -n "$FENCED" ]
+echo "cluster_pg: (c) $CO's writes fenced: $FENCED (pending rows at the stop are refused; 0 when none were)"
+api GET "/v1/jobs/$C/schedule"
+check "(c) the history of job $C holds no change (the request left for $CO never applied): $(overrides)" \
+    history_is "$CHANGES"
+c_ans=$(pq "SELECT state || ' ' || coalesce(rc, 0) || ' ' || coalesce(msg, '') FROM controls WHERE job = $C")
+echo "cluster_pg: (c) the request left for $CO: ${c_ans:-gone}; $CO's log: $(grep "job $C: schedule sent through" "$T/$CO.log" | cut -d' ' -f3-)"
+if [ -z "$CHANGES" ]; then
+    same_as_ref "$C" long "(c) its node stopped past its lease, taken over, continued"
+else
+    rows_follow_changes "$C" "$CHANGES" "(c) its node stopped past its lease, taken over, continued"
+fi
+
+# ---- (d) control from any node ---------------------------------------------------------------
+echo "cluster_pg: (d) from $(($(date +%s) - T0)) s"
+# Each change the cluster accepted (200) is kept in CHANGES as [step, value]; the history
+# must hold exactly those (a refused one must not have applied) and the rows follow them.
+CHANGES=""
+LASTEFF=0
+put_change() { # NODE VALUE WHAT
+    on "$1"
+    c_t=$(now_ms)
+    api PUT "/v1/jobs/$D/schedule" "{\"kind\": \"constant\", \"value\": $2}"
+    c_t=$(($(now_ms) - c_t))
+    echo "cluster_pg: (d) PUT through $1: $STATUS in $c_t ms: $BODY"
+    c_e=$(jqb '.effective_step // empty')
+    if sched_ok "$2" $((LASTEFF + 1)); then
+        ok
+        CHANGES="${CHANGES:+$CHANGES,}[$c_e,$2]"
+        LASTEFF=$c_e
+    else
+        fail "(d) $3: wanted 200 naming a step past $LASTEFF, got HTTP $STATUS in $c_t ms: $BODY"
+    fi
+}
+# twice as long as the others (800 steps; 400 under TSan), so the three changes land mid-run; its first
+# LTOTAL steps are the reference's (nothing in a step depends on the number of epochs:
+# the learning rate is constant, the schedule in steps)
+DSPEC=$(printf '%s' "$LSPEC" | jq -c --argjson e $((2 * LEP)) '.train.epochs = $e')
+DTOTAL=$((2 * LTOTAL))
+on n3
+submit "$DSPEC"; D=$JOB
+wait_owner "$D" 20 60 && ok || { fail "(d) job $D is not trained by a node"; finish; exit 1; }
+DO=$OWNER
+LASTEFF=$((OSTEP - 1))
+DX=$(other_than "$DO")
+DY=$(other_than "$DO" "$DX")
+echo "cluster_pg: (d) job $D runs on $DO, past step $OSTEP"
+put_change "$DX" 0.123456 "a PUT through $DX, which does not hold job $D, is forwarded to $DO"
+on "$DY"
+api GET "/v1/jobs/$D/schedule"
+check "(d) the history, read on $DY, holds it: $(overrides)" history_is "$CHANGES"
+put_change "$DO" 0.654321 "a PUT to $DO itself"
+put_change "$DY" 0.314159 "a PUT through $DY, which does not hold job $D either, is forwarded to $DO"
+wait_state "$D" completed 60 && ok || fail "(d) job $D did not complete"
+check "(d) job $D ran on $DO alone: gen 1, done 1 (got '$(lease_of "$D")')" [ "$(lease_of "$D")" = "1 1" ]
+on "$DX"
+api GET "/v1/jobs/$D/schedule"
+check "(d) the history, read on $DX, holds the changes accepted, at their steps: $(overrides), accepted [$CHANGES]" \
+    history_is "$CHANGES"
+rows_follow_changes "$D" "$CHANGES" "(d) three changes through the nodes" $DTOTAL
+
+# ---- (e) a job just submitted, a job just finished -------------------------------------------
+echo "cluster_pg: (e) from $(($(date +%s) - T0)) s"
+# a change sent through another node at once, before that node's table has the job: the
+# job is there to be changed (queued or running: forwarded, or taken here), never 409
+on n3
+submit "$ASPEC"; E=$JOB
+on n1
+api PUT "/v1/jobs/$E/schedule" '{"kind": "constant", "value": 0.25}'
+echo "cluster_pg: (e) job $E submitted through n3; PUT through n1 at once: $STATUS $BODY"
+check "(e) a PUT through n1 at once on job $E, just submitted through n3: 200, or 503 owner_elsewhere; never 409 (HTTP $STATUS)" \
+    [ "$STATUS" = 200 -o "$(jqb .error.code)" = owner_elsewhere ]
+c_w=0
+while [ -z "$(logs_with "$(ran_line "$E")")" ] && [ $c_w -lt $((200 * SLOW)) ]; do sleep 0.05; c_w=$((c_w + 1)); done
+EO=$(logs_with "$(ran_line "$E")" | head -n 1)
+# finished: every node answers a change with 409 (on one node the finished job is simply
+# not there; on the others it must not look as if it ran elsewhere)
+on "${EO:-n3}"
+wait_state "$E" completed 60 && ok || fail "(e) job $E did not complete"
+for c_n in $NODES; do
+    [ "$c_n" != "$EO" ] || continue
+    on "$c_n"
+    api PUT "/v1/jobs/$E/schedule" '{"kind": "constant", "value": 0.5}'
+    check "(e) a PUT through $c_n on job $E, just completed on $EO: 409 conflict (HTTP $STATUS: $BODY)" \
+        [ "$STATUS" = 409 -a "$(jqb .error.code)" = conflict ]
+done
+
+echo "cluster_pg: the cluster's part took $(($(date +%s) - T0)) s"
+# every live node stops cleanly (exit 0: a sanitizer that reported exits otherwise), and
+# no node's log (the killed ones' too) holds a sanitizer's report
+for c_n in $NODES; do
+    c_p=$(node_pid "$c_n")
+    [ -n "$c_p" ] || continue
+    kill -TERM "$c_p"; wait "$c_p"; c_rc=$?
+    eval "PID_$c_n="
+    check "node $c_n stops cleanly on SIGTERM (rc $c_rc)" [ "$c_rc" = 0 ]
+done
+for c_n in $NODES; do
+    check "no sanitizer report in $c_n's log" \
+        sh -c '! grep -qE "WARNING: ThreadSanitizer|ERROR: [A-Za-z]*Sanitizer|runtime error:" "$1"' _ "$T/$c_n.log"
+done
+for c_n in $NODES; do
+    c_e=$(grep -c ' ERROR ' "$T/$c_n.log")
+    [ "$c_e" = 0 ] || { echo "cluster_pg: $c_n logged $c_e ERROR lines:"; grep -m 5 ' ERROR ' "$T/$c_n.log"; }
+done
+finish
