@@ -104,19 +104,23 @@ static void renew_all(jobs *J)
     pthread_mutex_unlock(&J->mu);
     for (size_t i = 0; i < n; i++) {
         vaed_err err;
+        double sent = job_mono();
         int rc = store_lease_renew(J->st, ids[i], J->cfg.lease_ttl, &err);
-        if (rc == 0)
-            continue;
-        if (rc != VAED_ESTATE) {
-            log_msg(LOG_WARN, "job %lld: renewing its lease: %s", (long long)ids[i], err.msg);
-            continue;
-        }
         pthread_mutex_lock(&J->mu);
         job *jb = job_find(J, ids[i]);
-        if (jb && jb->leased) {
+        if (jb && jb->leased && rc == 0) {
+            jb->renewed_at = sent;
+        } else if (jb && jb->leased && rc != VAED_ESTATE &&
+                   job_mono() - jb->renewed_at < J->cfg.lease_ttl * 0.8) {
+            log_msg(LOG_WARN, "job %lld: renewing its lease: %s", (long long)ids[i], err.msg);
+        } else if (jb && jb->leased) {
+            /* lost, or not renewed for most of a lease (the database out of reach):
+             * another node may hold it by now, so it stops here */
             atomic_store(&jb->lease_lost, 1);
-            log_msg(LOG_WARN, "job %lld: lease lost (another node took it, or it expired): "
-                    "it stops here, and its writes from this node are refused", (long long)ids[i]);
+            log_msg(LOG_WARN, "job %lld: lease lost (%s): it stops here, and its writes from "
+                    "this node are refused", (long long)ids[i],
+                    rc == VAED_ESTATE ? "another node took it, or it expired"
+                                      : "not renewed for most of a lease");
         }
         pthread_mutex_unlock(&J->mu);
     }

@@ -379,8 +379,8 @@ void job_control_remote(jobs *J, store_control *c)
  * the mailbox, its own message included. OUT *step and *resolved (either may be NULL):
  * the answer's effective step and resolved schedule. A wait that runs out leaves the
  * message to the owner (503; it still applies, at the owner's next drain). */
-static int post(jobs *J, int64_t id, job_msg *m, const char *slow, int64_t *step,
-                sched_spec *resolved, vaed_err *err)
+static int post_at(jobs *J, int64_t id, job_msg *m, const char *slow, int64_t *step,
+                   sched_spec *resolved, vaed_err *err, int again)
 {
     pthread_mutex_lock(&J->mu);
     job *jb = job_find(J, id);
@@ -390,9 +390,9 @@ static int post(jobs *J, int64_t id, job_msg *m, const char *slow, int64_t *step
         int rc = store_job_get(J->st, id, &sj, err);
         if (rc == VAED_ENOTFOUND)
             rc = vaed_err_set(err, VAED_ENOTFOUND, NULL, "no job %lld", (long long)id);
-        else if (rc == 0 && J->cluster && cluster_learn(J, &sj)) {
+        else if (rc == 0 && J->cluster && !again && cluster_learn(J, &sj)) {
             store_job_clear(&sj);   /* submitted through another node a moment ago: */
-            return post(J, id, m, slow, step, resolved, err); /* in the table now */
+            return post_at(J, id, m, slow, step, resolved, err, 1); /* in the table now */
         } else if (rc == 0)
             rc = vaed_err_set(err, VAED_ESTATE, NULL, "job %lld is %s", (long long)id, sj.state);
         if (rc != VAED_ENOTFOUND)
@@ -419,7 +419,12 @@ static int post(jobs *J, int64_t id, job_msg *m, const char *slow, int64_t *step
             cluster_forget(J, jb);
             job_unref(jb);
             pthread_mutex_unlock(&J->mu);
-            return post(J, id, m, slow, step, resolved, err); /* the store's answer */
+            if (again) { /* its lease says done, its row does not: no second round */
+                free(m);
+                return vaed_err_set(err, VAED_ESTATE, NULL, "job %lld has finished",
+                                    (long long)id);
+            }
+            return post_at(J, id, m, slow, step, resolved, err, 1); /* the store's answer */
         }
         if (got == 0 && owner[0] && !m->remote) { /* sent to the node that holds it */
             job_answer_all(jb, VAED_EAWAY, "the job runs on another node: ask again");
@@ -463,6 +468,7 @@ static int post(jobs *J, int64_t id, job_msg *m, const char *slow, int64_t *step
             pthread_mutex_unlock(&J->mu);
             cluster_release(J, jb, done);
             pthread_mutex_lock(&J->mu);
+            job_drain(J, jb, NULL); /* what was posted meanwhile (rare: not under a lease) */
         }
         job_release(J, jb);
     }
@@ -495,6 +501,12 @@ static int post(jobs *J, int64_t id, job_msg *m, const char *slow, int64_t *step
     job_unref(jb);
     pthread_mutex_unlock(&J->mu);
     return rc;
+}
+
+static int post(jobs *J, int64_t id, job_msg *m, const char *slow, int64_t *step,
+                sched_spec *resolved, vaed_err *err)
+{
+    return post_at(J, id, m, slow, step, resolved, err, 0);
 }
 
 static job_msg *msg_new(enum job_msg_kind kind)

@@ -98,6 +98,7 @@ typedef struct job {
     int taking;                 /* its owner is taking its lease: a control call waits
                                    until it has (cv), then finds the job here or away */
     atomic_int lease_lost;      /* the renew found it lost: the worker stops, unrecorded */
+    double renewed_at;          /* job_mono() of the last renewal that succeeded */
     double away_until;          /* job_mono(): another node held it; not taken before */
     char away_node[64];         /* that node */
     struct job *next;           /* table of unfinished jobs */

@@ -40,9 +40,9 @@
  * lease before it runs it (a job another node holds is skipped), renews it every third
  * of lease_ttl, and stops the job unrecorded when the lease is lost; every write of the
  * job carries the lease's generation and is refused once another node holds it. A
- * control call on a job another node holds is refused with VAED_EAWAY (503, the node
- * named; nothing is guessed); on a queued or paused job it takes the lease for as long
- * as it applies. The table follows the database once a second (jobs submitted,
+ * control call on a job another node holds is forwarded to it (control.c), and answered
+ * VAED_EAWAY (503, the node named; nothing is guessed) when it does not answer in time;
+ * on a queued or paused job it takes the lease for as long as it applies. The table follows the database once a second (jobs submitted,
  * finished, paused or resumed through other nodes). */
 #ifndef VAED_JOBS_H
 #define VAED_JOBS_H

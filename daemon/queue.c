@@ -272,19 +272,28 @@ static int take_lease(jobs *J, job *jb)
     jb->taking = 1;
     pthread_mutex_unlock(&J->mu);
     int got = cluster_take(J, jb, owner);
-    store_job sj; /* its kernels as the database has them now: it may have run elsewhere */
+    /* the job as the database has it now (the table may be a second behind): paused or
+     * finished through another node meanwhile, it is let go; its kernels may have
+     * changed if it ran elsewhere */
+    store_job sj;
+    int paused = 0, finished = 0;
     if (got == 1 && store_job_get(J->st, jb->id, &sj, NULL) == 0) {
+        paused = !strcmp(sj.state, "paused");
+        finished = strcmp(sj.state, "queued") && strcmp(sj.state, "running") &&
+                   strcmp(sj.state, "interrupted") && !paused;
         pthread_mutex_lock(&J->mu);
         snprintf(jb->kernels, sizeof jb->kernels, "%s", sj.kernels);
         int other = other_kernels(J, jb);
         pthread_mutex_unlock(&J->mu);
         store_job_clear(&sj);
-        if (other) {
+        if (other || paused || finished) {
             cluster_release(J, jb, 0);
-            got = 0;
+            got = finished ? CLUSTER_DONE : 0;
         }
     }
     pthread_mutex_lock(&J->mu);
+    if (paused)
+        jb->state = JOB_PAUSED;
     jb->taking = 0;
     pthread_cond_broadcast(&jb->cv);
     if (got == CLUSTER_DONE) { /* it finished through another node */
@@ -300,6 +309,7 @@ static int take_lease(jobs *J, job *jb)
     }
     if (got == 1) {
         jb->leased = 1;
+        jb->renewed_at = job_mono();
         atomic_store(&jb->lease_lost, 0);
         return 1;
     }
@@ -380,12 +390,15 @@ static void *worker_main(void *arg)
         /* a reason for a failure, or for a trial's early stop (sweeps.c) */
         job_record_state(J, jb->id, outcome_names[out],
                          out == OUT_FAILED || reason[0] ? reason : NULL);
-        if (jb->leased) /* given back: done unless it was paused or interrupted */
-            cluster_release(J, jb, out != OUT_PAUSED && out != OUT_INTERRUPTED);
-
+        int leased = jb->leased;
         pthread_mutex_lock(&J->mu);
-        jb->leased = 0;
+        jb->leased = 0; /* renewed no more; still held while put_down applies the mail */
         put_down(J, jb, &r, out);
+        if (leased) { /* given back: done unless it was paused or interrupted */
+            pthread_mutex_unlock(&J->mu);
+            cluster_release(J, jb, out != OUT_PAUSED && out != OUT_INTERRUPTED);
+            pthread_mutex_lock(&J->mu);
+        }
         job_unref(jb); /* the worker's reference */
     }
     pthread_mutex_unlock(&J->mu);

@@ -388,7 +388,10 @@ int cmd_serve(int argc, char **argv)
         } else {
             char host[48] = "";
             gethostname(host, sizeof host - 1);
-            snprintf(node, sizeof node, "%s-%ld", host[0] ? host : "node", (long)getpid());
+            struct timespec ts; /* a suffix: containers share pids (and hostnames) */
+            clock_gettime(CLOCK_REALTIME, &ts);
+            snprintf(node, sizeof node, "%s-%ld-%04lx", host[0] ? host : "node", (long)getpid(),
+                     (unsigned long)((ts.tv_nsec ^ (long)ts.tv_sec) & 0xffff));
         }
     }
     if (strlen(flags[F_NODE].value) >= sizeof node) {

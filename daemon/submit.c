@@ -125,10 +125,12 @@ void job_enqueue_new(jobs *J, int64_t id, const vae_spec *spec, int64_t sweep,
     }
     bus_publish_state(J->cfg.bus, id, "queued", NULL); /* before a worker can start it */
     pthread_mutex_lock(&J->mu);
-    job *jb = job_new(id, spec, seq, JOB_QUEUED);
-    jb->sweep_id = sweep;
-    jb->sweep_conc = sweep_conc;
-    job_table_add(J, jb);
+    if (!job_find(J, id)) { /* a cluster's node may have learnt of it already */
+        job *jb = job_new(id, spec, seq, JOB_QUEUED);
+        jb->sweep_id = sweep;
+        jb->sweep_conc = sweep_conc;
+        job_table_add(J, jb);
+    }
     pthread_cond_signal(&J->work);
     pthread_mutex_unlock(&J->mu);
     log_msg(LOG_INFO, "job %lld queued: %s", (long long)id, spec->name);
@@ -239,9 +241,12 @@ static int submit_doc(jobs *J, const json_t *doc, fork_plan *fp, char **cev,
     }
     /* With schedule_changes the row is stored failed until its whole history is: a crash
      * in between leaves a job that says so, never one that runs without its changes */
+    /* ... and on a cluster's node until its history (a fork's checkpoint, the submit
+     * event) is written: another node would take a queued row at once (cluster.c) */
+    int staged = nc || J->cluster;
     store_job_new nj = {.name = spec.name, .spec = text, .priority = spec.priority,
                         .parent_id = fp->parent, .parent_step = fp->step,
-                        .state = nc ? "failed" : NULL};
+                        .state = staged ? "failed" : NULL};
     /* Both texts were just written from a parsed spec: a store that calls them invalid
      * met a failed allocation (jansson's dump can drop a key then, SQLite's json_valid
      * says 0), so the client hears that, not that its spec was wrong. */
@@ -263,7 +268,7 @@ static int submit_doc(jobs *J, const json_t *doc, fork_plan *fp, char **cev,
         if ((rc = store_event_add(J->st, *id, 0, csteps[i], cev[i], "override", 1, NULL, err)) ==
             VAED_EINVAL)
             rc = VAED_ENOMEM;
-    if (rc == 0 && nc)
+    if (rc == 0 && staged)
         rc = store_job_set_state(J->st, *id, "queued", NULL, err);
     free(stext);
     free(text);

@@ -36,6 +36,7 @@ void store_cluster_close(store *st)
     free(st->fences);
     st->fences = NULL;
     pthread_mutex_destroy(&st->lmu);
+    pthread_mutex_destroy(&st->fmu);
 }
 
 int store_session_pg(store *st, sql_conn *c, vaed_err *err)
@@ -74,6 +75,7 @@ static int on_ldb(store *st, int (*fn)(store *, void *, vaed_err *), void *arg, 
     return rc;
 }
 
+/* (fmu held) */
 static struct store_fence *fence_find(store *st, int64_t job)
 {
     for (size_t i = 0; i < st->n_fences; i++)
@@ -86,32 +88,41 @@ static struct store_fence *fence_find(store *st, int64_t job)
  * fenced). 0, or VAED_ENOMEM. */
 static int fence_room(store *st, vaed_err *err)
 {
-    if (st->n_fences < st->cap_fences)
-        return 0;
-    size_t cap = st->cap_fences ? 2 * st->cap_fences : 16;
-    struct store_fence *f = realloc(st->fences, cap * sizeof *f);
-    if (!f)
-        return vaed_err_set(err, VAED_ENOMEM, "", "lease: out of memory");
-    st->fences = f;
-    st->cap_fences = cap;
-    return 0;
+    pthread_mutex_lock(&st->fmu);
+    int rc = 0;
+    if (st->n_fences >= st->cap_fences) {
+        size_t cap = st->cap_fences ? 2 * st->cap_fences : 16;
+        struct store_fence *f = realloc(st->fences, cap * sizeof *f);
+        if (f) {
+            st->fences = f;
+            st->cap_fences = cap;
+        } else {
+            rc = vaed_err_set(err, VAED_ENOMEM, "", "lease: out of memory");
+        }
+    }
+    pthread_mutex_unlock(&st->fmu);
+    return rc;
 }
 
 static void fence_set(store *st, int64_t job, int64_t gen)
 {
+    pthread_mutex_lock(&st->fmu);
     struct store_fence *f = fence_find(st, job);
     if (!f) {
         f = &st->fences[st->n_fences++];
         f->job = job;
     }
     f->gen = gen;
+    pthread_mutex_unlock(&st->fmu);
 }
 
 static void fence_drop(store *st, int64_t job)
 {
+    pthread_mutex_lock(&st->fmu);
     struct store_fence *f = fence_find(st, job);
     if (f)
         *f = st->fences[--st->n_fences];
+    pthread_mutex_unlock(&st->fmu);
 }
 
 struct take_arg {
@@ -133,7 +144,7 @@ static int do_take(store *st, void *arg, vaed_err *err)
 {
     struct take_arg *a = arg;
     lease l;
-    if (!fence_find(st, a->job) && fence_room(st, err))
+    if (fence_room(st, err))
         return VAED_ENOMEM;
     /* a plain read first: a lease another node holds is not tried for (the take's row
      * lock would queue behind its writer's, and its renewal behind the take) */
@@ -172,13 +183,16 @@ int store_lease_take(store *st, int64_t job, double ttl, store_lease *out, vaed_
 /* The lease this node holds on a->job, as lease.h's (lmu held): 0, or VAED_ESTATE. */
 static int held_lease(store *st, int64_t job, lease *l, vaed_err *err)
 {
+    pthread_mutex_lock(&st->fmu);
     struct store_fence *f = fence_find(st, job);
-    if (!f)
+    int64_t gen = f ? f->gen : 0;
+    pthread_mutex_unlock(&st->fmu);
+    if (!gen)
         return vaed_err_set(err, VAED_ESTATE, "", "job %lld: this node holds no lease on it",
                             (long long)job);
     memset(l, 0, sizeof *l);
     l->job = job;
-    l->gen = f->gen;
+    l->gen = gen;
     snprintf(l->node, sizeof l->node, "%s", st->node);
     return 0;
 }
@@ -188,7 +202,19 @@ static int do_renew(store *st, void *arg, vaed_err *err)
     struct take_arg *a = arg;
     lease l;
     int rc = held_lease(st, a->job, &l, err);
-    return rc ? rc : lease_renew(st->ldb, &l, a->ttl, err);
+    if (rc)
+        return rc;
+    /* a renewal waits for this node's own writer to commit (its fence holds the row
+     * FOR SHARE): the store's busy timeout, not the takes' short one */
+    int pg = sql_kind_of(st->ldb) == SQL_POSTGRES;
+    char set[64];
+    snprintf(set, sizeof set, "SET lock_timeout = %d", st->opts.busy_timeout_ms);
+    if (pg)
+        sql_exec(st->ldb, set, NULL);
+    rc = lease_renew(st->ldb, &l, a->ttl, err);
+    if (pg)
+        sql_exec(st->ldb, "SET lock_timeout = 250", NULL);
+    return rc;
 }
 
 int store_lease_renew(store *st, int64_t job, double ttl, vaed_err *err)
@@ -241,10 +267,10 @@ int64_t store_fence_gen(store *st, int64_t job)
 {
     if (!st->node[0] || job <= 0)
         return 0;
-    pthread_mutex_lock(&st->lmu);
+    pthread_mutex_lock(&st->fmu);
     struct store_fence *f = fence_find(st, job);
     int64_t gen = f ? f->gen : 0;
-    pthread_mutex_unlock(&st->lmu);
+    pthread_mutex_unlock(&st->fmu);
     return gen;
 }
 

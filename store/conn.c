@@ -51,8 +51,8 @@ int store_hold_pg(sql_conn *c, vaed_err *err)
     int rc = sql_prepare(c, "SELECT pg_try_advisory_lock(" STORE_PG_HOLD_KEY ")", &s, err);
     if (rc == 0 && (rc = sql_step(s, err)) == SQL_ROW)
         rc = sql_column_int64(s, 0) ? 0 : vaed_err_set(err, VAED_EBUSY, "", "another vaed holds this "
-                                                      "database (one node a database until the "
-                                                      "cluster's leases land)");
+                                                      "database (a store opened without a "
+                                                      "node name holds it alone)");
     else if (rc == SQL_DONE)
         rc = vaed_err_set(err, VAED_EDB, "", "pg_try_advisory_lock returned no row");
     sql_finalize(s);

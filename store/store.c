@@ -83,6 +83,7 @@ int store_open(store **out, const char *path, const store_opts *opts, vaed_err *
     st->want_max_pages = -1;
     pthread_mutex_init(&st->mu, NULL);
     pthread_mutex_init(&st->lmu, NULL);
+    pthread_mutex_init(&st->fmu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* deadlines use store_mono */

@@ -125,7 +125,8 @@ int store_open(store **out, const char *path, const store_opts *opts, vaed_err *
  * before the op's rows (lease_fence): a write of a lease that another node has since
  * taken, or that expired, is dropped — not one row of it lands — and counted in
  * store_stats.ops_fenced, not as an error. Writes for a job this node holds no lease on
- * (a client's change to a queued job, say) are not fenced. */
+ * are not fenced (a client's change to a queued job takes its lease while it applies:
+ * daemon/control.c), nor those of store_writer_call (no job id). */
 typedef struct store_lease {
     int64_t job, gen;           /* gen: the fencing token */
     double expires;             /* the database's clock, unix seconds */

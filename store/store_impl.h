@@ -62,12 +62,15 @@ struct store {
     int n_rc;
 
     /* cluster (cluster.c): this node's name ("" = none), its lease connection and the
-     * generations of the leases it holds, all guarded by lmu */
+     * generations of the leases it holds (the connection under lmu, the fences under fmu;
+     * lmu before fmu) */
     char node[64];
     sql_conn *ldb;
     sql_conn *cdb;                  /* listens for control requests (store_control_listen;
                                        one thread: the node's control thread) */
-    pthread_mutex_t lmu;
+    pthread_mutex_t lmu;            /* the lease connection (a network round trip) */
+    pthread_mutex_t fmu;            /* the fences alone: every job write reads them, and
+                                       must never wait on the network */
     struct store_fence { int64_t job, gen; } *fences;
     size_t n_fences, cap_fences;
 };
