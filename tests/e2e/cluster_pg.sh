@@ -32,8 +32,9 @@
 #       a change sent through any node is 409 conflict (not 503 as if it ran elsewhere).
 #
 # Passes: plain and ThreadSanitizer (the nodes' threads: renewals, the table's sync,
-# forwarded controls); not under ASan+UBSan, where the same code runs in
-# test_store_fence, store_pg.sh, daemon_pg.sh and crash_loop_pg.sh (CI time).
+# forwarded controls; (b) is plain only, (c) takes a job over there too); not under
+# ASan+UBSan, where the same code runs in test_store_fence, store_pg.sh, daemon_pg.sh
+# and crash_loop_pg.sh (CI time).
 . tests/e2e/daemon_lib.sh
 case "${SANITIZER:-}" in
 *address*) echo "cluster_pg: skipped under ASan+UBSan (runs plain and under TSan)"; exit 0 ;;
@@ -220,44 +221,50 @@ for c_n in $NODES; do
 done
 
 # ---- (b) SIGKILL of a job's owner ---------------------------------------------------------
-echo "cluster_pg: (b) from $(($(date +%s) - T0)) s"
-on n1
-submit "$LSPEC"; B=$JOB
-wait_owner "$B" $((30 + $(rand_below 120))) 60 && ok || { fail "(b) job $B is not trained by a node"; finish; exit 1; }
-BK=$OWNER
-# any node serves any job from the database: one that does not run it says it runs
-BX=$(other_than "$BK")
-on "$BX"
-api GET "/v1/jobs/$B"
-check "(b) $BX, which does not run job $B, serves it as running (HTTP $STATUS: state $(jqb .state), step $(jqb .step); $BK is at $OSTEP)" \
-    [ "$STATUS" = 200 -a "$(jqb .state)" = running ]
-api GET "/v1/jobs"
-check "(b) and lists it as running ($(jqb -c --argjson j "$B" '[.jobs[] | select(.id == $j) | .state]'))" \
-    jqt --argjson j "$B" '[.jobs[] | select(.id == $j) | .state] == ["running"]'
-wait_ckpt "$B"
-echo "cluster_pg: (b) job $B runs on $BK, past step $OSTEP: SIGKILL"
-kill_node "$BK"
-BC=$(newest_ckpt "$B")
-check "(b) killed mid-run: lease not done (gen done: $(lease_of "$B"))" [ "$(lease_of "$B")" = "1 0" ]
-TK=$(now_ms)
-on "$(other_than "$BK")"
-wait_state "$B" completed 60 && ok || fail "(b) job $B did not complete after its node was killed"
-echo "cluster_pg: (b) job $B completed $(($(now_ms) - TK)) ms after the kill"
-check "(b) taken over once: gen 2, done 1 (got '$(lease_of "$B")')" [ "$(lease_of "$B")" = "2 1" ]
-BR=$(logs_with " job $B resumes from its checkpoint at step [0-9]+" | tr '\n' ' ')
-check "(b) one other node resumed it from its checkpoint (logs: '$BR', killed $BK)" \
-    [ "$(echo $BR | wc -w)" = 1 -a "$(echo $BR)" != "$BK" ]
-BS=$(cat "$T"/n?.log | sed -n "s/.* job $B resumes from its checkpoint at step \([0-9]*\).*/\1/p" | tail -n 1)
-check "(b) from its newest checkpoint, mid-run (step '$BS'; newest at the kill $BC, of $LTOTAL)" \
-    [ "${BS:-0}" -gt 0 -a "${BS:-0}" = "$BC" ]
-same_as_ref "$B" long "(b) its node killed mid-run, taken over"
-# the killed node comes back under its name and serves the job as the others do
-start_node "$BK"
-on "$BK"
-api GET "/v1/jobs/$B"
-check "(b) $BK restarted serves job $B: completed (HTTP $STATUS, $(jqb .state))" \
-    [ "$STATUS" = 200 -a "$(jqb .state)" = completed ]
-check "(b) the restart leaves the lease alone (got '$(lease_of "$B")')" [ "$(lease_of "$B")" = "2 1" ]
+# Not under ThreadSanitizer (CI time): (c) runs the same takeover and resumption there.
+case "${SANITIZER:-}" in
+*thread*) echo "cluster_pg: (b) not under ThreadSanitizer: (c) takes a job over as (b) does" ;;
+*)
+    echo "cluster_pg: (b) from $(($(date +%s) - T0)) s"
+    on n1
+    submit "$LSPEC"; B=$JOB
+    wait_owner "$B" $((30 + $(rand_below 120))) 60 && ok || { fail "(b) job $B is not trained by a node"; finish; exit 1; }
+    BK=$OWNER
+    # any node serves any job from the database: one that does not run it says it runs
+    BX=$(other_than "$BK")
+    on "$BX"
+    api GET "/v1/jobs/$B"
+    check "(b) $BX, which does not run job $B, serves it as running (HTTP $STATUS: state $(jqb .state), step $(jqb .step); $BK is at $OSTEP)" \
+        [ "$STATUS" = 200 -a "$(jqb .state)" = running ]
+    api GET "/v1/jobs"
+    check "(b) and lists it as running ($(jqb -c --argjson j "$B" '[.jobs[] | select(.id == $j) | .state]'))" \
+        jqt --argjson j "$B" '[.jobs[] | select(.id == $j) | .state] == ["running"]'
+    wait_ckpt "$B"
+    echo "cluster_pg: (b) job $B runs on $BK, past step $OSTEP: SIGKILL"
+    kill_node "$BK"
+    BC=$(newest_ckpt "$B")
+    check "(b) killed mid-run: lease not done (gen done: $(lease_of "$B"))" [ "$(lease_of "$B")" = "1 0" ]
+    TK=$(now_ms)
+    on "$(other_than "$BK")"
+    wait_state "$B" completed 60 && ok || fail "(b) job $B did not complete after its node was killed"
+    echo "cluster_pg: (b) job $B completed $(($(now_ms) - TK)) ms after the kill"
+    check "(b) taken over once: gen 2, done 1 (got '$(lease_of "$B")')" [ "$(lease_of "$B")" = "2 1" ]
+    BR=$(logs_with " job $B resumes from its checkpoint at step [0-9]+" | tr '\n' ' ')
+    check "(b) one other node resumed it from its checkpoint (logs: '$BR', killed $BK)" \
+        [ "$(echo $BR | wc -w)" = 1 -a "$(echo $BR)" != "$BK" ]
+    BS=$(cat "$T"/n?.log | sed -n "s/.* job $B resumes from its checkpoint at step \([0-9]*\).*/\1/p" | tail -n 1)
+    check "(b) from its newest checkpoint, mid-run (step '$BS'; newest at the kill $BC, of $LTOTAL)" \
+        [ "${BS:-0}" -gt 0 -a "${BS:-0}" = "$BC" ]
+    same_as_ref "$B" long "(b) its node killed mid-run, taken over"
+    # the killed node comes back under its name and serves the job as the others do
+    start_node "$BK"
+    on "$BK"
+    api GET "/v1/jobs/$B"
+    check "(b) $BK restarted serves job $B: completed (HTTP $STATUS, $(jqb .state))" \
+        [ "$STATUS" = 200 -a "$(jqb .state)" = completed ]
+    check "(b) the restart leaves the lease alone (got '$(lease_of "$B")')" [ "$(lease_of "$B")" = "2 1" ]
+    ;;
+esac
 
 # ---- control requests ----------------------------------------------------------------------
 sched_ok() { # VALUE MINSTEP: 200, the constant schedule VALUE, effective at MINSTEP or later

@@ -23,11 +23,8 @@
 # the server's).
 . tests/e2e/daemon_lib.sh
 # Under ThreadSanitizer each restart and every step run ~20 times slower: 22 kills
-# would take the best part of an hour. The threads of recovery are exercised there by
-# daemon_recovery.sh and schedule_seed_bug.sh; this loop runs plain and under ASan.
-case "${SANITIZER:-}" in
-*thread*) echo "crash_loop: skipped under ThreadSanitizer (runs plain and under ASan+UBSan)"; exit 0 ;;
-esac
+# would take the best part of an hour.
+not_under_tsan "22 kills would take most of an hour; the threads of recovery run under TSan in daemon_recovery.sh and daemon_overrides.sh"
 e2e_init
 if [ "${CRASH_PG:-0}" = 1 ]; then
     . tests/e2e/pg_lib.sh

@@ -5,8 +5,8 @@
 # never a skip), starts the daemon with a finished job and a running one, and runs the
 # browser test.
 . tests/e2e/browser_lib.sh
+not_under_tsan "the page's requests are reads and controls that abuse.sh, events.sh, daemon_control.sh and security_*.sh run under TSan"
 browser_ready
-
 e2e_init
 start_daemon --workers 1
 

@@ -6,6 +6,7 @@
 # running while the page is open (its table must fill in as trials finish; its one
 # trial waits paused until the page resumes it).
 . tests/e2e/browser_lib.sh
+not_under_tsan "the page's requests are reads and controls that sweeps*.sh, events.sh and daemon_control.sh run under TSan"
 browser_ready
 . tests/e2e/daemon_lib.sh
 e2e_init

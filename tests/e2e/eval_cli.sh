@@ -5,6 +5,7 @@
 # the bound rises with k; the same arguments give the same numbers; a progress line on
 # stderr; bad arguments and a checkpoint of another model are refused with a reason.
 . tests/e2e/lib.sh
+not_under_tsan "\`vaed eval\` on one thread; the daemon's evaluation threads run under TSan in evaluations.sh"
 e2e_init
 cat >"$T/spec.json" <<'EOF'
 {"name": "ev", "dataset": {"name": "fashion-mnist", "limit": 2000},

@@ -19,6 +19,7 @@
 #   (g) SIGKILL during a fork's run, the parent's checkpoints deleted, restart: the fork
 #       completes with exactly the rows of the uninterrupted fork (a).
 . tests/e2e/daemon_lib.sh
+not_under_tsan "its threads (a submit that reads a checkpoint, a schedule PUT on a queued job) run under TSan in test_fork, daemon_queue.sh and schedule_control.sh"
 e2e_init
 start_daemon --threads 1
 

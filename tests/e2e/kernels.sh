@@ -14,6 +14,7 @@
 #       --accept-other-cores 1: it completes there, the log says it continues
 #       correctly but not bit for bit, and its kernels are now the other core's.
 . tests/e2e/daemon_lib.sh
+not_under_tsan "its threads (a daemon restarted, a job resumed or left waiting) are daemon_recovery.sh's and daemon_queue.sh's"
 e2e_init
 
 SPEC=$(tiny_spec cores 3 '{"dataset": {"limit": 20000}, "train": {"batch_size": 200},

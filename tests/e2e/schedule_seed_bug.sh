@@ -12,6 +12,7 @@
 #     ends with every step stored exactly once, still exactly on the formula and still
 #     bit-identical to the uninterrupted reference.
 . tests/e2e/sched_lib.sh
+not_under_tsan "its threads (a schedule PUT into a running job, a SIGKILL and the change re-applied at restart) run under TSan in schedule_control.sh, daemon_overrides.sh and daemon_recovery.sh"
 e2e_init
 start_daemon --threads 1
 

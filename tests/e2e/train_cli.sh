@@ -1,6 +1,7 @@
 # train_cli.sh — `vaed train` as a user runs it: the JSON summary on stdout with every
 # documented field, one --metrics line per step, and errors that name the field or file.
 . tests/e2e/lib.sh
+not_under_tsan "\`vaed train\` on one thread; the trainer's thread pool runs under TSan in test_train"
 e2e_init
 cat >"$T/spec.json" <<'J'
 {"name": "cli", "dataset": {"name": "fashion-mnist", "limit": 600},
