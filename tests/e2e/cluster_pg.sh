@@ -30,6 +30,9 @@
 #   (e) a change sent through another node at once after a job's submission is not
 #       refused as if the job could not change (never 409); once the job has completed,
 #       a change sent through any node is 409 conflict (not 503 as if it ran elsewhere).
+#   (f) the server restarted (`pg_ctl restart`) while every node trains a job: the nodes
+#       reconnect and live on, each job completes once (its lease done) and bit-identical
+#       (nothing lost: every step once), every node lists them completed.
 #
 # Passes: plain and ThreadSanitizer (the nodes' threads: renewals, the table's sync,
 # forwarded controls; (b) is plain only, (c) takes a job over there too); not under
@@ -500,6 +503,49 @@ for c_n in $NODES; do
     check "(e) a PUT through $c_n on job $E, just completed on $EO: 409 conflict (HTTP $STATUS: $BODY)" \
         [ "$STATUS" = 409 -a "$(jqb .error.code)" = conflict ]
 done
+
+# ---- (f) the server restarted under every node's job ------------------------------------------
+# Plain only (CI time): under TSan daemon_pg.sh (d) restarts the server under one node.
+case "${SANITIZER:-}" in
+*thread*) echo "cluster_pg: (f) not under ThreadSanitizer: daemon_pg.sh (d) restarts the server there" ;;
+*)
+    echo "cluster_pg: (f) from $(($(date +%s) - T0)) s"
+    # (d)'s jobs, twice as long as the others: three at once on two cores still run for
+    # seconds after the restart
+    train_ref flong "$DSPEC"
+    FJOBS=""
+    for c_n in n1 n2 n3; do
+        on "$c_n"
+        submit "$DSPEC" && FJOBS="$FJOBS $JOB"
+    done
+    # each one running on a node: the restart lands mid-run
+    for J in $FJOBS; do
+        wait_owner "$J" 1 60 && ok || fail "(f) job $J is not trained by a node"
+    done
+    FOWN=""
+    for J in $FJOBS; do FOWN="$FOWN $J:$(owner_of "$J")@$(newest_ckpt "$J")"; done
+    echo "cluster_pg: (f) jobs (job:node@checkpoint)$FOWN: pg_ctl restart"
+    check "(f) pg_ctl restart under the jobs" sh tests/pg_server.sh restart "$PGD"
+    c_open=$(pq "SELECT count(*) FROM leases WHERE job IN ($(echo $FJOBS | tr ' ' ',')) AND done = 0")
+    check "(f) the restart landed mid-run: $c_open of the jobs unfinished" [ "$c_open" -ge 1 ]
+    for J in $FJOBS; do
+        on "$(other_than none)"
+        wait_state "$J" completed 120 && ok || fail "(f) job $J did not complete after the server restarted"
+        check "(f) job $J finished once: lease done (gen done: $(lease_of "$J"))" \
+            sh -c '[ "$(echo "$1" | cut -d" " -f2)" = 1 ]' _ "$(lease_of "$J")"
+        same_as_ref "$J" flong "(f) the server restarted under job $J"
+    done
+    echo "cluster_pg: (f) leases after the restart (job:gen/done): $(pq "SELECT string_agg(job || ':' || gen || '/' || done, ' ' ORDER BY job) FROM leases WHERE job IN ($(echo $FJOBS | tr ' ' ','))")"
+    c_ids=$(echo $FJOBS | tr ' ' ',')
+    for c_n in $NODES; do
+        check "(f) node $c_n lives on after the restart" kill -0 "$(node_pid "$c_n")"
+        on "$c_n"
+        api GET /v1/jobs
+        check "(f) $c_n lists the three jobs completed (HTTP $STATUS)" \
+            jqt "[.jobs[] | select(.id == ($c_ids) and .state == \"completed\")] | length == 3"
+    done
+    ;;
+esac
 
 echo "cluster_pg: the cluster's part took $(($(date +%s) - T0)) s"
 # every live node stops cleanly (exit 0: a sanitizer that reported exits otherwise), and
