@@ -355,6 +355,45 @@ void bus_publish_checkpoint(bus *b, int64_t job, int64_t step, const char *kind)
     pthread_mutex_unlock(&ch->mu);
 }
 
+/* ---- feeding from elsewhere ------------------------------------------------------------ */
+
+size_t bus_watched(bus *b, int64_t *ids, size_t max)
+{
+    size_t n = 0;
+    if (!b)
+        return 0;
+    pthread_mutex_lock(&b->mu);
+    for (size_t i = 0; i < NBUCKETS; i++)
+        for (chan *ch = b->table[i]; ch; ch = ch->hnext) {
+            pthread_mutex_lock(&ch->mu);
+            if (ch->nsubs > 0) {
+                if (n < max)
+                    ids[n] = ch->job;
+                n++;
+            }
+            pthread_mutex_unlock(&ch->mu);
+        }
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
+
+int bus_state_of(bus *b, int64_t job, char state[16])
+{
+    int known = 0;
+    if (!b)
+        return 0;
+    pthread_mutex_lock(&b->mu);
+    chan *ch = find(b, job);
+    if (ch) {
+        pthread_mutex_lock(&ch->mu);
+        if ((known = ch->state_known))
+            snprintf(state, 16, "%s", ch->state);
+        pthread_mutex_unlock(&ch->mu);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return known;
+}
+
 /* ---- subscribing ---------------------------------------------------------------------- */
 
 /* s->snap := the channel's current state as of its newest id (ch->mu held). */

@@ -150,6 +150,13 @@ int bus_next(bus_sub *s, bus_event *ev);
 /* Close the cursor and free it; NULL is a no-op. */
 void bus_unsubscribe(bus_sub *s);
 
+/* ---- feeding the bus from elsewhere (a cluster's node: daemon/mirror.c) ----
+ * bus_watched: the jobs that have subscribers, up to max of their ids into ids (any
+ * order); returns how many there are (may be more than max). bus_state_of: the job's
+ * current state as the bus has it, into state (16 bytes): 1, or 0 when it has none. */
+size_t bus_watched(bus *b, int64_t *ids, size_t max);
+int bus_state_of(bus *b, int64_t job, char state[16]);
+
 /* For tests and /metrics: jobs with a ring, subscribers, bytes held by rings. */
 typedef struct bus_stats {
     size_t channels, subscribers, bytes;

@@ -302,6 +302,10 @@ int cluster_start(jobs *J, vaed_err *err)
         return vaed_err_set(err, VAED_ENOMEM, NULL, "could not start the control thread");
     }
     J->cluster_started = 2;
+    if ((rc = mirror_start(J, err)) != 0) {
+        cluster_stop(J);
+        return rc;
+    }
     log_msg(LOG_INFO, "cluster node %s: jobs are taken by lease (--lease-ttl %.0f s)",
             store_node(J->st), J->cfg.lease_ttl);
     return 0;
@@ -318,5 +322,6 @@ void cluster_stop(jobs *J)
     pthread_join(J->cluster_thread, NULL);
     if (J->cluster_started == 2)
         pthread_join(J->control_thread, NULL);
+    mirror_join(J);
     J->cluster_started = 0;
 }

@@ -134,6 +134,8 @@ struct jobs {
     pthread_t cluster_thread, control_thread;
     int cluster_started, cluster_quit;
     pthread_cond_t cluster_cv;  /* cluster_quit set: wakes the cluster thread */
+    pthread_t mirror_thread;    /* mirror.c: event streams of jobs run elsewhere */
+    int mirror_started;
 };
 
 enum outcome { OUT_NONE = -1, OUT_COMPLETED, OUT_FAILED, OUT_CANCELLED, OUT_PAUSED,
@@ -236,6 +238,11 @@ int cluster_learn(jobs *J, const store_job *sj);
 /* A job the table holds that finished through another node leaves it (mu held; jb
  * held by the caller, OWNER_CALLER or OWNER_WORKER). */
 void cluster_forget(jobs *J, job *jb);
+/* The node's mirror (mirror.c): the bus fed from the database for the jobs clients
+ * follow here that another node runs. Started by cluster_start (a no-op without a bus),
+ * joined by cluster_stop once cluster_quit is set. */
+int mirror_start(jobs *J, vaed_err *err);
+void mirror_join(jobs *J);
 
 /* Load the recorded schedule changes that the resumed run must apply again (r->events). */
 int recover_history(run *r, vaed_err *err);

@@ -33,6 +33,8 @@ void store_cluster_close(store *st)
     st->ldb = NULL;
     sql_close(st->cdb);
     st->cdb = NULL;
+    sql_close(st->ndb);
+    st->ndb = NULL;
     free(st->fences);
     st->fences = NULL;
     pthread_mutex_destroy(&st->lmu);
@@ -497,34 +499,69 @@ int store_control_answer(store *st, const store_control *c, vaed_err *err)
     return on_ldb(st, do_answer, &a, err);
 }
 
-int store_control_listen(store *st, vaed_err *err)
+/* A listening connection of its own: *c opened (once) and listening to channel. */
+static int listen_on(store *st, sql_conn **c, const char *channel, vaed_err *err)
 {
-    if (!st->node[0] || st->cdb)
+    if (!st->node[0] || *c)
         return 0;
-    int rc = store_conn_open(&st->cdb, st->path, st->opts.busy_timeout_ms, 0, err);
-    if (rc == 0 && sql_kind_of(st->cdb) == SQL_POSTGRES)
-        rc = sql_listen(st->cdb, STORE_CONTROL_CHANNEL, err);
+    int rc = store_conn_open(c, st->path, st->opts.busy_timeout_ms, 0, err);
+    if (rc == 0 && sql_kind_of(*c) == SQL_POSTGRES)
+        rc = sql_listen(*c, channel, err);
     return rc;
 }
 
-void store_control_nap(store *st, int ms)
+/* Up to ms for a notification on c (listening to channel), read and dropped: the table
+ * or the rows are the record. Returns how many were read. A connection lost is opened
+ * again, listening. */
+static int nap_on(sql_conn *c, const char *channel, int ms)
 {
-    int fd = st->cdb ? sql_socket(st->cdb) : -1;
+    int fd = c ? sql_socket(c) : -1;
     if (fd < 0) {
         usleep((useconds_t)ms * 1000);
-        return;
+        return 0;
     }
     struct pollfd p = {.fd = fd, .events = POLLIN};
     poll(&p, 1, ms);
     char *ch, *pl;
     vaed_err e;
-    int rc;
-    while ((rc = sql_next_notify(st->cdb, &ch, &pl, &e)) == 1) {
+    int rc, n = 0;
+    while ((rc = sql_next_notify(c, &ch, &pl, &e)) == 1) {
         free(ch);
         free(pl);
+        n++;
     }
-    if (rc < 0 && sql_reconnect(st->cdb, &e) == 0)
-        sql_listen(st->cdb, STORE_CONTROL_CHANNEL, &e);
+    if (rc < 0 && sql_reconnect(c, &e) == 0)
+        sql_listen(c, channel, &e);
+    return n;
+}
+
+int store_control_listen(store *st, vaed_err *err)
+{
+    return listen_on(st, &st->cdb, STORE_CONTROL_CHANNEL, err);
+}
+
+void store_control_nap(store *st, int ms) { (void)nap_on(st->cdb, STORE_CONTROL_CHANNEL, ms); }
+
+int store_rows_listen(store *st, vaed_err *err)
+{
+    return listen_on(st, &st->ndb, STORE_ROWS_CHANNEL, err);
+}
+
+int store_rows_nap(store *st, int ms) { return nap_on(st->ndb, STORE_ROWS_CHANNEL, ms); }
+
+int store_rows_notify(sql_conn *db, const struct store_fence *fenced, size_t n)
+{
+    if (sql_kind_of(db) != SQL_POSTGRES)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char job[24];
+        vaed_err e;
+        snprintf(job, sizeof job, "%lld", (long long)fenced[i].job);
+        int rc = sql_notify(db, STORE_ROWS_CHANNEL, job, &e);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 /* ---- the nodes' heartbeats (GET /v1/nodes: nodes.c) -------------------------------- */

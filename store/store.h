@@ -181,6 +181,17 @@ void store_control_free(store_control *c, size_t n);
 int store_control_listen(store *st, vaed_err *err);
 void store_control_nap(store *st, int ms);
 
+/* Rows of a job another node runs (its event stream here, daemon/mirror.c): a node's
+ * writer notifies this channel, with the job's id, in each transaction that wrote a
+ * leased job's rows, so the other nodes read them at once. store_rows_listen opens a
+ * connection of its own listening to it; store_rows_nap then waits up to ms
+ * milliseconds for a notification (on SQLite, or without listening, it sleeps). For one
+ * thread only. */
+#define STORE_ROWS_CHANNEL "vaed_rows"
+int store_rows_listen(store *st, vaed_err *err);
+/* Returns the number of notifications read (0: the time ran out). */
+int store_rows_nap(store *st, int ms);
+
 /* A node's heartbeat in the database (its row in nodes: seen now; first: started now),
  * with its kernels (vae_kernels_id). */
 int store_node_beat(store *st, const char *kernels, int first, vaed_err *err);

@@ -68,6 +68,8 @@ struct store {
     sql_conn *ldb;
     sql_conn *cdb;                  /* listens for control requests (store_control_listen;
                                        one thread: the node's control thread) */
+    sql_conn *ndb;                  /* listens for rows written (store_rows_listen; one
+                                       thread: the node's mirror) */
     pthread_mutex_t lmu;            /* the lease connection (a network round trip) */
     pthread_mutex_t fmu;            /* the fences alone: every job write reads them, and
                                        must never wait on the network */
@@ -93,6 +95,11 @@ int64_t store_fence_gen(store *st, int64_t job);
  * PostgreSQL row lock taken stays until its end. */
 int store_fence_check(store *st, sql_conn *db, int64_t job, int64_t gen,
                       struct store_fence *cache, size_t *n, size_t cap);
+
+/* The writer, inside its transaction on db, before the commit: tell the other nodes
+ * that the n jobs of fenced (those the transaction wrote for a lease) have new rows
+ * (STORE_ROWS_CHANNEL; delivered at the commit). 0 on SQLite, or a negative driver code. */
+int store_rows_notify(sql_conn *db, const struct store_fence *fenced, size_t n);
 
 /* The step of job ?1's best checkpoint: the one whose completed evaluation has the
  * highest bound (the first such evaluation on a tie); NULL when none. One definition

@@ -375,8 +375,8 @@ static int run_batch(store *st, struct op *batch, char *emsg, size_t emsz)
     struct op *o;
     struct store_fence fenced[32];  /* leases checked in this transaction */
     size_t n_fenced = 0;
-    /* A server that went away (restarted, a network cut): a new session first, which
-     * must take the database's hold again; the statements prepare themselves anew. */
+    /* A server that went away (restarted, a network cut): a new session first
+     * (store_session_pg); the statements prepare themselves anew. */
     if (sql_errclass_of(db) == SQL_EC_CONN || st->unheld || !sql_alive(db)) {
         vaed_err e = {0};
         st->unheld = 1;
@@ -439,6 +439,10 @@ static int run_batch(store *st, struct op *batch, char *emsg, size_t emsz)
             snprintf(emsg, emsz, "release: %s", sql_errmsg(db));
             goto fail;
         }
+    }
+    if (store_rows_notify(db, fenced, n_fenced) < 0) { /* the other nodes' event streams */
+        snprintf(emsg, emsz, "notify: %s", sql_errmsg(db));
+        goto fail;
     }
     if ((rc = store_wrun(w[W_COMMIT], NULL)) != SQL_DONE) {
         snprintf(emsg, emsz, "commit: %s", sql_errmsg(db));

@@ -30,6 +30,11 @@
 #   (e) a change sent through another node at once after a job's submission is not
 #       refused as if the job could not change (never 409); once the job has completed,
 #       a change sent through any node is 409 conflict (not 503 as if it ran elsewhere).
+#   (g) a job's event stream (GET /v1/jobs/{id}/events) through a node that does not run
+#       it: its state, then step events equal to the rows the owner stored, the schedule
+#       change PUT to the owner at the step its reply named, checkpoints, epochs whose
+#       test figures are the stored ones, and the final state at the last step; the
+#       stream then ends by itself.
 #   (f) the server restarted (`pg_ctl restart`) while every node trains a job: the nodes
 #       reconnect and live on, each job completes once (its lease done) and bit-identical
 #       (nothing lost: every step once), every node lists them completed.
@@ -503,6 +508,96 @@ for c_n in $NODES; do
     check "(e) a PUT through $c_n on job $E, just completed on $EO: 409 conflict (HTTP $STATUS: $BODY)" \
         [ "$STATUS" = 409 -a "$(jqb .error.code)" = conflict ]
 done
+
+# ---- (g) a job's event stream through a node that does not run it --------------------------
+echo "cluster_pg: (g) from $(($(date +%s) - T0)) s"
+on n2
+submit "$DSPEC"; G=$JOB
+wait_owner "$G" 20 60 && ok || { fail "(g) job $G is not trained by a node"; finish; exit 1; }
+GO=$OWNER
+GX=$(other_than "$GO")
+on "$GX"
+curl -sN -m $((120 * SLOW)) "$URL/v1/jobs/$G/events" >"$T/g.sse" 2>"$T/g.err" &
+GCURL=$!
+c_w=0   # until the stream has its first event and then a step event: followed
+while ! grep -q '^event: step' "$T/g.sse" 2>/dev/null && [ $c_w -lt $((200 * SLOW)) ]; do sleep 0.05; c_w=$((c_w + 1)); done
+on "$GO"
+api PUT "/v1/jobs/$G/schedule" '{"kind": "constant", "value": 0.5}'
+GEFF=$(jqb '.effective_step // -1')
+check "(g) a schedule PUT to the owner $GO: 200 (HTTP $STATUS: $BODY)" [ "$STATUS" = 200 ]
+echo "cluster_pg: (g) job $G runs on $GO, followed through $GX; schedule from step $GEFF"
+on "$GX"
+wait_state "$G" completed 60 && ok || fail "(g) job $G did not complete"
+c_w=0
+while kill -0 "$GCURL" 2>/dev/null && [ $c_w -lt $((200 * SLOW)) ]; do sleep 0.05; c_w=$((c_w + 1)); done
+if kill -0 "$GCURL" 2>/dev/null; then
+    fail "(g) the stream through $GX did not end after job $G completed"
+    kill "$GCURL" 2>/dev/null
+fi
+wait "$GCURL" 2>/dev/null
+api GET "/v1/jobs/$G/metrics"
+printf '%s\n' "$BODY" >"$T/g.rows.json"
+api GET "/v1/jobs/$G/epochs"
+printf '%s\n' "$BODY" >"$T/g.epochs.json"
+api GET "/v1/jobs/$G/checkpoints"
+printf '%s\n' "$BODY" >"$T/g.ckpts.json"
+# every event against the rows the owner stored, read through the same node
+c_out=$(python3 - "$T/g.sse" "$T/g.rows.json" "$T/g.epochs.json" "$T/g.ckpts.json" "$GEFF" "$DTOTAL" <<'PY' 2>&1
+import json, sys
+evs, ev = [], {}
+for line in open(sys.argv[1]):
+    line = line.rstrip("\n")
+    if line.startswith("id: "): ev["id"] = int(line[4:])
+    elif line.startswith("event: "): ev["event"] = line[7:]
+    elif line.startswith("data: "): ev["data"] = json.loads(line[6:])
+    elif line == "" and ev: evs.append(ev); ev = {}
+rows = json.load(open(sys.argv[2]))
+epochs = json.load(open(sys.argv[3]))
+ck = json.load(open(sys.argv[4]))
+eff, total = int(sys.argv[5]), int(sys.argv[6])
+bad = []
+def want(c, what):
+    if not c: bad.append(what)
+at = {s: i for i, s in enumerate(rows["step"])}
+steps = [e["data"] for e in evs if e["event"] == "step"]
+want(evs and evs[0]["event"] == "state" and evs[0]["data"]["state"] == "running",
+     "the first event is not the state running: %r" % (evs[:1],))
+ids = [e["id"] for e in evs if "id" in e]
+want(ids == sorted(ids) and len(set(ids)) == len(ids), "event ids do not grow")
+want(len(steps) >= 5, "%d step events" % len(steps))
+want([d["step"] for d in steps] == sorted(set(d["step"] for d in steps)), "step events not in order")
+for d in steps:
+    i = at.get(d["step"])
+    if i is None: bad.append("step event %d: no stored row" % d["step"]); continue
+    for f in ("beta", "loss", "xent", "kl", "lr"):
+        if d[f] != rows[f][i]: bad.append("step %d: %s %r, stored %r" % (d["step"], f, d[f], rows[f][i]))
+want(steps and steps[-1]["step"] == total - 1, "the last step event is not the last step (%s)" % (steps[-1]["step"] if steps else None))
+sch = [e["data"] for e in evs if e["event"] == "schedule"]
+want(len(sch) == 1 and sch[0]["effective_step"] == eff and sch[0]["schedule"]["value"] == 0.5,
+     "schedule events %r, wanted one at step %d" % (sch, eff))
+cks = {(c["step"], c["kind"]) for c in (ck.get("checkpoints", ck) if isinstance(ck, dict) else ck)}
+cev = [e["data"] for e in evs if e["event"] == "checkpoint"]
+want(len(cev) >= 1, "no checkpoint event")
+for d in cev:
+    want(d["step"] % 50 == 0 or d["kind"] != "periodic", "checkpoint event %r" % d)
+eps = [e["data"] for e in evs if e["event"] == "epoch"]
+want(len(eps) >= 2, "%d epoch events" % len(eps))
+tests = {r["epoch"]: r for r in (epochs.get("epochs", epochs) if isinstance(epochs, dict) else epochs) if r.get("split", "test") == "test"}
+for d in eps:
+    r = tests.get(d["epoch"])
+    want(r is not None and d["test"] is not None and d["test"]["elbo"] == r["elbo"],
+         "epoch event %d: test %r, stored %r" % (d["epoch"], d["test"], r))
+last = evs[-1]["data"] if evs else {}
+want(evs and evs[-1]["event"] == "state" and last["state"] == "completed" and last["step"] == total,
+     "the last event is not completed at step %d: %r" % (total, evs[-1:]))
+print("\n".join(bad[:12]))
+print("# %d events: %d steps, %d epochs, %d checkpoints, %d schedule" % (len(evs), len(steps), len(eps), len(cev), len(sch)))
+PY
+)
+echo "cluster_pg: (g) $(echo "$c_out" | grep '^#')"
+c_bad=$(echo "$c_out" | grep -v '^#' | grep .)
+check "(g) the stream through $GX of job $G run on $GO: state, steps equal to the stored rows, the schedule change at step $GEFF, checkpoints, epochs, completed at the last step: ${c_bad:-ok}" \
+    [ -z "$c_bad" ]
 
 # ---- (f) the server restarted under every node's job ------------------------------------------
 # Plain only (CI time): under TSan daemon_pg.sh (d) restarts the server under one node.

@@ -273,6 +273,37 @@ static void test_finished_and_gc(void)
     bus_free(b);
 }
 
+/* What a cluster's mirror (daemon/mirror.c) asks of the bus: the jobs some client
+ * follows, and the state the bus last had for one. */
+static void test_watched(void)
+{
+    bus *b = mk(16, 0, 60.0);
+    int64_t ids[4];
+    CHECK(bus_watched(b, ids, 4) == 0, "no subscriber: nothing watched");
+    bus_publish_state(b, 7, "running", NULL); /* a ring, no subscriber */
+    char st[16] = "";
+    CHECK(bus_state_of(b, 7, st) && !strcmp(st, "running"), "state of 7: '%s'", st);
+    CHECK(!bus_state_of(b, 8, st), "no state for a job the bus never had");
+    bus_sub *a = bus_subscribe(b, 8, -1, "queued", 0, NULL);
+    bus_sub *c = bus_subscribe(b, 9, -1, "running", 3, NULL);
+    bus_sub *d = bus_subscribe(b, 9, -1, "running", 3, NULL);
+    size_t n = bus_watched(b, ids, 4);
+    CHECK(n == 2 && ((ids[0] == 8 && ids[1] == 9) || (ids[0] == 9 && ids[1] == 8)),
+          "jobs 8 and 9 watched once each (%zu)", n);
+    CHECK(bus_watched(b, ids, 1) == 2, "the count is whole when ids has less room");
+    CHECK(bus_state_of(b, 8, st) && !strcmp(st, "queued"), "a subscriber's fallback state: '%s'",
+          st);
+    bus_publish_state(b, 8, "running", NULL);
+    CHECK(bus_state_of(b, 8, st) && !strcmp(st, "running"), "the newest state: '%s'", st);
+    bus_unsubscribe(a);
+    bus_unsubscribe(c);
+    n = bus_watched(b, ids, 4);
+    CHECK(n == 1 && ids[0] == 9, "job 9 still watched by its second client (%zu)", n);
+    bus_unsubscribe(d);
+    CHECK(bus_watched(b, ids, 4) == 0, "nobody left");
+    bus_free(b);
+}
+
 static void test_format(void)
 {
     bus_event ev = {.id = 12, .type = BUS_STEP, .job = 3};
@@ -512,6 +543,7 @@ int main(void)
     test_resume_and_reset();
     test_throttle();
     test_finished_and_gc();
+    test_watched();
     test_format();
     test_threads();
     return t_done("test_bus");

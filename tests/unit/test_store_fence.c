@@ -156,6 +156,48 @@ static void scenario(const char *target)
     store_close(st, NULL);
 }
 
+/* The rows notification (store.h STORE_ROWS_CHANNEL, PostgreSQL only): node a's writer
+ * tells node b, listening, that a job it holds the lease of has new rows, in the
+ * transaction that wrote them; rows of a job without a lease tell nobody. */
+static void rows_notified(const char *target)
+{
+    vaed_err e = {0};
+    store_opts o;
+    store_opts_default(&o);
+    o.lease_ttl = 30;
+    o.fsync_checkpoints = 0;
+    store *a = NULL, *b = NULL;
+    o.node = "rows-a";
+    CHECK(store_open(&a, target, &o, &e) == 0, "%s: open rows-a: %s", K, e.msg);
+    o.node = "rows-b";
+    CHECK(store_open(&b, target, &o, &e) == 0, "%s: open rows-b: %s", K, e.msg);
+    if (!a || !b) {
+        store_close(a, NULL);
+        store_close(b, NULL);
+        return;
+    }
+    CHECK(store_rows_listen(b, &e) == 0, "%s: b listens: %s", K, e.msg);
+    CHECK(store_rows_nap(b, 100) == 0, "%s: nothing yet", K);
+    store_job_new nj = {.name = "rows", .spec = "{}", .state = "queued"};
+    int64_t leased = 0, free_job = 0;
+    CHECK(store_job_insert(a, &nj, &leased, &e) == 0 && store_job_insert(a, &nj, &free_job, &e) == 0,
+          "%s: two jobs: %s", K, e.msg);
+    CHECK(append_range(a, free_job, 0, 5, 1.0, 3, 0) == 0 && store_flush(a, &e) == 0,
+          "%s: rows of a job without a lease: %s", K, e.msg);
+    CHECK(store_rows_nap(b, 300) == 0, "%s: a job without a lease tells nobody", K);
+    store_lease l;
+    CHECK(store_lease_take(a, leased, 30, &l, &e) == 1, "%s: a takes job %lld: %s", K,
+          (long long)leased, e.msg);
+    CHECK(append_range(a, leased, 0, 5, 1.0, 3, 0) == 0 && store_flush(a, &e) == 0,
+          "%s: rows of the leased job: %s", K, e.msg);
+    double t0 = now_s();
+    int n = store_rows_nap(b, 5000);
+    CHECK(n >= 1 && now_s() - t0 < 4.0, "%s: b is told at once (%d in %.3f s)", K, n, now_s() - t0);
+    CHECK(store_rows_nap(b, 200) == 0, "%s: once", K);
+    store_close(a, NULL);
+    store_close(b, NULL);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/vaed-fence.XXXXXX", path[128];
@@ -179,8 +221,10 @@ int main(void)
         const char *slash = strrchr(url, '/');
         char db[512];
         snprintf(db, sizeof db, "%.*s/vaed_fence", (int)(slash - url), url);
-        if (rc == 0)
+        if (rc == 0) {
             scenario(db);
+            rows_notified(db);
+        }
     } else {
         printf("test_store_fence: PostgreSQL half not run here (VAED_TEST_PG unset; "
                "tests/e2e/store_pg.sh runs it)\n");

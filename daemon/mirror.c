@@ -1,0 +1,235 @@
+/* mirror.c — a cluster node's event streams of jobs another node runs (jobs.h
+ * "Cluster"; issue 17: any node serves any read).
+ *
+ * The event bus (bus.h) is fed by the node's own workers, so a client following a job
+ * through a node that does not run it would hear nothing but the state it started in.
+ * This thread feeds the bus from the database instead, for every job some client here
+ * follows and no worker here runs (its lease is not this node's): the job's new metric
+ * rows as step events, then its new checkpoints, epochs and schedule changes, then its
+ * state when it differs from the bus's. It is woken by the owner's writer, which
+ * notifies STORE_ROWS_CHANNEL in each transaction that wrote a leased job's rows
+ * (store.h), and looks at least every MIRROR_IDLE_MS; it passes over the jobs at most
+ * every MIRROR_MIN_MS (the bus shows 10 steps a second anyway).
+ *
+ * The state is read first, the rows after: the owner's writer commits in order, so the
+ * rows a final state follows are all read before that state is published, and a
+ * client sees the figures a job stopped at. A client starts with what is new from the
+ * moment this thread first sees it: rows from the job's progress on, and no earlier
+ * epoch, checkpoint or schedule change. What the store does not keep is not in the
+ * events: an epoch's train loss, train beta and evaluation time are null, a step's
+ * samples_per_sec is 0 (unknown). When a job moves to this node the thread lets go of
+ * it and the worker publishes as usual (from the checkpoint it resumes from). */
+#include "daemon/job.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/bus.h"
+
+enum { MIRROR_IDLE_MS = 250, MIRROR_MIN_MS = 100 };
+
+typedef struct cursor {
+    int64_t job;
+    int64_t step;               /* the newest row published: later rows are new */
+    int64_t epoch, seq, ckpt;   /* the newest epoch, schedule event, checkpoint step */
+    int live;                   /* still followed here, by a client, run elsewhere */
+} cursor;
+
+typedef struct mirror {
+    cursor *c;
+    size_t n, cap;
+} mirror;
+
+static void publish_rows(jobs *J, cursor *c)
+{
+    store_series s = {0};
+    vaed_err err;
+    if (store_metrics_range(J->st, c->job, c->step, -1, STORE_MCOL_ALL, 0, &s, &err))
+        return;
+    for (size_t i = 0; i < s.n; i++) {
+        bus_step bs = {.step = s.step[i]};
+#define COPY(ID, name, unit, flags, meaning) \
+    bs.name = s.col[STORE_M_##ID] ? s.col[STORE_M_##ID][i] : NAN;
+        VAE_METRIC_FIELDS(COPY)
+#undef COPY
+        bus_publish_step(J->cfg.bus, c->job, &bs);
+        c->step = s.step[i];
+    }
+    store_series_free(&s);
+}
+
+/* Epochs past c->epoch whose rows are all there: the test row (written right after the
+ * train row), or a later step's row, or a finished job. */
+static void publish_epochs(jobs *J, cursor *c, int first, int final)
+{
+    store_epoch *e = NULL;
+    size_t n = 0;
+    vaed_err err;
+    if (store_epochs_list(J->st, c->job, &e, &n, &err))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].epoch <= c->epoch)
+            continue;
+        if (first) {
+            c->epoch = e[i].epoch;
+            continue;
+        }
+        if (strcmp(e[i].split, "train"))
+            continue;
+        const store_epoch *te = NULL; /* the same epoch's test row (the list is by split) */
+        for (size_t j = 0; j < n; j++)
+            if (e[j].epoch == e[i].epoch && !strcmp(e[j].split, "test"))
+                te = &e[j];
+        if (!te && !final && c->step < e[i].step)
+            break; /* its test row may be on its way */
+        bus_epoch be = {.epoch = (int)e[i].epoch, .step = e[i].step, .train_loss = NAN,
+                        .train_xent = e[i].xent, .train_kl = e[i].kl, .train_elbo = e[i].elbo,
+                        .train_beta = NAN, .has_test = te != NULL, .eval_s = NAN};
+        if (te) {
+            be.xent = te->xent;
+            be.kl = te->kl;
+            be.elbo = te->elbo;
+            be.active_units = te->active_units;
+        }
+        bus_publish_epoch(J->cfg.bus, c->job, &be);
+        c->epoch = e[i].epoch;
+    }
+    store_epochs_free(e, n);
+}
+
+static void publish_changes(jobs *J, cursor *c, int first)
+{
+    store_event *ev = NULL;
+    size_t n = 0;
+    vaed_err err;
+    if (store_events_list(J->st, c->job, &ev, &n, &err) == 0) {
+        for (size_t i = 0; i < n; i++)
+            if (ev[i].seq > c->seq) {
+                if (!first)
+                    bus_publish_schedule(J->cfg.bus, c->job, ev[i].effective_step,
+                                         ev[i].schedule);
+                c->seq = ev[i].seq;
+            }
+        store_events_free(ev, n);
+    }
+    store_ckpt *k = NULL;
+    if (store_checkpoints_list(J->st, c->job, &k, &n, &err) == 0) {
+        for (size_t i = 0; i < n; i++)
+            if (k[i].step > c->ckpt) {
+                if (!first)
+                    bus_publish_checkpoint(J->cfg.bus, c->job, k[i].step, k[i].kind);
+                c->ckpt = k[i].step;
+            }
+        free(k);
+    }
+}
+
+/* One look at a job run elsewhere: what is new since the last. */
+static void follow(jobs *J, cursor *c, int first)
+{
+    store_job sj;
+    vaed_err err;
+    if (store_job_get(J->st, c->job, &sj, &err))
+        return;
+    if (first)
+        c->step = sj.step - 1;
+    int final = bus_state_final(sj.state);
+    publish_rows(J, c);
+    publish_changes(J, c, first);
+    publish_epochs(J, c, first, final);
+    char now[16];
+    if (!bus_state_of(J->cfg.bus, c->job, now) || strcmp(now, sj.state))
+        bus_publish_state(J->cfg.bus, c->job, sj.state, sj.reason);
+    store_job_clear(&sj);
+}
+
+/* Is job run by a worker of this node (it holds its lease)? */
+static int runs_here(jobs *J, int64_t id)
+{
+    pthread_mutex_lock(&J->mu);
+    job *jb = job_find(J, id);
+    int here = jb && jb->leased;
+    pthread_mutex_unlock(&J->mu);
+    return here;
+}
+
+static void pass(jobs *J, mirror *m)
+{
+    int64_t ids[256];
+    size_t n = bus_watched(J->cfg.bus, ids, 256);
+    if (n > 256)
+        n = 256; /* the rest at a later pass: the order varies */
+    for (size_t i = 0; i < m->n; i++)
+        m->c[i].live = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (runs_here(J, ids[k]))
+            continue;
+        cursor *c = NULL;
+        for (size_t i = 0; i < m->n && !c; i++)
+            if (m->c[i].job == ids[k])
+                c = &m->c[i];
+        int first = !c;
+        if (!c) {
+            if (m->n == m->cap) {
+                size_t nc = m->cap ? 2 * m->cap : 16;
+                cursor *g = realloc(m->c, nc * sizeof *g);
+                if (!g)
+                    continue;
+                m->c = g;
+                m->cap = nc;
+            }
+            c = &m->c[m->n++];
+            *c = (cursor){.job = ids[k], .step = -1};
+        }
+        c->live = 1;
+        follow(J, c, first);
+    }
+    size_t w = 0; /* forget the jobs no longer followed here, or run here now */
+    for (size_t i = 0; i < m->n; i++)
+        if (m->c[i].live)
+            m->c[w++] = m->c[i];
+    m->n = w;
+}
+
+static void *mirror_main(void *arg)
+{
+    jobs *J = arg;
+    mirror m = {0};
+    for (;;) {
+        double t0 = job_mono();
+        store_rows_nap(J->st, MIRROR_IDLE_MS);
+        pthread_mutex_lock(&J->mu);
+        int quit = J->cluster_quit;
+        pthread_mutex_unlock(&J->mu);
+        if (quit)
+            break;
+        double took_ms = (job_mono() - t0) * 1e3;
+        if (took_ms < MIRROR_MIN_MS)
+            job_nap_ms((long)(MIRROR_MIN_MS - took_ms));
+        pass(J, &m);
+    }
+    free(m.c);
+    return NULL;
+}
+
+int mirror_start(jobs *J, vaed_err *err)
+{
+    if (!J->cluster || !J->cfg.bus)
+        return 0;
+    int rc = store_rows_listen(J->st, err);
+    if (rc)
+        return rc;
+    if (pthread_create(&J->mirror_thread, NULL, mirror_main, J))
+        return vaed_err_set(err, VAED_ENOMEM, NULL, "could not start the mirror thread");
+    J->mirror_started = 1;
+    return 0;
+}
+
+void mirror_join(jobs *J)
+{
+    if (J->mirror_started)
+        pthread_join(J->mirror_thread, NULL);
+    J->mirror_started = 0;
+}
