@@ -35,6 +35,9 @@
 #       change PUT to the owner at the step its reply named, checkpoints, epochs whose
 #       test figures are the stored ones, and the final state at the last step; the
 #       stream then ends by itself.
+#   (h) a dataset uploaded through n1 (the nodes share one --upload-dir): every node
+#       lists it, six jobs naming it through the three nodes complete on at least two
+#       nodes, with the same losses bit for bit;
 #   (f) the server restarted (`pg_ctl restart`) while every node trains a job: the nodes
 #       reconnect and live on, each job completes once (its lease done) and bit-identical
 #       (nothing lost: every step once), every node lists them completed.
@@ -598,6 +601,67 @@ echo "cluster_pg: (g) $(echo "$c_out" | grep '^#')"
 c_bad=$(echo "$c_out" | grep -v '^#' | grep .)
 check "(g) the stream through $GX of job $G run on $GO: state, steps equal to the stored rows, the schedule change at step $GEFF, checkpoints, epochs, completed at the last step: ${c_bad:-ok}" \
     [ -z "$c_bad" ]
+
+# ---- (h) a dataset uploaded through one node, used on every node ------------------------------
+# The nodes share one --upload-dir (operations.md: the upload directory a cluster's nodes
+# share); the registry is the database's. Plain only (CI time; datasets.sh runs uploads
+# under every sanitizer).
+case "${SANITIZER:-}" in
+*thread*) echo "cluster_pg: (h) not under ThreadSanitizer: datasets.sh uploads there" ;;
+*)
+    echo "cluster_pg: (h) from $(($(date +%s) - T0)) s"
+    python3 - "$T/h.npy" <<'PY'
+import struct, sys, random
+n, d = 400, 12
+hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (n, d)
+hdr += " " * ((64 - (10 + len(hdr) + 1) % 64) % 64) + "\n"
+rng = random.Random(17)
+with open(sys.argv[1], "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode())
+    f.write(struct.pack("<%df" % (n * d), *[rng.random() for _ in range(n * d)]))
+PY
+    on n1
+    c_b=$(curl -sS -m 60 -o - -w '\n%{http_code}' -X POST -H 'Content-Type: application/octet-stream' \
+        --data-binary "@$T/h.npy" "$URL/v1/datasets?name=shared&format=npy")
+    STATUS=$(printf '%s' "$c_b" | tail -n 1)
+    BODY=$(printf '%s' "$c_b" | sed '$d')
+    HDS=$(jqb '.id // empty')
+    check "(h) upload through n1: 201 (HTTP $STATUS: $(printf '%s' "$BODY" | cut -c 1-200))" \
+        [ "$STATUS" = 201 -a -n "$HDS" ]
+    for c_n in n2 n3; do
+        on "$c_n"
+        api GET "/v1/datasets/$HDS"
+        check "(h) $c_n lists dataset $HDS (HTTP $STATUS)" [ "$STATUS" = 200 -a "$(jqb .rows)" = 400 ]
+    done
+    # six jobs on it through the three nodes: each runs where a worker is free
+    HSPEC=$(jq -cn --argjson id "${HDS:-0}" '{name: "shared-data", dataset: {id: $id},
+        model: {encoder: [16], latent: 2, decoder: [16]},
+        train: {epochs: 20, batch_size: 40, seed: 5, threads: 1}}')
+    HJOBS=""
+    for c_k in 1 2 3 4 5 6; do
+        on "n$(((c_k - 1) % 3 + 1))"
+        submit "$HSPEC" && HJOBS="$HJOBS $JOB"
+    done
+    HRAN=""
+    for J in $HJOBS; do
+        on n1
+        wait_state "$J" completed 60 && ok || fail "(h) job $J on the shared dataset did not complete ($(jqb .state): $(jqb .reason))"
+        HRAN="$HRAN $(logs_with "$(ran_line "$J")" | tr '\n' ' ')"
+        api GET "/v1/jobs/$J/metrics?fields=loss"
+        printf '%s\n' "$BODY" | jq -c '[.step, .loss]' >"$T/h.$J.json"
+    done
+    HDIST=$(echo $HRAN | tr ' ' '\n' | sort -u | tr '\n' ' ')
+    echo "cluster_pg: (h) jobs$HJOBS on dataset $HDS ran on:$HRAN"
+    check "(h) the jobs ran on more than the uploading node (ran on: $HDIST)" \
+        sh -c '[ "$(echo $1 | wc -w)" -ge 2 ]' _ "$HDIST"
+    c_first=$(echo $HJOBS | cut -d' ' -f1)
+    check "(h) job $c_first has its 200 rows" [ "$(jq '.[0] | length' "$T/h.$c_first.json")" = 200 ]
+    for J in $HJOBS; do
+        check "(h) job $J's losses equal job $c_first's, bit for bit (same spec, same data)" \
+            cmp -s "$T/h.$c_first.json" "$T/h.$J.json"
+    done
+    ;;
+esac
 
 # ---- (f) the server restarted under every node's job ------------------------------------------
 # Plain only (CI time): under TSan daemon_pg.sh (d) restarts the server under one node.
