@@ -190,7 +190,7 @@ int store_dataset_insert(store *st, const store_dataset_new *nd, int64_t *id, va
     if (rc || (rc = json_object_text(nd->info, "info", err)))
         return rc;
     ins_arg a = {nd};
-    return store_writer_call(st, do_insert, &a, id, err);
+    return store_writer_call(st, 0, do_insert, &a, id, err);
 }
 
 typedef struct del_arg {
@@ -260,7 +260,7 @@ int store_dataset_delete(store *st, int64_t id, store_dataset *gone, store_ds_us
     memset(&g, 0, sizeof g);
     memset(&u, 0, sizeof u);
     del_arg a = {id, &g, &u};
-    int rc = store_writer_call(st, do_delete, &a, NULL, err);
+    int rc = store_writer_call(st, 0, do_delete, &a, NULL, err);
     if (users)
         *users = u;
     if (rc == 0 && gone)

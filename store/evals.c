@@ -229,7 +229,7 @@ int store_eval_insert(store *st, const store_eval_new *ne, int64_t *id, vaed_err
 {
     if (!ne->split || (strcmp(ne->split, "test") && strcmp(ne->split, "train")))
         return vaed_err_set(err, VAED_EINVAL, "split", "split: \"test\" or \"train\"");
-    return store_writer_call(st, do_insert, (void *)ne, id, err);
+    return store_writer_call(st, 0, do_insert, (void *)ne, id, err);
 }
 
 typedef struct state_arg {
@@ -294,7 +294,7 @@ int store_eval_set_state(store *st, int64_t id, const char *state, const char *r
         return vaed_err_set(err, VAED_EINVAL, "state", "not an evaluation state: %s",
                             state ? state : "(null)");
     state_arg a = {id, state, reason, result, rows};
-    return store_writer_call(st, do_state, &a, NULL, err);
+    return store_writer_call(st, 0, do_state, &a, NULL, err);
 }
 
 typedef struct block_arg {
@@ -339,7 +339,7 @@ int store_eval_block_put(store *st, int64_t id, int64_t block, int64_t rows, con
     if (len > (size_t)1 << 30)
         return vaed_err_set(err, VAED_ETOOBIG, NULL, "evaluation block of %zu bytes", len);
     block_arg a = {id, block, rows, data, len, secs};
-    return store_writer_call(st, do_block, &a, NULL, err);
+    return store_writer_call(st, 0, do_block, &a, NULL, err);
 }
 
 json_t *store_eval_json(const store_eval *e)

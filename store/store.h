@@ -126,7 +126,8 @@ int store_open(store **out, const char *path, const store_opts *opts, vaed_err *
  * taken, or that expired, is dropped — not one row of it lands — and counted in
  * store_stats.ops_fenced, not as an error. Writes for a job this node holds no lease on
  * are not fenced (a client's change to a queued job takes its lease while it applies:
- * daemon/control.c), nor those of store_writer_call (no job id). */
+ * daemon/control.c), nor writes that belong to no job's lease (datasets, sweeps,
+ * evaluations). A job's kernels and a PBT member's decision are fenced. */
 typedef struct store_lease {
     int64_t job, gen;           /* gen: the fencing token */
     double expires;             /* the database's clock, unix seconds */

@@ -149,7 +149,7 @@ int store_sweep_insert(store *st, const store_sweep_new *sw, int64_t *id, int64_
     if (sw->concurrency < 1)
         return vaed_err_set(err, VAED_EINVAL, "concurrency", "at least 1");
     ins_arg a = {sw, job_ids};
-    return store_writer_call(st, do_insert, &a, id, err);
+    return store_writer_call(st, 0, do_insert, &a, id, err);
 }
 
 /* ---- reads ---------------------------------------------------------------------- */
@@ -434,7 +434,7 @@ int store_pbt_decide(store *st, const store_pbt_decision *d, vaed_err *err)
         if (!j)
             return vaed_err_set(err, VAED_EINVAL, "schedule", "not JSON");
     }
-    return store_writer_call(st, do_pbt_insert, (void *)d, NULL, err);
+    return store_writer_call(st, d->job, do_pbt_insert, (void *)d, NULL, err);
 }
 
 static void pbt_row(sql_stmt *q, store_pbt_decision *d)

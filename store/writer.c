@@ -731,9 +731,10 @@ int store_flush(store *st, vaed_err *err)
     return store_writer_submit(st, store_op_new(OP_FLUSH, 0), 1, NULL, err);
 }
 
-int store_writer_call(store *st, store_call_fn fn, void *arg, int64_t *out_id, vaed_err *err)
+int store_writer_call(store *st, int64_t job, store_call_fn fn, void *arg, int64_t *out_id,
+                      vaed_err *err)
 {
-    struct op *o = store_op_new(OP_CALL, 0);
+    struct op *o = store_op_new(OP_CALL, job);
     o->u.call.fn = fn;
     o->u.call.arg = arg;
     return store_writer_submit(st, o, 1, out_id, err);

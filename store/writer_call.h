@@ -26,8 +26,12 @@ typedef int (*store_call_fn)(sql_conn *db, void *arg, int *vrc, int64_t *out_id,
                              size_t msgsz);
 
 /* Enqueue fn(arg) and wait for its commit. Returns 0 with *out_id (may be NULL) set,
- * the *vrc the call reported (err says why), or VAED_EDB when the batch failed. */
-int store_writer_call(store *st, store_call_fn fn, void *arg, int64_t *out_id, vaed_err *err);
+ * the *vrc the call reported (err says why), or VAED_EDB when the batch failed.
+ * job: the job the write belongs to, 0 for none. A cluster's node fences it like the
+ * job's other writes (store.h "cluster"): written only while the node still holds the
+ * job's lease it held at the call, else dropped, VAED_ESTATE. */
+int store_writer_call(store *st, int64_t job, store_call_fn fn, void *arg, int64_t *out_id,
+                      vaed_err *err);
 
 /* Enqueue fn(arg) and return at once (a write nobody waits for, like a metric row: it
  * commits with the next batch, within flush_interval; a transient failure keeps it

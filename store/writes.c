@@ -316,5 +316,5 @@ int store_job_set_kernels(store *st, int64_t id, const char *kernels, vaed_err *
         return vaed_err_set(err, VAED_EINVAL, "kernels", "kernels: 1 to %zu bytes",
                             sizeof ((store_job *)0)->kernels - 1);
     kernels_arg a = {id, kernels};
-    return store_writer_call(st, do_set_kernels, &a, NULL, err);
+    return store_writer_call(st, id, do_set_kernels, &a, NULL, err);
 }

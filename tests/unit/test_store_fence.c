@@ -70,6 +70,8 @@ static void scenario(const char *target)
     CHECK(append_range(st, job, 5, 20, 2.0, 4, 0) == 0, "%s: a appends rows 5..19 (queued)", K);
     int rc = store_job_set_state(st, job, "interrupted", "stale", &e);
     CHECK(rc == VAED_ESTATE, "%s: a's state write is refused: rc %d %s", K, rc, e.msg);
+    rc = store_job_set_kernels(st, job, "stale-kernels", &e); /* a writer call of the job's */
+    CHECK(rc == VAED_ESTATE, "%s: a's kernels write is refused: rc %d %s", K, rc, e.msg);
     CHECK(store_flush(st, &e) == 0, "%s: flush: %s", K, e.msg);
     store_get_stats(st, &s1);
     CHECK(s1.ops_fenced - s0.ops_fenced >= 2 && s1.write_errors == s0.write_errors,
@@ -85,8 +87,10 @@ static void scenario(const char *target)
     CHECK(same, "%s: rows 0..9 are the ones a wrote while it held the lease", K);
     store_series_free(&ser);
     store_job sj;
-    CHECK(store_job_get(st, job, &sj, &e) == 0 && !strcmp(sj.state, "running"),
-          "%s: the job is still running (%s)", K, sj.state);
+    CHECK(store_job_get(st, job, &sj, &e) == 0 && !strcmp(sj.state, "running") &&
+              strcmp(sj.kernels, "stale-kernels"),
+          "%s: the job is still running (%s), its kernels not the stale node's ('%s')", K,
+          sj.state, sj.kernels);
     store_job_clear(&sj);
     CHECK(store_lease_renew(st, job, 30, &e) == VAED_ESTATE, "%s: a's renew: lost", K);
     CHECK(store_lease_get(st, job, &l, &e) == 1 && l.held && l.gen == 2 && !strcmp(l.node, "node-b"),
