@@ -139,9 +139,17 @@ static void follow(jobs *J, cursor *c, int first)
     publish_rows(J, c);
     publish_changes(J, c, first);
     publish_epochs(J, c, first, final);
+    /* Under mu, and only while no worker here holds the job: a worker sets leased before
+     * it publishes "running", so a state read before its take cannot follow that one.
+     * A final state is never followed by another (a worker here may have published
+     * its job's end before the row said so). */
     char now[16];
-    if (!bus_state_of(J->cfg.bus, c->job, now) || strcmp(now, sj.state))
+    pthread_mutex_lock(&J->mu);
+    job *jb = job_find(J, c->job);
+    if (!(jb && jb->leased) &&
+        (!bus_state_of(J->cfg.bus, c->job, now) || (strcmp(now, sj.state) && !bus_state_final(now))))
         bus_publish_state(J->cfg.bus, c->job, sj.state, sj.reason);
+    pthread_mutex_unlock(&J->mu);
     store_job_clear(&sj);
 }
 
