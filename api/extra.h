@@ -29,6 +29,9 @@ typedef struct api_prom_input {
     const char *state_error;        /* shown as a comment when state_counts is NULL */
     const store_stats *store;       /* NULL: no store series */
     const api_stats *http;          /* NULL: no HTTP series */
+    const char *node;               /* a cluster's node: its name (vaed_node_info), and */
+    int nodes_alive, nodes_gone;    /* the cluster's nodes (vaed_cluster_nodes); NULL
+                                       node: no cluster series */
     int has_cache;                  /* the metrics reply cache (api/cache.h): */
     int cache_entries;
     size_t cache_bytes;

@@ -269,6 +269,18 @@ int api_prom_render(const api_prom_input *in, char **out, size_t *len)
         fprintf(f, "vaed_store_ops_fenced_total %llu\n", (unsigned long long)s->ops_fenced);
     }
 
+    if (in->node) {
+        family(f, "vaed_node_info", "gauge",
+               "Always 1; the node label names this cluster node (--node).");
+        fputs("vaed_node_info{node=", f);
+        put_label(f, in->node);
+        fputs("} 1\n", f);
+        family(f, "vaed_cluster_nodes", "gauge",
+               "Nodes of the cluster by liveness (a heartbeat within their lease, or not).");
+        fprintf(f, "vaed_cluster_nodes{alive=\"true\"} %d\n", in->nodes_alive);
+        fprintf(f, "vaed_cluster_nodes{alive=\"false\"} %d\n", in->nodes_gone);
+    }
+
     int bad = ferror(f);
     if (fclose(f) || bad) {
         free(buf);
@@ -323,7 +335,22 @@ void api_h_prom(api_req *req)
     };
     api_cache_stats(c->cache, &in.cache_entries, &in.cache_bytes, &in.cache_hits,
                     &in.cache_misses);
-    if (api_prom_render(&in, &text, &len))
+    json_t *nodes = NULL; /* a cluster's node: the nodes table (no node: VAED_ENOTFOUND) */
+    vaed_err nerr;
+    if (store_node(c->st)[0] && store_nodes_json(c->st, &nodes, &nerr) == 0) {
+        in.node = store_node(c->st);
+        size_t i;
+        json_t *nd;
+        json_array_foreach(json_object_get(nodes, "nodes"), i, nd) {
+            if (json_is_true(json_object_get(nd, "alive")))
+                in.nodes_alive++;
+            else
+                in.nodes_gone++;
+        }
+    }
+    int rrc = api_prom_render(&in, &text, &len);
+    json_decref(nodes);
+    if (rrc)
         goto oom;
     api_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
     goto done;

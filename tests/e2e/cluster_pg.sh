@@ -706,6 +706,15 @@ case "${SANITIZER:-}" in
     ;;
 esac
 
+# /metrics on each node: the node view (its name) and the cluster view (the nodes alive)
+for c_n in $NODES; do
+    on "$c_n"
+    c_m=$(curl -sS -m 10 "$URL/metrics")
+    check "(metrics) $c_n: vaed_node_info{node=\"$c_n\"} 1 and vaed_cluster_nodes{alive=\"true\"} 3 ($(printf '%s\n' "$c_m" | grep -E '^vaed_(node_info|cluster_nodes)' | tr '\n' ' '))" \
+        sh -c 'printf "%s\n" "$1" | grep -qx "vaed_node_info{node=\"$2\"} 1" &&
+               printf "%s\n" "$1" | grep -qx "vaed_cluster_nodes{alive=\"true\"} 3"' _ "$c_m" "$c_n"
+done
+
 echo "cluster_pg: the cluster's part took $(($(date +%s) - T0)) s"
 # every live node stops cleanly (exit 0: a sanitizer that reported exits otherwise), and
 # no node's log (the killed ones' too) holds a sanitizer's report

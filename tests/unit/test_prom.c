@@ -236,6 +236,24 @@ static void test_render(void)
     CHECK(strstr(text, "# TYPE vaed_job_beta gauge\n") != NULL, "family metadata kept");
     CHECK(!strstr(text, "vaed_http_"), "http series without http stats");
     CHECK(value_of(text, "vaed_store_commits_total ") == 42, "store series kept");
+    CHECK(!strstr(text, "vaed_node_info") && !strstr(text, "vaed_cluster_nodes"),
+          "cluster series without a cluster");
+    free(text);
+
+    /* a cluster's node: its name, and the cluster's nodes by liveness */
+    in.node = "n\"1";
+    in.nodes_alive = 2;
+    in.nodes_gone = 1;
+    rc = api_prom_render(&in, &text, &len);
+    CHECK(rc == 0 && text, "render as a node rc=%d", rc);
+    if (!text)
+        return;
+    CHECK(check_structure(text) == 0, "structure as a node");
+    CHECK(strstr(text, "vaed_node_info{node=\"n\\\"1\"} 1\n") != NULL,
+          "vaed_node_info with the escaped name:\n%s", text);
+    CHECK(value_of(text, "vaed_cluster_nodes{alive=\"true\"} ") == 2 &&
+              value_of(text, "vaed_cluster_nodes{alive=\"false\"} ") == 1,
+          "vaed_cluster_nodes 2 alive, 1 gone");
     free(text);
 }
 
