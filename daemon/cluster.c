@@ -5,15 +5,18 @@
  * thread brings the table in line once a second: jobs another node submitted come in,
  * jobs another node finished leave, pauses and resumes follow). A worker that picks a
  * job takes the job's lease first (store_lease_take): the one node whose take succeeds
- * runs it, the others skip it for a while. This thread renews the leases of the jobs
- * this node runs every third of --lease-ttl; a renew that finds a lease lost (this node
- * was paused or cut off past it, and another node took the job, or it expired) stops
- * the job here at its next step, writing nothing more — and whatever it still tries to
- * write is refused inside the database transaction by the lease's generation (the
- * writer's fence, store.h "cluster"). A node that dies stops renewing; after the ttl
- * another node takes the job and resumes it from its newest checkpoint, as a restart
- * would (recover.c). A client's change to a queued or paused job takes the lease too,
- * for as long as it is applied (control.c), so two nodes never change one job at once. */
+ * runs it, the others skip it for a while. A trial of a sweep is taken only while fewer
+ * than its sweep's concurrency of its trials hold leases on any node (counted in the
+ * take's transaction); past it the sweep's trials wait here a second. This thread
+ * renews the leases of the jobs this node runs every third of --lease-ttl; a renew that
+ * finds a lease lost (this node was paused or cut off past it, and another node took
+ * the job, or it expired) stops the job here at its next step, writing nothing more —
+ * and whatever it still tries to write is refused inside the database transaction by
+ * the lease's generation (the writer's fence, store.h "cluster"). A node that dies
+ * stops renewing; after the ttl another node takes the job and resumes it from its
+ * newest checkpoint, as a restart would (recover.c). A client's change to a queued or
+ * paused job takes the lease too, for as long as it is applied (control.c), so two
+ * nodes never change one job at once. */
 #include "daemon/job.h"
 
 #include <errno.h>
@@ -24,28 +27,57 @@
 
 #include "daemon/log.h"
 
-int cluster_take(jobs *J, job *jb, char owner[64])
+int cluster_take(jobs *J, job *jb, int to_run, char owner[64])
 {
     if (!J->cluster)
         return 1;
     store_lease l;
     vaed_err err;
-    int rc = store_lease_take(J->st, jb->id, J->cfg.lease_ttl, &l, &err);
+    int64_t sweep = to_run ? jb->sweep_id : 0; /* fixed at creation: read without mu */
+    int rc = sweep > 0 ? store_lease_take_trial(J->st, jb->id, sweep, J->cfg.lease_ttl, &l, &err)
+                       : store_lease_take(J->st, jb->id, J->cfg.lease_ttl, &l, &err);
     if (rc < 0)
         log_msg(LOG_WARN, "job %lld: taking its lease: %s", (long long)jb->id, err.msg);
     if (owner)
         snprintf(owner, 64, "%s", rc == 0 && l.held ? l.node : "");
     if (rc == 0 && l.done)
         return CLUSTER_DONE;
-    if (rc != 1) {
+    if (rc == 0 && l.full) {
+        /* its sweep runs its concurrency's worth of trials (on any node): none of its
+         * trials is tried here for a second, so one look a second asks the database */
         pthread_mutex_lock(&J->mu);
+        double until = job_mono() + 1.0;
+        for (job *o = J->table; o; o = o->next)
+            if (o->sweep_id == sweep && (o == jb || o->state == JOB_QUEUED)) {
+                o->away_until = until;
+                o->away_full = 1;
+                o->away_node[0] = '\0';
+            }
+        pthread_mutex_unlock(&J->mu);
+        return 0;
+    }
+    pthread_mutex_lock(&J->mu);
+    jb->away_full = 0;
+    if (rc != 1) {
         /* held elsewhere (or unreachable): looked at again within a ttl, and at once
          * when the thread below sees the job free */
         jb->away_until = job_mono() + (rc == 0 && l.held ? J->cfg.lease_ttl / 3 : 1.0);
         snprintf(jb->away_node, sizeof jb->away_node, "%s", rc == 0 ? l.node : "");
-        pthread_mutex_unlock(&J->mu);
     }
+    pthread_mutex_unlock(&J->mu);
     return rc;
+}
+
+void cluster_sweep_wake(jobs *J, int64_t sweep)
+{
+    if (!J->cluster || sweep <= 0)
+        return;
+    for (job *o = J->table; o; o = o->next)
+        if (o->sweep_id == sweep && o->away_full) {
+            o->away_until = 0;
+            o->away_full = 0;
+        }
+    pthread_cond_broadcast(&J->work);
 }
 
 void cluster_release(jobs *J, job *jb, int done)

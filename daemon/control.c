@@ -411,7 +411,7 @@ static int post_at(jobs *J, int64_t id, job_msg *m, const char *slow, int64_t *s
         jb->taking = 1;
         pthread_mutex_unlock(&J->mu);
         char owner[64] = "";
-        int got = cluster_take(J, jb, owner);
+        int got = cluster_take(J, jb, 0, owner);
         pthread_mutex_lock(&J->mu);
         jb->taking = 0;
         pthread_cond_broadcast(&jb->cv);

@@ -101,6 +101,7 @@ typedef struct job {
     double renewed_at;          /* job_mono() of the last renewal that succeeded */
     double away_until;          /* job_mono(): another node held it; not taken before */
     char away_node[64];         /* that node */
+    int away_full;              /* away because its sweep ran its concurrency (cluster_take) */
     struct job *next;           /* table of unfinished jobs */
 } job;
 
@@ -224,9 +225,17 @@ void cluster_stop(jobs *J);
 /* Take jb's lease for this node (mu not held): 1 taken, 0 another node has it (jb is
  * then skipped for a while, and *owner names the node when given), CLUSTER_DONE when
  * the job is done for good (it finished through another node), or an error. 1 at once
- * when the store is no cluster node. */
+ * when the store is no cluster node. to_run: a worker takes it to run it, so a trial
+ * of a sweep is taken only while fewer than the sweep's concurrency of its trials hold
+ * leases anywhere in the cluster (store_lease_take_trial); when the sweep is full, 0,
+ * and every queued trial of the sweep here waits a second (the sync thread wakes the
+ * workers every second; a trial that ends here wakes them at once: cluster_sweep_wake).
+ * A control call's take (to_run 0) is not limited. */
 #define CLUSTER_DONE 2
-int cluster_take(jobs *J, job *jb, char owner[64]);
+int cluster_take(jobs *J, job *jb, int to_run, char owner[64]);
+/* A trial of sweep gave its lease back here: its queued trials that wait because the
+ * sweep was full are looked at again now (mu held). */
+void cluster_sweep_wake(jobs *J, int64_t sweep);
 /* Apply a control request another node sent for a job here (control.c), as a client's
  * call would be: c's answer is filled. */
 void job_control_remote(jobs *J, store_control *c);

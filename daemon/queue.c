@@ -110,9 +110,11 @@ static void table_remove(jobs *J, job *jb)
         }
 }
 
-/* Does jb's sweep have its concurrency's worth of trials running (mu held)? The table
- * holds every unfinished job, so counting its running ones with the same sweep is the
- * whole truth; a trial that ends broadcasts work, so a skipped one is looked at again. */
+/* Does jb's sweep have its concurrency's worth of trials running here (mu held)? On
+ * one node the table holds every unfinished job, so counting its running ones with the
+ * same sweep is the whole truth; a trial that ends broadcasts work, so a skipped one is
+ * looked at again. A cluster's node counts the other nodes' trials too, in the
+ * database, as the worker takes the lease (cluster_take). */
 static int sweep_full(jobs *J, const job *jb)
 {
     if (jb->sweep_id <= 0)
@@ -271,7 +273,7 @@ static int take_lease(jobs *J, job *jb)
     char owner[64] = "";
     jb->taking = 1;
     pthread_mutex_unlock(&J->mu);
-    int got = cluster_take(J, jb, owner);
+    int got = cluster_take(J, jb, 1, owner);
     /* the job as the database has it now (the table may be a second behind): paused or
      * finished through another node meanwhile, it is let go; its kernels may have
      * changed if it ran elsewhere */
@@ -314,8 +316,12 @@ static int take_lease(jobs *J, job *jb)
         return 1;
     }
     char why[160];
-    snprintf(why, sizeof why, "job %lld runs on node %s: ask again", (long long)jb->id,
-             owner[0] ? owner : "(another)");
+    if (jb->away_full)
+        snprintf(why, sizeof why, "job %lld waits for a trial of its sweep to end: ask again",
+                 (long long)jb->id);
+    else
+        snprintf(why, sizeof why, "job %lld runs on node %s: ask again", (long long)jb->id,
+                 owner[0] ? owner : "(another)");
     job_answer_all(jb, VAED_EAWAY, why);
     job_release(J, jb);
     job_unref(jb);
@@ -398,6 +404,7 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&J->mu);
             cluster_release(J, jb, out != OUT_PAUSED && out != OUT_INTERRUPTED);
             pthread_mutex_lock(&J->mu);
+            cluster_sweep_wake(J, jb->sweep_id); /* its sweep may start another now */
         }
         job_unref(jb); /* the worker's reference */
     }

@@ -1,7 +1,8 @@
 /* cluster.c — the store's side of a cluster (issue 17; store.h "cluster"): this node's
  * leases on jobs, taken, renewed and released on a connection of their own (so a renew
  * never waits behind the writer's batch on the client side), and the generations the
- * writer fences each job's writes with. The rules are lease.h's. */
+ * writer fences each job's writes with. The rules are lease.h's; a sweep's trial is
+ * taken in a transaction that counts its sweep's held leases first (take_trial). */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,7 @@ struct take_arg {
     int64_t job;
     double ttl;
     store_lease *out;
+    int64_t sweep;      /* the job's sweep (store_lease_take_trial), else 0 */
 };
 
 static void from_lease(store_lease *o, const lease *l)
@@ -140,6 +142,82 @@ static void from_lease(store_lease *o, const lease *l)
     o->gen = l->gen;
     o->expires = l->expires;
     snprintf(o->node, sizeof o->node, "%s", l->node);
+}
+
+/* Run sql with ?1 = a and, when b >= 0, ?2 = b: 1 with *v the first row's first
+ * column, 0 when there is no row, or an error. */
+static int query_int(sql_conn *c, const char *sql, int64_t a, int64_t b, int64_t *v,
+                     vaed_err *err)
+{
+    sql_stmt *s = NULL;
+    int rc = sql_prepare(c, sql, &s, err);
+    if (rc < 0)
+        return rc;
+    if (sql_bind_int64(s, 1, a) || (b >= 0 && sql_bind_int64(s, 2, b))) {
+        sql_finalize(s);
+        return vaed_err_set(err, VAED_ENOMEM, "", "lease: binding");
+    }
+    rc = sql_step(s, err);
+    if (rc == SQL_ROW) {
+        *v = sql_column_int64(s, 0);
+        rc = 1;
+    } else if (rc == SQL_DONE) {
+        rc = 0;
+    }
+    sql_finalize(s);
+    return rc;
+}
+
+#define SQL_SWEEP_LOCK "SELECT concurrency FROM sweeps WHERE id = ?1"
+#define SQL_SWEEP_HELD                                                                   \
+    "SELECT count(*) FROM leases l JOIN sweep_trials t ON t.job = l.job WHERE t.sweep = " \
+    "?1 AND l.job <> ?2 AND l.done = 0 AND l.node IS NOT NULL AND l.expires > "
+
+/* Take a->job, a trial of a->sweep, in one transaction (lmu held). The sweep's row is
+ * locked first, so that two nodes taking two of its trials at once go one after the
+ * other and the second counts the first's lease (read committed: each statement sees
+ * what committed before it); then the trials whose leases nodes hold are counted and
+ * the lease is taken only below the sweep's concurrency. 1 taken, 0 held elsewhere or
+ * a->out->full (also when another node's take holds the sweep past the lock timeout:
+ * tried again within a second), or an error. */
+static int take_trial(store *st, struct take_arg *a, lease *l, vaed_err *err)
+{
+    sql_conn *c = st->ldb;
+    int pg = sql_kind_of(c) == SQL_POSTGRES;
+    char held[320], set[96];
+    snprintf(held, sizeof held, "%s%s", SQL_SWEEP_HELD, lease_now_sql(sql_kind_of(c)));
+    /* a node stopped inside this transaction must not hold its sweep for long */
+    double ttl = st->opts.lease_ttl > 0 ? st->opts.lease_ttl : 10.0;
+    snprintf(set, sizeof set, "SET LOCAL idle_in_transaction_session_timeout = %ld",
+             ttl * 500.0 < 500 ? 500L : (long)(ttl * 500.0));
+    int64_t conc = 0, n = 0;
+    a->out->full = 0;
+    int rc = sql_begin(c, 1, err), found = 0;
+    if (rc == 0 && pg) /* whatever the server's default: the count must see the commits */
+        rc = sql_exec(c, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", err);
+    if (rc == 0 && pg)
+        rc = sql_exec(c, set, err);
+    if (rc == 0) {
+        rc = query_int(c, pg ? SQL_SWEEP_LOCK " FOR NO KEY UPDATE" : SQL_SWEEP_LOCK, a->sweep,
+                       -1, &conc, err);
+        found = rc == 1;
+        if (rc < 0 && sql_errclass_of(c) == SQL_EC_BUSY) {
+            rc = 0;
+            a->out->full = 1;
+        }
+    }
+    if (rc >= 0 && found)
+        rc = query_int(c, held, a->sweep, a->job, &n, err);
+    if (rc >= 0 && found && n >= conc)
+        a->out->full = 1;
+    if (rc >= 0 && !a->out->full) {
+        rc = lease_take(c, a->job, st->node, a->ttl, l, err);
+        int cr = rc >= 0 ? sql_commit(c, err) : 0;
+        rc = cr < 0 ? cr : rc;
+    }
+    if (sql_in_transaction(c))
+        sql_rollback(c, NULL);
+    return rc < 0 ? rc : a->out->full ? 0 : rc;
 }
 
 static int do_take(store *st, void *arg, vaed_err *err)
@@ -160,7 +238,12 @@ static int do_take(store *st, void *arg, vaed_err *err)
         a->out->done = done;
         return 0;
     }
-    rc = lease_take(st->ldb, a->job, st->node, a->ttl, &l, err);
+    rc = a->sweep > 0 ? take_trial(st, a, &l, err)
+                      : lease_take(st->ldb, a->job, st->node, a->ttl, &l, err);
+    if (rc == 0 && a->out->full) {
+        a->out->job = a->job;
+        return 0;
+    }
     if (rc == 1) {
         from_lease(a->out, &l);
         a->out->held = 1;
@@ -177,7 +260,15 @@ static int do_take(store *st, void *arg, vaed_err *err)
 
 int store_lease_take(store *st, int64_t job, double ttl, store_lease *out, vaed_err *err)
 {
-    struct take_arg a = {job, ttl, out};
+    struct take_arg a = {job, ttl, out, 0};
+    memset(out, 0, sizeof *out);
+    return on_ldb(st, do_take, &a, err);
+}
+
+int store_lease_take_trial(store *st, int64_t job, int64_t sweep, double ttl,
+                           store_lease *out, vaed_err *err)
+{
+    struct take_arg a = {job, ttl, out, sweep};
     memset(out, 0, sizeof *out);
     return on_ldb(st, do_take, &a, err);
 }
@@ -221,7 +312,7 @@ static int do_renew(store *st, void *arg, vaed_err *err)
 
 int store_lease_renew(store *st, int64_t job, double ttl, vaed_err *err)
 {
-    struct take_arg a = {job, ttl, NULL};
+    struct take_arg a = {job, ttl, NULL, 0};
     return on_ldb(st, do_renew, &a, err);
 }
 
@@ -240,7 +331,7 @@ static int do_release(store *st, void *arg, vaed_err *err)
 
 int store_lease_release(store *st, int64_t job, int done, vaed_err *err)
 {
-    struct take_arg a = {job, done ? 1.0 : 0.0, NULL};
+    struct take_arg a = {job, done ? 1.0 : 0.0, NULL, 0};
     return on_ldb(st, do_release, &a, err);
 }
 
@@ -260,7 +351,7 @@ static int do_get(store *st, void *arg, vaed_err *err)
 
 int store_lease_get(store *st, int64_t job, store_lease *out, vaed_err *err)
 {
-    struct take_arg a = {job, 0, out};
+    struct take_arg a = {job, 0, out, 0};
     memset(out, 0, sizeof *out);
     return on_ldb(st, do_get, &a, err);
 }

@@ -134,6 +134,8 @@ typedef struct store_lease {
     char node[64];              /* the holder; "" when free */
     int held;                   /* a node holds it, unexpired */
     int done;                   /* finished for good: never taken again */
+    int full;                   /* store_lease_take_trial refused: its sweep runs its
+                                   concurrency's worth of trials already */
 } store_lease;
 
 /* This node's name ("" when the store is not a cluster node). */
@@ -142,6 +144,15 @@ const char *store_node(const store *st);
  * job's writes carry out->gen —, 0 when another node holds it (*out names it) or it is
  * done for good, or a negative error. VAED_ESTATE when the store is no cluster node. */
 int store_lease_take(store *st, int64_t job, double ttl, store_lease *out, vaed_err *err);
+/* Take job, a trial of sweep, to run it: as store_lease_take, and also 0 with out->full
+ * (held 0, node "") when sweep already has its concurrency's worth of trials whose
+ * leases nodes hold (unexpired, not done; job's own lease aside), or when another
+ * node's take of one of its trials holds the sweep past the lease connection's lock
+ * timeout (250 ms). One transaction: the sweep's row is locked first (PostgreSQL: FOR
+ * NO KEY UPDATE), so the takes of a sweep's trials run one at a time across the nodes
+ * and the limit is exact cluster-wide (test_store_fence). */
+int store_lease_take_trial(store *st, int64_t job, int64_t sweep, double ttl,
+                           store_lease *out, vaed_err *err);
 /* Renew this node's lease of job: 0, VAED_ESTATE when it is lost (expired or taken: the
  * job must stop here; its writes are fenced from now on), or another error (retry). */
 int store_lease_renew(store *st, int64_t job, double ttl, vaed_err *err);

@@ -5,11 +5,19 @@
  * then everything a still writes for the job — rows with other values, a state, an
  * epoch row — must be refused inside a's write transaction: the oracle is the
  * database itself, read back (the rows a wrote while it held the lease, and none of
- * the later ones), and a's counters (refused writes counted as fenced, not errors). */
+ * the later ones), and a's counters (refused writes counted as fenced, not errors).
+ * Then a sweep's concurrency across nodes (store_lease_take_trial): two nodes' stores
+ * take trials of one sweep; a take past the concurrency is refused while the other
+ * leases hold, allowed once one is released (done or not) or expired; and three nodes
+ * taking three trials of a concurrency-1 sweep at the same instant, round after round,
+ * never get two (on PostgreSQL, without the sweep's row lock they do in most rounds);
+ * on PostgreSQL, a take while another transaction holds the sweep's row is refused
+ * after the lease connection's lock timeout, not waited on. */
 #include "tests/unit/test_store_util.h"
 
 #include "store/lease.h"
 #include "store/sql.h"
+#include "store/sweeps.h"
 
 static const char *K;
 
@@ -202,6 +210,149 @@ static void rows_notified(const char *target)
     store_close(b, NULL);
 }
 
+/* Open the store of node name on target (OUT *st). */
+static int open_node(store **st, const char *target, const char *name)
+{
+    vaed_err e = {0};
+    store_opts o;
+    store_opts_default(&o);
+    o.node = name;
+    o.lease_ttl = 30;
+    o.fsync_checkpoints = 0;
+    int rc = store_open(st, target, &o, &e);
+    CHECK(rc == 0, "%s: open as %s: %s", K, name, e.msg);
+    return rc;
+}
+
+/* A sweep of n trials (jobs[0..n)) of concurrency conc. */
+static int64_t sweep_new(store *st, int conc, size_t n, int64_t *jobs)
+{
+    store_sweep_trial_new t[4];
+    for (size_t i = 0; i < n && i < 4; i++)
+        t[i] = (store_sweep_trial_new){.name = "trial", .spec = "{}", .schedule = "{}",
+                                       .point = "{}"};
+    store_sweep_new sw = {.name = "sw", .spec = "{}", .concurrency = conc, .n = n, .trials = t};
+    int64_t id = 0;
+    vaed_err e = {0};
+    CHECK(store_sweep_insert(st, &sw, &id, jobs, &e) == 0 && id > 0,
+          "%s: a sweep of %zu trials, concurrency %d: %s", K, n, conc, e.msg);
+    return id;
+}
+
+/* Take a trial: 1 taken, 0 refused because the sweep is full, 2 otherwise (held
+ * elsewhere, or an error). */
+static int take(store *st, int64_t job, int64_t sweep)
+{
+    store_lease l;
+    vaed_err e = {0};
+    int rc = store_lease_take_trial(st, job, sweep, 30, &l, &e);
+    if (rc < 0)
+        printf("# %s: %s: take of job %lld: %s\n", K, store_node(st), (long long)job, e.msg);
+    return rc == 1 ? 1 : rc == 0 && l.full && !l.held ? 0 : 2;
+}
+
+struct racer {
+    store *st;
+    int64_t job, sweep;
+    pthread_barrier_t *go;
+    int got[100];
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    vaed_err e;
+    for (int i = 0; i < 100; i++) {
+        pthread_barrier_wait(r->go);
+        store_lease l;
+        r->got[i] = store_lease_take_trial(r->st, r->job, r->sweep, 30, &l, &e) == 1;
+        pthread_barrier_wait(r->go);
+        if (r->got[i])
+            store_lease_release(r->st, r->job, 0, &e);
+    }
+    return NULL;
+}
+
+static void sweep_scenario(const char *target)
+{
+    store *a = NULL, *b = NULL, *c = NULL;
+    if (open_node(&a, target, "node-a") || open_node(&b, target, "node-b") ||
+        open_node(&c, target, "node-c")) {
+        store_close(a, NULL);
+        store_close(b, NULL);
+        store_close(c, NULL);
+        return;
+    }
+    vaed_err e = {0};
+    int64_t t[4], u[3], v[3];
+    int64_t s1 = sweep_new(a, 1, 4, t);
+    CHECK(take(a, t[0], s1) == 1, "%s: a takes trial 0 of a concurrency-1 sweep", K);
+    CHECK(take(b, t[1], s1) == 0, "%s: b's take of trial 1 is refused: the sweep is full", K);
+    CHECK(take(a, t[2], s1) == 0, "%s: so is a's of trial 2", K);
+    CHECK(take(a, t[0], s1) == 1, "%s: a takes trial 0 again (its own lease is not counted)", K);
+    store_lease l;
+    CHECK(store_lease_take(b, t[3], 30, &l, &e) == 1,
+          "%s: a control call's take (store_lease_take) is not limited", K);
+    CHECK(store_lease_release(b, t[3], 0, &e) == 0, "%s: and given back: %s", K, e.msg);
+    CHECK(take(b, t[1], s1) == 0, "%s: b still refused while a's lease holds", K);
+    CHECK(store_lease_release(a, t[0], 1, &e) == 0, "%s: a releases trial 0 done: %s", K, e.msg);
+    CHECK(take(b, t[1], s1) == 1, "%s: then b takes trial 1", K);
+    CHECK(take(a, t[2], s1) == 0, "%s: and a's take of trial 2 is refused", K);
+    sql_conn *x = NULL;
+    CHECK(sql_open(&x, target, NULL, &e) == 0, "%s: connect: %s", K, e.msg);
+    char sql[128];
+    snprintf(sql, sizeof sql, "UPDATE leases SET expires = expires - 1000 WHERE job = %lld",
+             (long long)t[1]);
+    CHECK(sql_exec(x, sql, &e) == 0, "%s: b's lease run out by hand: %s", K, e.msg);
+    CHECK(take(a, t[2], s1) == 1, "%s: a takes trial 2 once b's lease expired", K);
+    CHECK(take(b, t[3], s1) == 0, "%s: b's take of trial 3 is refused", K);
+    sql_close(x);
+
+    int64_t s2 = sweep_new(a, 2, 3, u);
+    CHECK(take(a, u[0], s2) == 1 && take(b, u[1], s2) == 1,
+          "%s: concurrency 2: a and b each take a trial", K);
+    CHECK(take(b, u[2], s2) == 0, "%s: a third is refused", K);
+    CHECK(store_lease_release(a, u[0], 0, &e) == 0, "%s: a gives its trial back (paused)", K);
+    CHECK(take(b, u[2], s2) == 1, "%s: then b takes the third", K);
+    CHECK(take(a, t[3], s1) == 0, "%s: the other sweep is still full", K);
+
+    /* three nodes at the same instant, 100 rounds: never two trials */
+    int64_t s3 = sweep_new(a, 1, 3, v);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 3);
+    struct racer r[3] = {{a, v[0], s3, &go, {0}}, {b, v[1], s3, &go, {0}}, {c, v[2], s3, &go, {0}}};
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&th[i], NULL, race, &r[i]);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
+    int two = 0, rounds = 0;
+    for (int i = 0; i < 100; i++) {
+        int n = r[0].got[i] + r[1].got[i] + r[2].got[i];
+        two += n > 1;
+        rounds += n == 1;
+    }
+    CHECK(two == 0, "%s: 3 nodes racing for a concurrency-1 sweep: %d of 100 rounds gave two "
+          "trials at once", K, two);
+    CHECK(rounds >= 50, "%s: and a trial was taken in %d of 100 rounds", K, rounds);
+    if (!strcmp(K, "postgres")) { /* another take holding the sweep: refused, not waited on */
+        sql_conn *y = NULL;
+        CHECK(sql_open(&y, target, NULL, &e) == 0 && sql_begin(y, 1, &e) == 0, "%s: y: %s", K, e.msg);
+        snprintf(sql, sizeof sql, "SELECT 1 FROM sweeps WHERE id = %lld FOR UPDATE", (long long)s3);
+        CHECK(sql_exec(y, sql, &e) == 0, "%s: y locks the sweep's row: %s", K, e.msg);
+        double t0 = now_s();
+        CHECK(take(a, v[0], s3) == 0, "%s: a's take while y holds the sweep: refused", K);
+        CHECK(now_s() - t0 < 2.0, "%s: after the lock timeout (%.2f s)", K, now_s() - t0);
+        sql_rollback(y, NULL);
+        sql_close(y);
+        CHECK(take(a, v[0], s3) == 1, "%s: taken once y is done", K);
+    }
+    store_close(a, NULL);
+    store_close(b, NULL);
+    store_close(c, NULL);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/vaed-fence.XXXXXX", path[128];
@@ -210,6 +361,7 @@ int main(void)
     snprintf(path, sizeof path, "%s/f.db", tmpl);
     K = "sqlite";
     scenario(path);
+    sweep_scenario(path);
     const char *url = getenv("VAED_TEST_PG");
     if (url && *url) {
         K = "postgres";
@@ -228,6 +380,7 @@ int main(void)
         if (rc == 0) {
             scenario(db);
             rows_notified(db);
+            sweep_scenario(db);
         }
     } else {
         printf("test_store_fence: PostgreSQL half not run here (VAED_TEST_PG unset; "
