@@ -14,12 +14,14 @@
 #     once (one worker a node: on two nodes) and never three.
 # Which nodes ran the trials is printed, not checked.
 #
-# Plain only (CI time): its code runs under ASan and TSan in test_store_fence
-# (store_pg.sh: three nodes racing for a concurrency-1 sweep) and in cluster_pg.sh.
+# Plain and ASan+UBSan (a node's table losing a job another node finished freed it
+# early once: only ASan sees that); not under TSan (CI time): the trials' take runs
+# there in test_store_fence (store_pg.sh: three nodes racing for a concurrency-1 sweep),
+# the nodes' threads in cluster_pg.sh.
 case "${SANITIZER:-}" in
-*address*|*thread*)
-    echo "cluster_sweeps_pg: plain only (CI time: the trials' take runs under the sanitizers" \
-        "in test_store_fence, the nodes' threads under TSan in cluster_pg.sh)"
+*thread*)
+    echo "cluster_sweeps_pg: not under ThreadSanitizer (CI time: the trials' take runs" \
+        "there in test_store_fence, the nodes' threads in cluster_pg.sh)"
     exit 0 ;;
 esac
 . tests/e2e/daemon_lib.sh
@@ -138,8 +140,8 @@ gaps=$(pq "SELECT string_agg(round((started_at - prev)::numeric, 2)::text, ' ') 
     lag(j.finished_at) OVER (ORDER BY j.started_at) AS prev FROM sweep_trials t JOIN jobs j ON j.id = t.job
     WHERE t.sweep = $SW) g WHERE prev IS NOT NULL")
 maxgap=$(echo "$gaps" | tr ' ' '\n' | awk 'BEGIN { m = 0 } $1 + 0 > m { m = $1 + 0 } END { print m }')
-check "concurrency 1: each trial started within 3 s of the one before finishing (gaps: $gaps s)" \
-    awk "BEGIN { exit !($maxgap <= 3.0 && \"$gaps\" != \"\") }"
+check "concurrency 1: each trial started within $((3 * SLOW)) s of the one before finishing (gaps: $gaps s)" \
+    awk "BEGIN { exit !($maxgap <= 3.0 * $SLOW && \"$gaps\" != \"\") }"
 echo "cluster_sweeps_pg: concurrency 1 in $(($(date +%s) - T0)) s; $nsamp samples; gaps between trials: $gaps s"
 
 # ---- concurrency 2: two at once (one worker a node: on two nodes), never three ------------
