@@ -30,52 +30,13 @@ e2e_init
 pg_init cluster_sweeps_pg
 UP="$T/uploads"
 mkdir -p "$UP"
-TTL=3
-
-NODES=""
-POLLER=""
-cs_cleanup() {
-    if [ -n "$POLLER" ]; then : >"$T/poll.stop"; kill "$POLLER" 2>/dev/null; wait "$POLLER" 2>/dev/null; fi
-    for c_n in $NODES; do
-        eval "c_p=\${PID_$c_n:-}"
-        [ -n "$c_p" ] || continue
-        kill -KILL "$c_p" 2>/dev/null
-        wait "$c_p" 2>/dev/null
-    done
-    if [ "$E2E_FAIL" -ne 0 ]; then
-        for c_n in $NODES; do
-            echo "--- $c_n log (last 15 lines) ---"; tail -n 15 "$T/$c_n.log" 2>/dev/null
-        done
-        echo "--- leases ---"
-        psql "$PGURL" -XAtqc "SELECT * FROM leases ORDER BY job" 2>&1 | tail -n 10
-    fi
-    pg_cleanup
-}
-trap 'cs_cleanup' EXIT
-
-start_node() { # NAME
-    c_n=$1
-    "$VAED" serve --db "$PGURL" --node "$c_n" --lease-ttl "$TTL" --listen 127.0.0.1:0 \
-        --port-file "$T/$c_n.port" --upload-dir "$UP" --threads 1 --access-log 0 \
-        >>"$T/$c_n.log" 2>&1 &
-    eval "PID_$c_n=$!"
-    NODES="$NODES $c_n"
-}
-wait_port() { # NAME
-    c_i=0
-    while [ ! -s "$T/$1.port" ]; do
-        c_i=$((c_i + 1))
-        [ $c_i -le 300 ] || { fail "node $1 did not start: $(tail -n 5 "$T/$1.log")"; exit 1; }
-        sleep 0.05
-    done
-    eval "PORT_$1=$(cat "$T/$1.port")"
-}
-pq() { psql "$PGURL" -XAtqc "$1" 2>&1; }
+TTL=$((SLOW > 1 ? 8 : 3))
+CWAIT=$((3 * SLOW))
+. tests/e2e/cluster_lib.sh
 
 T0=$(date +%s)
 for n in n1 n2 n3; do start_node $n; done
-for n in n1 n2 n3; do wait_port $n; done
-URL="http://127.0.0.1:$PORT_n1"
+on n1
 
 # 4 trials of about a second each (60 steps of a 128-wide model)
 BASE=$(tiny_spec csw 1 '{"dataset": {"limit": 3000}, "model": {"encoder": [128], "decoder": [128]},
