@@ -119,11 +119,9 @@ int cluster_learn(jobs *J, const store_job *sj)
 
 void cluster_forget(jobs *J, job *jb)
 {
-    jb->refs++; /* job_release drops the table's reference: jb lives until it returns */
     jb->state = JOB_FINISHED;
     job_answer_all(jb, VAED_ESTATE, "the job has finished");
-    job_release(J, jb);
-    job_unref(jb);
+    job_release(J, jb); /* drops the table's reference: jb may be gone after it */
 }
 
 /* Renew the leases of the jobs this node runs; mark those lost. */

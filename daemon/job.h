@@ -177,7 +177,8 @@ void job_drain(jobs *J, job *jb, run *r);
 void job_answer(job *jb, job_msg *m);
 
 /* The owner lets go (mu held): owner = none; a finished job leaves the table, a queued
- * one is offered to the workers. */
+ * one is offered to the workers. A finished job may be freed by it when the caller
+ * holds no reference of its own. */
 void job_release(jobs *J, job *jb);
 
 /* ---- the table and its workers (queue.c) ------------------------------------------ */

@@ -179,14 +179,20 @@ void job_answer_all(job *jb, int rc, const char *why)
 
 void job_release(jobs *J, job *jb)
 {
+    int trial = jb->sweep_id > 0;
     jb->owner = OWNER_NONE;
-    if (jb->state == JOB_FINISHED)
+    if (jb->state == JOB_FINISHED) {
+        /* may drop the last reference (a caller that holds none: the cluster's sync
+         * thread); it wakes jb's waiters itself, and jb is not touched after it */
         table_remove(J, jb);
-    else if (jb->state == JOB_QUEUED)
+        jb = NULL;
+    } else if (jb->state == JOB_QUEUED) {
         pthread_cond_signal(&J->work);
-    if (jb->sweep_id > 0) /* a trial put down: one of its sweep's may start now */
+    }
+    if (trial) /* a trial put down: one of its sweep's may start now */
         pthread_cond_broadcast(&J->work);
-    pthread_cond_broadcast(&jb->cv);
+    if (jb)
+        pthread_cond_broadcast(&jb->cv);
 }
 
 void job_record_state(jobs *J, int64_t id, const char *state, const char *reason)
