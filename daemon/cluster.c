@@ -258,6 +258,7 @@ static void sync_table(jobs *J)
     pthread_cond_broadcast(&J->work);
     pthread_mutex_unlock(&J->mu);
     free(ids);
+    evals_sync(J, t0);
 }
 
 static void *cluster_main(void *arg)
@@ -276,6 +277,7 @@ static void *cluster_main(void *arg)
             break;
         pthread_mutex_unlock(&J->mu);
         renew_all(J);
+        evals_renew(J);
         vaed_err err;
         if (store_node_beat(J->st, J->kernels, 0, &err))
             log_msg(LOG_WARN, "cluster node %s: heartbeat: %s", store_node(J->st), err.msg);

@@ -301,7 +301,10 @@ static int sched_unhex(const char *hex, sched_spec *s)
 }
 
 /* Send m for job id to node owner, which holds it, and wait (--control-wait) for its
- * answer: that node's worker decides the step, as for a call sent to it. */
+ * answer: that node's worker decides the step, as for a call sent to it. Not answered
+ * in time, the request is withdrawn, so it never applies later (the owner may be dead,
+ * and a node of its name may come back holding the job); one the owner has taken
+ * already is being applied, and is waited for once more. */
 static int forward(jobs *J, int64_t id, const job_msg *m, const char *owner, int64_t *step,
                    sched_spec *resolved, vaed_err *err)
 {
@@ -313,14 +316,26 @@ static int forward(jobs *J, int64_t id, const job_msg *m, const char *owner, int
     else if (m->kind == MSG_LR)
         snprintf(lr, sizeof lr, "%.17g", m->lr), c.arg = xstrdup(lr);
     int rc = store_control_send(J->st, owner, &c, err);
-    if (rc == 0) {
-        rc = store_control_wait(J->st, &c, J->cfg.wait_s, err);
-        if (rc == 0)
-            rc = vaed_err_set(err, VAED_EAWAY, NULL, "job %lld runs on node %s, which did not "
-                              "answer within %.0f s: the request stays there, and applies if "
-                              "that node still holds the job when it reads it; ask again",
-                              (long long)id, owner, J->cfg.wait_s);
-        else if (rc == 1 && c.rc)
+    int withdrawn = 0;
+    if (rc == 0 && (rc = store_control_wait(J->st, &c, J->cfg.wait_s, err)) == 0) {
+        /* not answered in time: withdrawn unless the owner has taken it (then it is being
+         * applied, and its answer is waited for once more) */
+        vaed_err we;
+        int w = store_control_withdraw(J->st, &c, &we);
+        withdrawn = w == 1;
+        if (w == 0)
+            rc = store_control_wait(J->st, &c, J->cfg.wait_s, err);
+    }
+    if (rc == 0 && withdrawn)
+        rc = vaed_err_set(err, VAED_EAWAY, NULL, "job %lld runs on node %s, which did not "
+                          "answer within %.0f s: the request was withdrawn and will not "
+                          "apply; ask again", (long long)id, owner, J->cfg.wait_s);
+    else if (rc == 0)
+        rc = vaed_err_set(err, VAED_EAWAY, NULL, "job %lld runs on node %s, which took the "
+                          "request but did not answer in time: it may still apply there; "
+                          "read the job's history before asking again", (long long)id, owner);
+    if (rc > 0) {
+        if (rc == 1 && c.rc)
             rc = vaed_err_set(err, c.rc, NULL, "%s", c.msg);
         else if (rc == 1) {
             rc = 0;

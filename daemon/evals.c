@@ -16,6 +16,16 @@
  * The summary (mean bound, standard errors, MI, active units, KL per group) is made
  * from all the rows once the last block is in, by the same function `vaed eval` uses.
  *
+ * A cluster's nodes (jobs.h "Cluster") share the evaluations as they share the jobs:
+ * every node lists the unfinished ones (its cluster thread reads them once a second),
+ * and a worker runs one only under the evaluation's own lease (STORE_LEASE_EVAL, taken
+ * like a job's), renewed beside the jobs' leases; the blocks and the state it writes are
+ * fenced by it. A node that dies stops renewing, and after the lease another node goes
+ * on from the committed blocks, with the same bits. A cancel through a node that does
+ * not run it marks the evaluation cancelled in the database (its blocks' writes are
+ * refused from then on) and waits for the runner to let go: the runner sees it at its
+ * next renewal, or its next block.
+ *
  * A block's bytes: ll[rows], elbo[rows] (doubles), then mu[rows × L], lv[rows × L]
  * (floats), native-endian like the store's other BLOB arrays. */
 #include "daemon/job.h"
@@ -39,7 +49,42 @@ static eval_unit *unit_new(const store_eval *e)
     eval_unit *u = xcalloc(1, sizeof *u);
     u->id = e->id;
     u->job = e->job;
+    u->born = job_mono();
     return u;
+}
+
+/* Ask u to stop for why, unless it was asked already (the first reason stays). */
+static void unit_stop(eval_unit *u, int why)
+{
+    int none = 0;
+    atomic_compare_exchange_strong(&u->stop, &none, why);
+}
+
+static eval_unit *unit_find(jobs *J, int64_t id)
+{
+    eval_unit *u = J->evals;
+    while (u && u->id != id)
+        u = u->next;
+    return u;
+}
+
+static int state_open(const char *state)
+{
+    return !strcmp(state, "queued") || !strcmp(state, "running");
+}
+
+/* Is evaluation id finished in the store (or gone with its job)? 0 when it is open or
+ * could not be read. */
+static int eval_finished(jobs *J, int64_t id)
+{
+    store_eval e;
+    vaed_err err;
+    int rc = store_eval_get(J->st, id, &e, &err);
+    if (rc)
+        return rc == VAED_ENOTFOUND;
+    int fin = !state_open(e.state);
+    store_eval_clear(&e);
+    return fin;
 }
 
 static void unit_add(jobs *J, eval_unit *u)
@@ -62,8 +107,9 @@ static void unit_remove(jobs *J, eval_unit *u)
 
 eval_unit *evals_next(jobs *J)
 {
+    const double now = J->cluster ? job_mono() : 0;
     for (eval_unit *u = J->evals; u; u = u->next)
-        if (!u->running)
+        if (!u->running && u->away_until <= now)
             return u;
     return NULL;
 }
@@ -84,7 +130,112 @@ int evals_recover(jobs *J, vaed_err *err)
 void evals_stop_all(jobs *J)
 {
     for (eval_unit *u = J->evals; u; u = u->next)
-        atomic_store(&u->stop, EVAL_STOP_DAEMON);
+        unit_stop(u, EVAL_STOP_DAEMON);
+}
+
+/* ---- a cluster's node: the evaluation's lease ---------------------------------------- */
+
+/* Take u's lease before a worker runs it (u->running set, mu not held): 1 taken; 0 not —
+ * another node holds it (looked at again within a third of a lease), or it finished
+ * (dropped from the list); u->running is cleared then. */
+static int eval_take(jobs *J, eval_unit *u)
+{
+    const int64_t key = STORE_LEASE_EVAL(u->id);
+    store_lease l;
+    vaed_err err;
+    int rc = store_lease_take(J->st, key, J->cfg.lease_ttl, &l, &err);
+    if (rc < 0)
+        log_msg(LOG_WARN, "evaluation %" PRId64 ": taking its lease: %s", u->id, err.msg);
+    /* cancelled through another node (the list is a second behind the database) */
+    int finished = (rc == 1 || (rc == 0 && l.done)) && eval_finished(J, u->id);
+    if (rc == 1 && finished)
+        store_lease_release(J->st, key, 1, &err);
+    finished |= rc == 0 && l.done;
+    const int cancel = atomic_load(&u->stop) == EVAL_STOP_CANCEL;
+    pthread_mutex_lock(&J->mu);
+    if (rc == 1 && !finished) {
+        u->leased = 1;
+        u->renewed_at = job_mono();
+        pthread_mutex_unlock(&J->mu);
+        return 1;
+    }
+    u->running = 0;
+    if (finished || cancel) { /* a cancel through this node waits for it to leave */
+        unit_remove(J, u);
+        pthread_cond_broadcast(&J->evals_cv);
+    } else {
+        u->away_until = job_mono() + (rc == 0 && l.held ? J->cfg.lease_ttl / 3 : 1.0);
+    }
+    pthread_mutex_unlock(&J->mu);
+    if (cancel && !finished) /* running elsewhere: the runner sees the state */
+        store_eval_set_state(J->st, u->id, "cancelled", NULL, NULL, -1, &err);
+    return 0;
+}
+
+void evals_renew(jobs *J)
+{
+    int64_t ids[64];
+    size_t n = 0;
+    pthread_mutex_lock(&J->mu);
+    for (eval_unit *u = J->evals; u && n < sizeof ids / sizeof *ids; u = u->next)
+        if (u->leased && atomic_load(&u->stop) != EVAL_STOP_GONE)
+            ids[n++] = u->id;
+    pthread_mutex_unlock(&J->mu);
+    for (size_t i = 0; i < n; i++) {
+        vaed_err err;
+        const double sent = job_mono();
+        int rc = store_lease_renew(J->st, STORE_LEASE_EVAL(ids[i]), J->cfg.lease_ttl, &err);
+        const int finished = rc == 0 && eval_finished(J, ids[i]);
+        pthread_mutex_lock(&J->mu);
+        eval_unit *u = unit_find(J, ids[i]);
+        if (u && u->leased && rc == 0 && !finished) {
+            u->renewed_at = sent;
+        } else if (u && u->leased && rc == 0) {
+            unit_stop(u, EVAL_STOP_GONE);
+            log_msg(LOG_INFO, "evaluation %" PRId64 ": cancelled through another node: it "
+                    "stops here", ids[i]);
+        } else if (u && u->leased && rc != VAED_ESTATE &&
+                   job_mono() - u->renewed_at < J->cfg.lease_ttl * 0.8) {
+            log_msg(LOG_WARN, "evaluation %" PRId64 ": renewing its lease: %s", ids[i], err.msg);
+        } else if (u && u->leased) {
+            unit_stop(u, EVAL_STOP_GONE);
+            log_msg(LOG_WARN, "evaluation %" PRId64 ": lease lost: it stops here, and its "
+                    "writes from this node are refused", ids[i]);
+        }
+        pthread_mutex_unlock(&J->mu);
+    }
+}
+
+void evals_sync(jobs *J, double t0)
+{
+    store_eval *open = NULL;
+    size_t n = 0;
+    vaed_err err;
+    if (store_evals_list(J->st, 0, 1, &open, &n, &err))
+        return;
+    pthread_mutex_lock(&J->mu);
+    int added = 0, gone = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!unit_find(J, open[i].id)) {
+            unit_add(J, unit_new(&open[i]));
+            added = 1;
+        }
+    for (eval_unit *u = J->evals, *next; u; u = next) {
+        next = u->next;
+        int listed = 0;
+        for (size_t i = 0; i < n && !listed; i++)
+            listed = open[i].id == u->id;
+        if (!listed && !u->running && u->born < t0) { /* finished through another node */
+            unit_remove(J, u);
+            gone = 1;
+        }
+    }
+    if (added)
+        pthread_cond_broadcast(&J->work);
+    if (gone)
+        pthread_cond_broadcast(&J->evals_cv);
+    pthread_mutex_unlock(&J->mu);
+    store_evals_free(open, n);
 }
 
 void evals_free_all(jobs *J)
@@ -152,13 +303,16 @@ static void rows_buf_free(rows_buf *b)
     free(b->done);
 }
 
-enum eval_end { EV_DONE, EV_FAILED, EV_CANCELLED, EV_STOPPED };
+/* EV_GONE: its lease was lost, or it was cancelled through another node; nothing more is
+ * recorded here. */
+enum eval_end { EV_DONE, EV_FAILED, EV_CANCELLED, EV_STOPPED, EV_GONE };
 
 static int should_stop(eval_unit *u, enum eval_end *why)
 {
     const int stop = atomic_load(&u->stop);
     if (stop)
-        *why = stop == EVAL_STOP_CANCEL ? EV_CANCELLED : EV_STOPPED;
+        *why = stop == EVAL_STOP_CANCEL ? EV_CANCELLED
+               : stop == EVAL_STOP_GONE ? EV_GONE : EV_STOPPED;
     return stop != 0;
 }
 
@@ -176,6 +330,7 @@ static enum eval_end eval_run(jobs *J, eval_unit *u, char **result, vaed_err *er
     unsigned char *pack = NULL;
     vae_eval *ev = NULL;
     rows_buf rb = {0};
+    int rc0 = 0; /* the store's answer to a write of this evaluation */
 
     if (store_eval_get(J->st, u->id, &se, err) || store_job_get(J->st, se.job, &sj, err) ||
         vae_spec_parse_text(&spec, sj.spec, strlen(sj.spec), err))
@@ -227,7 +382,7 @@ static enum eval_end eval_run(jobs *J, eval_unit *u, char **result, vaed_err *er
     /* the blocks committed before a stop */
     if (store_eval_blocks(J->st, u->id, block_unpack, &rb, err) < 0)
         goto out;
-    if (store_eval_set_state(J->st, u->id, "running", NULL, NULL, n, err))
+    if ((rc0 = store_eval_set_state(J->st, u->id, "running", NULL, NULL, n, err)))
         goto out;
     vae_blas_init();
     for (long b = 0; b < nb; b++) {
@@ -248,7 +403,7 @@ static enum eval_end eval_run(jobs *J, eval_unit *u, char **result, vaed_err *er
                                           job_mono() - t0, err)) == VAED_EDB &&
                !should_stop(u, &end))
             job_nap_ms(500);
-        if (rc)
+        if ((rc0 = rc))
             goto out;
     }
     vae_eval_result res;
@@ -263,6 +418,8 @@ static enum eval_end eval_run(jobs *J, eval_unit *u, char **result, vaed_err *er
     }
     end = EV_DONE;
 out:
+    if (end == EV_FAILED && rc0 == VAED_ESTATE) /* finished through another node, or the */
+        end = EV_GONE;                          /* lease was lost: the store refused it */
     vae_eval_free(ev);
     rows_buf_free(&rb);
     free(pack);
@@ -277,6 +434,8 @@ out:
 
 void evals_run(jobs *J, eval_unit *u)
 {
+    if (J->cluster && !eval_take(J, u))
+        return;
     vaed_err err;
     vaed_err_clear(&err);
     char *result = NULL;
@@ -284,17 +443,30 @@ void evals_run(jobs *J, eval_unit *u)
     enum eval_end end = eval_run(J, u, &result, &err);
     static const char *const state[] = {"completed", "failed", "cancelled", "queued"};
     vaed_err e2;
-    int rc = store_eval_set_state(J->st, u->id, state[end], end == EV_FAILED ? err.msg : NULL,
-                                  result, -1, &e2);
-    if (rc)
+    int rc = end == EV_GONE ? 0
+                            : store_eval_set_state(J->st, u->id, state[end],
+                                                   end == EV_FAILED ? err.msg : NULL, result,
+                                                   -1, &e2);
+    if (rc == VAED_ESTATE) /* the store refused it: finished elsewhere, or the lease lost */
+        end = EV_GONE;
+    else if (rc)
         log_msg(LOG_ERROR, "evaluation %" PRId64 ": could not record %s: %s", u->id,
                 state[end], e2.msg);
     if (end == EV_FAILED)
         log_msg(LOG_WARN, "evaluation %" PRId64 " failed: %s", u->id, err.msg);
     else
         log_msg(LOG_INFO, "evaluation %" PRId64 " %s", u->id,
-                end == EV_STOPPED ? "interrupted (resumes at start)" : state[end]);
+                end == EV_STOPPED ? "interrupted (resumes at start, or on another node)"
+                : end == EV_GONE  ? "let go: finished through another node, or its lease lost"
+                                  : state[end]);
     free(result);
+    /* given back: done for good unless it stopped with the daemon (another node may go on
+     * at once); a lost lease is only forgotten */
+    if (J->cluster &&
+        (rc = store_lease_release(J->st, STORE_LEASE_EVAL(u->id), end != EV_STOPPED, &e2)) &&
+        rc != VAED_ESTATE)
+        log_msg(LOG_WARN, "evaluation %" PRId64 ": releasing its lease: %s (it frees itself "
+                "after --lease-ttl)", u->id, e2.msg);
     pthread_mutex_lock(&J->mu);
     unit_remove(J, u);
     pthread_cond_broadcast(&J->evals_cv);
@@ -433,6 +605,20 @@ static int eval_of_job(jobs *J, int64_t job_id, int64_t id, store_eval *e, vaed_
     return rc;
 }
 
+/* A cluster's node: evaluation id was just cancelled in the store; another node may be
+ * running it. Wait (up to --wait) until no node holds its lease: the runner sees the state
+ * at its next renewal or block and lets go. The cancel stands either way: the runner's
+ * writes are refused from now on. */
+static void eval_wait_let_go(jobs *J, int64_t id)
+{
+    const double deadline = job_mono() + J->cfg.wait_s;
+    store_lease l;
+    vaed_err err;
+    while (store_lease_get(J->st, STORE_LEASE_EVAL(id), &l, &err) == 1 && l.held && !l.done &&
+           job_mono() < deadline)
+        job_nap_ms(100);
+}
+
 int jobs_eval_cancel(jobs *J, int64_t job_id, int64_t id, vaed_err *err)
 {
     store_eval e;
@@ -444,16 +630,16 @@ int jobs_eval_cancel(jobs *J, int64_t job_id, int64_t id, vaed_err *err)
     eval_unit *u = J->evals;
     while (u && u->id != id)
         u = u->next;
-    if (u && !u->running) { /* queued: nobody runs it, so it ends here */
-        unit_remove(J, u);
+    if (!u || !u->running) { /* queued, or finished already (or running on another node) */
+        if (u)
+            unit_remove(J, u);
         pthread_mutex_unlock(&J->mu);
-        return store_eval_set_state(J->st, id, "cancelled", NULL, NULL, -1, err);
+        rc = store_eval_set_state(J->st, id, "cancelled", NULL, NULL, -1, err);
+        if (rc == 0 && J->cluster)
+            eval_wait_let_go(J, id);
+        return rc;
     }
-    if (!u) { /* finished already */
-        pthread_mutex_unlock(&J->mu);
-        return store_eval_set_state(J->st, id, "cancelled", NULL, NULL, -1, err);
-    }
-    atomic_store(&u->stop, EVAL_STOP_CANCEL); /* running: its worker stops within a pass */
+    unit_stop(u, EVAL_STOP_CANCEL); /* running: its worker stops within a pass */
     const double deadline = job_mono() + J->cfg.wait_s;
     int still = 1;
     while (still && job_mono() < deadline) {

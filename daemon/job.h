@@ -107,13 +107,20 @@ typedef struct job {
 
 /* An unfinished evaluation (evals.c): its record is in the store; this is its place in
  * the queue. running: a worker has it (under mu); stop: set by a client's cancel
- * (EVAL_STOP_CANCEL) or by jobs_stop (EVAL_STOP_DAEMON), read by the evaluator between
- * its forward passes, so either takes effect within milliseconds. */
-enum { EVAL_STOP_CANCEL = 1, EVAL_STOP_DAEMON = 2 };
+ * (EVAL_STOP_CANCEL), by jobs_stop (EVAL_STOP_DAEMON) or, on a cluster's node, when its
+ * lease was lost or it was cancelled through another node (EVAL_STOP_GONE: nothing
+ * more is recorded here), read by the evaluator between its forward passes, so each
+ * takes effect within milliseconds. The first reason set stays. */
+enum { EVAL_STOP_CANCEL = 1, EVAL_STOP_DAEMON = 2, EVAL_STOP_GONE = 3 };
 typedef struct eval_unit {
     int64_t id, job;
     int running;
     atomic_int stop;
+    double born;                /* job_mono() when it came into the list */
+    /* a cluster's node (under mu): it runs under its own lease (STORE_LEASE_EVAL) */
+    int leased;                 /* this node holds it */
+    double renewed_at;          /* job_mono() of the last renewal that succeeded */
+    double away_until;          /* another node held it: not tried before (job_mono()) */
     struct eval_unit *next;
 } eval_unit;
 
@@ -276,6 +283,13 @@ void evals_queue_checkpoint(jobs *J, const job *jb, int64_t step);
 int evals_recover(jobs *J, vaed_err *err);
 /* Ask every running evaluation to stop (mu held; jobs_stop). */
 void evals_stop_all(jobs *J);
+/* A cluster's node, from its cluster thread (mu not held): renew the leases of the
+ * evaluations this node runs, and stop those whose lease is lost or that were cancelled
+ * through another node (evals_renew); bring the list in line with the database: the
+ * evaluations queued through other nodes come in, those finished elsewhere leave, but
+ * not one that came into the list at or after t0 (evals_sync). */
+void evals_renew(jobs *J);
+void evals_sync(jobs *J, double t0);
 /* Free the list (mu held, no worker left). */
 void evals_free_all(jobs *J);
 

@@ -358,7 +358,7 @@ int store_lease_get(store *st, int64_t job, store_lease *out, vaed_err *err)
 
 int64_t store_fence_gen(store *st, int64_t job)
 {
-    if (!st->node[0] || job <= 0)
+    if (!st->node[0] || job == 0) /* a job's id, or an evaluation's STORE_LEASE_EVAL */
         return 0;
     pthread_mutex_lock(&st->fmu);
     struct store_fence *f = fence_find(st, job);
@@ -517,6 +517,27 @@ int store_control_wait(store *st, store_control *c, double timeout_s, vaed_err *
     }
 }
 
+static int do_withdraw(store *st, void *arg, vaed_err *err)
+{
+    struct ctl_arg *a = arg;
+    sql_stmt *s = NULL;
+    int rc = lprep(st, "DELETE FROM controls WHERE id = ?1 AND state = 'pending'", &s, err);
+    if (rc)
+        return rc;
+    sql_bind_int64(s, 1, a->c->id);
+    rc = sql_step(s, err);
+    a->found = rc == SQL_DONE && sql_changes(s) == 1;
+    sql_finalize(s);
+    return rc < 0 ? rc : 0;
+}
+
+int store_control_withdraw(store *st, const store_control *c, vaed_err *err)
+{
+    struct ctl_arg a = {.c = (store_control *)c};
+    int rc = on_ldb(st, do_withdraw, &a, err);
+    return rc < 0 ? rc : a.found;
+}
+
 static int do_take_ctl(store *st, void *arg, vaed_err *err)
 {
     struct ctl_arg *a = arg;
@@ -645,6 +666,8 @@ int store_rows_notify(sql_conn *db, const struct store_fence *fenced, size_t n)
     if (sql_kind_of(db) != SQL_POSTGRES)
         return 0;
     for (size_t i = 0; i < n; i++) {
+        if (fenced[i].job < 0) /* an evaluation's lease: no rows a stream follows */
+            continue;
         char job[24];
         vaed_err e;
         snprintf(job, sizeof job, "%lld", (long long)fenced[i].job);

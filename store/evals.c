@@ -40,7 +40,7 @@ static const char SQL_BLOCK_PUT[] =
     "ON CONFLICT (eval, block) DO UPDATE SET rows = excluded.rows, data = excluded.data";
 static const char SQL_BLOCK_COUNT[] =
     "UPDATE evaluations SET rows_done = (SELECT coalesce(sum(rows), 0) FROM eval_blocks "
-    "WHERE eval = ?1), seconds = seconds + ?2 WHERE id = ?1";
+    "WHERE eval = ?1), seconds = seconds + ?2 WHERE id = ?1 AND state IN ('queued', 'running')";
 static const char SQL_BEST[] = "SELECT " STORE_SQL_BEST_STEP;
 static const char SQL_BLOCKS[] = "SELECT block, rows, data FROM eval_blocks WHERE eval = ?1 "
                                  "ORDER BY block";
@@ -294,7 +294,7 @@ int store_eval_set_state(store *st, int64_t id, const char *state, const char *r
         return vaed_err_set(err, VAED_EINVAL, "state", "not an evaluation state: %s",
                             state ? state : "(null)");
     state_arg a = {id, state, reason, result, rows};
-    return store_writer_call(st, 0, do_state, &a, NULL, err);
+    return store_writer_call(st, STORE_LEASE_EVAL(id), do_state, &a, NULL, err);
 }
 
 typedef struct block_arg {
@@ -329,7 +329,13 @@ static int do_block(sql_conn *db, void *arg, int *vrc, int64_t *out_id, char *ms
     sql_bind_int64(s, 1, a->id);
     sql_bind_double(s, 2, a->secs);
     rc = store_wrun(s, NULL);
+    int64_t changed = sql_changes(s);
     sql_finalize(s);
+    if (rc == SQL_DONE && changed == 0) { /* finished (cancelled through another node):
+                                             the savepoint drops the block */
+        *vrc = VAED_ESTATE;
+        snprintf(msg, msgsz, "evaluation %" PRId64 " has finished", a->id);
+    }
     return rc;
 }
 
@@ -339,7 +345,7 @@ int store_eval_block_put(store *st, int64_t id, int64_t block, int64_t rows, con
     if (len > (size_t)1 << 30)
         return vaed_err_set(err, VAED_ETOOBIG, NULL, "evaluation block of %zu bytes", len);
     block_arg a = {id, block, rows, data, len, secs};
-    return store_writer_call(st, 0, do_block, &a, NULL, err);
+    return store_writer_call(st, STORE_LEASE_EVAL(id), do_block, &a, NULL, err);
 }
 
 json_t *store_eval_json(const store_eval *e)

@@ -7,7 +7,12 @@
  * Writes go through the writer thread (writer_call.h) and are waited for: a block
  * reported stored is committed, and the evaluation's rows_done says so in the same
  * transaction. Reads open their own short-lived read connection (evaluations are read
- * by a client polling one, not per training step). */
+ * by a client polling one, not per training step).
+ *
+ * On a cluster's node, an evaluation runs under its own lease (store.h,
+ * STORE_LEASE_EVAL(id)): while this node holds it, the evaluation's block and state
+ * writes are fenced by it like a job's rows (a node paused past the lease writes
+ * nothing more); without it they are not (a client's cancel through any node). */
 #ifndef VAED_STORE_EVALS_H
 #define VAED_STORE_EVALS_H
 
@@ -80,7 +85,9 @@ json_t *store_eval_json(const store_eval *e);
 
 /* Store block `block` of evaluation id (rows rows, len bytes of data), raise rows_done
  * by rows and seconds by secs, in one transaction (committed before return). Storing a
- * block again replaces it (rows_done counts it once). */
+ * block again replaces it (rows_done counts it once). VAED_ESTATE, nothing stored, when
+ * the evaluation has finished (cancelled meanwhile, maybe through another node) or this
+ * node's lease on it was lost. */
 int store_eval_block_put(store *st, int64_t id, int64_t block, int64_t rows, const void *data,
                          size_t len, double secs, vaed_err *err);
 

@@ -16,7 +16,7 @@
 
 #define SQL_CLAIM(NOW, LOCK)                                                             \
     "UPDATE leases SET node = ?1, gen = gen + 1, expires = " NOW " + ?2 "               \
-    "WHERE job = (SELECT job FROM leases WHERE done = 0 AND "                            \
+    "WHERE job = (SELECT job FROM leases WHERE job > 0 AND done = 0 AND "                            \
     "(node IS NULL OR expires <= " NOW ") ORDER BY job LIMIT 1" LOCK ") "               \
     "RETURNING job, gen, expires"
 #define SQL_RENEW(NOW)                                                                   \

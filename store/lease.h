@@ -53,7 +53,8 @@ int lease_beat(sql_conn *c, const char *node, const char *kernels, double ttl, i
 const char *lease_now_sql(sql_kind k);
 /* Make job claimable (a row, not done, no owner); an existing row is left as it is. */
 int lease_offer(sql_conn *c, int64_t job, vaed_err *err);
-/* Claim the free job with the lowest id for node, for ttl seconds. Returns 1 with *out
+/* Claim the free job with the lowest id (> 0: a negative key is an evaluation's lease,
+ * store.h STORE_LEASE_EVAL) for node, for ttl seconds. Returns 1 with *out
  * filled, 0 when no job is free (a free job locked by a concurrent claim is skipped,
  * not waited for), or a negative error. node is at most 63 bytes. */
 int lease_claim(sql_conn *c, const char *node, double ttl, lease *out, vaed_err *err);

@@ -23,10 +23,10 @@ static int node_row(void *arg, sql_stmt *s)
     const char *name = sql_column_text(s, 0), *k = sql_column_text(s, 3);
     double seen = sql_column_double(s, 2), ttl = sql_column_double(s, 4);
     a->now = sql_column_double(s, 5);
-    json_t *o = json_pack("{s:s, s:o, s:o, s:s, s:f, s:b, s:[]}", "name", name ? name : "",
-                          "started_at", num_or_null(s, 1), "seen_at", num_or_null(s, 2),
-                          "kernels", k ? k : "", "lease_ttl", ttl, "alive",
-                          a->now - seen <= (ttl > 0 ? ttl : 10.0), "jobs");
+    json_t *o = json_pack("{s:s, s:o, s:o, s:s, s:f, s:b, s:[], s:[]}", "name",
+                          name ? name : "", "started_at", num_or_null(s, 1), "seen_at",
+                          num_or_null(s, 2), "kernels", k ? k : "", "lease_ttl", ttl, "alive",
+                          a->now - seen <= (ttl > 0 ? ttl : 10.0), "jobs", "evaluations");
     return !o || json_array_append_new(a->nodes, o) ? VAED_ENOMEM : 0;
 }
 
@@ -39,10 +39,13 @@ static int lease_row(void *arg, sql_stmt *s)
     json_array_foreach(a->nodes, i, n)
     {
         if (node && !strcmp(json_string_value(json_object_get(n, "name")), node)) {
-            json_t *l = json_pack("{s:I, s:I, s:f}", "job", (json_int_t)sql_column_int64(s, 0),
-                                  "gen", (json_int_t)sql_column_int64(s, 2), "expires_at",
+            /* a negative key is an evaluation's lease (STORE_LEASE_EVAL) */
+            const int64_t key = sql_column_int64(s, 0);
+            json_t *l = json_pack("{s:I, s:I, s:f}", key > 0 ? "job" : "evaluation",
+                                  (json_int_t)(key > 0 ? key : -key), "gen",
+                                  (json_int_t)sql_column_int64(s, 2), "expires_at",
                                   sql_column_double(s, 3));
-            if (!l || json_array_append_new(json_object_get(n, "jobs"), l))
+            if (!l || json_array_append_new(json_object_get(n, key > 0 ? "jobs" : "evaluations"), l))
                 return VAED_ENOMEM;
         }
     }

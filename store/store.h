@@ -126,8 +126,14 @@ int store_open(store **out, const char *path, const store_opts *opts, vaed_err *
  * taken, or that expired, is dropped — not one row of it lands — and counted in
  * store_stats.ops_fenced, not as an error. Writes for a job this node holds no lease on
  * are not fenced (a client's change to a queued job takes its lease while it applies:
- * daemon/control.c), nor writes that belong to no job's lease (datasets, sweeps,
- * evaluations). A job's kernels and a PBT member's decision are fenced. */
+ * daemon/control.c), nor writes that belong to no lease (datasets, sweeps). A job's
+ * kernels and a PBT member's decision are fenced.
+ *
+ * An evaluation (store/evals.h) runs under a lease of its own, in the same table, whose
+ * key is STORE_LEASE_EVAL(its id): minus the id, so it never meets a job's. Every call
+ * below takes such a key where it says job; an evaluation's block and state writes
+ * carry its lease's generation as a job's rows do. */
+#define STORE_LEASE_EVAL(eval_id) (-(int64_t)(eval_id))
 typedef struct store_lease {
     int64_t job, gen;           /* gen: the fencing token */
     double expires;             /* the database's clock, unix seconds */
@@ -179,8 +185,12 @@ typedef struct store_control {
 /* Send c (job, kind, arg) to node to_node: c->id is set. */
 int store_control_send(store *st, const char *to_node, store_control *c, vaed_err *err);
 /* Wait up to timeout_s for c's answer (filled in c): 1 answered (the request is then
- * deleted), 0 not in time (it stays: the owner still applies it), or an error. */
+ * deleted), 0 not in time (it stays until withdrawn), or an error. */
 int store_control_wait(store *st, store_control *c, double timeout_s, vaed_err *err);
+/* Withdraw c, unanswered in time: 1 when no node had taken it (it is deleted and never
+ * applies anywhere), 0 when its node has taken it already (it is being applied: wait
+ * for the answer), or an error. */
+int store_control_withdraw(store *st, const store_control *c, vaed_err *err);
 /* The requests sent to this node not yet taken (marked taken): *out, *n (free with
  * store_control_free). */
 int store_control_take(store *st, store_control **out, size_t *n, vaed_err *err);

@@ -27,7 +27,8 @@ typedef int (*store_call_fn)(sql_conn *db, void *arg, int *vrc, int64_t *out_id,
 
 /* Enqueue fn(arg) and wait for its commit. Returns 0 with *out_id (may be NULL) set,
  * the *vrc the call reported (err says why), or VAED_EDB when the batch failed.
- * job: the job the write belongs to, 0 for none. A cluster's node fences it like the
+ * job: the job the write belongs to (an evaluation's: STORE_LEASE_EVAL(id), store.h), 0
+ * for none. A cluster's node fences it like the
  * job's other writes (store.h "cluster"): written only while the node still holds the
  * job's lease it held at the call, else dropped, VAED_ESTATE. */
 int store_writer_call(store *st, int64_t job, store_call_fn fn, void *arg, int64_t *out_id,

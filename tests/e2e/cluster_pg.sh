@@ -17,8 +17,10 @@
 #       owner_elsewhere naming it, no step guessed; another node claims the job (gen 2)
 #       no sooner than the lease allows and resumes it from the newest checkpoint;
 #       SIGCONT: the stale node logs that it lost the lease and records nothing more
-#       for the job — no state, and not the request it finds waiting for it (fenced;
-#       vaed_store_ops_fenced_total is shown); the job's state as another node serves
+#       for the job — no state (fenced; vaed_store_ops_fenced_total is shown), and not
+#       the request: unanswered in time it was withdrawn (no row left, never taken —
+#       checked when the reply says withdrawn; under a sanitizer's longer waits the node
+#       may wake first, and the history check below holds either way); the job's state as another node serves
 #       it is running, then completed for good, and every node serves it completed;
 #       its history holds no change and it completes bit-identical;
 #   (d) control from any node: a schedule PUT through a node that does not hold the
@@ -320,7 +322,14 @@ api GET "/v1/jobs/$C/schedule"
 check "(c) the history of job $C holds no change (the request left for $CO never applied): $(overrides)" \
     history_is "$CHANGES"
 c_ans=$(pq "SELECT state || ' ' || coalesce(rc, 0) || ' ' || coalesce(msg, '') FROM controls WHERE job = $C")
-echo "cluster_pg: (c) the request left for $CO: ${c_ans:-gone}; $CO's log: $(grep "job $C: schedule sent through" "$T/$CO.log" | cut -d' ' -f3-)"
+c_took=$(grep "job $C: schedule sent through" "$T/$CO.log" | cut -d' ' -f3-)
+if sed -n '3,$p' "$T/c.put" | grep -q withdrawn; then
+    # withdrawn before the stale node woke: never taken, never applied (store_control_withdraw)
+    check "(c) the unanswered request was withdrawn: no row left (${c_ans:-none}), $CO never took it (${c_took:-no line})" \
+        [ -z "$c_ans" -a -z "$c_took" ]
+else
+    echo "cluster_pg: (c) $CO woke before the request was withdrawn: left ${c_ans:-none}; $CO's log: ${c_took:-none}"
+fi
 if [ -z "$CHANGES" ]; then
     same_as_ref "$C" long "(c) its node stopped past its lease, taken over, continued"
 else

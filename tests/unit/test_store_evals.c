@@ -84,6 +84,11 @@ static void test_evals(void)
     CHECK(store_eval_set_state(st, id, "cancelled", NULL, NULL, -1, &e) == VAED_ESTATE &&
               strstr(e.msg, "completed"),
           "a finished evaluation stays finished: %s", e.msg);
+    acc[0] = acc[1] = 0;
+    CHECK(store_eval_block_put(st, id, 1, 256, b0, sizeof b0, 0.5, &e) == VAED_ESTATE &&
+              store_eval_blocks(st, id, walk_sum, acc, &e) == 0 && acc[0] == 0,
+          "a finished evaluation takes no block (a runner that missed a cancel through "
+          "another node): %s, %lld rows", e.msg, (long long)acc[0]);
     CHECK(store_eval_set_state(st, id, "paused", NULL, NULL, -1, &e) == VAED_EINVAL,
           "not a state");
     CHECK(store_eval_set_state(st, id + 50, "failed", "x", NULL, -1, &e) == VAED_ENOTFOUND,

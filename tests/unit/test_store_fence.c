@@ -163,6 +163,25 @@ static void scenario(const char *target)
           !strcmp(c.msg, "job is paused") && c.resolved && !strcmp(c.resolved, "abc"),
           "%s: the answer read back (rc %d step %lld '%s')", K, c.rc, (long long)c.step, c.msg);
     CHECK(store_control_wait(st, &c, 0, &e) == VAED_ENOTFOUND, "%s: and the request deleted", K);
+    free(c.resolved);
+    c.resolved = NULL;
+
+    /* one not answered in time is withdrawn: no node takes it after (the owner may be
+     * dead, and a node of its name come back); one taken already is not withdrawn */
+    CHECK(store_control_send(st, "node-a", &c, &e) == 0 && store_control_wait(st, &c, 0.01, &e) == 0 &&
+              store_control_withdraw(st, &c, &e) == 1,
+          "%s: an untaken request is withdrawn: %s", K, e.msg);
+    n = 9;
+    CHECK(store_control_take(st, &rq, &n, &e) == 0 && n == 0, "%s: a withdrawn request is never taken (%zu)", K, n);
+    store_control_free(rq, n);
+    CHECK(store_control_send(st, "node-a", &c, &e) == 0 && store_control_take(st, &rq, &n, &e) == 0 && n == 1 &&
+              store_control_withdraw(st, &c, &e) == 0,
+          "%s: a taken request is not withdrawn (it is being applied)", K);
+    if (n == 1) {
+        CHECK(store_control_answer(st, &rq[0], &e) == 0 && store_control_wait(st, &c, 5, &e) == 1,
+              "%s: its answer is still read", K);
+    }
+    store_control_free(rq, n);
     free(c.arg);
     free(c.resolved);
     store_close(st, NULL);
