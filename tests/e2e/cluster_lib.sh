@@ -20,6 +20,7 @@ cluster_cleanup() {
         kill -KILL "$c_p" 2>/dev/null
         wait "$c_p" 2>/dev/null
     done
+    sanitizer_reports
     if [ "$E2E_FAIL" -ne 0 ]; then
         for c_n in $NODES; do
             echo "--- $c_n log (last 25 lines) ---"; tail -n 25 "$T/$c_n.log" 2>/dev/null

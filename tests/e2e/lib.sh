@@ -37,12 +37,32 @@ e2e_init() {
     trap 'exit 130' INT TERM
 }
 
+# A sanitizer's report in a daemon's log ($T/*.log) fails the script: a daemon ended by
+# SIGKILL never shows it in its exit status (ThreadSanitizer reports and goes on, and
+# exits 66 only at a normal exit). Once per script; the reports are shown.
+SAN_REPORTS=""
+SAN_LOOKED=""
+SAN_ERE='WARNING: ThreadSanitizer|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:'
+sanitizer_reports() {
+    [ -z "$SAN_LOOKED" ] || return 0
+    SAN_LOOKED=1
+    for s_log in "$T"/*.log; do
+        [ -f "$s_log" ] && grep -qE "$SAN_ERE" "$s_log" || continue
+        SAN_REPORTS="$SAN_REPORTS $(basename "$s_log")"
+        echo "FAIL: a sanitizer's report in $(basename "$s_log"):"
+        grep -m 3 -A 30 -E "$SAN_ERE" "$s_log"
+        E2E_FAIL=$((E2E_FAIL + 1))
+    done
+}
+
 e2e_cleanup() {
     if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then kill -9 "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; fi
+    sanitizer_reports
     if [ "$E2E_FAIL" -ne 0 ] && [ -f "$T/daemon.log" ]; then
         echo "--- daemon log (last 30 lines) ---"; tail -n 30 "$T/daemon.log"
     fi
     [ -n "$KEEP" ] || rm -rf "$T"
+    [ -z "$SAN_REPORTS" ] || exit 1
 }
 
 ok() { E2E_PASS=$((E2E_PASS + 1)); }
