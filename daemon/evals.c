@@ -152,6 +152,9 @@ static int eval_take(jobs *J, eval_unit *u)
         store_lease_release(J->st, key, 1, &err);
     finished |= rc == 0 && l.done;
     const int cancel = atomic_load(&u->stop) == EVAL_STOP_CANCEL;
+    if (rc != 1 && cancel && !finished) /* a cancel through this node while another runs */
+        store_eval_set_state(J->st, u->id, "cancelled", NULL, NULL, -1, &err); /* it: the
+                                                         runner sees the state and lets go */
     pthread_mutex_lock(&J->mu);
     if (rc == 1 && !finished) {
         u->leased = 1;
@@ -160,15 +163,13 @@ static int eval_take(jobs *J, eval_unit *u)
         return 1;
     }
     u->running = 0;
-    if (finished || cancel) { /* a cancel through this node waits for it to leave */
-        unit_remove(J, u);
+    if (finished || cancel) { /* the cancel's caller waits for it to leave the list */
+        unit_remove(J, u); /* u is freed */
         pthread_cond_broadcast(&J->evals_cv);
     } else {
         u->away_until = job_mono() + (rc == 0 && l.held ? J->cfg.lease_ttl / 3 : 1.0);
     }
     pthread_mutex_unlock(&J->mu);
-    if (cancel && !finished) /* running elsewhere: the runner sees the state */
-        store_eval_set_state(J->st, u->id, "cancelled", NULL, NULL, -1, &err);
     return 0;
 }
 

@@ -94,7 +94,7 @@ echo "cluster_evals_pg: (a) from $(($(date +%s) - T0)) s"
 api POST "/v1/jobs/$JOB/evaluations" '{"checkpoint": "final", "k": '"$BIG_K"', "rows": 3000, "seed": 5}'
 expect_status 202
 E1=$(jqb .id)
-wait_runner "$E1" 30 || fail "(a) no node took evaluation $E1's lease"
+wait_runner "$E1" 30 || { fail "(a) no node took evaluation $E1's lease"; finish; exit 1; }
 check "(a) evaluation $E1 is held by one node, first take (lease: $(eval_lease "$E1"))" \
     [ "$(eval_lease "$E1")" = "$RUNNER 1 0" ]
 on "$(other_than "$RUNNER")"
@@ -114,6 +114,7 @@ done
 check "(a) another node serves the evaluation's progress: running, blocks committed before the kill ($DONE_BEFORE of 3000 rows)" \
     [ "$DONE_BEFORE" -ge 512 ] && [ "$DONE_BEFORE" -lt 3000 ]
 KILLED=$RUNNER
+[ -n "$KILLED" ] || { fail "(a) nobody runs evaluation $E1"; finish; exit 1; }
 kill_node "$KILLED"
 T_KILL=$(now_ms)
 on "$(other_than "$KILLED")"
@@ -142,7 +143,7 @@ on n2
 api POST "/v1/jobs/$JOB/evaluations" '{"k": 5000, "seed": 7}'
 expect_status 202
 E2=$(jqb .id)
-wait_runner "$E2" 30 || fail "(b) no node took evaluation $E2's lease"
+wait_runner "$E2" 30 || { fail "(b) no node took evaluation $E2's lease"; finish; exit 1; }
 on "$RUNNER"
 wait_eval "$E2" running 30 || fail "(b) evaluation $E2 is not running on $RUNNER"
 VIA=$(other_than "$RUNNER")
