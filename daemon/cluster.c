@@ -7,8 +7,9 @@
  * job takes the job's lease first (store_lease_take): the one node whose take succeeds
  * runs it, the others skip it for a while. A trial of a sweep is taken only while fewer
  * than its sweep's concurrency of its trials hold leases on any node (counted in the
- * take's transaction); past it the sweep's trials wait here a second. This thread
- * renews the leases of the jobs this node runs every third of --lease-ttl; a renew that
+ * take's transaction); past it the sweep's trials wait here a second. A thread of its
+ * own (never behind the table's sync) renews the leases of the jobs and evaluations
+ * this node runs every third of --lease-ttl (at most every second); a renew that
  * finds a lease lost (this node was paused or cut off past it, and another node took
  * the job, or it expired) stops the job here at its next step, writing nothing more —
  * and whatever it still tries to write is refused inside the database transaction by
@@ -261,23 +262,44 @@ static void sync_table(jobs *J)
     evals_sync(J, t0);
 }
 
+/* Wait on cluster_cv up to every seconds (mu held): 0, or 1 once cluster_quit is set. */
+static int cluster_nap(jobs *J, double every)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    long ns = dl.tv_nsec + (long)(every * 1e9);
+    dl.tv_sec += ns / 1000000000L;
+    dl.tv_nsec = ns % 1000000000L;
+    if (!J->cluster_quit)
+        pthread_cond_timedwait(&J->cluster_cv, &J->mu, &dl);
+    return J->cluster_quit;
+}
+
+/* The renewals, on a thread of their own: a long table sync (a very long queue, a slow
+ * database read) never delays them past the lease. */
+static void *renew_main(void *arg)
+{
+    jobs *J = arg;
+    double every = J->cfg.lease_ttl / 3 < 1.0 ? J->cfg.lease_ttl / 3 : 1.0;
+    pthread_mutex_lock(&J->mu);
+    while (!cluster_nap(J, every)) {
+        pthread_mutex_unlock(&J->mu);
+        renew_all(J);
+        evals_renew(J);
+        pthread_mutex_lock(&J->mu);
+    }
+    pthread_mutex_unlock(&J->mu);
+    return NULL;
+}
+
+/* The heartbeat and the table's sync, once a second (at most every third of a lease). */
 static void *cluster_main(void *arg)
 {
     jobs *J = arg;
     double every = J->cfg.lease_ttl / 3 < 1.0 ? J->cfg.lease_ttl / 3 : 1.0;
     pthread_mutex_lock(&J->mu);
-    while (!J->cluster_quit) {
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        long ns = dl.tv_nsec + (long)(every * 1e9);
-        dl.tv_sec += ns / 1000000000L;
-        dl.tv_nsec = ns % 1000000000L;
-        pthread_cond_timedwait(&J->cluster_cv, &J->mu, &dl);
-        if (J->cluster_quit)
-            break;
+    while (!cluster_nap(J, every)) {
         pthread_mutex_unlock(&J->mu);
-        renew_all(J);
-        evals_renew(J);
         vaed_err err;
         if (store_node_beat(J->st, J->kernels, 0, &err))
             log_msg(LOG_WARN, "cluster node %s: heartbeat: %s", store_node(J->st), err.msg);
@@ -331,11 +353,16 @@ int cluster_start(jobs *J, vaed_err *err)
     if (pthread_create(&J->cluster_thread, NULL, cluster_main, J))
         return vaed_err_set(err, VAED_ENOMEM, NULL, "could not start the cluster thread");
     J->cluster_started = 1;
+    if (pthread_create(&J->renew_thread, NULL, renew_main, J)) {
+        cluster_stop(J);
+        return vaed_err_set(err, VAED_ENOMEM, NULL, "could not start the renewal thread");
+    }
+    J->cluster_started = 2;
     if (pthread_create(&J->control_thread, NULL, control_main, J)) {
         cluster_stop(J);
         return vaed_err_set(err, VAED_ENOMEM, NULL, "could not start the control thread");
     }
-    J->cluster_started = 2;
+    J->cluster_started = 3;
     if ((rc = mirror_start(J, err)) != 0) {
         cluster_stop(J);
         return rc;
@@ -354,7 +381,9 @@ void cluster_stop(jobs *J)
     pthread_cond_broadcast(&J->cluster_cv);
     pthread_mutex_unlock(&J->mu);
     pthread_join(J->cluster_thread, NULL);
-    if (J->cluster_started == 2)
+    if (J->cluster_started >= 2)
+        pthread_join(J->renew_thread, NULL);
+    if (J->cluster_started >= 3)
         pthread_join(J->control_thread, NULL);
     mirror_join(J);
     J->cluster_started = 0;

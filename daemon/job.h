@@ -139,9 +139,9 @@ struct jobs {
     pthread_t *workers;
     /* a cluster's node (cluster.c): store_node(st) is non-empty */
     int cluster;
-    pthread_t cluster_thread, control_thread;
+    pthread_t cluster_thread, control_thread, renew_thread;
     int cluster_started, cluster_quit;
-    pthread_cond_t cluster_cv;  /* cluster_quit set: wakes the cluster thread */
+    pthread_cond_t cluster_cv;  /* cluster_quit set: wakes the cluster and renewal threads */
     pthread_t mirror_thread;    /* mirror.c: event streams of jobs run elsewhere */
     int mirror_started;
 };

@@ -40,15 +40,21 @@
     "excluded.kernels, lease_ttl = excluded.lease_ttl, started = CASE WHEN ?4 = 1 THEN " \
     "excluded.started ELSE nodes.started END"
 
+/* A node's start forgets the nodes not seen for LEASE_NODE_FORGET_S that hold no lease
+ * (a node named HOST-PID by default leaves a row at every restart). */
+#define SQL_FORGET(NOW)                                                                  \
+    "DELETE FROM nodes WHERE seen < " NOW " - ?1 AND name <> ?2 AND NOT EXISTS (SELECT " \
+    "1 FROM leases l WHERE l.node = nodes.name AND l.done = 0)"
+
 static const struct dialect {
-    const char *schema, *claim, *renew, *fence, *take, *get, *nodes, *beat, *now;
+    const char *schema, *claim, *renew, *fence, *take, *get, *nodes, *beat, *now, *forget;
 } D_LITE = {
     "CREATE TABLE IF NOT EXISTS leases(job INTEGER PRIMARY KEY, node TEXT, "
     "gen INTEGER NOT NULL DEFAULT 0, expires REAL, done INTEGER NOT NULL DEFAULT 0)",
     SQL_CLAIM(NOW_LITE, ""), SQL_RENEW(NOW_LITE), SQL_FENCE(NOW_LITE, ""),
     SQL_TAKE(NOW_LITE), SQL_GET(NOW_LITE),
     "CREATE TABLE IF NOT EXISTS nodes(name TEXT PRIMARY KEY, started REAL, seen REAL, "
-    "kernels TEXT, lease_ttl REAL)", SQL_BEAT(NOW_LITE), NOW_LITE,
+    "kernels TEXT, lease_ttl REAL)", SQL_BEAT(NOW_LITE), NOW_LITE, SQL_FORGET(NOW_LITE),
 }, D_PG = {
     "CREATE TABLE IF NOT EXISTS leases(job bigint PRIMARY KEY, node text, "
     "gen bigint NOT NULL DEFAULT 0, expires double precision, done integer NOT NULL DEFAULT 0)",
@@ -56,7 +62,7 @@ static const struct dialect {
     SQL_FENCE(NOW_PG, " FOR SHARE"), SQL_TAKE(NOW_PG), SQL_GET(NOW_PG),
     "CREATE TABLE IF NOT EXISTS nodes(name text PRIMARY KEY, started double precision, "
     "seen double precision, kernels text, lease_ttl double precision)", SQL_BEAT(NOW_PG),
-    NOW_PG,
+    NOW_PG, SQL_FORGET(NOW_PG),
 };
 
 static const char SQL_OFFER[] = "INSERT INTO leases(job) VALUES (?1) ON CONFLICT (job) DO NOTHING";
@@ -265,5 +271,12 @@ int lease_beat(sql_conn *c, const char *node, const char *kernels, double ttl, i
     }
     rc = sql_step(s, err);
     sql_finalize(s);
+    if (rc >= 0 && first && (rc = prep(c, dialect(c)->forget, NULL, &s, err)) >= 0) {
+        if (sql_bind_double(s, 1, LEASE_NODE_FORGET_S) || sql_bind_text(s, 2, node))
+            rc = vaed_err_set(err, VAED_ENOMEM, "", "lease: binding");
+        else
+            rc = sql_step(s, err);
+        sql_finalize(s);
+    }
     return rc < 0 ? rc : 0;
 }

@@ -45,7 +45,9 @@ typedef struct lease {
 /* Create the leases table, and the nodes table (a row per node: name, started, seen —
  * the database's clock —, kernels, lease_ttl), if they are missing. */
 int lease_schema(sql_conn *c, vaed_err *err);
-/* A node's heartbeat: its row, seen now (first: it started now). */
+/* A node's heartbeat: its row, seen now (first: it started now; then the rows of nodes
+ * not seen for LEASE_NODE_FORGET_S that hold no lease are deleted). */
+#define LEASE_NODE_FORGET_S (7 * 86400.0)
 int lease_beat(sql_conn *c, const char *node, const char *kernels, double ttl, int first,
                vaed_err *err);
 /* The SQL expression of the database's clock, unix seconds (for reads of leases and

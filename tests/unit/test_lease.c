@@ -217,6 +217,48 @@ static void test_race(const char *target)
     sql_close(c);
 }
 
+/* ---- a node's start forgets the nodes long gone ----------------------------------- */
+static int64_t count_of(sql_conn *c, const char *sql)
+{
+    sql_stmt *s = NULL;
+    vaed_err e = {0};
+    int64_t v = -1;
+    if (sql_prepare(c, sql, &s, &e) == 0 && sql_step(s, &e) == SQL_ROW)
+        v = sql_column_int64(s, 0);
+    sql_finalize(s);
+    return v;
+}
+
+static void test_forget(const char *target)
+{
+    vaed_err e = {0};
+    sql_conn *c = node_conn(target, 2000);
+    if (!c)
+        return;
+    CHECK(lease_schema(c, &e) == 0, "%s: schema: %s", K, e.msg);
+    sql_exec(c, "DELETE FROM nodes", &e);
+    const char *now = lease_now_sql(sql_kind_of(c));
+    char sql[640];
+    /* seen 8 days ago; a day ago; 8 days ago but holding a lease that ran out */
+    snprintf(sql, sizeof sql, "INSERT INTO nodes(name, started, seen, kernels, lease_ttl) VALUES "
+             "('gone', %s - 800000, %s - 700000, '', 5), ('recent', %s - 90000, %s - 86400, '', 5), "
+             "('holder', %s - 800000, %s - 700000, '', 5)", now, now, now, now, now, now);
+    CHECK(sql_exec(c, sql, &e) == 0, "%s: old nodes: %s", K, e.msg);
+    lease_offer(c, 9000, &e);
+    CHECK(sql_exec(c, "UPDATE leases SET node = 'holder', gen = 1, expires = 0, done = 0 "
+                      "WHERE job = 9000", &e) == 0, "%s: a lease of 'holder': %s", K, e.msg);
+    CHECK(lease_beat(c, "node-a", "k", 5, 0, &e) == 0 &&
+              count_of(c, "SELECT count(*) FROM nodes WHERE name = 'gone'") == 1,
+          "%s: a heartbeat that is not a start forgets no node: %s", K, e.msg);
+    CHECK(lease_beat(c, "node-a", "k", 5, 1, &e) == 0, "%s: a start's heartbeat: %s", K, e.msg);
+    CHECK(count_of(c, "SELECT count(*) FROM nodes WHERE name = 'gone'") == 0,
+          "%s: a node not seen for %.0f days that holds no lease is forgotten", K,
+          LEASE_NODE_FORGET_S / 86400);
+    CHECK(count_of(c, "SELECT count(*) FROM nodes WHERE name IN ('recent', 'holder', 'node-a')") == 3,
+          "%s: one seen a day ago, one that still holds a lease, and the node itself stay", K);
+    sql_close(c);
+}
+
 static void suite(const char *target)
 {
     sql_conn *c = node_conn(target, 0);
@@ -226,6 +268,7 @@ static void suite(const char *target)
     sql_close(c);
     test_rules(target);
     test_race(target);
+    test_forget(target);
 }
 
 int main(void)
