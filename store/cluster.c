@@ -48,6 +48,21 @@ int store_session_pg(store *st, sql_conn *c, vaed_err *err)
         return 0;
     if (!st->opts.node || !*st->opts.node)
         return store_hold_pg(c, err);
+    /* the nodes share the hold a store without a node name takes alone: such a store (a
+     * daemon of a build before clusters) cannot open the database while a node has it,
+     * nor a node while it does */
+    sql_stmt *s = NULL;
+    int rc = sql_prepare(c, "SELECT pg_try_advisory_lock_shared(" STORE_PG_HOLD_KEY ")", &s, err);
+    if (rc == 0 && (rc = sql_step(s, err)) == SQL_ROW)
+        rc = sql_column_int64(s, 0) ? 0 : vaed_err_set(err, VAED_EBUSY, "", "a vaed that is no "
+                                                      "cluster node (a build before clusters, "
+                                                      "or a store opened without a node "
+                                                      "name) holds this database alone");
+    else if (rc == SQL_DONE)
+        rc = vaed_err_set(err, VAED_EDB, "", "pg_try_advisory_lock_shared returned no row");
+    sql_finalize(s);
+    if (rc)
+        return rc;
     double ttl = st->opts.lease_ttl > 0 ? st->opts.lease_ttl : 10.0;
     long ms = (long)(ttl * 500.0);
     char sql[96];

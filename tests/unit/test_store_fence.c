@@ -372,6 +372,33 @@ static void sweep_scenario(const char *target)
     store_close(c, NULL);
 }
 
+/* PostgreSQL: the nodes share the hold a store without a node name (a daemon of a build
+ * before clusters) takes alone: neither kind opens the database while the other has it. */
+static void shared_hold(const char *target)
+{
+    vaed_err e = {0};
+    store_opts o;
+    store_opts_default(&o);
+    o.lease_ttl = 30;
+    o.node = "node-a";
+    store *a = NULL, *b = NULL, *lone = NULL;
+    CHECK(store_open(&a, target, &o, &e) == 0, "%s: node-a opens: %s", K, e.msg);
+    o.node = "node-b";
+    CHECK(store_open(&b, target, &o, &e) == 0, "%s: node-b opens beside it: %s", K, e.msg);
+    o.node = NULL;
+    CHECK(store_open(&lone, target, &o, &e) == VAED_EBUSY && !lone,
+          "%s: a store without a node name is refused while nodes have the database: %s", K, e.msg);
+    store_close(a, NULL);
+    store_close(b, NULL);
+    CHECK(store_open(&lone, target, &o, &e) == 0, "%s: it opens once they are gone: %s", K, e.msg);
+    o.node = "node-c";
+    store *c = NULL;
+    CHECK(store_open(&c, target, &o, &e) == VAED_EBUSY && !c && strstr(e.msg, "no cluster node"),
+          "%s: a node is refused while such a store holds the database alone: %s", K, e.msg);
+    store_close(c, NULL);
+    store_close(lone, NULL);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/vaed-fence.XXXXXX", path[128];
@@ -400,6 +427,7 @@ int main(void)
             scenario(db);
             rows_notified(db);
             sweep_scenario(db);
+            shared_hold(db);
         }
     } else {
         printf("test_store_fence: PostgreSQL half not run here (VAED_TEST_PG unset; "
