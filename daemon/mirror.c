@@ -7,9 +7,12 @@
  * follows and no worker here runs (its lease is not this node's): the job's new metric
  * rows as step events, then its new checkpoints, epochs and schedule changes, then its
  * state when it differs from the bus's. It is woken by the owner's writer, which
- * notifies STORE_ROWS_CHANNEL in each transaction that wrote a leased job's rows
- * (store.h), and looks at least every MIRROR_IDLE_MS; it passes over the jobs at most
- * every MIRROR_MIN_MS (the bus shows 10 steps a second anyway).
+ * notifies STORE_ROWS_CHANNEL, with the job's id, in each transaction that wrote a
+ * leased job's rows (store.h). A pass, at most every MIRROR_MIN_MS (the bus shows 10
+ * steps a second anyway), reads the jobs the notifications since the last one named
+ * (the database is read for the jobs that moved, not for every job followed); every
+ * job followed here is read at least every MIRROR_FULL_MS (a change no notification
+ * told of), and a job newly followed at once.
  *
  * The state is read first, the rows after: the owner's writer commits in order, so the
  * rows a final state follows are all read before that state is published, and a
@@ -28,7 +31,7 @@
 
 #include "daemon/bus.h"
 
-enum { MIRROR_IDLE_MS = 250, MIRROR_MIN_MS = 100 };
+enum { MIRROR_IDLE_MS = 250, MIRROR_MIN_MS = 100, MIRROR_FULL_MS = 1000, MIRROR_HOT = 64 };
 
 typedef struct cursor {
     int64_t job;
@@ -163,7 +166,17 @@ static int runs_here(jobs *J, int64_t id)
     return here;
 }
 
-static void pass(jobs *J, mirror *m)
+static int named(const int64_t *ids, size_t n, int64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return 1;
+    return 0;
+}
+
+/* A pass over the jobs followed here: every one when full, else those hot names (and
+ * the newly followed). */
+static void pass(jobs *J, mirror *m, const int64_t *hot, size_t nhot, int full)
 {
     int64_t ids[256];
     size_t n = bus_watched(J->cfg.bus, ids, 256);
@@ -192,7 +205,8 @@ static void pass(jobs *J, mirror *m)
             *c = (cursor){.job = ids[k], .step = -1};
         }
         c->live = 1;
-        follow(J, c, first);
+        if (first || full || named(hot, nhot, c->job))
+            follow(J, c, first);
     }
     size_t w = 0; /* forget the jobs no longer followed here, or run here now */
     for (size_t i = 0; i < m->n; i++)
@@ -205,9 +219,13 @@ static void *mirror_main(void *arg)
 {
     jobs *J = arg;
     mirror m = {0};
+    double last_full = 0;
     for (;;) {
         double t0 = job_mono();
-        store_rows_nap(J->st, MIRROR_IDLE_MS);
+        int64_t hot[MIRROR_HOT];
+        size_t nhot = 0;
+        /* (notifications that come during the nap below are read by the next one) */
+        store_rows_nap(J->st, MIRROR_IDLE_MS, hot, MIRROR_HOT, &nhot);
         pthread_mutex_lock(&J->mu);
         int quit = J->cluster_quit;
         pthread_mutex_unlock(&J->mu);
@@ -216,7 +234,10 @@ static void *mirror_main(void *arg)
         double took_ms = (job_mono() - t0) * 1e3;
         if (took_ms < MIRROR_MIN_MS)
             job_nap_ms((long)(MIRROR_MIN_MS - took_ms));
-        pass(J, &m);
+        const int full = nhot > MIRROR_HOT || (job_mono() - last_full) * 1e3 >= MIRROR_FULL_MS;
+        if (full)
+            last_full = job_mono();
+        pass(J, &m, hot, full ? 0 : nhot, full);
     }
     free(m.c);
     return NULL;

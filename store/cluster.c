@@ -637,10 +637,27 @@ static int listen_on(store *st, sql_conn **c, const char *channel, vaed_err *err
     return rc;
 }
 
+/* Add the job a notification's payload names to ids[0..cap) unless it is there (*n: how
+ * many; cap + 1 once one more did not fit). */
+static void note_job(const char *payload, int64_t *ids, size_t cap, size_t *n)
+{
+    char *end = NULL;
+    long long v = payload ? strtoll(payload, &end, 10) : 0;
+    if (!ids || !payload || end == payload || *n > cap)
+        return;
+    for (size_t i = 0; i < *n; i++)
+        if (ids[i] == v)
+            return;
+    if (*n < cap)
+        ids[*n] = v;
+    (*n)++;
+}
+
 /* Up to ms for a notification on c (listening to channel), read and dropped: the table
- * or the rows are the record. Returns how many were read. A connection lost is opened
- * again, listening. */
-static int nap_on(sql_conn *c, const char *channel, int ms)
+ * or the rows are the record; the jobs the payloads name go to ids (note_job). Returns
+ * how many were read. A connection lost is opened again, listening. */
+static int nap_on(sql_conn *c, const char *channel, int ms, int64_t *ids, size_t cap,
+                  size_t *named)
 {
     int fd = c ? sql_socket(c) : -1;
     if (fd < 0) {
@@ -653,6 +670,7 @@ static int nap_on(sql_conn *c, const char *channel, int ms)
     vaed_err e;
     int rc, n = 0;
     while ((rc = sql_next_notify(c, &ch, &pl, &e)) == 1) {
+        note_job(pl, ids, cap, named);
         free(ch);
         free(pl);
         n++;
@@ -667,14 +685,24 @@ int store_control_listen(store *st, vaed_err *err)
     return listen_on(st, &st->cdb, STORE_CONTROL_CHANNEL, err);
 }
 
-void store_control_nap(store *st, int ms) { (void)nap_on(st->cdb, STORE_CONTROL_CHANNEL, ms); }
+void store_control_nap(store *st, int ms)
+{
+    (void)nap_on(st->cdb, STORE_CONTROL_CHANNEL, ms, NULL, 0, NULL);
+}
 
 int store_rows_listen(store *st, vaed_err *err)
 {
     return listen_on(st, &st->ndb, STORE_ROWS_CHANNEL, err);
 }
 
-int store_rows_nap(store *st, int ms) { return nap_on(st->ndb, STORE_ROWS_CHANNEL, ms); }
+int store_rows_nap(store *st, int ms, int64_t *jobs, size_t cap, size_t *n)
+{
+    size_t none = 0;
+    if (!n)
+        n = &none;
+    *n = 0;
+    return nap_on(st->ndb, STORE_ROWS_CHANNEL, ms, jobs, cap, n);
+}
 
 int store_rows_notify(sql_conn *db, const struct store_fence *fenced, size_t n)
 {

@@ -211,8 +211,9 @@ void store_control_nap(store *st, int ms);
  * thread only. */
 #define STORE_ROWS_CHANNEL "vaed_rows"
 int store_rows_listen(store *st, vaed_err *err);
-/* Returns the number of notifications read (0: the time ran out). */
-int store_rows_nap(store *st, int ms);
+/* Returns the number of notifications read (0: the time ran out); the jobs they name
+ * go to jobs[0..cap) (may be NULL), each once, *n of them (cap + 1: more than cap). */
+int store_rows_nap(store *st, int ms, int64_t *jobs, size_t cap, size_t *n);
 
 /* A node's heartbeat in the database (its row in nodes: seen now; first: started now),
  * with its kernels (vae_kernels_id). */

@@ -208,23 +208,27 @@ static void rows_notified(const char *target)
         return;
     }
     CHECK(store_rows_listen(b, &e) == 0, "%s: b listens: %s", K, e.msg);
-    CHECK(store_rows_nap(b, 100) == 0, "%s: nothing yet", K);
+    CHECK(store_rows_nap(b, 100, NULL, 0, NULL) == 0, "%s: nothing yet", K);
     store_job_new nj = {.name = "rows", .spec = "{}", .state = "queued"};
     int64_t leased = 0, free_job = 0;
     CHECK(store_job_insert(a, &nj, &leased, &e) == 0 && store_job_insert(a, &nj, &free_job, &e) == 0,
           "%s: two jobs: %s", K, e.msg);
     CHECK(append_range(a, free_job, 0, 5, 1.0, 3, 0) == 0 && store_flush(a, &e) == 0,
           "%s: rows of a job without a lease: %s", K, e.msg);
-    CHECK(store_rows_nap(b, 300) == 0, "%s: a job without a lease tells nobody", K);
+    CHECK(store_rows_nap(b, 300, NULL, 0, NULL) == 0, "%s: a job without a lease tells nobody", K);
     store_lease l;
     CHECK(store_lease_take(a, leased, 30, &l, &e) == 1, "%s: a takes job %lld: %s", K,
           (long long)leased, e.msg);
     CHECK(append_range(a, leased, 0, 5, 1.0, 3, 0) == 0 && store_flush(a, &e) == 0,
           "%s: rows of the leased job: %s", K, e.msg);
     double t0 = now_s();
-    int n = store_rows_nap(b, 5000);
+    int64_t named[4] = {0};
+    size_t nn = 0;
+    int n = store_rows_nap(b, 5000, named, 4, &nn);
     CHECK(n >= 1 && now_s() - t0 < 4.0, "%s: b is told at once (%d in %.3f s)", K, n, now_s() - t0);
-    CHECK(store_rows_nap(b, 200) == 0, "%s: once", K);
+    CHECK(nn == 1 && named[0] == leased, "%s: the notification names job %lld (%zu: %lld)", K,
+          (long long)leased, nn, (long long)named[0]);
+    CHECK(store_rows_nap(b, 200, NULL, 0, NULL) == 0, "%s: once", K);
     store_close(a, NULL);
     store_close(b, NULL);
 }
