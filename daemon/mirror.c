@@ -19,8 +19,9 @@
  * client sees the figures a job stopped at. A client starts with what is new from the
  * moment this thread first sees it: rows from the job's progress on, and no earlier
  * epoch, checkpoint or schedule change. What the store does not keep is not in the
- * events: an epoch's train loss, train beta and evaluation time are null, a step's
- * samples_per_sec is 0 (unknown). When a job moves to this node the thread lets go of
+ * events: an epoch's train loss, train beta and evaluation time are null. A step's
+ * samples_per_sec is worked out from the rows' finishing times and the job's batch
+ * size, over a second or so as the worker's own. When a job moves to this node the thread lets go of
  * it and the worker publishes as usual (from the checkpoint it resumes from). */
 #include "daemon/job.h"
 
@@ -36,6 +37,9 @@ enum { MIRROR_IDLE_MS = 250, MIRROR_MIN_MS = 100, MIRROR_FULL_MS = 1000, MIRROR_
 typedef struct cursor {
     int64_t job;
     int64_t step;               /* the newest row published: later rows are new */
+    int batch;                  /* the job's train.batch_size (0: unknown) */
+    int64_t ref_step;           /* a row a second or so back (ref_t > 0): the rate's base */
+    double ref_t;
     int64_t epoch, seq, ckpt;   /* the newest epoch, schedule event, checkpoint step */
     int live;                   /* still followed here, by a client, run elsewhere */
 } cursor;
@@ -57,6 +61,15 @@ static void publish_rows(jobs *J, cursor *c)
     bs.name = s.col[STORE_M_##ID] ? s.col[STORE_M_##ID][i] : NAN;
         VAE_METRIC_FIELDS(COPY)
 #undef COPY
+        /* the rate from the rows' finishing times, over a second or so as the worker's
+         * (batches of train.batch_size: an epoch's short last batch counts whole) */
+        const double t = bs.time;
+        if (c->batch > 0 && c->ref_t > 0 && t > c->ref_t && bs.step > c->ref_step)
+            bs.samples_per_sec = (double)c->batch * (double)(bs.step - c->ref_step) / (t - c->ref_t);
+        if (isfinite(t) && t > 0 && (c->ref_t <= 0 || t - c->ref_t >= 1.0 || t < c->ref_t)) {
+            c->ref_t = t;
+            c->ref_step = bs.step;
+        }
         bus_publish_step(J->cfg.bus, c->job, &bs);
         c->step = s.step[i];
     }
@@ -136,8 +149,14 @@ static void follow(jobs *J, cursor *c, int first)
     vaed_err err;
     if (store_job_get(J->st, c->job, &sj, &err))
         return;
-    if (first)
+    if (first) {
         c->step = sj.step - 1;
+        json_t *spec = json_loads(sj.spec ? sj.spec : "", 0, NULL);
+        json_int_t b = json_integer_value(json_object_get(json_object_get(spec, "train"),
+                                                          "batch_size"));
+        c->batch = b > 0 && b < INT32_MAX ? (int)b : 0;
+        json_decref(spec);
+    }
     int final = bus_state_final(sj.state);
     publish_rows(J, c);
     publish_changes(J, c, first);

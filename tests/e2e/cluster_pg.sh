@@ -34,7 +34,8 @@
 #       a change sent through any node is 409 conflict (not 503 as if it ran elsewhere).
 #   (g) a job's event stream (GET /v1/jobs/{id}/events) through a node that does not run
 #       it: its state, then step events equal to the rows the owner stored, the schedule
-#       change PUT to the owner at the step its reply named, checkpoints, epochs whose
+#       change PUT to the owner at the step its reply named (each step's samples_per_sec
+#       within a factor 2 of the stored rows' own rate), checkpoints, epochs whose
 #       test figures are the stored ones, and the final state at the last step; the
 #       stream then ends by itself.
 #   (h) a dataset uploaded through n1 (the nodes share one --upload-dir): every node
@@ -443,7 +444,8 @@ printf '%s\n' "$BODY" >"$T/g.epochs.json"
 api GET "/v1/jobs/$G/checkpoints"
 printf '%s\n' "$BODY" >"$T/g.ckpts.json"
 # every event against the rows the owner stored, read through the same node
-c_out=$(python3 - "$T/g.sse" "$T/g.rows.json" "$T/g.epochs.json" "$T/g.ckpts.json" "$GEFF" "$DTOTAL" <<'PY' 2>&1
+c_out=$(python3 - "$T/g.sse" "$T/g.rows.json" "$T/g.epochs.json" "$T/g.ckpts.json" "$GEFF" "$DTOTAL" \
+    "$(printf '%s' "$DSPEC" | jq .train.batch_size)" <<'PY' 2>&1
 import json, sys
 evs, ev = [], {}
 for line in open(sys.argv[1]):
@@ -473,6 +475,17 @@ for d in steps:
     for f in ("beta", "loss", "xent", "kl", "lr"):
         if d[f] != rows[f][i]: bad.append("step %d: %s %r, stored %r" % (d["step"], f, d[f], rows[f][i]))
 want(steps and steps[-1]["step"] == total - 1, "the last step event is not the last step (%s)" % (steps[-1]["step"] if steps else None))
+# samples_per_sec, worked out by the node from the rows' times: against the stored rows'
+# own rate (batch / the time between consecutive rows, its median: epoch ends aside)
+batch, tcol = int(sys.argv[7]), rows.get("time") or []
+per = sorted(batch * (rows["step"][i] - rows["step"][i - 1]) / (tcol[i] - tcol[i - 1])
+             for i in range(1, len(tcol)) if tcol[i] > tcol[i - 1])
+sps = sorted(d["samples_per_sec"] for d in steps[1:])
+want(per and sps and sps[0] > 0, "step events' samples_per_sec %r (rows' times: %d)" % (sps[:4], len(tcol)))
+if per and sps:
+    ref, med = per[len(per) // 2], sps[len(sps) // 2]
+    want(0.5 * ref <= med <= 2 * ref, "step events' median samples_per_sec %.0f, the rows' %.0f" % (med, ref))
+    print("# samples_per_sec: median %.0f, the stored rows' %.0f" % (med, ref))
 sch = [e["data"] for e in evs if e["event"] == "schedule"]
 want(len(sch) == 1 and sch[0]["effective_step"] == eff and sch[0]["schedule"]["value"] == 0.5,
      "schedule events %r, wanted one at step %d" % (sch, eff))
