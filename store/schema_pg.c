@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/pyramid.h"
 #include "store/store_impl.h"
 #include "vae/metric_fields.h"
 
@@ -155,6 +156,7 @@ static int migrate_locked(sql_conn *c, vaed_err *err)
             return rc;
         }
     }
+    int added = 0;
     for (int i = 0; i < VAE_METRIC_NFIELDS; i++) {
         int64_t has = query_int(c, "SELECT count(*) FROM information_schema.columns WHERE "
                                    "table_schema = current_schema() AND table_name = 'metrics' "
@@ -171,6 +173,14 @@ static int migrate_locked(sql_conn *c, vaed_err *err)
             vaed_err_prefix(err, "adding metric column %s: ", vae_metric_fields[i].name);
             return rc;
         }
+        added++;
+    }
+    /* the pyramid's rows are sized by the column count: built again with the new ones,
+     * in this transaction (as the SQLite store does) */
+    if (added && ((rc = sql_exec(c, "DELETE FROM metrics_sum", err)) != 0 ||
+                  (rc = sum_build_all(c, err)) != 0)) {
+        vaed_err_prefix(err, "rebuilding the metric summaries: ");
+        return rc;
     }
     char bump[160];
     snprintf(bump, sizeof bump, "INSERT INTO vaed_meta VALUES ('schema_version', %d) ON CONFLICT (key) "
