@@ -21,6 +21,7 @@
 # Plain and ASan+UBSan; under ThreadSanitizer too, lighter (the nodes' threads: the
 # evaluations' renewals and list sync beside the jobs').
 . tests/e2e/daemon_lib.sh
+. tests/e2e/eval_lib.sh
 e2e_init
 . tests/e2e/pg_lib.sh
 pg_init cluster_evals_pg
@@ -47,36 +48,11 @@ api GET "/v1/jobs/$JOB/checkpoints"
 FINAL=$(jqb '[.checkpoints[].step] | max')
 curl -sS -o "$T/final.ckpt" "$URL/v1/jobs/$JOB/checkpoints/$FINAL"
 
-# the references, computed meanwhile
-cli() { # NAME ARGS...: `vaed eval`'s result in $T/NAME.json
-    c_name=$1; shift
-    "$VAED" eval "$T/spec.json" "$T/final.ckpt" --quiet "$@" >"$T/$c_name.json" 2>"$T/$c_name.err" ||
-        fail "vaed eval $*: $(cat "$T/$c_name.err")"
-}
-cli big --k "$BIG_K" --rows 3000 --seed 5 &
+# the reference, computed meanwhile
+cli big final --k "$BIG_K" --rows 3000 --seed 5 &
 CLI_PID=$!
 
 eval_lease() { pq "SELECT coalesce(node, '') || ' ' || gen || ' ' || done FROM leases WHERE job = -$1"; }
-# wait_eval EID STATE SECS: poll through the current node until the evaluation is STATE
-wait_eval() {
-    c_w=0
-    while :; do
-        api GET "/v1/jobs/$JOB/evaluations/$1"
-        [ "$(jqb .state)" = "$2" ] && return 0
-        case $(jqb .state) in completed|failed|cancelled)
-            echo "evaluation $1 is $(jqb .state) ($(jqb .reason)), wanted $2" >&2; return 1 ;; esac
-        c_w=$((c_w + 1))
-        [ $c_w -le $(($3 * 10)) ] || { echo "evaluation $1: $BODY" >&2; return 1; }
-        sleep 0.1
-    done
-}
-# same EID NAME: the completed evaluation's numbers (BODY) are NAME.json's, every bit
-same() {
-    printf '%s' "$BODY" >"$T/got.json"
-    jq -en --slurpfile a "$T/got.json" --slurpfile b "$T/$1.json" '
-        [$a[0].result | .bound, .bound_se, .elbo, .elbo_se, .kl, .mi, .active_units, .rows, .k] ==
-        [$b[0] | .bound, .bound_se, .elbo, .elbo_se, .kl, .mi, .active_units, .rows, .k]' >/dev/null
-}
 # wait_runner EID SECS: until a node holds the evaluation's lease; sets RUNNER
 wait_runner() {
     c_w=0

@@ -7,6 +7,7 @@
 # field.
 . tests/e2e/lib.sh
 . tests/e2e/daemon_lib.sh
+. tests/e2e/eval_lib.sh
 e2e_init
 # samples per row of the evaluations that must still be running when the daemon is
 # killed or stopped: under a sanitizer our loops run ten times slower, so fewer do
@@ -25,31 +26,6 @@ FIRST=$(jqb '[.checkpoints[].step] | min')
 curl -sS -o "$T/final.ckpt" "$URL/v1/jobs/$JOB/checkpoints/$FINAL"
 curl -sS -o "$T/first.ckpt" "$URL/v1/jobs/$JOB/checkpoints/$FIRST"
 
-# cli NAME CKPT ARGS...: `vaed eval`'s result in $T/NAME.json
-cli() {
-    n=$1; c=$2; shift 2
-    "$VAED" eval "$T/spec.json" "$T/$c.ckpt" --quiet "$@" >"$T/$n.json" 2>"$T/$n.err" ||
-        fail "vaed eval $*: $(cat "$T/$n.err")"
-}
-# wait_eval EID STATE [SECONDS]: poll until the evaluation is in STATE (BODY is it)
-wait_eval() {
-    we_t0=$(date +%s)
-    while :; do
-        api GET "/v1/jobs/$JOB/evaluations/$1"
-        [ "$(jqb .state)" = "$2" ] && return 0
-        case $(jqb .state) in completed|failed|cancelled)
-            echo "evaluation $1 is $(jqb .state) ($(jqb .reason)), wanted $2" >&2; return 1 ;; esac
-        [ $(($(date +%s) - we_t0)) -ge "${3:-300}" ] && { echo "evaluation $1: $BODY" >&2; return 1; }
-        sleep 0.1
-    done
-}
-# same NAME: the completed evaluation in BODY has NAME.json's numbers, every bit
-same() {
-    printf '%s' "$BODY" >"$T/got.json"
-    jq -en --slurpfile a "$T/got.json" --slurpfile b "$T/$1.json" '
-        [$a[0].result | .bound, .bound_se, .elbo, .elbo_se, .kl, .mi, .active_units, .rows, .k] ==
-        [$b[0] | .bound, .bound_se, .elbo, .elbo_se, .kl, .mi, .active_units, .rows, .k]' >/dev/null
-}
 
 # ---- the daemon's number is vaed eval's -------------------------------------------------
 api POST "/v1/jobs/$JOB/evaluations" '{"checkpoint": "final", "k": 20, "rows": 700, "seed": 3}'
