@@ -24,7 +24,7 @@
 . tests/e2e/daemon_lib.sh
 # Under ThreadSanitizer each restart and every step run ~20 times slower: 22 kills
 # would take the best part of an hour.
-not_under_tsan "22 kills would take most of an hour; the threads of recovery run under TSan in daemon_recovery.sh and daemon_overrides.sh"
+not_under_tsan "22 kills would take most of an hour; the threads of recovery run under TSan in daemon_overrides.sh and cluster_pg.sh (c)"
 e2e_init
 if [ "${CRASH_PG:-0}" = 1 ]; then
     . tests/e2e/pg_lib.sh
@@ -42,6 +42,11 @@ else
     q_hist() { sqlite3 -json "$DB" "$1"; }
 fi
 
+# Under ASan+UBSan 10 kills over 20 epochs (CI time): the same recovery paths, each
+# killed and restarted a few times over, at half the cost.
+case "${SANITIZER:-}" in
+*address*) KILLS=${KILLS:-10}; CRASH_EPOCHS=${CRASH_EPOCHS:-20} ;;
+esac
 KILLS=${KILLS:-22}
 SEED=${CRASH_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 echo "crash_loop: seed $SEED (replay with CRASH_SEED=$SEED), $KILLS kills"

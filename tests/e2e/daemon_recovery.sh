@@ -6,6 +6,7 @@
 # a restart after each: the job completes with every step present exactly once and
 # every figure bit-identical to `vaed train`; PRAGMA integrity_check is ok throughout.
 . tests/e2e/daemon_lib.sh
+not_under_tsan "its wide reference runs take three minutes there; a SIGTERM's shutdown runs under TSan in every script's stop_daemon and in evaluations.sh (mid-evaluation), a resume from a checkpoint on a running daemon in daemon_overrides.sh and cluster_pg.sh (c)"
 e2e_init
 
 newest_ckpt() { sqlite3 "$DB" "SELECT step FROM checkpoints WHERE job = $1 ORDER BY step DESC LIMIT 1"; }
