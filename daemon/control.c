@@ -304,7 +304,8 @@ static int sched_unhex(const char *hex, sched_spec *s)
  * answer: that node's worker decides the step, as for a call sent to it. Not answered
  * in time, the request is withdrawn, so it never applies later (the owner may be dead,
  * and a node of its name may come back holding the job); one the owner has taken
- * already is being applied, and is waited for once more. */
+ * already is being applied, and is waited for once more. Had this node died waiting,
+ * no node takes the request after its deadline (store_control_send). */
 static int forward(jobs *J, int64_t id, const job_msg *m, const char *owner, int64_t *step,
                    sched_spec *resolved, vaed_err *err)
 {
@@ -315,7 +316,7 @@ static int forward(jobs *J, int64_t id, const job_msg *m, const char *owner, int
         c.arg = sched_hex(&m->sched);
     else if (m->kind == MSG_LR)
         snprintf(lr, sizeof lr, "%.17g", m->lr), c.arg = xstrdup(lr);
-    int rc = store_control_send(J->st, owner, &c, err);
+    int rc = store_control_send(J->st, owner, &c, J->cfg.wait_s, err);
     int withdrawn = 0;
     if (rc == 0 && (rc = store_control_wait(J->st, &c, J->cfg.wait_s, err)) == 0) {
         /* not answered in time: withdrawn unless the owner has taken it (then it is being

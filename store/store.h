@@ -182,8 +182,11 @@ typedef struct store_control {
     int64_t step;               /* schedule, lr: effective step; checkpoint: its step */
     char *resolved;             /* schedule: the absolute schedule in force (JSON) */
 } store_control;
-/* Send c (job, kind, arg) to node to_node: c->id is set. */
-int store_control_send(store *st, const char *to_node, store_control *c, vaed_err *err);
+/* Send c (job, kind, arg) to node to_node: c->id is set. The request is taken only
+ * within wait_s of its sending, by the database's clock: after that it never applies,
+ * whether its sender withdrew it or died waiting (a take deletes it some time later). */
+int store_control_send(store *st, const char *to_node, store_control *c, double wait_s,
+                       vaed_err *err);
 /* Wait up to timeout_s for c's answer (filled in c): 1 answered (the request is then
  * deleted), 0 not in time (it stays until withdrawn), or an error. */
 int store_control_wait(store *st, store_control *c, double timeout_s, vaed_err *err);
@@ -191,8 +194,8 @@ int store_control_wait(store *st, store_control *c, double timeout_s, vaed_err *
  * applies anywhere), 0 when its node has taken it already (it is being applied: wait
  * for the answer), or an error. */
 int store_control_withdraw(store *st, const store_control *c, vaed_err *err);
-/* The requests sent to this node not yet taken (marked taken): *out, *n (free with
- * store_control_free). */
+/* The requests sent to this node not yet taken and within their deadline (marked
+ * taken): *out, *n (free with store_control_free). */
 int store_control_take(store *st, store_control **out, size_t *n, vaed_err *err);
 /* Write c's answer (c->id, rc, msg, step, resolved). */
 int store_control_answer(store *st, const store_control *c, vaed_err *err);
