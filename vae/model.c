@@ -285,13 +285,19 @@ static void likelihood(vae_model *m, float *out, int r0, int r1, float *g, float
         case VAE_LIK_BERNOULLI: {
             /* −log p = softplus(y) − x·y, written stably as max(y,0) − x·y + log1p(e^−|y|);
              * d/dy = sigmoid(y) − x. Per-unit terms go to a scratch row so this loop has no
-             * double-precision reduction and vectorises. */
-            for (int d = 0; d < D; d++) {
-                float yy = y[d], e = exp_nonpos(-fabsf(yy));
-                tmp[d] = (yy > 0.0f ? yy : 0.0f) + log1p_unit(e) - x[d] * yy;
-                if (gy) {
-                    float inv = 1.0f / (1.0f + e);
+             * double-precision reduction and vectorises: a loop of its own for each case,
+             * since a branch in the loop (on gy) keeps the compiler from vectorising it.
+             * Both compute each unit's term by the same operations. */
+            if (gy) {
+                for (int d = 0; d < D; d++) {
+                    float yy = y[d], e = exp_nonpos(-fabsf(yy)), inv = 1.0f / (1.0f + e);
+                    tmp[d] = (yy > 0.0f ? yy : 0.0f) + log1p_unit(e) - x[d] * yy;
                     gy[d] = scale * ((yy >= 0.0f ? inv : e * inv) - x[d]);
+                }
+            } else {
+                for (int d = 0; d < D; d++) {
+                    float yy = y[d], e = exp_nonpos(-fabsf(yy));
+                    tmp[d] = (yy > 0.0f ? yy : 0.0f) + log1p_unit(e) - x[d] * yy;
                 }
             }
             row = sum_floats(tmp, D);
