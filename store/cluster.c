@@ -414,30 +414,35 @@ static const char CTL_PG[] =
     "double precision, deadline double precision)";
 
 /* A table of a build before deadlines gets the two columns (its rows keep NULL: no
- * deadline). On PostgreSQL ADD COLUMN IF NOT EXISTS decides under the table's lock, so
- * nodes starting at once add them once. */
+ * deadline), in a transaction that first looks whether it has them: an ALTER TABLE at
+ * every node's start would take the table's exclusive lock on PostgreSQL and wait
+ * behind the other nodes' requests, up to the connection's lock timeout. There ADD
+ * COLUMN IF NOT EXISTS, decided under that lock, lets nodes starting at once add them
+ * once. */
 int store_controls_schema(sql_conn *c, vaed_err *err)
 {
     int pg = sql_kind_of(c) == SQL_POSTGRES;
     int rc = sql_exec(c, pg ? CTL_PG : CTL_LITE, err);
-    if (rc || pg)
-        return rc ? rc : sql_exec(c, "ALTER TABLE controls ADD COLUMN IF NOT EXISTS sent double "
-                                     "precision; ALTER TABLE controls ADD COLUMN IF NOT EXISTS "
-                                     "deadline double precision", err);
+    if (rc || (rc = sql_begin(c, 1, err)) != 0)
+        return rc;
     sql_stmt *s = NULL;
     int has = 0;
-    if ((rc = sql_begin(c, 1, err)) != 0)
-        return rc;
-    rc = sql_prepare(c, "SELECT count(*) FROM pragma_table_info('controls') WHERE name = "
-                        "'deadline'", &s, err);
+    rc = sql_prepare(c, pg ? "SELECT count(*) FROM information_schema.columns WHERE "
+                             "table_schema = current_schema() AND table_name = 'controls' "
+                             "AND column_name = 'deadline'"
+                           : "SELECT count(*) FROM pragma_table_info('controls') WHERE name "
+                             "= 'deadline'", &s, err);
     if (rc == 0 && (rc = sql_step(s, err)) == SQL_ROW) {
         has = sql_column_int64(s, 0) > 0;
         rc = 0;
     }
     sql_finalize(s);
     if (rc == 0 && !has)
-        rc = sql_exec(c, "ALTER TABLE controls ADD COLUMN sent REAL; ALTER TABLE controls ADD "
-                         "COLUMN deadline REAL", err);
+        rc = sql_exec(c, pg ? "ALTER TABLE controls ADD COLUMN IF NOT EXISTS sent double "
+                              "precision; ALTER TABLE controls ADD COLUMN IF NOT EXISTS "
+                              "deadline double precision"
+                            : "ALTER TABLE controls ADD COLUMN sent REAL; ALTER TABLE controls "
+                              "ADD COLUMN deadline REAL", err);
     if (rc == 0)
         return sql_commit(c, err);
     sql_rollback(c, NULL);
