@@ -120,7 +120,18 @@ static int dial(void)
     a.sin_family = AF_INET;
     a.sin_port = htons((unsigned short)P);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+    int rc = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&a, sizeof a);
+    if (rc != 0 && errno == EINTR) {
+        /* libFuzzer's timer signal cut the connect short: it goes on by itself; wait
+         * for it and read its outcome (a CI run died here once) */
+        struct pollfd pf = {.fd = fd, .events = POLLOUT};
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        while ((rc = poll(&pf, 1, 5000)) < 0 && errno == EINTR)
+            ;
+        rc = rc == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0 ? 0 : -1;
+    }
+    if (rc != 0)
         die("cannot connect to the server");
     /* Close with a reset: thousands of connections a minute would otherwise fill
      * the port range with TIME_WAIT. */
