@@ -270,6 +270,13 @@ void vae_model_free(vae_model *m)
     free(m);
 }
 
+/* One unit's −log p(x|y) under the Bernoulli likelihood, e = e^−|y|: both of
+ * likelihood()'s loops use it. */
+static inline float bernoulli_nll(float y, float e, float x)
+{
+    return (y > 0.0f ? y : 0.0f) + log1p_unit(e) - x * y;
+}
+
 /* −log p(x|out) of each of the rows [r0, r1) of the decoder output into m->row_xent,
  * and, when g is not NULL, its gradient w.r.t. out times `scale` written over g (which
  * may alias out). tmp is a scratch row of D floats. */
@@ -291,14 +298,12 @@ static void likelihood(vae_model *m, float *out, int r0, int r1, float *g, float
             if (gy) {
                 for (int d = 0; d < D; d++) {
                     float yy = y[d], e = exp_nonpos(-fabsf(yy)), inv = 1.0f / (1.0f + e);
-                    tmp[d] = (yy > 0.0f ? yy : 0.0f) + log1p_unit(e) - x[d] * yy;
+                    tmp[d] = bernoulli_nll(yy, e, x[d]);
                     gy[d] = scale * ((yy >= 0.0f ? inv : e * inv) - x[d]);
                 }
             } else {
-                for (int d = 0; d < D; d++) {
-                    float yy = y[d], e = exp_nonpos(-fabsf(yy));
-                    tmp[d] = (yy > 0.0f ? yy : 0.0f) + log1p_unit(e) - x[d] * yy;
-                }
+                for (int d = 0; d < D; d++)
+                    tmp[d] = bernoulli_nll(y[d], exp_nonpos(-fabsf(y[d])), x[d]);
             }
             row = sum_floats(tmp, D);
             break;
