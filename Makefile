@@ -10,7 +10,7 @@
 
 CC       ?= cc
 SANITIZER ?=
-PKGS     := jansson libmicrohttpd sqlite3 libpq zlib libxsmm openblas libpng
+PKGS     := jansson libmicrohttpd sqlite3 libpq zlib libxsmm openblas libpng gnutls
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 ifneq ($(CI),)

@@ -42,7 +42,6 @@
 
 #define MAX_JSON_BODY (1u << 20) /* a registration document, like any JSON body */
 #define MAX_NAME 128
-#define SPOOL_PREFIX ".spool-"    /* http.c's spool file names */
 
 const char *const api_datasets_spool_routes[] = {"POST /v1/datasets", NULL};
 
@@ -77,7 +76,7 @@ static int configure(api_datasets *ds, const char *data_dir, const char *upload_
     if (d) {
         struct dirent *e;
         while ((e = readdir(d)))
-            if (!strncmp(e->d_name, SPOOL_PREFIX, strlen(SPOOL_PREFIX)))
+            if (!strncmp(e->d_name, API_SPOOL_PREFIX, strlen(API_SPOOL_PREFIX)))
                 unlinkat(dirfd(d), e->d_name, 0);
         closedir(d);
     }
@@ -114,31 +113,6 @@ static int check_path(const api_datasets *ds, const char *path, const char *fiel
                             "server-side dataset paths are off (start the daemon with "
                             "--data-dir, or upload the file)");
     return path_check_inside(path, ds->data_dir, field, real, err);
-}
-
-static const char *const upload_exts[] = {"npy", "csv", "txt", "idx", NULL};
-
-int api_datasets_owns_path(const api_datasets *ds, const char *path)
-{
-    size_t n = strlen(ds->upload_dir);
-    if (!n || !path || strncmp(path, ds->upload_dir, n) || path[n] != '/')
-        return 0;
-    const char *p = path + n + 1, *q = p;
-    while (*q >= '0' && *q <= '9')
-        q++;
-    if (q == p || *q != '.')
-        return 0;
-    int ext = 0;
-    for (int i = 0; upload_exts[i] && !ext; i++)
-        ext = !strcmp(q + 1, upload_exts[i]);
-    if (!ext)
-        return 0;
-    /* The directory is ours (0700), but a file swapped for a symlink must still not
-     * lead out of it. */
-    char real[PATH_MAX];
-    if (realpath(path, real))
-        return path_under(real, ds->upload_dir);
-    return 1; /* missing: the load will say so */
 }
 
 /* ---- pure helpers ----------------------------------------------------------------- */
@@ -347,6 +321,8 @@ static json_t *ds_object(const store_dataset *d)
     json_t *spec = json_loads(d->spec, 0, NULL);
     json_object_set_new(o, "spec", spec ? spec : json_null());
     json_object_set_new(o, "size", json_integer(d->size));
+    if (d->sha256[0])
+        json_object_set_new(o, "sha256", json_string(d->sha256));
     json_object_set_new(o, "created_at", json_real(d->created_at));
     return o;
 }
@@ -490,17 +466,6 @@ done:
     json_decref(doc);
 }
 
-/* fsync a file or a directory by path; 0 or -1. */
-static int sync_path(const char *path, int dir)
-{
-    int fd = open(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 static const char *upload_ext(enum vae_data_format f)
 {
     switch (f) {
@@ -558,7 +523,7 @@ static void register_upload(api_req *req, const char *body_path, uint64_t body_l
         goto fail;
     }
     /* The data must be on disk before its row says it exists. */
-    if (sync_path(body_path, 0) != 0) {
+    if (path_fsync(body_path, 0) != 0) {
         rc = vaed_err_set(&err, VAED_EIO, NULL, "syncing the upload: %s", strerror(errno));
         api_reply_from_err(req, 500, "internal", &err);
         goto done;
@@ -566,7 +531,7 @@ static void register_upload(api_req *req, const char *body_path, uint64_t body_l
     store_dataset_new nd = {
         .name = name, .source = "upload",
         .size = (int64_t)body_len, .path_dir = ctx(req)->datasets->upload_dir,
-        .path_ext = upload_ext(spec.dataset.format),
+        .path_ext = upload_ext(spec.dataset.format), .bytes_path = body_path,
     };
     int64_t id;
     if ((rc = insert_row(req, &spec, info, &nd, &id, &err)))
@@ -582,7 +547,7 @@ static void register_upload(api_req *req, const char *body_path, uint64_t body_l
         goto done;
     }
     api_req_body_file_keep(req);
-    sync_path(ctx(req)->datasets->upload_dir, 1);
+    path_fsync(ctx(req)->datasets->upload_dir, 1);
     reply_created(req, id);
     goto done;
 fail:
@@ -670,9 +635,13 @@ void api_h_datasets_delete(api_req *req)
     }
     if (!strcmp(d.source, "upload")) {
         json_t *spec = json_loads(d.spec, 0, NULL);
-        const char *p = json_string_value(json_object_get(spec, "path"));
-        if (p && api_datasets_owns_path(ctx(req)->datasets, p) && unlink(p) == 0)
-            sync_path(ctx(req)->datasets->upload_dir, 1);
+        const char *name = api_datasets_upload_name(json_string_value(json_object_get(spec, "path")));
+        char local[PATH_MAX + 32];
+        snprintf(local, sizeof local, "%s/%s", ctx(req)->datasets->upload_dir,
+                 name ? name : "");
+        /* this node's copy; other nodes' go at their next start (api_datasets_prune) */
+        if (name && unlink(local) == 0)
+            path_fsync(ctx(req)->datasets->upload_dir, 1);
         json_decref(spec);
     }
     store_dataset_clear(&d);

@@ -3,7 +3,8 @@
  *
  * A registered dataset is a file the daemon may read: either a server-side file
  * inside --data-dir (source "file", registered by path) or a body uploaded to the
- * daemon (source "upload", kept as <upload dir>/<id>.<ext>). Registration validates
+ * daemon (source "upload", kept in the database, with a copy as <upload dir>/<id>.<ext>
+ * on each node that has used it). Registration validates
  * it like a job's dataset object and loads it once with the real reader, so a
  * registered dataset is known to parse and its shape is known.
  *
@@ -59,11 +60,29 @@ void api_h_datasets_delete(api_req *req);
 int api_datasets_spec_parse(store *st, vae_spec *out, const json_t *doc, vaed_err *err);
 
 /* Whether path is an uploaded dataset's file: "<upload dir>/<digits>.<npy|csv|txt|idx>"
- * exactly, resolving (when it exists) inside the upload directory. The job manager
- * lets such paths through its --data-dir check. */
-int api_datasets_owns_path(const api_datasets *ds, const char *path);
+ * exactly, resolving (when it exists) inside this node's upload directory, or (st not
+ * NULL) the path an upload through any node is registered at. The job manager lets such
+ * paths through its --data-dir check. */
+int api_datasets_owns_path(const api_datasets *ds, store *st, const char *path);
+
+/* The file this node reads for a job's dataset path, in out (n bytes). A path that is
+ * no upload's is itself. An upload's is this node's copy, <upload dir>/<id>.<ext>: the
+ * uploading node's file, or else written from the bytes the database keeps (checked
+ * against their SHA-256, synced, renamed into place whole) the first time a job here
+ * needs it. An upload of a build before schema v10 has its bytes only in its file:
+ * that path. Errors: the store's (VAED_EIO when the bytes are not the ones uploaded). */
+int api_datasets_local_path(const api_datasets *ds, store *st, const char *path, char *out,
+                            size_t n, vaed_err *err);
+
+/* At a node's start: delete the upload directory's copies of datasets deleted since
+ * (DELETE removes only the copy of the node it was sent to). */
+void api_datasets_prune(const api_datasets *ds, store *st);
 
 /* ---- pure parts, exposed for the unit tests ---- */
+
+/* The name of an upload's file, "<digits>.<npy|csv|txt|idx>": a pointer to it in path
+ * (its last segment), or NULL when path does not end in one. */
+const char *api_datasets_upload_name(const char *path);
 
 /* The dataset object a job trains on: a copy of registered (the stored spec, an
  * object) with job_ds's overrides on top. job_ds must hold "id"; its other keys may

@@ -244,7 +244,7 @@ static void spool_chunk(api_req *req, const char *data, size_t n)
     if (req->spool_fd < 0) {
         size_t plen = strlen(srv->cfg.spool_dir) + 32;
         req->spool_path = xmalloc(plen);
-        snprintf(req->spool_path, plen, "%s/.spool-XXXXXX", srv->cfg.spool_dir);
+        snprintf(req->spool_path, plen, "%s/" API_SPOOL_PREFIX "XXXXXX", srv->cfg.spool_dir);
         req->spool_fd = mkostemp(req->spool_path, O_CLOEXEC); /* mode 0600 */
         if (req->spool_fd < 0) {
             int e = errno;

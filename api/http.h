@@ -152,7 +152,9 @@ typedef struct api_config {
  * Content-Length before any byte is read and again as bytes arrive; the partial file
  * is deleted). The handler finds the file with api_req_body_file(); api_req_body() is
  * then "" and api_body_json() sees an empty body. A disk error while spooling answers
- * 507 insufficient_storage (ENOSPC, EDQUOT) or 500, the file deleted. */
+ * 507 insufficient_storage (ENOSPC, EDQUOT) or 500, the file deleted. A spool file's
+ * name begins with API_SPOOL_PREFIX (a name nothing else in spool_dir has). */
+#define API_SPOOL_PREFIX ".spool-"
 
 /* Defaults: listen 127.0.0.1:8080, threads 4, conn_limit 256, per_ip_limit 64,
  * timeout_s 30, conn_memory 64 KiB, max_body 1 MiB, no token, reads free, no CORS,

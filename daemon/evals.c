@@ -336,9 +336,7 @@ static enum eval_end eval_run(jobs *J, eval_unit *u, char **result, vaed_err *er
     if (store_eval_get(J->st, u->id, &se, err) || store_job_get(J->st, se.job, &sj, err) ||
         vae_spec_parse_text(&spec, sj.spec, strlen(sj.spec), err))
         goto out;
-    if (job_check_path(J, spec.dataset.path, "dataset.path", err) ||
-        job_check_path(J, spec.dataset.test_path, "dataset.test_path", err) ||
-        vae_data_load(&spec.dataset, &train, &test, err))
+    if (job_data_load(J, &spec, &train, &test, err))
         goto out;
     const vae_dataset *d = !strcmp(se.split, "train") ? train : test;
     if (!d) {

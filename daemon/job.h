@@ -298,6 +298,12 @@ void evals_free_all(jobs *J);
 /* A server-side dataset path must lie inside --data-dir (or be an uploaded dataset). */
 int job_check_path(jobs *J, const char *path, const char *field, vaed_err *err);
 
+/* Load a job's data: its paths checked (job_check_path) and replaced by the files this
+ * node reads for them (an upload's copy here, jobs_datasets.local_path), then
+ * vae_data_load. spec's paths are changed: pass the worker's own copy. */
+int job_data_load(jobs *J, vae_spec *spec, vae_dataset **train, vae_dataset **test,
+                  vaed_err *err);
+
 /* Parse and check a job spec document as jobs_submit does (the dataset registry's
  * parser when configured, paths inside --data-dir and made absolute, --max-job-memory).
  * OUT *spec, *text (the full spec) and *stext (its starting schedule), both JSON text

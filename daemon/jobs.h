@@ -61,12 +61,15 @@ typedef struct jobs jobs;
 
 /* What the job manager asks of the dataset registry (api/datasets.h registers it; the
  * daemon does not include api/): parse a spec whose dataset may name a registered
- * dataset by id, and tell whether a path is an uploaded dataset's file (allowed past
- * the --data-dir check). */
+ * dataset by id, tell whether a path is an uploaded dataset's file (allowed past the
+ * --data-dir check), and give the file this node reads for a path (an upload's copy
+ * here, written from the database when this node has none yet). */
 typedef struct jobs_datasets {
     void *ctx;
     int (*spec_parse)(void *ctx, store *st, vae_spec *out, const json_t *doc, vaed_err *err);
-    int (*owns_path)(void *ctx, const char *path);
+    int (*owns_path)(void *ctx, store *st, const char *path);
+    int (*local_path)(void *ctx, store *st, const char *path, char *out, size_t n,
+                      vaed_err *err);
 } jobs_datasets;
 
 typedef struct jobs_config {

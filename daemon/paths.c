@@ -2,10 +2,12 @@
 #include "daemon/paths.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The path with "." and ".." segments and repeated slashes taken out, by text alone
  * (no symlink is followed). out has room for n bytes; returns 0, or -1 if it does not
@@ -75,4 +77,14 @@ int path_check_inside(const char *path, const char *dir, const char *field, char
     if (real)
         memcpy(real, resolved, sizeof resolved);
     return 0;
+}
+
+int path_fsync(const char *path, int dir)
+{
+    int fd = open(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
 }

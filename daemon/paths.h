@@ -1,6 +1,7 @@
 /* paths.h — containment of server-side paths in a directory (--data-dir, the upload
  * directory). One implementation for every place a client names a file on the server:
- * job specs (daemon/jobs.c) and dataset registration (api/datasets.c). */
+ * job specs (daemon/jobs.c) and dataset registration (api/datasets.c); and the fsync
+ * of a file or directory by path that the uploads' renames need. */
 #ifndef VAED_PATHS_H
 #define VAED_PATHS_H
 
@@ -22,5 +23,8 @@ int path_under(const char *path, const char *dir);
  * names field. */
 int path_check_inside(const char *path, const char *dir, const char *field, char *real,
                       vaed_err *err);
+
+/* fsync a file, or a directory (dir non-zero), by path: 0, or -1 with errno. */
+int path_fsync(const char *path, int dir);
 
 #endif

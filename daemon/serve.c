@@ -275,9 +275,15 @@ static int datasets_spec_parse(void *ctx, store *st, vae_spec *out, const json_t
     return api_datasets_spec_parse(st, out, doc, err);
 }
 
-static int datasets_owns_path(void *ctx, const char *path)
+static int datasets_owns_path(void *ctx, store *st, const char *path)
 {
-    return api_datasets_owns_path(ctx, path);
+    return api_datasets_owns_path(ctx, st, path);
+}
+
+static int datasets_local_path(void *ctx, store *st, const char *path, char *out, size_t n,
+                               vaed_err *err)
+{
+    return api_datasets_local_path(ctx, st, path, out, n, err);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -414,6 +420,7 @@ int cmd_serve(int argc, char **argv)
         log_msg(LOG_ERROR, "%s", err.msg);
         goto done;
     }
+    api_datasets_prune(datasets, st);
     jobs_config jc;
     jobs_config_default(&jc);
     jc.workers = (int)workers;
@@ -424,7 +431,8 @@ int cmd_serve(int argc, char **argv)
     jc.accept_other_cores = (int)other_cores;
     jc.lease_ttl = (double)lease_ttl;
     jc.data_dir = flags[F_DATA_DIR].value[0] ? flags[F_DATA_DIR].value : NULL;
-    const jobs_datasets jd = {datasets, datasets_spec_parse, datasets_owns_path};
+    const jobs_datasets jd = {datasets, datasets_spec_parse, datasets_owns_path,
+                              datasets_local_path};
     jc.datasets = &jd;
     /* The event bus comes before the job manager (which publishes into it) and goes
      * after it and the HTTP server (whose streams read from it). */

@@ -22,12 +22,34 @@
 int job_check_path(jobs *J, const char *path, const char *field, vaed_err *err)
 {
     const jobs_datasets *ds = J->cfg.datasets;
-    if (!path[0] || (ds && ds->owns_path(ds->ctx, path))) /* an uploaded dataset */
+    if (!path[0] || (ds && ds->owns_path(ds->ctx, J->st, path))) /* an uploaded dataset */
         return 0;
     if (!J->cfg.data_dir)
         return vaed_err_set(err, VAED_EPERM, field,
                             "server-side dataset paths are off (start the daemon with --data-dir)");
     return path_check_inside(path, J->cfg.data_dir, field, NULL, err);
+}
+
+int job_data_load(jobs *J, vae_spec *spec, vae_dataset **train, vae_dataset **test,
+                  vaed_err *err)
+{
+    const jobs_datasets *ds = J->cfg.datasets;
+    const char *fields[2] = {"dataset.path", "dataset.test_path"};
+    char *paths[2] = {spec->dataset.path, spec->dataset.test_path};
+    *train = *test = NULL;
+    for (int i = 0; i < 2; i++) {
+        char local[sizeof spec->dataset.path];
+        int rc = job_check_path(J, paths[i], fields[i], err);
+        if (!rc && paths[i][0] && ds && ds->local_path &&
+            !(rc = ds->local_path(ds->ctx, J->st, paths[i], local, sizeof local, err)))
+            memcpy(paths[i], local, sizeof local);
+        if (rc) {
+            if (!err->field[0])
+                snprintf(err->field, sizeof err->field, "%s", fields[i]);
+            return rc;
+        }
+    }
+    return vae_data_load(&spec->dataset, train, test, err);
 }
 
 int jobs_job_vocab(jobs *J, const vae_spec *spec, vae_dataset **out, vaed_err *err)
@@ -37,9 +59,8 @@ int jobs_job_vocab(jobs *J, const vae_spec *spec, vae_dataset **out, vaed_err *e
         return vaed_err_set(err, VAED_EINVAL, "model.likelihood",
                             "only a categorical (text) model has a vocabulary");
     vae_dataset *train = NULL, *test = NULL;
-    int rc = job_check_path(J, spec->dataset.path, "dataset.path", err);
-    if (!rc)
-        rc = vae_data_load(&spec->dataset, &train, &test, err);
+    vae_spec local = *spec; /* its paths become this node's files */
+    int rc = job_data_load(J, &local, &train, &test, err);
     vae_dataset_free(test);
     if (rc)
         return rc;

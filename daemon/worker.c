@@ -222,11 +222,9 @@ enum outcome worker_run(run *r, char *reason, size_t reason_len)
 
     vae_dataset *train = NULL, *test = NULL;
     /* The paths were checked at submit; a symlink swapped in since must not lead out of
-     * the data directory now (the window left is between this check and the open). */
-    if (job_check_path(J, spec.dataset.path, "dataset.path", &err) ||
-        job_check_path(J, spec.dataset.test_path, "dataset.test_path", &err))
-        goto failed;
-    if (vae_data_load(&spec.dataset, &train, &test, &err))
+     * the data directory now (the window left is between this check and the open). An
+     * upload is read from this node's copy, made from the database if missing. */
+    if (job_data_load(J, &spec, &train, &test, &err))
         goto failed;
     size_t need = job_bytes(&spec, train, test);
     if (need > J->cfg.max_job_memory) {

@@ -1,8 +1,10 @@
 #!/bin/sh
 # Install the Debian packages vaed needs to build, run and test, when any is missing.
 # Fast when everything is there: one dpkg query per package, no network.
-#   build and run:  compiler, pkg-config, libmicrohttpd, jansson, OpenBLAS, libxsmm (the
-#                   backward multiplies where it wins: vae/kernels.h), SQLite, zlib, libpng; dataset-fashion-mnist and wamerican (the data the tests use)
+#   build and run:  compiler, pkg-config, libmicrohttpd, GnuTLS (SHA-256 of uploads),
+#                   jansson, OpenBLAS, libxsmm (the backward multiplies where it wins:
+#                   vae/kernels.h), SQLite, zlib, libpng; dataset-fashion-mnist and
+#                   wamerican (the data the tests use)
 #   tests:          curl, jq, sqlite3, python3 (e2e scripts), python3-numpy (the
 #                   independent NumPy model of tests/e2e/model_numpy.py), prometheus (promtool checks
 #                   GET /metrics), chromium and libjs-dygraphs (the dashboard in a real
@@ -13,7 +15,7 @@
 #   PostgreSQL:     libpq-dev (the store's second database, store/sql.h) and postgresql
 #                   (tests/pg_server.sh starts a throw-away server for the tests)
 set -e
-PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libopenblas-dev libxsmm-dev
+PKGS="build-essential pkg-config libmicrohttpd-dev libgnutls28-dev libjansson-dev libopenblas-dev libxsmm-dev
 libsqlite3-dev zlib1g-dev libpng-dev dataset-fashion-mnist wamerican curl jq sqlite3
 python3 python3-numpy prometheus chromium libjs-dygraphs clang libclang-rt-14-dev wrk
 openssl libpq-dev postgresql"

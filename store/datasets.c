@@ -8,20 +8,30 @@
  * job submission naming a dataset), so a connection per call costs nothing that shows. */
 #include "store/datasets.h"
 
+#include <errno.h>
+#include <gnutls/crypto.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store/store_impl.h"
 #include "store/writer_call.h"
 
-#define DS_COLS "id, name, source, spec, info, size, created_at"
+#define DS_COLS "id, name, source, spec, info, size, created_at, sha256"
 
 static const char SQL_GET[] = "SELECT " DS_COLS " FROM datasets WHERE id = ?1";
 static const char SQL_LIST[] = "SELECT " DS_COLS " FROM datasets ORDER BY id";
 static const char SQL_INSERT[] = "INSERT INTO datasets(name, source, spec, info, size, created_at) "
                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id";
+/* The upload whose file a job's spec names (a job stores the resolved path). */
+static const char SQL_BY_PATH[] = "SELECT " DS_COLS " FROM datasets WHERE source = 'upload' "
+                                  "AND json_extract(spec, '$.path') = ?1 ORDER BY id";
+static const char SQL_PART_INSERT[] =
+    "INSERT INTO dataset_blobs(dataset, seq, data) VALUES (?1, ?2, ?3)";
+static const char SQL_PART[] = "SELECT data FROM dataset_blobs WHERE dataset = ?1 AND seq = ?2";
+static const char SQL_SET_SHA[] = "UPDATE datasets SET sha256 = ?2 WHERE id = ?1";
 static const char SQL_SET_PATH[] = "UPDATE datasets SET spec = json_set(spec, '$.path', ?2) "
                                    "WHERE id = ?1";
 /* Unfinished jobs whose dataset files are this dataset's: a job naming a dataset by id
@@ -70,6 +80,30 @@ static void read_row(sql_stmt *s, store_dataset *d)
     d->info = col_dup(s, 4);
     d->size = sql_column_int64(s, 5);
     d->created_at = sql_column_double(s, 6);
+    const char *h = sql_column_text(s, 7);
+    snprintf(d->sha256, sizeof d->sha256, "%s", h ? h : "");
+}
+
+/* ---- SHA-256 (GnuTLS's, the library libmicrohttpd already brings) ------------------- */
+
+typedef struct digest {
+    gnutls_hash_hd_t h;
+} digest;
+
+static int digest_init(digest *d) { return gnutls_hash_init(&d->h, GNUTLS_DIG_SHA256) ? -1 : 0; }
+
+static void digest_add(digest *d, const void *p, size_t n)
+{
+    gnutls_hash(d->h, p, n);
+}
+
+/* Ends d; OUT hex (65 bytes) the digest in lower-case hex. */
+static void digest_hex(digest *d, char *hex)
+{
+    unsigned char b[32];
+    gnutls_hash_deinit(d->h, b);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", b[i]);
 }
 
 /* ---- reads ---------------------------------------------------------------------- */
@@ -132,11 +166,158 @@ int store_datasets_list(store *st, store_dataset **out, size_t *n, vaed_err *err
     return read_rows(st, SQL_LIST, 0, out, n, err);
 }
 
+int store_dataset_by_path(store *st, const char *path, store_dataset *d, vaed_err *err)
+{
+    memset(d, 0, sizeof *d);
+    sql_conn *db = NULL;
+    sql_stmt *s = NULL;
+    int rc = store_ropen(st, &db, err);
+    if (rc)
+        return rc;
+    if (sql_prepare(db, SQL_BY_PATH, &s, NULL) != 0) {
+        rc = store_dberr(err, db, "reading datasets");
+        sql_close(db);
+        return rc;
+    }
+    sql_bind_text(s, 1, path);
+    int sr = sql_step(s, NULL);
+    if (sr == SQL_ROW)
+        read_row(s, d);
+    else if (sr == SQL_DONE)
+        rc = vaed_err_set(err, VAED_ENOTFOUND, "", "no uploaded dataset is kept at %s", path);
+    else
+        rc = store_dberr(err, db, "reading datasets");
+    sql_finalize(s);
+    sql_close(db);
+    return rc;
+}
+
+/* write(2) all of n bytes; 0 or -1 (errno). */
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int store_dataset_fetch(store *st, const store_dataset *d, int fd, vaed_err *err)
+{
+    if (!d->sha256[0])
+        return vaed_err_set(err, VAED_ENOTFOUND, "", "dataset %" PRId64 "'s bytes are not kept "
+                            "in the database (uploaded by a vaed before 2026-12-06)", d->id);
+    sql_conn *db = NULL;
+    sql_stmt *s = NULL;
+    digest dg;
+    int rc = store_ropen(st, &db, err);
+    if (rc)
+        return rc;
+    if (digest_init(&dg)) {
+        sql_close(db);
+        return vaed_err_set(err, VAED_ENOMEM, NULL, "starting a SHA-256");
+    }
+    store_read_begin(db); /* one snapshot: the parts of one upload */
+    if (sql_prepare(db, SQL_PART, &s, NULL) != 0)
+        rc = store_dberr(err, db, "reading dataset %" PRId64 "'s bytes", d->id);
+    int64_t got = 0;
+    for (int64_t seq = 0; !rc; seq++) {
+        sql_bind_int64(s, 1, d->id);
+        sql_bind_int64(s, 2, seq);
+        int sr = sql_step(s, NULL);
+        if (sr == SQL_DONE)
+            break;
+        if (sr != SQL_ROW) {
+            rc = store_dberr(err, db, "reading dataset %" PRId64 "'s bytes", d->id);
+            break;
+        }
+        const unsigned char *p = sql_column_blob(s, 0);
+        size_t n = sql_column_bytes(s, 0);
+        digest_add(&dg, p, n);
+        got += (int64_t)n;
+        if (write_all(fd, p, n))
+            rc = vaed_err_set(err, VAED_EIO, "", "writing dataset %" PRId64 "'s copy: %s",
+                              d->id, strerror(errno));
+        sql_reset(s);
+        sql_clear_bindings(s);
+    }
+    sql_finalize(s);
+    sql_close(db);
+    char hex[65];
+    digest_hex(&dg, hex);
+    if (!rc && (got != d->size || strcmp(hex, d->sha256)))
+        rc = vaed_err_set(err, VAED_EIO, "", "dataset %" PRId64 "'s bytes in the database are "
+                          "%" PRId64 " bytes of SHA-256 %s, not the %" PRId64 " bytes of %s "
+                          "uploaded", d->id, got, hex, d->size, d->sha256);
+    return rc;
+}
+
 /* ---- writes --------------------------------------------------------------------- */
 
 typedef struct ins_arg {
     const store_dataset_new *nd;
 } ins_arg;
+
+/* The upload's bytes as rows of dataset_blobs, and their SHA-256 on the dataset's row;
+ * a file that does not read back as size bytes fails the insert (EIO). */
+static int insert_parts(sql_conn *db, int64_t id, const store_dataset_new *nd, int *vrc,
+                        char *msg, size_t msgsz)
+{
+    FILE *f = fopen(nd->bytes_path, "rb");
+    unsigned char *buf = malloc(STORE_DS_PART);
+    digest dg;
+    int dg_ok = digest_init(&dg) == 0;
+    sql_stmt *s = NULL;
+    int rc = SQL_DONE;
+    int64_t got = 0;
+    if (!f || !buf || !dg_ok) {
+        *vrc = f ? VAED_ENOMEM : VAED_EIO;
+        snprintf(msg, msgsz, "keeping the upload: %s", f ? "out of memory" : strerror(errno));
+        goto out;
+    }
+    if ((rc = sql_prepare(db, SQL_PART_INSERT, &s, NULL)) != 0)
+        goto out;
+    size_t n;
+    for (int64_t seq = 0; (n = fread(buf, 1, STORE_DS_PART, f)) > 0; seq++) {
+        digest_add(&dg, buf, n);
+        got += (int64_t)n;
+        sql_bind_int64(s, 1, id);
+        sql_bind_int64(s, 2, seq);
+        sql_bind_blob(s, 3, buf, n);
+        if ((rc = store_wrun(s, NULL)) != SQL_DONE)
+            goto out;
+    }
+    if (ferror(f) || got != nd->size) {
+        *vrc = VAED_EIO;
+        snprintf(msg, msgsz, "keeping the upload: read %" PRId64 " of its %" PRId64 " bytes",
+                 got, nd->size);
+        goto out;
+    }
+    char hex[65];
+    digest_hex(&dg, hex);
+    dg_ok = 0;
+    sql_finalize(s);
+    if ((rc = sql_prepare(db, SQL_SET_SHA, &s, NULL)) != 0)
+        goto out;
+    sql_bind_int64(s, 1, id);
+    sql_bind_text(s, 2, hex);
+    rc = store_wrun(s, NULL);
+out:
+    if (dg_ok) {
+        char unused[65];
+        digest_hex(&dg, unused);
+    }
+    sql_finalize(s);
+    free(buf);
+    if (f)
+        fclose(f);
+    return rc;
+}
 
 static int do_insert(sql_conn *db, void *arg, int *vrc, int64_t *out_id, char *msg, size_t msgsz)
 {
@@ -171,7 +352,9 @@ static int do_insert(sql_conn *db, void *arg, int *vrc, int64_t *out_id, char *m
     sql_bind_text(s, 2, path);
     rc = store_wrun(s, NULL);
     sql_finalize(s);
-    return rc;
+    if (rc != SQL_DONE || !nd->bytes_path)
+        return rc;
+    return insert_parts(db, *out_id, nd, vrc, msg, msgsz);
 }
 
 static int json_object_text(const char *text, const char *field, vaed_err *err)

@@ -28,7 +28,13 @@
  *     (a client pages with after=ID).
  * v8: pbt_decisions (store/sweeps.h): a PBT member's decision at each generation
  *     boundary — kept its own state, or took a donor's checkpoint there with a perturbed
- *     schedule — the lineage GET /v1/sweeps/{id}/trials/{t}/schedule stitches. */
+ *     schedule — the lineage GET /v1/sweeps/{id}/trials/{t}/schedule stitches.
+ * v9: jobs.kernels, what decided the bits of the job's latest steps.
+ * v10: dataset_blobs and datasets.sha256 (store/datasets.h): an upload's bytes kept in
+ *     the database in parts of STORE_DS_PART bytes, so a node that did not take the
+ *     upload reads them from there; the SHA-256 of the whole file. A rowid table, not
+ *     WITHOUT ROWID: its rows are large (SQLite advises rowid tables past a twentieth
+ *     of a page). */
 #include <stdio.h>
 
 #include "store/pyramid.h"
@@ -180,6 +186,14 @@ static const char *const migrations[] = {
     ") WITHOUT ROWID;",
     /* v9: what decided the bits of the job's latest steps (vae_kernels_id) */
     "ALTER TABLE jobs ADD COLUMN kernels TEXT;",
+    /* v10 */
+    "CREATE TABLE dataset_blobs ("
+    "  dataset INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  PRIMARY KEY (dataset, seq)"
+    ");"
+    "ALTER TABLE datasets ADD COLUMN sha256 TEXT;",
 };
 
 static int exec_all(sql_conn *db, const char *sql, vaed_err *err)
@@ -258,6 +272,7 @@ static int (*const migration_fn[])(sql_conn *, vaed_err *) = {
     NULL,            /* v7 */
     NULL,            /* v8 */
     NULL,            /* v9 */
+    NULL,            /* v10 */
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION + 1,

@@ -18,7 +18,10 @@
  *       keeps it in the transaction that writes the rows it summarises.
  *   datasets(id PK, name, source 'file'|'upload', spec JSON, info JSON, size,
  *            created_at)  registered datasets (v4): spec is the dataset object a job
- *       naming this dataset trains on, info its shape as GET /v1/datasets shows it
+ *       naming this dataset trains on, info its shape as GET /v1/datasets shows it;
+ *       sha256 (v10) the digest of an upload's bytes
+ *   dataset_blobs(dataset, seq, data BLOB)       PK(dataset, seq)
+ *       an upload's bytes in parts (v10; store/datasets.h), so every node can read them
  *   evaluations(id PK, job, ckpt_step, asked, split, k, seed, rows, rows_done, state,
  *               reason, result JSON, created_at, started_at, finished_at, seconds)
  *   eval_blocks(eval, block, rows, data BLOB)    PK(eval, block) WITHOUT ROWID
@@ -79,7 +82,7 @@
 #include "vae/err.h"
 #include "vae/metric_fields.h"
 
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 
 typedef struct store store;
 

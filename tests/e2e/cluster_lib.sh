@@ -1,7 +1,7 @@
 # cluster_lib.sh — the nodes of a cluster for an end-to-end test (cluster_pg.sh,
 # cluster_sweeps_pg.sh), on top of daemon_lib.sh and pg_lib.sh, after pg_init. The
-# caller sets TTL (--lease-ttl), CWAIT (--control-wait) and UP (the shared
-# --upload-dir) before starting nodes; the EXIT trap kills every node (a stopped one
+# caller sets TTL (--lease-ttl), CWAIT (--control-wait) and UP (each node NAME's
+# --upload-dir is UP/NAME: nodes share no directory) before starting nodes; the EXIT trap kills every node (a stopped one
 # continued first) and, when a check failed, shows their logs and the leases.
 
 # ---- the nodes ---------------------------------------------------------------------------
@@ -39,7 +39,7 @@ start_node() { # NAME [flags...]
     c_n=$1; shift
     rm -f "$T/$c_n.port"
     "$VAED" serve --db "$PGURL" --node "$c_n" --lease-ttl "$TTL" --control-wait "$CWAIT" \
-        --listen 127.0.0.1:0 --port-file "$T/$c_n.port" --upload-dir "$UP" --threads 1 \
+        --listen 127.0.0.1:0 --port-file "$T/$c_n.port" --upload-dir "$UP/$c_n" --threads 1 \
         --access-log 0 "$@" >>"$T/$c_n.log" 2>&1 &
     c_p=$!
     eval "PID_$c_n=$c_p"

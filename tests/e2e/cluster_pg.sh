@@ -38,9 +38,11 @@
 #       within a factor 2 of the stored rows' own rate), checkpoints, epochs whose
 #       test figures are the stored ones, and the final state at the last step; the
 #       stream then ends by itself.
-#   (h) a dataset uploaded through n1 (the nodes share one --upload-dir): every node
-#       lists it, six jobs naming it through the three nodes complete on at least two
-#       nodes, with the same losses bit for bit;
+#   (h) a dataset uploaded through n1 (each node has its own --upload-dir: they share
+#       no directory): every node lists it with the SHA-256 sha256sum gives the file,
+#       six jobs naming it through the three nodes complete on at least two nodes, with
+#       the same losses bit for bit, from copies each node made from the database that
+#       equal the file byte for byte; a DELETE through n2 removes n2's copy;
 #   (f) the server restarted (`pg_ctl restart`) while every node trains a job: the nodes
 #       reconnect and live on, each job completes once (its lease done) and bit-identical
 #       (nothing lost: every step once), every node lists them completed.
@@ -514,9 +516,9 @@ check "(g) the stream through $GX of job $G run on $GO: state, steps equal to th
     [ -z "$c_bad" ]
 
 # ---- (h) a dataset uploaded through one node, used on every node ------------------------------
-# The nodes share one --upload-dir (operations.md: the upload directory a cluster's nodes
-# share); the registry is the database's. Plain only (CI time; datasets.sh runs uploads
-# under every sanitizer).
+# Each node has its own --upload-dir (cluster_lib.sh): the bytes come from the database
+# (operations.md: datasets in a cluster). Plain only (CI time; datasets.sh runs uploads
+# under every sanitizer, test_dataset_bytes the copies on PostgreSQL in every pass).
 case "${SANITIZER:-}" in
 *thread*) echo "cluster_pg: (h) not under ThreadSanitizer: datasets.sh uploads there" ;;
 *)
@@ -539,10 +541,12 @@ PY
     HDS=$(jqb '.id // empty')
     check "(h) upload through n1: 201 (HTTP $STATUS: $(printf '%s' "$BODY" | cut -c 1-200))" \
         [ "$STATUS" = 201 -a -n "$HDS" ]
-    for c_n in n2 n3; do
+    HSHA=$(sha256sum "$T/h.npy" | cut -d' ' -f1)
+    for c_n in n1 n2 n3; do
         on "$c_n"
         api GET "/v1/datasets/$HDS"
-        check "(h) $c_n lists dataset $HDS (HTTP $STATUS)" [ "$STATUS" = 200 -a "$(jqb .rows)" = 400 ]
+        check "(h) $c_n lists dataset $HDS with sha256sum's digest (HTTP $STATUS, $(jqb .sha256))" \
+            [ "$STATUS" = 200 -a "$(jqb .rows)" = 400 -a "$(jqb .sha256)" = "$HSHA" ]
     done
     # six jobs on it through the three nodes: each runs where a worker is free
     HSPEC=$(jq -cn --argjson id "${HDS:-0}" '{name: "shared-data", dataset: {id: $id},
@@ -571,6 +575,14 @@ PY
         check "(h) job $J's losses equal job $c_first's, bit for bit (same spec, same data)" \
             cmp -s "$T/h.$c_first.json" "$T/h.$J.json"
     done
+    for c_n in $HDIST; do
+        check "(h) $c_n read dataset $HDS from its own copy, equal to the file" \
+            cmp -s "$T/h.npy" "$UP/$c_n/$HDS.npy"
+    done
+    on n2
+    api DELETE "/v1/datasets/$HDS"
+    check "(h) DELETE through n2: 204 and n2's copy gone (HTTP $STATUS)" \
+        [ "$STATUS" = 204 -a ! -e "$UP/n2/$HDS.npy" ]
     ;;
 esac
 

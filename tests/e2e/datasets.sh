@@ -4,7 +4,8 @@
 # computed itself), garbage (422, nothing left) and over --max-upload (413, nothing
 # left), list and get, a job naming a dataset by id (same metrics as the same job naming
 # the file by path), DELETE refused while a job uses the dataset and done after, an
-# unknown dataset.id (422), and the registry surviving a restart.
+# unknown dataset.id (422), the registry surviving a restart, and an upload's bytes kept
+# in the database (its SHA-256 shown; a lost copy made again from there).
 . tests/e2e/lib.sh
 e2e_init
 
@@ -59,7 +60,7 @@ api POST /v1/datasets '{"name": "x", "path": "x.npy", "format": "npy"}'
 expect_status 201
 FILE_ID=$(jqb .id)
 jqt ".source == \"file\" and .format == \"npy\" and .rows == $NROWS and .width == $NCOLS and .shape == [$NROWS, $NCOLS]" "register npy"
-jqt ".spec.path == \"$(cd "$DATA" && pwd -P)/x.npy\" and .size == $(wc -c <"$DATA/x.npy")" "registered spec and size"
+jqt ".spec.path == \"$(cd "$DATA" && pwd -P)/x.npy\" and .size == $(wc -c <"$DATA/x.npy") and .sha256 == null" "registered spec and size (a file: no bytes kept, no sha256)"
 
 api POST /v1/datasets "{\"name\": \"out\", \"path\": \"$T/outside/x.npy\", \"format\": \"npy\"}"
 expect_status 403
@@ -91,6 +92,7 @@ NPY_ID=$(jqb .id)
 jqt ".source == \"upload\" and .rows == $NROWS and .shape == [$NROWS, $NCOLS] and .size == $(wc -c <"$DATA/x.npy")" "upload npy"
 check "npy upload kept as <id>.npy" test -f "$UP/$NPY_ID.npy"
 check "npy upload identical" cmp -s "$UP/$NPY_ID.npy" "$DATA/x.npy"
+jqt ".sha256 == \"$(sha256sum "$DATA/x.npy" | cut -d' ' -f1)\"" "the upload's SHA-256 is sha256sum's"
 upload csvup "format=csv" "$DATA/t.csv" text/csv
 expect_status 201
 CSV_ID=$(jqb .id)
@@ -211,8 +213,14 @@ expect_status 201
 check "text job by id completes" wait_state "$(jqb .id)" completed 300
 
 # ---- restart keeps the registry ----
+# The database keeps every upload's bytes: a copy lost from the upload directory is
+# made again from there when a job needs it, and a copy of no dataset is deleted at
+# the start.
 stop_daemon
+rm "$UP/$CSV_ID.csv"
+: >"$UP/9999.npy"
 start_daemon --data-dir "$DATA" --upload-dir "$UP" --max-upload 1
+check "a copy of no dataset deleted at the start" test ! -e "$UP/9999.npy"
 api GET /v1/datasets
 expect_status 200
 jqt "[.datasets[].id] == [$CSV_ID, $TEXT_ID, $W8_ID]" "registry after restart"
@@ -221,6 +229,8 @@ jqt ".rows == $TEXT_ROWS and .vocab == $TEXT_VOCAB" "text dataset after restart"
 api POST /v1/jobs "$(job "{\"id\": $CSV_ID}" 1)"
 expect_status 201
 check "csv job by id after restart" wait_state "$(jqb .id)" completed 300
+check "the lost csv upload made again from the database, byte for byte" \
+    cmp -s "$UP/$CSV_ID.csv" "$DATA/t.csv"
 
 # Token: mutating routes need it, reads do not.
 stop_daemon

@@ -45,10 +45,10 @@ static void test_owns(const api_datasets *ds, const char *up)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", up, cases[i].name);
-        int got = api_datasets_owns_path(ds, p);
+        int got = api_datasets_owns_path(ds, NULL, p);
         CHECK(got == cases[i].want, "owns(%s) = %d, want %d", cases[i].name, got, cases[i].want);
     }
-    CHECK(!api_datasets_owns_path(ds, "/tmp/12.npy"), "a path elsewhere is not an upload");
+    CHECK(!api_datasets_owns_path(ds, NULL, "/tmp/12.npy"), "a path elsewhere is not an upload");
 }
 
 static void test_merge(void)
