@@ -67,19 +67,29 @@ void store_read_begin(sql_conn *c)
              NULL);
 }
 
+int store_read_open(store *st, const char *sql, sql_conn **db, sql_stmt **s, const char *what,
+                    vaed_err *err)
+{
+    *s = NULL;
+    int rc = store_ropen(st, db, err);
+    if (rc)
+        return rc;
+    if (sql_prepare(*db, sql, s, NULL) != 0) {
+        rc = store_dberr(err, *db, "%s", what);
+        sql_close(*db);
+        *db = NULL;
+    }
+    return rc;
+}
+
 int store_read_each(store *st, const char *sql, int64_t id, store_row_fn row, void *arg,
                     const char *what, vaed_err *err)
 {
     sql_conn *db = NULL;
     sql_stmt *s = NULL;
-    int rc = store_ropen(st, &db, err);
+    int rc = store_read_open(st, sql, &db, &s, what, err);
     if (rc)
         return rc;
-    if (sql_prepare(db, sql, &s, NULL) != 0) {
-        rc = store_dberr(err, db, "%s", what);
-        sql_close(db);
-        return rc;
-    }
     if (id > 0)
         sql_bind_int64(s, 1, id);
     int sr;

@@ -171,14 +171,9 @@ int store_dataset_by_path(store *st, const char *path, store_dataset *d, vaed_er
     memset(d, 0, sizeof *d);
     sql_conn *db = NULL;
     sql_stmt *s = NULL;
-    int rc = store_ropen(st, &db, err);
+    int rc = store_read_open(st, SQL_BY_PATH, &db, &s, "reading datasets", err);
     if (rc)
         return rc;
-    if (sql_prepare(db, SQL_BY_PATH, &s, NULL) != 0) {
-        rc = store_dberr(err, db, "reading datasets");
-        sql_close(db);
-        return rc;
-    }
     sql_bind_text(s, 1, path);
     int sr = sql_step(s, NULL);
     if (sr == SQL_ROW)
@@ -211,20 +206,15 @@ int store_dataset_fetch(store *st, const store_dataset *d, int fd, vaed_err *err
 {
     if (!d->sha256[0])
         return vaed_err_set(err, VAED_ENOTFOUND, "", "dataset %" PRId64 "'s bytes are not kept "
-                            "in the database (uploaded by a vaed before 2026-12-06)", d->id);
+                            "in the database (an upload of a build before schema v10)", d->id);
     sql_conn *db = NULL;
     sql_stmt *s = NULL;
     digest dg;
-    int rc = store_ropen(st, &db, err);
-    if (rc)
-        return rc;
-    if (digest_init(&dg)) {
-        sql_close(db);
+    if (digest_init(&dg))
         return vaed_err_set(err, VAED_ENOMEM, NULL, "starting a SHA-256");
-    }
-    store_read_begin(db); /* one snapshot: the parts of one upload */
-    if (sql_prepare(db, SQL_PART, &s, NULL) != 0)
-        rc = store_dberr(err, db, "reading dataset %" PRId64 "'s bytes", d->id);
+    int rc = store_read_open(st, SQL_PART, &db, &s, "reading a dataset's bytes", err);
+    if (!rc)
+        store_read_begin(db); /* one snapshot: the parts of one upload */
     int64_t got = 0;
     for (int64_t seq = 0; !rc; seq++) {
         sql_bind_int64(s, 1, d->id);

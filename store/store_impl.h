@@ -145,6 +145,10 @@ int store_dberr(vaed_err *err, sql_conn *db, const char *what, ...)
 int store_conn_open(sql_conn **db, const char *path, int busy_ms, int create, vaed_err *err);
 /* A read-only connection on st's database (SQLite query_only, PostgreSQL read only). */
 int store_ropen(store *st, sql_conn **db, vaed_err *err);
+/* store_ropen and sql prepared on it: 0 with *db and *s (the caller finalizes s and
+ * closes db), or the error (what says what was being read), nothing left open. */
+int store_read_open(store *st, const char *sql, sql_conn **db, sql_stmt **s, const char *what,
+                    vaed_err *err);
 /* PostgreSQL: take the session lock that makes this connection's store the only one
  * on the database (store_open; the writer again after a reconnect). VAED_EBUSY when
  * another session holds it. */

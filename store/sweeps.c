@@ -238,14 +238,9 @@ int store_sweeps_ids(store *st, int64_t **ids, size_t *n, vaed_err *err)
     *n = 0;
     sql_conn *db = NULL;
     sql_stmt *q = NULL;
-    int rc = store_ropen(st, &db, err);
+    int rc = store_read_open(st, SQL_IDS, &db, &q, "listing sweeps", err);
     if (rc)
         return rc;
-    if (sql_prepare(db, SQL_IDS, &q, NULL) != 0) {
-        rc = store_dberr(err, db, "listing sweeps");
-        sql_close(db);
-        return rc;
-    }
     size_t cap = 0;
     int sr;
     while ((sr = sql_step(q, NULL)) == SQL_ROW) {
@@ -318,14 +313,9 @@ static int each_row(store *st, const char *sql, const int64_t *par, int npar,
 {
     sql_conn *db = NULL;
     sql_stmt *q = NULL;
-    int rc = store_ropen(st, &db, err);
+    int rc = store_read_open(st, sql, &db, &q, what, err);
     if (rc)
         return rc;
-    if (sql_prepare(db, sql, &q, NULL) != 0) {
-        rc = store_dberr(err, db, "%s", what);
-        sql_close(db);
-        return rc;
-    }
     for (int i = 0; i < npar; i++)
         sql_bind_int64(q, i + 1, par[i]);
     int sr;

@@ -22,8 +22,8 @@
 #include "api/datasets.h"
 #include "store/datasets.h"
 #include "store/sql.h"
-#include "t.h"
-#include "test_sql_util.h"
+#include "tests/unit/t.h"
+#include "tests/unit/test_sql_util.h"
 
 static const char *K = "sqlite"; /* which database, in the messages */
 
@@ -218,18 +218,10 @@ int main(void)
     const char *url = getenv("VAED_TEST_PG");
     if (url && *url) {
         K = "postgres";
-        sql_conn *c = NULL;
         vaed_err e = {0};
-        int rc = sql_open(&c, url, NULL, &e);
-        if (rc == 0)
-            rc = sql_exec(c, "DROP DATABASE IF EXISTS vaed_dsbytes", &e);
-        if (rc == 0)
-            rc = sql_exec(c, "CREATE DATABASE vaed_dsbytes", &e);
-        CHECK(rc == 0, "postgres: a fresh database: %s", e.msg);
-        sql_close(c);
-        const char *slash = strrchr(url, '/');
         char pdb[512];
-        snprintf(pdb, sizeof pdb, "%.*s/vaed_dsbytes", (int)(slash - url), url);
+        int rc = t_pg_fresh(url, "vaed_dsbytes", pdb, sizeof pdb, &e);
+        CHECK(rc == 0, "postgres: a fresh database: %s", e.msg);
         if (rc == 0)
             scenario(pdb, dir);
     } else {

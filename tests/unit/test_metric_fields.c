@@ -33,6 +33,7 @@
 #include "store/sql.h"
 #include "store/store.h"
 #include "tests/unit/t.h"
+#include "tests/unit/test_sql_util.h"
 #include "vae/report.h"
 
 #define N VAE_METRIC_NFIELDS
@@ -104,20 +105,13 @@ static void check_came_back(store *st, int64_t id, const char *what)
  * whose rows are sized by the column count, was built again. */
 static void pg_part(const char *url)
 {
-    sql_conn *c = NULL;
     vaed_err e = {0};
-    int rc = sql_open(&c, url, NULL, &e);
-    if (rc == 0)
-        rc = sql_exec(c, "DROP DATABASE IF EXISTS vaed_fields", &e);
-    if (rc == 0)
-        rc = sql_exec(c, "CREATE DATABASE vaed_fields", &e);
-    sql_close(c);
+    char db[512];
+    sql_conn *c = NULL;
+    int rc = t_pg_fresh(url, "vaed_fields", db, sizeof db, &e);
     CHECK(rc == 0, "postgres: a fresh database: %s", e.msg);
     if (rc)
         return;
-    const char *slash = strrchr(url, '/');
-    char db[512];
-    snprintf(db, sizeof db, "%.*s/vaed_fields", (int)(slash - url), url);
     store *st = NULL;
     int64_t id = 0;
     CHECK(store_open(&st, db, NULL, &e) == 0, "postgres: open: %s", e.msg);

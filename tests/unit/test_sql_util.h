@@ -4,6 +4,7 @@
 #define VAED_TEST_SQL_UTIL_H
 
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "store/sql.h"
@@ -21,6 +22,26 @@ static inline int64_t t_sql_int(sql_conn *c, const char *sql)
         fprintf(stderr, "query [%s]: %s\n", sql, e.msg[0] ? e.msg : "no row");
     sql_finalize(s);
     return v;
+}
+
+/* A fresh database NAME on the PostgreSQL server of url (dropped first if it exists):
+ * 0 with its URL in out (n bytes), or -1 with the server's message in e. */
+static inline int t_pg_fresh(const char *url, const char *name, char *out, size_t n,
+                             vaed_err *e)
+{
+    sql_conn *c = NULL;
+    char sql[160];
+    int rc = sql_open(&c, url, NULL, e);
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", name);
+    if (rc == 0)
+        rc = sql_exec(c, sql, e);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    if (rc == 0)
+        rc = sql_exec(c, sql, e);
+    sql_close(c);
+    const char *slash = strrchr(url, '/');
+    snprintf(out, n, "%.*s/%s", slash ? (int)(slash - url) : 0, url, name);
+    return rc == 0 && slash ? 0 : -1;
 }
 
 /* Remove a SQLite database at path with its -wal and -shm files, and then its

@@ -274,18 +274,8 @@ static void scenario(const char *target, const char *k, struct out *o)
 static int pg_fresh_db(const char *url, char *out, size_t n)
 {
     vaed_err e = {0};
-    sql_conn *c = NULL;
-    if (sql_open(&c, url, NULL, &e) != 0) {
-        CHECK(0, "postgres: connect: %s", e.msg);
-        return -1;
-    }
-    int rc = sql_exec(c, "DROP DATABASE IF EXISTS vaed_backends", &e);
-    if (rc == 0)
-        rc = sql_exec(c, "CREATE DATABASE vaed_backends", &e);
+    int rc = t_pg_fresh(url, "vaed_backends", out, n, &e);
     CHECK(rc == 0, "postgres: a fresh database: %s", e.msg);
-    sql_close(c);
-    const char *slash = strrchr(url, '/');
-    snprintf(out, n, "%.*s/vaed_backends", (int)(slash - url), url);
     return rc;
 }
 

@@ -13,6 +13,7 @@
  * never get two (on PostgreSQL, without the sweep's row lock they do in most rounds);
  * on PostgreSQL, a take while another transaction holds the sweep's row is refused
  * after the lease connection's lock timeout, not waited on. */
+#include "tests/unit/test_sql_util.h"
 #include "tests/unit/test_store_util.h"
 
 #include "store/lease.h"
@@ -493,18 +494,10 @@ int main(void)
     const char *url = getenv("VAED_TEST_PG");
     if (url && *url) {
         K = "postgres";
-        sql_conn *c = NULL;
         vaed_err e = {0};
-        int rc = sql_open(&c, url, NULL, &e);
-        if (rc == 0)
-            rc = sql_exec(c, "DROP DATABASE IF EXISTS vaed_fence", &e);
-        if (rc == 0)
-            rc = sql_exec(c, "CREATE DATABASE vaed_fence", &e);
-        CHECK(rc == 0, "postgres: a fresh database: %s", e.msg);
-        sql_close(c);
-        const char *slash = strrchr(url, '/');
         char db[512];
-        snprintf(db, sizeof db, "%.*s/vaed_fence", (int)(slash - url), url);
+        int rc = t_pg_fresh(url, "vaed_fence", db, sizeof db, &e);
+        CHECK(rc == 0, "postgres: a fresh database: %s", e.msg);
         if (rc == 0) {
             old_controls(db, 1);
             scenario(db);
