@@ -104,7 +104,7 @@ static void gemm_part(void *arg, int part, int nparts)
         const float *in;
         float *out, *d, *din;
         vae_model_layer_bufs(m, sp.layer, &in, &out, &d, &din);
-        vae_gemm_dw(m->grads + l->w, d, in, n, l->in, l->out, sp.o0, sp.o1);
+        vae_gemm_dw(m->grads + l->w, d, in, n, l->in, l->out, sp.o0, sp.o1, 1); /* as a step */
     }
 }
 
@@ -120,7 +120,7 @@ static void gemm_whole(vae_model *m, int B)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1.0f, in, l->in,
                     m->params + l->w, l->in, 0.0f, out, l->out);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->out, l->in, n, 1.0f, d, l->out,
-                    in, l->in, 0.0f, m->grads + l->w, l->in);
+                    in, l->in, 1.0f, m->grads + l->w, l->in); /* β = 1 as a step's */
         if (i != 0)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, l->in, l->out, 1.0f, d,
                         l->out, m->params + l->w, l->in, 0.0f, din, l->in);

@@ -162,13 +162,13 @@ void vae_gemm_dx(float *din, const float *dout, const float *W, int B, int IN, i
 }
 
 void vae_gemm_dw(float *dW, const float *dout, const float *in, int B, int IN, int OUT, int o0,
-                 int o1)
+                 int o1, int add)
 {
     /* dW[o0:o1]^T (IN,o1-o0) = in^T (IN,B) · (dout[:, o0:o1]^T)^T */
     if (xsmm_run(VAE_GEMM_BACKWARD, IN, o1 - o0, B, in, IN, dout + o0, OUT, dW + (long)o0 * IN,
                  IN, LIBXSMM_GEMM_FLAG_TRANS_B))
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, IN, B, 1.0f, dout + o0,
-                    OUT, in, IN, 0.0f, dW + (long)o0 * IN, IN);
+                    OUT, in, IN, add ? 1.0f : 0.0f, dW + (long)o0 * IN, IN);
 }
 
 void vae_gemm_fwd(float *out, const float *in, const float *W, int B, int IN, int OUT)
@@ -271,9 +271,9 @@ void dense_backward_data(float *din, const float *dout, const float *W, int B, i
 }
 
 void dense_backward_params(float *dW, float *db, const float *dout, const float *in, int B,
-                           int IN, int OUT, int o0, int o1)
+                           int IN, int OUT, int o0, int o1, int add)
 {
-    vae_gemm_dw(dW, dout, in, B, IN, OUT, o0, o1);
+    vae_gemm_dw(dW, dout, in, B, IN, OUT, o0, o1, add);
     for (int o = o0; o < o1; o++)
         db[o] = 0.0f;
     for (int i = 0; i < B; i++) {
@@ -286,7 +286,7 @@ void dense_backward_params(float *dW, float *db, const float *dout, const float 
 void dense_backward(float *din, float *dW, float *db, const float *dout, const float *in,
                     const float *W, int B, int IN, int OUT)
 {
-    dense_backward_params(dW, db, dout, in, B, IN, OUT, 0, OUT);
+    dense_backward_params(dW, db, dout, in, B, IN, OUT, 0, OUT, 0);
     if (din)
         dense_backward_data(din, dout, W, B, IN, OUT);
 }

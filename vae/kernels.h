@@ -19,7 +19,11 @@
  *   vae_gemm_fwd_t: the same from Wt (IN,OUT) = W^T, the weights transposed
  *   vae_gemm_dx:    din (B,IN) = dout (B,OUT) · W
  *   vae_gemm_dw:    rows [o0,o1) of dW (OUT,IN) = dout[:, o0:o1]^T · in
- * each writing over its output. fwd_t, dx and dw run on libxsmm's JIT kernels when
+ * each writing over its output, except vae_gemm_dw with add: then dW's rows hold zeros
+ * and the product is added to them (OpenBLAS's β = 1), which spares OpenBLAS the pass
+ * that zeroes them first (β = 0) — the same bits, as x + 0 = x, at 2-8% of a training
+ * step on an AVX2 host (docs/benchmarks.md). The trainer keeps the weight gradient at
+ * zero between steps for it: vae_adam_update clears what it reads. fwd_t, dx and dw run on libxsmm's JIT kernels when
  * vae_gemm_lib() of their product is VAE_GEMM_LIBXSMM (and on OpenBLAS for a shape
  * libxsmm has no kernel for), else on OpenBLAS. (libxsmm 1.17 has no kernel for W^T read in place, hence the
  * transposed copy the trainer keeps: vae_model_use_wt.) Either way a product's bits
@@ -28,7 +32,7 @@ void vae_gemm_fwd(float *out, const float *in, const float *W, int B, int IN, in
 void vae_gemm_fwd_t(float *out, const float *in, const float *Wt, int B, int IN, int OUT);
 void vae_gemm_dx(float *din, const float *dout, const float *W, int B, int IN, int OUT);
 void vae_gemm_dw(float *dW, const float *dout, const float *in, int B, int IN, int OUT, int o0,
-                 int o1);
+                 int o1, int add);
 
 /* The library of each product, decided once per process. VAED_GEMM=openblas or
  * =libxsmm puts all three on that library; unset or "auto" chooses by what
@@ -70,12 +74,14 @@ void dense_forward_naive(float *out, const float *in, const float *W, const floa
  * backward pass, which a training step runs at different times (vae/model.h):
  *   dense_backward_data:   din (B,IN) = dout · W;
  *   dense_backward_params: the rows [o0, o1) of dW = dout^T · in and of
- *                          db = colsum(dout), written over what dW and db held.
+ *                          db = colsum(dout), written over what dW and db held
+ *                          (dW with add: added to its rows, which hold zeros;
+ *                          vae_gemm_dw).
  * A row block of dW is the same numbers as those rows of the whole product: the
  * reduction over the batch runs the same way whatever the block. */
 void dense_backward_data(float *din, const float *dout, const float *W, int B, int IN, int OUT);
 void dense_backward_params(float *dW, float *db, const float *dout, const float *in, int B,
-                           int IN, int OUT, int o0, int o1);
+                           int IN, int OUT, int o0, int o1, int add);
 /* Both: dW, db (every row) and, unless din is NULL, din. The naive twin is the oracle. */
 void dense_backward(float *din, float *dW, float *db, const float *dout, const float *in,
                     const float *W, int B, int IN, int OUT);

@@ -569,7 +569,7 @@ void vae_model_layer_bufs(const vae_model *m, int i, const float **in, float **o
     }
 }
 
-void vae_model_grad(vae_model *m, int B, int c, vae_span *sp)
+void vae_model_grad(vae_model *m, int B, int c, vae_span *sp, int add)
 {
     vae_span here;
     if (!sp)
@@ -580,7 +580,8 @@ void vae_model_grad(vae_model *m, int B, int c, vae_span *sp)
     float *out, *dy, *din;
     vae_model_layer_bufs(m, sp->layer, &in, &out, &dy, &din);
     dense_backward_params(m->grads + l->w, m->grads + l->b, dy, in,
-                          sp->layer < m->n_enc ? B : B * m->k, l->in, l->out, sp->o0, sp->o1);
+                          sp->layer < m->n_enc ? B : B * m->k, l->in, l->out, sp->o0, sp->o1,
+                          add);
 }
 
 void vae_model_step(vae_model *m, int B, const vae_klweight *w, int backward, vae_terms *t)
@@ -596,7 +597,7 @@ void vae_model_step(vae_model *m, int B, const vae_klweight *w, int backward, va
         vae_model_backward_encoder(m, B, s, t);
     }
     for (int c = 0; c < m->n_chunks; c++)
-        vae_model_grad(m, B, c, NULL);
+        vae_model_grad(m, B, c, NULL, 0);
 }
 
 void vae_model_kl_dims(const vae_model *m, int B, double *out)
@@ -620,7 +621,7 @@ void vae_model_kl_dims(const vae_model *m, int B, double *out)
  * runs); alone on data that fits in the last-level cache it changes nothing. */
 #define ADAM_AHEAD 2048 /* floats */
 
-double vae_adam_update(float *restrict p, const float *restrict g, float *restrict m,
+double vae_adam_update(float *restrict p, float *restrict g, float *restrict m,
                        float *restrict v, long n, const vae_optim_spec *o, double lr, double clip,
                        long t)
 {
@@ -644,6 +645,7 @@ double vae_adam_update(float *restrict p, const float *restrict g, float *restri
             for (int k = 0; k < 16; k++) {
                 const long j = i + k;
                 const float gr = g[j], gi = gr * c;
+                g[j] = 0.0f;
                 acc[k] += gr * gr;
                 m[j] = b1 * m[j] + (1.0f - b1) * gi;
                 v[j] = b2 * v[j] + (1.0f - b2) * gi * gi;
@@ -652,6 +654,7 @@ double vae_adam_update(float *restrict p, const float *restrict g, float *restri
         }
         for (; i < e; i++) {
             const float gr = g[i], gi = gr * c;
+            g[i] = 0.0f;
             acc[0] += gr * gr;
             m[i] = b1 * m[i] + (1.0f - b1) * gi;
             v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;

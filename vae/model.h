@@ -113,7 +113,9 @@ void vae_model_step(vae_model *m, int B, const vae_klweight *w, int backward, va
  *      in the order their layers complete. A chunk's gradient, and the update of its
  *      parameters, wait until no shard will read them again: vae_model_chunk_needs is
  *      1 for a decoder chunk (all of 3's decoder half done), 2 for an encoder one
- *      (all of 3 done).
+ *      (all of 3 done). With add, the chunk's weight-gradient rows hold zeros and the
+ *      product is added to them (vae_gemm_dw), as in a training step, whose update
+ *      (vae_adam_update) clears the gradient it reads; else they are written over.
  * A shard is vae_model_shard_rows(B) consecutive inputs (the last may be shorter): half
  * the batch up to 128 inputs, 64 inputs beyond, so each multiply keeps enough rows to
  * run near its full speed. */
@@ -132,7 +134,7 @@ typedef struct vae_span {
     long w, nw, b, nb;
     int layer, o0, o1;
 } vae_span;
-void vae_model_grad(vae_model *m, int B, int chunk, vae_span *sp);
+void vae_model_grad(vae_model *m, int B, int chunk, vae_span *sp, int add);
 void vae_model_chunk(const vae_model *m, int chunk, vae_span *sp);
 
 /* The transposed weights the forward multiplies read when they run on libxsmm
@@ -168,8 +170,9 @@ void vae_model_kl_dims(const vae_model *m, int B, double *out);
  *   p = p · (1 − lr · wd) − (lr / (1 − b1^t)) · m / (sqrt(v / (1 − b2^t)) + eps)
  * with decoupled weight decay wd (AdamW) and t the 1-based update count. One flat loop
  * that the compiler vectorises; it returns Σ grad² (before clipping), so a step without
- * clipping reads the gradient once. */
-double vae_adam_update(float *restrict p, const float *restrict g, float *restrict m,
+ * clipping reads the gradient once. It leaves g at zero, so that the next step's
+ * multiply adds to it (vae_model_grad with add) without a pass of its own. */
+double vae_adam_update(float *restrict p, float *restrict g, float *restrict m,
                        float *restrict v, long n, const vae_optim_spec *o, double lr,
                        double clip, long t);
 

@@ -365,7 +365,7 @@ static void step_part(void *arg, int part, int nparts)
     vae_span sp;
     while ((i = claim(&j->chunk[0], m->n_chunks)) >= 0) {
         vae_par_wait(par, &j->done[vae_model_chunk_needs(m, i)], S);
-        vae_model_grad(m, j->B, i, &sp);
+        vae_model_grad(m, j->B, i, &sp, 1); /* adds to the zeros the last update left */
         t->chunk_sq[i] = clip ? sum_squares(m->grads + sp.w, sp.nw) +
                                     sum_squares(m->grads + sp.b, sp.nb)
                               : adam_chunk(t, &sp, 1.0);
