@@ -259,6 +259,7 @@ static int insert_parts(sql_conn *db, int64_t id, const store_dataset_new *nd, i
                         char *msg, size_t msgsz)
 {
     FILE *f = fopen(nd->bytes_path, "rb");
+    const int open_errno = errno; /* before malloc or GnuTLS can change it */
     unsigned char *buf = malloc(STORE_DS_PART);
     digest dg;
     int dg_ok = digest_init(&dg) == 0;
@@ -267,7 +268,7 @@ static int insert_parts(sql_conn *db, int64_t id, const store_dataset_new *nd, i
     int64_t got = 0;
     if (!f || !buf || !dg_ok) {
         *vrc = f ? VAED_ENOMEM : VAED_EIO;
-        snprintf(msg, msgsz, "keeping the upload: %s", f ? "out of memory" : strerror(errno));
+        snprintf(msg, msgsz, "keeping the upload: %s", f ? "out of memory" : strerror(open_errno));
         goto out;
     }
     if ((rc = sql_prepare(db, SQL_PART_INSERT, &s, NULL)) != 0)
